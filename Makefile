@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make dev` (run with demo data) and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: dev run test migrate lint fmt bench services
+
+dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
+	scripts/dev.sh
+
+run: ## run the server with the current environment / .env
+	$(CARGO) run --locked --bin ghl-workflow-debugger -- serve
+
+services: ## make sure Postgres and Redis answer (starts them if installed and stopped)
+	scripts/ensure-services.sh
+
+test: services ## every test, against real Postgres and Redis
+	$(CARGO) test --locked --all-targets
+
+migrate: ## apply migrations to DATABASE_URL (same files as `sqlx migrate run`)
+	$(CARGO) run --locked --bin ghl-workflow-debugger -- migrate
+
+lint: ## formatting and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: ## criterion benchmarks (results in BENCHMARKS.md)
+	$(CARGO) bench --locked

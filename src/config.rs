@@ -1,0 +1,379 @@
+//! Typed settings read from the environment (and `.env`, loaded by `main`).
+//!
+//! Every variable is parsed once, here; a missing or malformed one becomes a
+//! [`ConfigError`] that names it and says what is expected, without echoing
+//! secret values.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+/// Where the service runs; shown as `environment` in health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnvironment {
+    Development,
+    Production,
+}
+
+impl AppEnvironment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: Url,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub run_migrations: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `None` when `REDIS_URL` is unset or empty: the in-memory tier only.
+    pub url: Option<Url>,
+    pub prefix: String,
+    pub l1_capacity: u64,
+    pub l2_budget: Duration,
+    pub warm_on_start: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub environment: AppEnvironment,
+    pub workers: Option<usize>,
+    pub shutdown_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub database: DatabaseSettings,
+    pub cache: RedisSettings,
+    pub internal_api_token: Option<String>,
+    pub metrics_token: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub rate_limit_enabled: bool,
+    pub frontend_url: Option<String>,
+    pub max_workflow_steps: usize,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of mutating the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Lookup(&lookup);
+        Ok(Self {
+            host: env.parsed("HOST", "0.0.0.0".parse().ok(), "an IP address like 0.0.0.0")?,
+            port: env.parsed("PORT", Some(3000), "a port number 0-65535")?,
+            environment: env.environment()?,
+            workers: env.optional_parsed("WORKERS", "a positive number of HTTP worker threads")?,
+            shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
+            body_limit_bytes: env.parsed(
+                "BODY_LIMIT_BYTES",
+                Some(1024 * 1024),
+                "a size in bytes, e.g. 1048576",
+            )?,
+            database: DatabaseSettings {
+                url: env.database_url()?,
+                max_connections: env.parsed(
+                    "DATABASE_MAX_CONNECTIONS",
+                    Some(10),
+                    "a positive number of connections",
+                )?,
+                acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000, 2_000)?,
+                statement_timeout: env.millis("DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 600_000)?,
+                run_migrations: env.flag("RUN_MIGRATIONS", true)?,
+            },
+            cache: RedisSettings {
+                url: env.redis_url()?,
+                prefix: env.cache_prefix()?,
+                l1_capacity: env.parsed(
+                    "CACHE_L1_CAPACITY",
+                    Some(10_000),
+                    "a number of entries (0 disables the in-process tier)",
+                )?,
+                l2_budget: env.millis("CACHE_L2_BUDGET_MS", 50, 10_000)?,
+                warm_on_start: env.flag("CACHE_WARM", false)?,
+            },
+            internal_api_token: env.secret("INTERNAL_API_TOKEN"),
+            metrics_token: env.secret("METRICS_TOKEN"),
+            webhook_secret: env.secret("GHL_WEBHOOK_SECRET"),
+            rate_limit_enabled: env.flag("RATE_LIMIT_ENABLED", true)?,
+            frontend_url: env.frontend_url()?,
+            max_workflow_steps: env.parsed(
+                "MAX_WORKFLOW_STEPS",
+                Some(5_000),
+                "a positive number of steps",
+            )?,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == AppEnvironment::Production
+    }
+}
+
+/// Replaces the password of a URL with `***` so it can be logged or shown.
+pub fn mask_url(url: &Url) -> String {
+    let mut masked = url.clone();
+    if masked.password().is_some() {
+        // Only fails for URLs that cannot have credentials, which never carry a password.
+        let _ = masked.set_password(Some("***"));
+    }
+    masked.to_string()
+}
+
+struct Lookup<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
+    /// A set, non-blank value, trimmed.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: Option<T>,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| ConfigError::new(name, format!("is invalid: expected {expected}"))),
+            None => default
+                .ok_or_else(|| ConfigError::new(name, format!("is missing: expected {expected}"))),
+        }
+    }
+
+    fn optional_parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        expected: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        self.get(name)
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|_| ConfigError::new(name, format!("is invalid: expected {expected}")))
+            })
+            .transpose()
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(_) => Err(ConfigError::new(name, "is invalid: expected true or false")),
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.parsed(name, Some(default), "a whole number of seconds")
+            .map(Duration::from_secs)
+    }
+
+    fn millis(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        let expected = format!("a whole number of milliseconds from 1 to {max}");
+        let value: u64 = self.parsed(name, Some(default), &expected)?;
+        if value == 0 || value > max {
+            return Err(ConfigError::new(
+                name,
+                format!("is out of range: expected {expected}"),
+            ));
+        }
+        Ok(Duration::from_millis(value))
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.get(name)
+    }
+
+    fn environment(&self) -> Result<AppEnvironment, ConfigError> {
+        match self
+            .get("APP_ENV")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("development") => Ok(AppEnvironment::Development),
+            Some("production") => Ok(AppEnvironment::Production),
+            Some(_) => Err(ConfigError::new(
+                "APP_ENV",
+                "is invalid: expected development or production",
+            )),
+        }
+    }
+
+    fn database_url(&self) -> Result<Url, ConfigError> {
+        const EXPECTED: &str =
+            "a Postgres URL like postgres://user:password@localhost:5432/ghl_workflow_debugger";
+        let raw = self.get("DATABASE_URL").ok_or_else(|| {
+            ConfigError::new("DATABASE_URL", format!("is missing: expected {EXPECTED}"))
+        })?;
+        // The parse error is not shown: it could quote the secret-bearing URL.
+        let url = Url::parse(&raw).map_err(|_| {
+            ConfigError::new("DATABASE_URL", format!("is invalid: expected {EXPECTED}"))
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") || url.host_str().is_none() {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!("is invalid: expected {EXPECTED}"),
+            ));
+        }
+        Ok(url)
+    }
+
+    fn redis_url(&self) -> Result<Option<Url>, ConfigError> {
+        const EXPECTED: &str = "a Redis URL like redis://[user:password@]host:6379[/db], or empty for the in-memory tier only";
+        let Some(raw) = self.get("REDIS_URL") else {
+            return Ok(None);
+        };
+        let url = Url::parse(&raw).map_err(|_| {
+            ConfigError::new("REDIS_URL", format!("is invalid: expected {EXPECTED}"))
+        })?;
+        if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                format!("is invalid: expected {EXPECTED}"),
+            ));
+        }
+        Ok(Some(url))
+    }
+
+    fn cache_prefix(&self) -> Result<String, ConfigError> {
+        let prefix = self.get("CACHE_PREFIX").unwrap_or_else(|| "gwd".to_owned());
+        let valid = prefix.len() <= 64
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(ConfigError::new(
+                "CACHE_PREFIX",
+                "is invalid: expected up to 64 characters of letters, digits, '_', '-' or '.'",
+            ));
+        }
+        Ok(prefix)
+    }
+
+    fn frontend_url(&self) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = self.get("FRONTEND_URL") else {
+            return Ok(None);
+        };
+        let url = Url::parse(&raw).map_err(|_| {
+            ConfigError::new(
+                "FRONTEND_URL",
+                "is invalid: expected an origin like https://app.example.com",
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::new(
+                "FRONTEND_URL",
+                "is invalid: expected an origin like https://app.example.com",
+            ));
+        }
+        Ok(Some(url.origin().ascii_serialization()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings_from(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://app:s3cret@localhost:5432/app");
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let settings = settings_from(&[DB]).unwrap();
+        assert_eq!(settings.port, 3000);
+        assert_eq!(settings.host.to_string(), "0.0.0.0");
+        assert_eq!(settings.environment, AppEnvironment::Development);
+        assert_eq!(settings.cache.prefix, "gwd");
+        assert!(settings.cache.url.is_none());
+        assert!(settings.rate_limit_enabled);
+        assert_eq!(settings.body_limit_bytes, 1024 * 1024);
+        assert!(settings.database.acquire_timeout <= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn missing_database_url_names_the_variable() {
+        let err = settings_from(&[]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(err.to_string().contains("DATABASE_URL is missing"));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable_and_never_echo_secrets() {
+        let cases: &[(&str, &str)] = &[
+            ("PORT", "eighty"),
+            ("APP_ENV", "staging"),
+            ("RATE_LIMIT_ENABLED", "maybe"),
+            ("REDIS_URL", "http://user:hunter2@host:1"),
+            ("CACHE_PREFIX", "has space"),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "30000"),
+            ("FRONTEND_URL", "not a url"),
+        ];
+        for (name, value) in cases {
+            let err = settings_from(&[DB, (name, value)]).unwrap_err();
+            assert_eq!(&err.variable, name);
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_database_url_does_not_echo_it() {
+        let err = settings_from(&[("DATABASE_URL", "mysql://root:t0ps3cret@db/x")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(!err.to_string().contains("t0ps3cret"));
+    }
+
+    #[test]
+    fn empty_redis_url_means_in_memory_only() {
+        let settings = settings_from(&[DB, ("REDIS_URL", "  ")]).unwrap();
+        assert!(settings.cache.url.is_none());
+    }
+
+    #[test]
+    fn mask_url_hides_the_password_only() {
+        let url = Url::parse("redis://default:hunter2@cache:6379/0").unwrap();
+        assert_eq!(mask_url(&url), "redis://default:***@cache:6379/0");
+        let plain = Url::parse("postgres://localhost/db").unwrap();
+        assert_eq!(mask_url(&plain), "postgres://localhost/db");
+    }
+}

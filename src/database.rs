@@ -1,0 +1,86 @@
+//! The Postgres pool and migrations.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::{mask_url, DatabaseSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("DATABASE_URL ({url}) is not usable: {reason}")]
+    Options { url: String, reason: String },
+    #[error("could not migrate the database at {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// A pool with explicit bounds. It connects lazily, so the service starts (and reports
+/// `unhealthy`) while Postgres is down instead of refusing to start.
+pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
+    let options = connect_options(settings)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options))
+}
+
+fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DatabaseError> {
+    let statement_timeout = settings.statement_timeout.as_millis().to_string();
+    let options =
+        PgConnectOptions::from_url(&settings.url).map_err(|error| DatabaseError::Options {
+            url: mask_url(&settings.url),
+            // sqlx's message may quote the URL; keep only its kind.
+            reason: match error {
+                sqlx::Error::Configuration(_) => "invalid connection options".to_owned(),
+                _ => "unsupported URL".to_owned(),
+            },
+        })?;
+    Ok(options
+        .application_name("ghl-workflow-debugger")
+        .options([("statement_timeout", statement_timeout.as_str())])
+        .log_statements(log::LevelFilter::Debug)
+        .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1)))
+}
+
+/// Applies the migrations in `migrations/` (the same files `sqlx migrate run` applies).
+/// Safe to run concurrently from several instances: sqlx takes an advisory lock.
+pub async fn migrate(pool: &PgPool, settings: &DatabaseSettings) -> Result<(), DatabaseError> {
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .map_err(|source| DatabaseError::Migrate {
+            url: mask_url(&settings.url),
+            source,
+        })
+}
+
+/// Creates the database named in the URL when it does not exist yet (for `make dev`).
+pub async fn ensure_database_exists(settings: &DatabaseSettings) -> Result<(), sqlx::Error> {
+    let target =
+        connect_options(settings).map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
+    let Some(name) = target.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = target.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        // Identifiers cannot be bound; quote it the way Postgres does.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        sqlx::query(&format!("create database {quoted}"))
+            .execute(&mut admin)
+            .await?;
+        log::info!("created database {name}");
+    }
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! The one place where errors become HTTP statuses and the error envelope.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::envelope::{error_body, ErrorPayload};
+
+/// One offending field of a request body or query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("request validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{message}")]
+    ServiceUnavailable {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::ServiceUnavailable {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn internal(source: impl Into<BoxError>) -> Self {
+        Self::Internal(source.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Validation(_) => "VALIDATION_ERROR",
+            Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
+            Self::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// What the client reads. 5xx messages are fixed so no internal detail leaks.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Validation(errors) => format!(
+                "The request has {} invalid field{}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            ),
+            Self::RateLimited { retry_after_secs } => {
+                format!("Too many requests; retry in {retry_after_secs} s")
+            }
+            Self::ServiceUnavailable { message, .. } => message.clone(),
+            Self::Internal(_) => "An unexpected error occurred".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::Validation(errors) => Some(serde_json::json!({ "errors": errors })),
+            _ => None,
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            Self::Internal(source) => {
+                log::error!("internal error: {}", error_chain(source.as_ref()))
+            }
+            Self::ServiceUnavailable {
+                message,
+                source: Some(source),
+            } => log::warn!("{message}: {}", error_chain(source.as_ref())),
+            _ => {}
+        }
+    }
+}
+
+/// `a: b: c` for an error and its sources, logged once at the boundary.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        let message = self.public_message();
+        let body = error_body(ErrorPayload {
+            code: self.code(),
+            message: &message,
+            details: self.details(),
+        });
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        response.json(body)
+    }
+}
+
+impl From<crate::repository::RepositoryError> for ApiError {
+    fn from(error: crate::repository::RepositoryError) -> Self {
+        use crate::repository::RepositoryError as E;
+        match error {
+            E::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            E::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            E::Database(error) => classify_database_error(error, "Resource"),
+        }
+    }
+}
+
+/// How a database error reaches a client: absent rows are 404, duplicates 409, an
+/// unavailable database 503 (never 500).
+pub fn classify_database_error(error: sqlx::Error, what: &str) -> ApiError {
+    match &error {
+        sqlx::Error::RowNotFound => ApiError::NotFound(format!("{what} not found")),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            ApiError::Conflict(format!("{what} already exists"))
+        }
+        sqlx::Error::Database(db) if is_unavailability_code(db.code().as_deref()) => {
+            ApiError::unavailable("The database is unavailable, try again shortly", error)
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => {
+            ApiError::unavailable("The database is unavailable, try again shortly", error)
+        }
+        _ => ApiError::internal(error),
+    }
+}
+
+/// SQLSTATEs that mean "not now" rather than "wrong": connection exceptions (08),
+/// statement timeout / cancel (57014), shutdown (57P01–57P03), too many connections (53300).
+fn is_unavailability_code(code: Option<&str>) -> bool {
+    match code {
+        Some(code) => code.starts_with("08") || code.starts_with("57") || code == "53300",
+        None => false,
+    }
+}
+
+impl From<actix_web::error::JsonPayloadError> for ApiError {
+    fn from(error: actix_web::error::JsonPayloadError) -> Self {
+        use actix_web::error::JsonPayloadError as E;
+        match error {
+            E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
+                Self::PayloadTooLarge(format!("The request body is larger than {limit} bytes"))
+            }
+            E::ContentType => Self::UnsupportedMediaType(
+                "Expected a JSON body with Content-Type: application/json".to_owned(),
+            ),
+            E::Deserialize(error) if error.is_data() => {
+                Self::BadRequest(format!("The JSON body has a wrong type or value: {error}"))
+            }
+            E::Deserialize(error) => Self::BadRequest(format!("Malformed JSON body: {error}")),
+            E::Payload(error) => Self::from(error),
+            other => Self::BadRequest(format!("Unreadable JSON body: {other}")),
+        }
+    }
+}
+
+impl From<actix_web::error::PayloadError> for ApiError {
+    fn from(error: actix_web::error::PayloadError) -> Self {
+        match error {
+            actix_web::error::PayloadError::Overflow => {
+                Self::PayloadTooLarge("The request body is too large".to_owned())
+            }
+            other => Self::BadRequest(format!("Unreadable request body: {other}")),
+        }
+    }
+}
+
+impl From<actix_web::error::QueryPayloadError> for ApiError {
+    fn from(error: actix_web::error::QueryPayloadError) -> Self {
+        Self::BadRequest(format!("Invalid query string: {error}"))
+    }
+}
+
+impl From<actix_web::error::PathError> for ApiError {
+    fn from(error: actix_web::error::PathError) -> Self {
+        Self::BadRequest(format!("Invalid path: {error}"))
+    }
+}
+
+/// The envelope `code` for a status produced outside our handlers (actix's own errors).
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "BAD_REQUEST",
+        401 => "UNAUTHORIZED",
+        403 => "FORBIDDEN",
+        404 => "NOT_FOUND",
+        405 => "METHOD_NOT_ALLOWED",
+        409 => "CONFLICT",
+        412 => "PRECONDITION_FAILED",
+        413 => "PAYLOAD_TOO_LARGE",
+        415 => "UNSUPPORTED_MEDIA_TYPE",
+        422 => "VALIDATION_ERROR",
+        429 => "RATE_LIMIT_EXCEEDED",
+        503 => "SERVICE_UNAVAILABLE",
+        s if s >= 500 => "INTERNAL_ERROR",
+        _ => "BAD_REQUEST",
+    }
+}
+
+/// Puts responses that actix produced itself (405, payload errors, …) into the envelope, so a
+/// client never has to parse a second error format.
+pub fn envelope_plain_errors<B>(
+    response: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let status = response.status();
+    let (request, original) = response.into_parts();
+    let message = status.canonical_reason().unwrap_or("Request failed");
+    let mut rebuilt = HttpResponse::build(status);
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.append_header((name.clone(), value.clone()));
+        }
+    }
+    let rebuilt = rebuilt.json(error_body(ErrorPayload {
+        code: code_for_status(status),
+        message,
+        details: None,
+    }));
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(request, rebuilt).map_into_right_body(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_its_contract_status_and_code() {
+        let cases = [
+            (ApiError::BadRequest("x".into()), 400, "BAD_REQUEST"),
+            (ApiError::Unauthorized("x".into()), 401, "UNAUTHORIZED"),
+            (ApiError::Forbidden("x".into()), 403, "FORBIDDEN"),
+            (ApiError::NotFound("x".into()), 404, "NOT_FOUND"),
+            (ApiError::Conflict("x".into()), 409, "CONFLICT"),
+            (
+                ApiError::PayloadTooLarge("x".into()),
+                413,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (ApiError::Validation(vec![]), 422, "VALIDATION_ERROR"),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "RATE_LIMIT_EXCEEDED",
+            ),
+            (ApiError::internal("boom"), 500, "INTERNAL_ERROR"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status_code().as_u16(), status);
+            assert_eq!(error.code(), code);
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let error = ApiError::internal("password=hunter2 in a connection string");
+        assert_eq!(error.public_message(), "An unexpected error occurred");
+    }
+
+    #[test]
+    fn pool_timeouts_are_unavailable_not_internal() {
+        let error = classify_database_error(sqlx::Error::PoolTimedOut, "Workflow");
+        assert_eq!(error.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let missing = classify_database_error(sqlx::Error::RowNotFound, "Workflow");
+        assert_eq!(missing.status_code(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,17 @@
+//! GHL Workflow Debugger backend: stores GoHighLevel automation workflows per location,
+//! finds what is wrong in them and serves it through a layered cache.
+
+pub mod api_keys;
+pub mod config;
+pub mod database;
+pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod operator_auth;
+pub mod repository;
+pub mod request_id;
+pub mod routes;
+pub mod seed;
+pub mod startup;
+pub mod state;

@@ -1,0 +1,101 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ghl_workflow_debugger::config::{ConfigError, Settings};
+use ghl_workflow_debugger::startup::Application;
+use ghl_workflow_debugger::{database, seed};
+
+/// GHL Workflow Debugger backend.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Create the database schema and the demo location, key and workflows (idempotent).
+    SeedDemo,
+}
+
+/// Exit code for configuration errors, as for usage errors.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    if let Err(error) = dotenvy::dotenv() {
+        if !error.not_found() {
+            eprintln!(
+                "configuration error: .env is malformed ({})",
+                describe_dotenv_error(&error)
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return config_failure(&error),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::Migrate => migrate(settings).await,
+            Command::SeedDemo => seed::seed_demo(&settings).await.map_err(|e| e.to_string()),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_failure(error: &ConfigError) -> ExitCode {
+    eprintln!("{error}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// Names the line of a malformed `.env` without printing it (it may hold a secret).
+fn describe_dotenv_error(error: &dotenvy::Error) -> String {
+    match error {
+        dotenvy::Error::LineParse(_, index) => format!("cannot parse it at character {index}"),
+        dotenvy::Error::Io(error) => error.kind().to_string(),
+        _ => "unreadable".to_owned(),
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let application = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    log::info!("listening on port {}", application.port());
+    application
+        .run_until_stopped()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn migrate(settings: Settings) -> Result<(), String> {
+    let pool = database::connect_lazy(&settings.database).map_err(|e| e.to_string())?;
+    database::migrate(&pool, &settings.database)
+        .await
+        .map_err(|e| e.to_string())?;
+    pool.close().await;
+    log::info!("migrations applied");
+    Ok(())
+}

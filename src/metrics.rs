@@ -1,0 +1,38 @@
+//! The Prometheus registry shared by the HTTP middleware and the service's own metrics.
+
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use prometheus::{Encoder, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub http: PrometheusMetrics,
+    pub registry: Registry,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not set up metrics: {0}")]
+pub struct MetricsError(String);
+
+impl Metrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        // `/metrics` is served by our own handler (it needs a token), so the middleware
+        // only measures requests and never answers them.
+        let http = PrometheusMetricsBuilder::new("http")
+            .registry(registry.clone())
+            .exclude("/metrics")
+            .mask_unmatched_patterns("UNKNOWN")
+            .build()
+            .map_err(|error| MetricsError(error.to_string()))?;
+        Ok(Self { http, registry })
+    }
+
+    /// The Prometheus text exposition of everything registered.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .map_err(|error| MetricsError(error.to_string()))?;
+        String::from_utf8(buffer).map_err(|error| MetricsError(error.to_string()))
+    }
+}

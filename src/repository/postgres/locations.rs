@@ -1,0 +1,65 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::repository::{Location, LocationRepository, RepositoryError};
+
+#[derive(Clone)]
+pub struct PgLocationRepository {
+    pool: PgPool,
+}
+
+impl PgLocationRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LocationRow {
+    id: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    uninstalled_at: Option<DateTime<Utc>>,
+}
+
+impl From<LocationRow> for Location {
+    fn from(row: LocationRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+            uninstalled_at: row.uninstalled_at,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LocationRepository for PgLocationRepository {
+    async fn create_with_key(
+        &self,
+        id: &str,
+        name: &str,
+        key_hash: &[u8],
+    ) -> Result<Location, RepositoryError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<LocationRow> = sqlx::query_as(
+            r#"insert into locations (id, name) values ($1, $2)
+               on conflict (id) do nothing
+               returning id, name, created_at, uninstalled_at"#,
+        )
+        .bind(id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row.ok_or(RepositoryError::Conflict("Location"))?;
+        sqlx::query(
+            r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, 'initial')"#,
+        )
+        .bind(id)
+        .bind(key_hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+}

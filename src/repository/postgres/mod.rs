@@ -1,0 +1,5 @@
+//! The only place SQL lives.
+
+mod locations;
+
+pub use locations::PgLocationRepository;

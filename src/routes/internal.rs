@@ -1,0 +1,73 @@
+//! Operator routes, guarded by `INTERNAL_API_TOKEN`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::api_keys::{api_key_hash, generate_api_key};
+use crate::envelope::success_with_status;
+use crate::error::{ApiError, FieldError};
+use crate::operator_auth::OperatorAccess;
+use crate::repository::CreatedLocation;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLocationRequest {
+    id: Option<String>,
+    name: Option<String>,
+}
+
+/// A request that passed validation.
+struct NewLocation {
+    id: String,
+    name: String,
+}
+
+impl TryFrom<CreateLocationRequest> for NewLocation {
+    type Error = ApiError;
+
+    fn try_from(request: CreateLocationRequest) -> Result<Self, ApiError> {
+        let mut errors = Vec::new();
+        let id = request.id.unwrap_or_default();
+        if !is_valid_location_id(&id) {
+            errors.push(FieldError::new(
+                "id",
+                "must be 1-64 letters, digits, '_' or '-' (a GoHighLevel location id)",
+            ));
+        }
+        let name = request.name.unwrap_or_default().trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            errors.push(FieldError::new("name", "must be 1-200 characters"));
+        }
+        if errors.is_empty() {
+            Ok(Self { id, name })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+pub fn is_valid_location_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+pub async fn create_location(
+    _operator: OperatorAccess,
+    state: web::Data<AppState>,
+    body: web::Json<CreateLocationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = NewLocation::try_from(body.into_inner())?;
+    let api_key = generate_api_key();
+    let location = state
+        .locations
+        .create_with_key(&new.id, &new.name, &api_key_hash(&api_key))
+        .await?;
+    Ok(success_with_status(
+        StatusCode::CREATED,
+        CreatedLocation { location, api_key },
+    ))
+}

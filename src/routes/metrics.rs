@@ -1,0 +1,22 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+use crate::operator_auth::check_operator_token;
+use crate::state::AppState;
+
+/// Prometheus text; guarded by `METRICS_TOKEN`, else `INTERNAL_API_TOKEN`.
+pub async fn metrics(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = &state.settings;
+    let token = settings
+        .metrics_token
+        .as_deref()
+        .or(settings.internal_api_token.as_deref());
+    check_operator_token(&request, token, settings)?;
+    let body = state.metrics.render().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body))
+}

@@ -1,0 +1,130 @@
+//! Builds the HTTP server from settings and runs it until it is stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::database::{self, DatabaseError};
+use crate::error::{envelope_plain_errors, ApiError};
+use crate::metrics::{Metrics, MetricsError};
+use crate::repository::postgres::PgLocationRepository;
+use crate::request_id::request_id_middleware;
+use crate::routes;
+use crate::state::AppState;
+
+/// The access log line: no query string (it may carry ids a client considers private),
+/// no headers, no bodies.
+const ACCESS_LOG_FORMAT: &str = r#"%a "%{method}xi %U" %s %b %Dms req=%{x-request-id}o"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("could not listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let db = database::connect_lazy(&settings.database)?;
+        if settings.database.run_migrations {
+            database::migrate(&db, &settings.database).await?;
+        }
+        let state = AppState {
+            settings: Arc::new(settings),
+            locations: Arc::new(PgLocationRepository::new(db.clone())),
+            db,
+            metrics: Metrics::new()?,
+            started_at: Instant::now(),
+        };
+        let address = format!("{}:{}", state.settings.host, state.settings.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let server = serve(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix stops accepting and lets in-flight requests finish
+    /// within the shutdown timeout), then closes the pools.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.db.close().await;
+        log::info!("stopped");
+        result
+    }
+}
+
+fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
+    let settings = Arc::clone(&state.settings);
+    let http_metrics = state.metrics.http.clone();
+    let data = web::Data::new(state);
+    let body_limit = settings.body_limit_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            // Listed innermost first: the request id scope encloses the handlers and the
+            // error envelopes; the access log sees the final response with its id.
+            .wrap(ErrorHandlers::new().default_handler(envelope_plain_errors))
+            .wrap(from_fn(request_id_middleware))
+            .wrap(http_metrics.clone())
+            .wrap(
+                Logger::new(ACCESS_LOG_FORMAT)
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            )
+            .app_data(data.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .error_handler(|error, _| ApiError::from(error).into()),
+            )
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(
+                web::QueryConfig::default().error_handler(|error, _| ApiError::from(error).into()),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|error, _| ApiError::from(error).into()),
+            )
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .listen(listener)
+    .map_err(|source| StartupError::Bind {
+        address: format!("{}:{}", settings.host, settings.port),
+        source,
+    })?;
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}

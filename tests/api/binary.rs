@@ -1,0 +1,130 @@
+//! The binary itself: configuration errors, demo seeding, graceful shutdown.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::TestDatabase;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ghl-workflow-debugger");
+
+/// The binary with a clean environment, run from an empty directory (no `.env`).
+fn binary() -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn a_missing_database_url_stops_startup_with_one_clear_line_and_exit_2() {
+    let output = binary().output().await.unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DATABASE_URL is missing"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[tokio::test]
+async fn a_malformed_value_is_named_and_secrets_are_not_printed() {
+    let output = binary()
+        .env(
+            "DATABASE_URL",
+            "postgres://app:canary-db-secret@127.0.0.1:1/x",
+        )
+        .env("REDIS_URL", "redis://:canary-redis-secret@127.0.0.1:1")
+        .env("PORT", "not-a-port")
+        .output()
+        .await
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(all.contains("PORT is invalid"), "{all}");
+    assert!(!all.contains("canary-db-secret") && !all.contains("canary-redis-secret"));
+}
+
+#[tokio::test]
+async fn seed_demo_can_run_twice_without_duplicating() {
+    let db = TestDatabase::create().await;
+    for _ in 0..2 {
+        let output = binary()
+            .arg("seed-demo")
+            .env("DATABASE_URL", db.url.as_str())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.contains(ghl_workflow_debugger::seed::DEMO_API_KEY));
+    }
+    let pool = sqlx::PgPool::connect(db.url.as_str()).await.unwrap();
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from locations), (select count(*) from api_keys), (select count(*) from workflows)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (1, 1, 5));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully_with_exit_0() {
+    let db = TestDatabase::create().await;
+    let mut child = binary()
+        .env("DATABASE_URL", db.url.as_str())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("WORKERS", "1")
+        .env("SHUTDOWN_TIMEOUT_SECS", "2")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(port) = line.split("listening on port ").nth(1) {
+                return port.trim().parse::<u16>().unwrap();
+            }
+        }
+        panic!("the server never said it was listening");
+    })
+    .await
+    .unwrap();
+    let live = reqwest::get(format!("http://127.0.0.1:{port}/live"))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s")
+        .unwrap();
+
+    assert_eq!(status.code(), Some(0));
+}

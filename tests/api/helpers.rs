@@ -1,0 +1,139 @@
+//! `spawn_app`: the real application on a random port, with a fresh database per test.
+
+use std::collections::HashMap;
+
+use ghl_workflow_debugger::config::Settings;
+use ghl_workflow_debugger::startup::Application;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use url::Url;
+
+/// The server tests create their databases on; override with `TEST_DATABASE_URL`.
+pub fn admin_database_url() -> Url {
+    let raw = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    Url::parse(&raw).expect("TEST_DATABASE_URL is a URL")
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh, empty database; dropped when the guard goes.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: Url,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let name = unique_name("gwd_test");
+        let mut admin = admin_connection().await;
+        sqlx::query(&format!(r#"create database "{name}""#))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let mut url = admin_database_url();
+        url.set_path(&name);
+        Self { name, url }
+    }
+}
+
+async fn admin_connection() -> sqlx::PgConnection {
+    let options = PgConnectOptions::from_url(&admin_database_url()).expect("admin options");
+    options
+        .connect()
+        .await
+        .expect("connect to the admin database")
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a separate thread with its own runtime can block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let mut admin = admin_connection().await;
+                let _ = sqlx::query(&format!(r#"drop database if exists "{name}" with (force)"#))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: Option<TestDatabase>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Environment every test app starts from: loopback, one worker, rate limits off.
+pub fn base_environment(database_url: &Url) -> HashMap<String, String> {
+    let prefix = unique_name("gwdtest");
+    [
+        ("DATABASE_URL", database_url.as_str()),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("WORKERS", "1"),
+        ("RATE_LIMIT_ENABLED", "false"),
+        ("CACHE_PREFIX", prefix.as_str()),
+        ("SHUTDOWN_TIMEOUT_SECS", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub fn settings_from(env: &HashMap<String, String>) -> Settings {
+    Settings::from_lookup(|name| env.get(name).cloned()).expect("valid test settings")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the app on a fresh database; `customize` may change any environment variable.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let database = TestDatabase::create().await;
+    let mut env = base_environment(&database.url);
+    customize(&mut env);
+    start(settings_from(&env), Some(database)).await
+}
+
+/// Spawns the app against settings as given (e.g. a database that is down).
+pub async fn start(settings: Settings, database: Option<TestDatabase>) -> TestApp {
+    let application = Application::build(settings)
+        .await
+        .expect("application builds");
+    let port = application.port();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        database,
+    }
+}

@@ -1,0 +1,123 @@
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_app_with;
+
+#[tokio::test]
+async fn create_location_returns_a_key_once_and_stores_only_its_hash() {
+    let app = spawn_app_with(|_| {}).await;
+
+    let response = app
+        .client
+        .post(app.url("/internal/locations"))
+        .json(&json!({"id": "eBG6WapS3v4ZqwA45MTxtYJ", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["data"]["location"]["id"], "eBG6WapS3v4ZqwA45MTxtYJ");
+    let key = body["data"]["apiKey"].as_str().unwrap();
+    assert!(key.starts_with("gwd_"));
+    let pool = sqlx::PgPool::connect(app.database.as_ref().unwrap().url.as_str())
+        .await
+        .unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("select key_hash from api_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, ghl_workflow_debugger::api_keys::api_key_hash(key));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn creating_the_same_location_twice_is_a_conflict() {
+    let app = spawn_app_with(|_| {}).await;
+    let create = || {
+        app.client
+            .post(app.url("/internal/locations"))
+            .json(&json!({"id": "loc-dup", "name": "Dup"}))
+            .send()
+    };
+
+    assert_eq!(create().await.unwrap().status(), 201);
+    let second = create().await.unwrap();
+
+    assert_eq!(second.status(), 409);
+    assert_eq!(
+        second.json::<Value>().await.unwrap()["error"]["code"],
+        "CONFLICT"
+    );
+}
+
+#[tokio::test]
+async fn internal_routes_need_the_token_when_one_is_set() {
+    let app = spawn_app_with(|env| {
+        env.insert("INTERNAL_API_TOKEN".into(), "op-token-123".into());
+    })
+    .await;
+    let body = json!({"id": "loc-a", "name": "A"});
+
+    let missing = app
+        .client
+        .post(app.url("/internal/locations"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let wrong = app
+        .client
+        .post(app.url("/internal/locations"))
+        .bearer_auth("nope")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let right = app
+        .client
+        .post(app.url("/internal/locations"))
+        .bearer_auth("op-token-123")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let metrics_without = app.get("/metrics").await;
+    let metrics_with = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("op-token-123")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(missing.status(), 401);
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(right.status(), 201);
+    assert_eq!(metrics_without.status(), 401);
+    assert_eq!(metrics_with.status(), 200);
+    assert!(metrics_with
+        .text()
+        .await
+        .unwrap()
+        .contains("http_requests_total"));
+}
+
+#[tokio::test]
+async fn operator_routes_do_not_exist_in_production_without_a_token() {
+    let app = spawn_app_with(|env| {
+        env.insert("APP_ENV".into(), "production".into());
+    })
+    .await;
+
+    let create = app
+        .client
+        .post(app.url("/internal/locations"))
+        .json(&json!({"id": "x", "name": "x"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(create.status(), 404);
+    assert_eq!(app.get("/metrics").await.status(), 404);
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: the real application over HTTP, on real Postgres (and Redis).
+#![allow(clippy::unwrap_used)]
+
+mod binary;
+mod errors;
+mod health;
+mod helpers;
+mod internal;
+mod migrations;
