@@ -64,3 +64,18 @@ pub fn error_body(error: ErrorPayload<'_>) -> serde_json::Value {
         meta: Meta::now(),
     })
 }
+
+/// `{success: true, data: <json>, meta}` around already-serialized JSON (a cache hit is written
+/// as it is stored, without parsing it again).
+pub fn success_raw(status: StatusCode, data_json: &[u8]) -> HttpResponse {
+    let meta = serde_json::to_vec(&Meta::now()).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = Vec::with_capacity(data_json.len() + meta.len() + 40);
+    body.extend_from_slice(br#"{"success":true,"data":"#);
+    body.extend_from_slice(data_json);
+    body.extend_from_slice(br#","meta":"#);
+    body.extend_from_slice(&meta);
+    body.push(b'}');
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body)
+}

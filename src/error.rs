@@ -177,7 +177,16 @@ impl From<crate::repository::RepositoryError> for ApiError {
         match error {
             E::NotFound(what) => Self::NotFound(format!("{what} not found")),
             E::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            E::PreconditionFailed {
+                current: Some(version),
+            } => Self::PreconditionFailed(format!(
+                "If-Match does not match the current version ({version})"
+            )),
+            E::PreconditionFailed { current: None } => Self::PreconditionFailed(
+                "If-Match given but the workflow does not exist".to_owned(),
+            ),
             E::Database(error) => classify_database_error(error, "Resource"),
+            E::Decode(error) => Self::internal(error),
         }
     }
 }

@@ -2,8 +2,11 @@
 //! finds what is wrong in them and serves it through a layered cache.
 
 pub mod api_keys;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod database;
+pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod health;

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ghl_workflow_debugger::cli::admin;
 use ghl_workflow_debugger::config::{ConfigError, Settings};
 use ghl_workflow_debugger::startup::Application;
 use ghl_workflow_debugger::{database, seed};
@@ -21,6 +22,39 @@ enum Command {
     Migrate,
     /// Create the database schema and the demo location, key and workflows (idempotent).
     SeedDemo,
+    /// Manage locations (tenants).
+    #[command(subcommand)]
+    Location(LocationCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum LocationCommand {
+    /// Create a location and print its first API key once.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create another API key for a location and print it once.
+    Create {
+        #[arg(long)]
+        location: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// Exit code for configuration errors, as for usage errors.
@@ -54,6 +88,19 @@ fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::SeedDemo => seed::seed_demo(&settings).await.map_err(|e| e.to_string()),
+            Command::Location(LocationCommand::Create { id, name }) => {
+                admin::create_location(&settings, &id, &name)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::Key(KeyCommand::Create { location, label }) => {
+                admin::create_key(&settings, &location, &label)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::Key(KeyCommand::Revoke { id }) => admin::revoke_key(&settings, &id)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match outcome {

@@ -2,7 +2,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
@@ -12,7 +11,6 @@ use crate::config::Settings;
 use crate::database::{self, DatabaseError};
 use crate::error::{envelope_plain_errors, ApiError};
 use crate::metrics::{Metrics, MetricsError};
-use crate::repository::postgres::PgLocationRepository;
 use crate::request_id::request_id_middleware;
 use crate::routes;
 use crate::state::AppState;
@@ -47,13 +45,7 @@ impl Application {
         if settings.database.run_migrations {
             database::migrate(&db, &settings.database).await?;
         }
-        let state = AppState {
-            settings: Arc::new(settings),
-            locations: Arc::new(PgLocationRepository::new(db.clone())),
-            db,
-            metrics: Metrics::new()?,
-            started_at: Instant::now(),
-        };
+        let state = AppState::new(settings, db, Metrics::new()?);
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -90,7 +82,9 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
     let http_metrics = state.metrics.http.clone();
     let data = web::Data::new(state);
     let body_limit = settings.body_limit_bytes;
+    let cors_settings = Arc::clone(&settings);
     let mut server = HttpServer::new(move || {
+        let settings = &cors_settings;
         App::new()
             // Listed innermost first: the request id scope encloses the handlers and the
             // error envelopes; the access log sees the final response with its id.
@@ -114,6 +108,7 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
             .app_data(
                 web::PathConfig::default().error_handler(|error, _| ApiError::from(error).into()),
             )
+            .wrap(cors(settings))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
@@ -127,4 +122,28 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// CORS for the one configured frontend origin; without `FRONTEND_URL`, no origin is allowed.
+fn cors(settings: &Settings) -> actix_cors::Cors {
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "PUT", "POST", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::IF_MATCH,
+            crate::request_id::REQUEST_ID_HEADER,
+        ])
+        .expose_headers([
+            "x-request-id",
+            "x-cache-status",
+            "x-cache-tier",
+            "etag",
+            "retry-after",
+        ])
+        .max_age(600);
+    match &settings.frontend_url {
+        Some(origin) => cors.allowed_origin(origin),
+        None => cors,
+    }
 }

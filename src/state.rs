@@ -7,13 +7,39 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::repository::LocationRepository;
+use crate::repository::postgres::{
+    PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository, PgWebhookStore,
+    PgWorkflowRepository,
+};
+use crate::repository::{
+    ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
+};
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: PgPool,
     pub metrics: Metrics,
-    pub locations: Arc<dyn LocationRepository>,
     pub started_at: Instant,
+    pub locations: Arc<dyn LocationRepository>,
+    pub workflows: Arc<dyn WorkflowRepository>,
+    pub subscriptions: Arc<dyn SubscriptionRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub webhooks: PgWebhookStore,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, db: PgPool, metrics: Metrics) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            locations: Arc::new(PgLocationRepository::new(db.clone())),
+            workflows: Arc::new(PgWorkflowRepository::new(db.clone())),
+            subscriptions: Arc::new(PgSubscriptionRepository::new(db.clone())),
+            api_keys: Arc::new(PgApiKeyRepository::new(db.clone())),
+            webhooks: PgWebhookStore::new(db.clone()),
+            db,
+            metrics,
+            started_at: Instant::now(),
+        }
+    }
 }

@@ -1,10 +1,16 @@
-//! Data access behind traits: Postgres implementations in `postgres/`; handlers only see the
-//! traits, so a caching decorator can stand in front of them.
+//! Data access behind traits: Postgres implementations in `postgres/`, a caching decorator in
+//! `cached.rs`. Handlers only see the traits, so they cannot tell which one they hold.
 
 pub mod postgres;
 
+use std::marker::PhantomData;
+
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::plan::{Plan, SubscriptionStatus};
 
 /// Errors of the data layer; mapped to HTTP in `crate::error`.
 #[derive(Debug, thiserror::Error)]
@@ -13,11 +19,76 @@ pub enum RepositoryError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    #[error("version precondition failed (current version: {current:?})")]
+    PreconditionFailed { current: Option<i64> },
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("stored data could not be decoded")]
+    Decode(#[from] serde_json::Error),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where a read was answered from, for `X-Cache-Status` / `X-Cache-Tier`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSource {
+    /// Straight from Postgres, no cache involved.
+    Bypass,
+    Miss,
+    Hit {
+        tier: &'static str,
+    },
+    /// Served past its freshness because Postgres failed.
+    Stale,
+}
+
+impl ReadSource {
+    pub fn status(self) -> &'static str {
+        match self {
+            Self::Bypass => "BYPASS",
+            Self::Miss => "MISS",
+            Self::Hit { .. } => "HIT",
+            Self::Stale => "STALE",
+        }
+    }
+
+    pub fn tier(self) -> Option<&'static str> {
+        match self {
+            Self::Hit { tier } => Some(tier),
+            _ => None,
+        }
+    }
+}
+
+/// A value read through the repository, kept as its serialized JSON so a cache hit can be
+/// written into the response without being parsed and serialized again.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    pub json: Bytes,
+    pub source: ReadSource,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Fetched<T> {
+    pub fn encode(value: &T, source: ReadSource) -> Result<Self, RepositoryError> {
+        Ok(Self::from_json(
+            Bytes::from(serde_json::to_vec(value)?),
+            source,
+        ))
+    }
+
+    pub fn from_json(json: Bytes, source: ReadSource) -> Self {
+        Self {
+            json,
+            source,
+            kind: PhantomData,
+        }
+    }
+
+    pub fn decode(&self) -> Result<T, RepositoryError> {
+        Ok(serde_json::from_slice(&self.json)?)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub id: String,
@@ -35,6 +106,83 @@ pub struct CreatedLocation {
     pub api_key: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSummary {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub version: i64,
+    pub step_count: i32,
+    pub trigger_count: i32,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredWorkflow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub version: i64,
+    pub step_count: i32,
+    pub trigger_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub definition: serde_json::Value,
+}
+
+/// A validated document ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewWorkflow {
+    pub name: String,
+    pub status: &'static str,
+    pub definition: serde_json::Value,
+    pub step_count: i32,
+    pub trigger_count: i32,
+}
+
+#[derive(Debug, Clone)]
+pub enum PutOutcome {
+    Created(StoredWorkflow),
+    Replaced(StoredWorkflow),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub location_id: String,
+    pub plan: String,
+    pub status: String,
+    pub current_period_end: Option<DateTime<Utc>>,
+}
+
+impl Subscription {
+    /// A location without a subscription row is on the free plan.
+    pub fn free(location_id: &str) -> Self {
+        Self {
+            location_id: location_id.to_owned(),
+            plan: Plan::Free.as_str().to_owned(),
+            status: SubscriptionStatus::Active.as_str().to_owned(),
+            current_period_end: None,
+        }
+    }
+
+    pub fn effective_plan(&self) -> Plan {
+        let plan = Plan::parse(&self.plan).unwrap_or(Plan::Free);
+        let status = SubscriptionStatus::parse(&self.status).unwrap_or(SubscriptionStatus::Active);
+        crate::domain::plan::effective_plan(plan, status)
+    }
+}
+
+/// Who an API key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyOwner {
+    pub key_id: uuid::Uuid,
+    pub location_id: String,
+}
+
 #[async_trait::async_trait]
 pub trait LocationRepository: Send + Sync {
     /// Creates a location with its first API key, atomically.
@@ -44,4 +192,51 @@ pub trait LocationRepository: Send + Sync {
         name: &str,
         key_hash: &[u8],
     ) -> Result<Location, RepositoryError>;
+}
+
+#[async_trait::async_trait]
+pub trait WorkflowRepository: Send + Sync {
+    /// Every workflow summary of a location, most recently updated first.
+    async fn list(
+        &self,
+        location_id: &str,
+    ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError>;
+    async fn get(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<Fetched<StoredWorkflow>, RepositoryError>;
+    /// Creates or replaces; with `if_match`, only when the stored version equals it.
+    async fn put(
+        &self,
+        location_id: &str,
+        id: &str,
+        workflow: &NewWorkflow,
+        if_match: Option<i64>,
+    ) -> Result<PutOutcome, RepositoryError>;
+    async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError>;
+    /// Drops anything remembered about the workflow (an outside change was announced).
+    async fn forget(&self, location_id: &str, id: &str);
+}
+
+#[async_trait::async_trait]
+pub trait SubscriptionRepository: Send + Sync {
+    async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError>;
+    async fn forget(&self, location_id: &str);
+}
+
+#[async_trait::async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    /// The owner of an active key (not revoked, location not uninstalled).
+    async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError>;
+    async fn create(
+        &self,
+        location_id: &str,
+        key_hash: &[u8],
+        label: &str,
+    ) -> Result<uuid::Uuid, RepositoryError>;
+    /// Revokes one key, effective at once.
+    async fn revoke(&self, key_id: uuid::Uuid) -> Result<(), RepositoryError>;
+    /// Drops remembered lookups of these keys (revoked elsewhere).
+    async fn forget(&self, key_hashes: &[Vec<u8>]);
 }

@@ -3,9 +3,15 @@
 mod health;
 mod internal;
 mod metrics;
+mod responses;
+mod subscription;
+mod webhooks;
+mod workflows;
 
 pub use internal::is_valid_location_id;
+pub use workflows::is_valid_workflow_id;
 
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpResponse, Resource};
 
 use crate::error::ApiError;
@@ -17,7 +23,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/ready").get(health::ready))
         .service(resource("/live").get(health::live))
         .service(resource("/metrics").get(metrics::metrics))
-        .service(resource("/internal/locations").post(internal::create_location));
+        .service(resource("/internal/locations").post(internal::create_location))
+        .service(resource("/webhooks/ghl").post(webhooks::receive_ghl_event))
+        .service(
+            web::scope("/api")
+                // Tenant data must never sit in a shared or browser cache.
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "private, no-store")))
+                .service(resource("/workflows").get(workflows::list_workflows))
+                .service(
+                    resource("/workflows/{id}")
+                        .get(workflows::get_workflow)
+                        .put(workflows::put_workflow)
+                        .delete(workflows::delete_workflow),
+                )
+                .service(resource("/subscription").get(subscription::get_subscription)),
+        );
 }
 
 /// A resource whose other methods answer 405 (the app's 404 would otherwise apply).

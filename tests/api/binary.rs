@@ -128,3 +128,79 @@ async fn sigterm_stops_the_server_gracefully_with_exit_0() {
 
     assert_eq!(status.code(), Some(0));
 }
+
+fn key_from(stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .find_map(|line| line.split("api key (shown once, store it now): ").nth(1))
+        .expect("the key is printed")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn cli_creates_locations_and_keys_and_revocation_is_immediate() {
+    let app = crate::helpers::spawn_app().await;
+    let cli = |args: &[&str]| {
+        let mut command = binary();
+        command.args(args).env("DATABASE_URL", app.database_url());
+        command
+    };
+
+    let created = cli(&["location", "create", "--id", "cliLoc1", "--name", "Acme"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let first_key = key_from(&created.stdout);
+    assert_eq!(
+        app.api_get(&first_key, "/api/workflows").await.status(),
+        200
+    );
+
+    let second = cli(&["key", "create", "--location", "cliLoc1", "--label", "ci"])
+        .output()
+        .await
+        .unwrap();
+    assert!(second.status.success());
+    let second_key = key_from(&second.stdout);
+    let stdout = String::from_utf8_lossy(&second.stdout).to_string();
+    let key_id = stdout.split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(
+        app.api_get(&second_key, "/api/workflows").await.status(),
+        200
+    );
+
+    let revoked = cli(&["key", "revoke", "--id", &key_id])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert_eq!(
+        app.api_get(&second_key, "/api/workflows").await.status(),
+        401
+    );
+    assert_eq!(
+        app.api_get(&first_key, "/api/workflows").await.status(),
+        200
+    );
+
+    let duplicate = cli(&["location", "create", "--id", "cliLoc1", "--name", "Again"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!duplicate.status.success());
+    let bad_id = cli(&["location", "create", "--id", "no spaces", "--name", "X"])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad_id.stderr).contains("--id must be"));
+}

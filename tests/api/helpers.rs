@@ -137,3 +137,73 @@ pub async fn start(settings: Settings, database: Option<TestDatabase>) -> TestAp
         database,
     }
 }
+
+impl TestApp {
+    /// Creates a location through the operator route and returns its API key.
+    pub async fn create_location(&self, id: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/internal/locations"))
+            .json(&serde_json::json!({"id": id, "name": format!("Location {id}")}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "creating location {id}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["data"]["apiKey"].as_str().expect("apiKey").to_owned()
+    }
+
+    pub async fn api_get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put_workflow(
+        &self,
+        key: &str,
+        id: &str,
+        document: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/api/workflows/{id}")))
+            .bearer_auth(key)
+            .json(document)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete_workflow(&self, key: &str, id: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(&format!("/api/workflows/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database.as_ref().expect("test database").url.as_str()
+    }
+}
+
+/// A small valid §7 document.
+pub fn sample_workflow(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "status": "published",
+        "settings": { "allowReentry": false, "stopOnResponse": true,
+                      "timeWindow": { "start": "08:00", "end": "20:00", "days": ["mon","tue","wed","thu","fri"], "timezone": "America/Chicago" } },
+        "triggers": [ { "id": "t1", "type": "contact_tag_added", "name": "Tag lead added", "filters": { "tag": "lead" } } ],
+        "start": "s1",
+        "steps": [
+            { "id": "s1", "type": "send_email", "name": "Welcome", "config": { "subject": "Hi {{contact.first_name}}", "body": "Welcome!", "to": "{{contact.email}}" }, "next": "s2" },
+            { "id": "s2", "type": "wait", "config": { "duration": "1d" }, "next": "s3" },
+            { "id": "s3", "type": "add_tag", "config": { "tag": "engaged" } }
+        ]
+    })
+}

@@ -7,3 +7,6 @@ mod health;
 mod helpers;
 mod internal;
 mod migrations;
+mod subscription;
+mod webhooks;
+mod workflows;

@@ -1,0 +1,65 @@
+//! API-key authentication of `/api/*`: a bearer key names exactly one location.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use crate::api_keys::api_key_hash;
+use crate::error::ApiError;
+use crate::operator_auth::bearer_token;
+use crate::state::AppState;
+
+/// The location the caller's key belongs to. Extract it first in a handler, so nothing about
+/// the request is revealed to an unauthenticated caller.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub location_id: String,
+}
+
+impl Tenant {
+    /// A `locationId` named in a body must be the key's own.
+    pub fn check_named_location(&self, named: Option<&str>) -> Result<(), ApiError> {
+        match named {
+            Some(named) if named != self.location_id => Err(ApiError::Forbidden(
+                "The API key does not belong to this locationId".to_owned(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let key_hash = bearer_token(request).map(api_key_hash);
+        let named_location = query_location_id(request);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::internal("application state is not registered"))?;
+            let key_hash = key_hash.ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "An API key is required (Authorization: Bearer <key>)".to_owned(),
+                )
+            })?;
+            let owner = state
+                .api_keys
+                .find_owner(&key_hash)
+                .await?
+                .ok_or_else(|| ApiError::Unauthorized("The API key is not valid".to_owned()))?;
+            let tenant = Tenant {
+                location_id: owner.location_id,
+            };
+            tenant.check_named_location(named_location.as_deref())?;
+            Ok(tenant)
+        })
+    }
+}
+
+fn query_location_id(request: &HttpRequest) -> Option<String> {
+    url::form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(name, _)| name == "locationId")
+        .map(|(_, value)| value.into_owned())
+}

@@ -1,0 +1,82 @@
+//! Operator subcommands: locations and API keys, printed once on creation.
+
+use crate::api_keys::{api_key_hash, generate_api_key};
+use crate::config::Settings;
+use crate::database;
+use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
+use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
+use crate::routes::is_valid_location_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] database::DatabaseError),
+    #[error("{0}")]
+    Repository(String),
+}
+
+impl From<RepositoryError> for AdminError {
+    fn from(error: RepositoryError) -> Self {
+        match error {
+            RepositoryError::Database(error) => {
+                Self::Repository(format!("database error: {error}"))
+            }
+            other => Self::Repository(other.to_string()),
+        }
+    }
+}
+
+pub async fn create_location(settings: &Settings, id: &str, name: &str) -> Result<(), AdminError> {
+    let name = name.trim();
+    if !is_valid_location_id(id) {
+        return Err(AdminError::Invalid(
+            "--id must be 1-64 letters, digits, '_' or '-' (a GoHighLevel location id)".to_owned(),
+        ));
+    }
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AdminError::Invalid(
+            "--name must be 1-200 characters".to_owned(),
+        ));
+    }
+    let pool = database::connect_lazy(&settings.database)?;
+    let key = generate_api_key();
+    let location = PgLocationRepository::new(pool.clone())
+        .create_with_key(id, name, &api_key_hash(&key))
+        .await;
+    pool.close().await;
+    let location = location?;
+    println!("created location {} ({})", location.id, location.name);
+    println!("api key (shown once, store it now): {key}");
+    Ok(())
+}
+
+pub async fn create_key(
+    settings: &Settings,
+    location_id: &str,
+    label: &str,
+) -> Result<(), AdminError> {
+    let pool = database::connect_lazy(&settings.database)?;
+    let key = generate_api_key();
+    let created = PgApiKeyRepository::new(pool.clone())
+        .create(location_id, &api_key_hash(&key), label)
+        .await;
+    pool.close().await;
+    let key_id = created?;
+    println!("created key {key_id} for location {location_id}");
+    println!("api key (shown once, store it now): {key}");
+    Ok(())
+}
+
+pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<(), AdminError> {
+    let key_id = uuid::Uuid::parse_str(key_id).map_err(|_| {
+        AdminError::Invalid("--id must be the key id (a UUID) printed at creation".to_owned())
+    })?;
+    let pool = database::connect_lazy(&settings.database)?;
+    let revoked = PgApiKeyRepository::new(pool.clone()).revoke(key_id).await;
+    pool.close().await;
+    revoked?;
+    println!("revoked key {key_id}");
+    Ok(())
+}

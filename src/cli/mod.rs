@@ -1,0 +1,3 @@
+//! Subcommands of the binary other than `serve`.
+
+pub mod admin;

@@ -1,0 +1,5 @@
+//! The product's own logic, free of I/O: workflow documents, plans, analysis.
+
+pub mod plan;
+pub mod webhook;
+pub mod workflow;

@@ -1,0 +1,198 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::repository::{
+    Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
+    WorkflowRepository, WorkflowSummary,
+};
+
+#[derive(Clone)]
+pub struct PgWorkflowRepository {
+    pool: PgPool,
+}
+
+impl PgWorkflowRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: String,
+    name: String,
+    status: String,
+    version: i64,
+    step_count: i32,
+    trigger_count: i32,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkflowRow {
+    id: String,
+    name: String,
+    status: String,
+    version: i64,
+    step_count: i32,
+    trigger_count: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    definition: sqlx::types::Json<serde_json::Value>,
+    inserted: Option<bool>,
+}
+
+impl From<SummaryRow> for WorkflowSummary {
+    fn from(row: SummaryRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            status: row.status,
+            version: row.version,
+            step_count: row.step_count,
+            trigger_count: row.trigger_count,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<WorkflowRow> for StoredWorkflow {
+    fn from(row: WorkflowRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            status: row.status,
+            version: row.version,
+            step_count: row.step_count,
+            trigger_count: row.trigger_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            definition: row.definition.0,
+        }
+    }
+}
+
+const GET_SQL: &str = r#"
+    select id, name, status, version, step_count, trigger_count, created_at, updated_at,
+           definition, null::bool as inserted
+    from workflows
+    where location_id = $1 and id = $2"#;
+
+/// Creates version 1 or replaces with version + 1; `xmax = 0` tells an insert from an update.
+const UPSERT_SQL: &str = r#"
+    insert into workflows
+        (location_id, id, name, status, version, definition, step_count, trigger_count)
+    values ($1, $2, $3, $4, 1, $5, $6, $7)
+    on conflict (location_id, id) do update
+    set name = excluded.name, status = excluded.status, definition = excluded.definition,
+        step_count = excluded.step_count, trigger_count = excluded.trigger_count,
+        version = workflows.version + 1, updated_at = now()
+    returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
+              definition, (xmax = 0) as inserted"#;
+
+/// Replaces only when the stored version is the one the client saw (`If-Match`).
+const CONDITIONAL_UPDATE_SQL: &str = r#"
+    update workflows
+    set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
+        version = version + 1, updated_at = now()
+    where location_id = $1 and id = $2 and version = $8
+    returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
+              definition, false as inserted"#;
+
+#[async_trait::async_trait]
+impl WorkflowRepository for PgWorkflowRepository {
+    async fn list(
+        &self,
+        location_id: &str,
+    ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
+        let rows: Vec<SummaryRow> = sqlx::query_as(
+            r#"select id, name, status, version, step_count, trigger_count, updated_at
+               from workflows
+               where location_id = $1
+               order by updated_at desc, id"#,
+        )
+        .bind(location_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let summaries: Vec<WorkflowSummary> = rows.into_iter().map(Into::into).collect();
+        Fetched::encode(&summaries, ReadSource::Bypass)
+    }
+
+    async fn get(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
+        let row: Option<WorkflowRow> = sqlx::query_as(GET_SQL)
+            .bind(location_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let workflow: StoredWorkflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.into();
+        Fetched::encode(&workflow, ReadSource::Bypass)
+    }
+
+    async fn put(
+        &self,
+        location_id: &str,
+        id: &str,
+        workflow: &NewWorkflow,
+        if_match: Option<i64>,
+    ) -> Result<PutOutcome, RepositoryError> {
+        let sql = if if_match.is_some() {
+            CONDITIONAL_UPDATE_SQL
+        } else {
+            UPSERT_SQL
+        };
+        let query = sqlx::query_as::<_, WorkflowRow>(sql)
+            .bind(location_id)
+            .bind(id)
+            .bind(&workflow.name)
+            .bind(workflow.status)
+            .bind(sqlx::types::Json(&workflow.definition))
+            .bind(workflow.step_count)
+            .bind(workflow.trigger_count);
+        let query = match if_match {
+            Some(expected) => query.bind(expected),
+            None => query,
+        };
+        let row = query.fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) if row.inserted == Some(true) => Ok(PutOutcome::Created(row.into())),
+            Some(row) => Ok(PutOutcome::Replaced(row.into())),
+            None => Err(RepositoryError::PreconditionFailed {
+                current: self.current_version(location_id, id).await?,
+            }),
+        }
+    }
+
+    async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
+        let deleted = sqlx::query(r#"delete from workflows where location_id = $1 and id = $2"#)
+            .bind(location_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(RepositoryError::NotFound("Workflow"));
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, _location_id: &str, _id: &str) {}
+}
+
+impl PgWorkflowRepository {
+    async fn current_version(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<Option<i64>, RepositoryError> {
+        Ok(sqlx::query_scalar(
+            r#"select version from workflows where location_id = $1 and id = $2"#,
+        )
+        .bind(location_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

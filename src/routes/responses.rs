@@ -1,0 +1,31 @@
+//! Response helpers shared by the tenant-data handlers.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::envelope::success_raw;
+use crate::repository::{Fetched, ReadSource};
+
+/// A read served through the cache: the stored JSON in the envelope, with the cache headers.
+pub fn fetched_response<T: Serialize + DeserializeOwned>(fetched: &Fetched<T>) -> HttpResponse {
+    let mut response = success_raw(StatusCode::OK, &fetched.json);
+    add_cache_headers(&mut response, fetched.source);
+    response
+}
+
+pub fn add_cache_headers(response: &mut HttpResponse, source: ReadSource) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::HeaderName::from_static("x-cache-status"),
+        HeaderValue::from_static(source.status()),
+    );
+    if let Some(tier) = source.tier() {
+        headers.insert(
+            header::HeaderName::from_static("x-cache-tier"),
+            HeaderValue::from_static(tier),
+        );
+    }
+}

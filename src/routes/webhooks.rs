@@ -1,0 +1,86 @@
+//! `POST /webhooks/ghl`: signed GoHighLevel events.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::domain::webhook::WebhookEvent;
+use crate::envelope::success;
+use crate::error::ApiError;
+use crate::repository::postgres::WebhookEffect;
+use crate::state::AppState;
+
+const SIGNATURE_HEADER: &str = "x-ghl-signature";
+
+pub async fn receive_ghl_event(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let secret =
+        state
+            .settings
+            .webhook_secret
+            .as_deref()
+            .ok_or_else(|| ApiError::ServiceUnavailable {
+                message: "Webhooks are not configured on this server".to_owned(),
+                source: None,
+            })?;
+    verify_signature(&request, secret, &body)?;
+    let event = WebhookEvent::parse(&body).map_err(ApiError::Validation)?;
+    let effect = state.webhooks.apply(&event).await?;
+    apply_to_caches(&state, &event.location_id, &effect).await;
+    log::info!(
+        "webhook {} ({}) for location {}: {:?}",
+        event.id,
+        event.type_name,
+        event.location_id,
+        effect_name(&effect)
+    );
+    Ok(success(json!({
+        "received": true,
+        "duplicate": effect == WebhookEffect::Duplicate,
+        "eventId": event.id,
+    })))
+}
+
+/// Constant-time check of the hex HMAC-SHA256 of the raw body.
+fn verify_signature(request: &HttpRequest, secret: &str, body: &[u8]) -> Result<(), ApiError> {
+    let unauthorized = || ApiError::Unauthorized("Missing or invalid X-GHL-Signature".to_owned());
+    let presented = request
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(|text| text.trim().trim_start_matches("sha256="))
+        .and_then(|text| hex::decode(text).ok())
+        .ok_or_else(unauthorized)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(ApiError::internal)?;
+    mac.update(body);
+    mac.verify_slice(&presented).map_err(|_| unauthorized())
+}
+
+/// After the commit: drop whatever the caches remember about what changed.
+async fn apply_to_caches(state: &AppState, location_id: &str, effect: &WebhookEffect) {
+    match effect {
+        WebhookEffect::SubscriptionChanged => state.subscriptions.forget(location_id).await,
+        WebhookEffect::WorkflowChanged { workflow_id }
+        | WebhookEffect::WorkflowDeleted { workflow_id } => {
+            state.workflows.forget(location_id, workflow_id).await
+        }
+        WebhookEffect::KeysRevoked { key_hashes } => state.api_keys.forget(key_hashes).await,
+        WebhookEffect::Duplicate | WebhookEffect::UnknownLocation | WebhookEffect::Ignored => {}
+    }
+}
+
+fn effect_name(effect: &WebhookEffect) -> &'static str {
+    match effect {
+        WebhookEffect::Duplicate => "duplicate, ignored",
+        WebhookEffect::UnknownLocation => "unknown location, ignored",
+        WebhookEffect::Ignored => "type not handled, ignored",
+        WebhookEffect::SubscriptionChanged => "subscription changed",
+        WebhookEffect::WorkflowChanged { .. } => "workflow cache invalidated",
+        WebhookEffect::WorkflowDeleted { .. } => "workflow deleted",
+        WebhookEffect::KeysRevoked { .. } => "keys revoked",
+    }
+}

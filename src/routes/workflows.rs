@@ -1,0 +1,233 @@
+//! `/api/workflows`: a location's workflows.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Tenant;
+use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
+use crate::envelope::success_with_status;
+use crate::error::{ApiError, FieldError};
+use crate::repository::{NewWorkflow, PutOutcome, WorkflowSummary};
+use crate::routes::responses::{add_cache_headers, fetched_response};
+use crate::state::AppState;
+
+const MAX_PAGE_SIZE: u32 = 100;
+const DEFAULT_PAGE_SIZE: u32 = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    status: Option<String>,
+    page: Option<u32>,
+    limit: Option<u32>,
+}
+
+struct Page {
+    status: Option<String>,
+    page: u32,
+    limit: u32,
+}
+
+impl TryFrom<ListQuery> for Page {
+    type Error = ApiError;
+
+    fn try_from(query: ListQuery) -> Result<Self, ApiError> {
+        let mut errors = Vec::new();
+        if let Some(status) = &query.status {
+            if status != "draft" && status != "published" {
+                errors.push(FieldError::new("status", "must be draft or published"));
+            }
+        }
+        let page = query.page.unwrap_or(1);
+        if page == 0 {
+            errors.push(FieldError::new("page", "must be 1 or more"));
+        }
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            errors.push(FieldError::new(
+                "limit",
+                format!("must be 1-{MAX_PAGE_SIZE}"),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(Self {
+                status: query.status,
+                page,
+                limit,
+            })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    page: u32,
+    limit: u32,
+    total: usize,
+    has_more: bool,
+}
+
+#[derive(Serialize)]
+struct ListResponse<'a> {
+    workflows: &'a [WorkflowSummary],
+    count: usize,
+    pagination: Pagination,
+}
+
+pub async fn list_workflows(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::try_from(query.into_inner())?;
+    let fetched = state.workflows.list(&tenant.location_id).await?;
+    let mut all = fetched.decode()?;
+    if let Some(status) = &page.status {
+        all.retain(|w| &w.status == status);
+    }
+    let start = ((page.page - 1) as usize)
+        .saturating_mul(page.limit as usize)
+        .min(all.len());
+    let end = start.saturating_add(page.limit as usize).min(all.len());
+    let workflows = &all[start..end];
+    let mut response = success_with_status(
+        StatusCode::OK,
+        ListResponse {
+            workflows,
+            count: workflows.len(),
+            pagination: Pagination {
+                page: page.page,
+                limit: page.limit,
+                total: all.len(),
+                has_more: end < all.len(),
+            },
+        },
+    );
+    add_cache_headers(&mut response, fetched.source);
+    Ok(response)
+}
+
+pub async fn get_workflow(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = workflow_id(&path)?;
+    let fetched = state.workflows.get(&tenant.location_id, id).await?;
+    Ok(fetched_response(&fetched))
+}
+
+pub async fn put_workflow(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = valid_new_workflow_id(&path)?;
+    let body = body.into_inner();
+    tenant.check_named_location(body.get("locationId").and_then(Value::as_str))?;
+    let if_match = if_match_version(request.headers())?;
+    let workflow = new_workflow(body, state.settings.max_workflow_steps)?;
+    let outcome = state
+        .workflows
+        .put(&tenant.location_id, id, &workflow, if_match)
+        .await?;
+    let (status, stored) = match outcome {
+        PutOutcome::Created(stored) => (StatusCode::CREATED, stored),
+        PutOutcome::Replaced(stored) => (StatusCode::OK, stored),
+    };
+    let mut response = success_with_status(status, &stored);
+    if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{}\"", stored.version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+pub async fn delete_workflow(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = workflow_id(&path)?;
+    state.workflows.delete(&tenant.location_id, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Fields the server owns: never taken from a body (no mass assignment).
+const SERVER_OWNED_FIELDS: &[&str] = &["id", "locationId", "version", "createdAt", "updatedAt"];
+
+fn new_workflow(mut body: Value, max_steps: usize) -> Result<NewWorkflow, ApiError> {
+    if let Some(object) = body.as_object_mut() {
+        for field in SERVER_OWNED_FIELDS {
+            object.remove(*field);
+        }
+    }
+    let document = WorkflowDocument::from_json(&body).map_err(validation_error)?;
+    validate_for_storage(&document, max_steps).map_err(validation_error)?;
+    Ok(NewWorkflow {
+        name: document.name.clone(),
+        status: if document.published {
+            "published"
+        } else {
+            "draft"
+        },
+        definition: document.to_json(),
+        step_count: i32::try_from(document.step_count()).unwrap_or(i32::MAX),
+        trigger_count: i32::try_from(document.trigger_count()).unwrap_or(i32::MAX),
+    })
+}
+
+fn validation_error(errors: Vec<crate::domain::workflow::FieldError>) -> ApiError {
+    ApiError::Validation(
+        errors
+            .into_iter()
+            .map(|e| FieldError::new(e.field, e.message))
+            .collect(),
+    )
+}
+
+/// An id that cannot exist answers exactly like a missing one.
+fn workflow_id(raw: &str) -> Result<&str, ApiError> {
+    if is_valid_workflow_id(raw) {
+        Ok(raw)
+    } else {
+        Err(ApiError::NotFound("Workflow not found".to_owned()))
+    }
+}
+
+fn valid_new_workflow_id(raw: &str) -> Result<&str, ApiError> {
+    if is_valid_workflow_id(raw) {
+        Ok(raw)
+    } else {
+        Err(ApiError::Validation(vec![FieldError::new(
+            "id",
+            "must be 1-128 letters, digits, '_', '-', '.' or ':'",
+        )]))
+    }
+}
+
+pub fn is_valid_workflow_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+/// `If-Match: 3`, `If-Match: "3"` or `W/"3"`; anything else is a 400.
+fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::BadRequest("If-Match must be a workflow version, e.g. If-Match: 3".to_owned())
+    })
+}
