@@ -56,7 +56,11 @@ pub struct RedisSettings {
     pub url: Option<Url>,
     pub prefix: String,
     pub l1_capacity: u64,
+    pub l1_max_bytes: u64,
     pub l2_budget: Duration,
+    pub pool_size: u32,
+    /// Skip both tiers on reads (benchmarks of the uncached path only).
+    pub bypass: bool,
     pub warm_on_start: bool,
 }
 
@@ -118,7 +122,18 @@ impl Settings {
                     Some(10_000),
                     "a number of entries (0 disables the in-process tier)",
                 )?,
+                l1_max_bytes: env.parsed(
+                    "CACHE_L1_MAX_BYTES",
+                    Some(64 * 1024 * 1024),
+                    "a size in bytes for the in-process tier",
+                )?,
                 l2_budget: env.millis("CACHE_L2_BUDGET_MS", 50, 10_000)?,
+                pool_size: env.parsed(
+                    "REDIS_POOL_SIZE",
+                    Some(16),
+                    "a positive number of connections",
+                )?,
+                bypass: env.flag("CACHE_BYPASS", false)?,
                 warm_on_start: env.flag("CACHE_WARM", false)?,
             },
             internal_api_token: env.secret("INTERNAL_API_TOKEN"),

@@ -175,42 +175,98 @@ impl From<crate::repository::RepositoryError> for ApiError {
     fn from(error: crate::repository::RepositoryError) -> Self {
         use crate::repository::RepositoryError as E;
         match error {
-            E::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            E::Conflict(what) => Self::Conflict(format!("{what} already exists")),
-            E::PreconditionFailed {
-                current: Some(version),
-            } => Self::PreconditionFailed(format!(
-                "If-Match does not match the current version ({version})"
-            )),
-            E::PreconditionFailed { current: None } => Self::PreconditionFailed(
-                "If-Match given but the workflow does not exist".to_owned(),
-            ),
             E::Database(error) => classify_database_error(error, "Resource"),
-            E::Decode(error) => Self::internal(error),
+            E::Shared(shared) => from_shared(shared),
+            other => from_repository_ref(&other).unwrap_or_else(|| Self::internal(other)),
         }
     }
 }
 
-/// How a database error reaches a client: absent rows are 404, duplicates 409, an
-/// unavailable database 503 (never 500).
-pub fn classify_database_error(error: sqlx::Error, what: &str) -> ApiError {
-    match &error {
-        sqlx::Error::RowNotFound => ApiError::NotFound(format!("{what} not found")),
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            ApiError::Conflict(format!("{what} already exists"))
-        }
+/// The statuses that need no source: `None` for errors that must keep their cause.
+fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<ApiError> {
+    use crate::repository::RepositoryError as E;
+    match error {
+        E::NotFound(what) => Some(ApiError::NotFound(format!("{what} not found"))),
+        E::Conflict(what) => Some(ApiError::Conflict(format!("{what} already exists"))),
+        E::PreconditionFailed {
+            current: Some(version),
+        } => Some(ApiError::PreconditionFailed(format!(
+            "If-Match does not match the current version ({version})"
+        ))),
+        E::PreconditionFailed { current: None } => Some(ApiError::PreconditionFailed(
+            "If-Match given but the workflow does not exist".to_owned(),
+        )),
+        E::Database(error) => match database_error_kind(error) {
+            DatabaseErrorKind::NotFound => {
+                Some(ApiError::NotFound("Resource not found".to_owned()))
+            }
+            DatabaseErrorKind::Conflict => {
+                Some(ApiError::Conflict("Resource already exists".to_owned()))
+            }
+            DatabaseErrorKind::Unavailable | DatabaseErrorKind::Other => None,
+        },
+        E::Shared(inner) => from_repository_ref(inner),
+        E::Decode(_) => None,
+    }
+}
+
+/// A failure shared by every reader of one cache load.
+fn from_shared(shared: std::sync::Arc<crate::repository::RepositoryError>) -> ApiError {
+    if let Some(error) = from_repository_ref(&shared) {
+        return error;
+    }
+    if root_database_error(&shared)
+        .is_some_and(|e| database_error_kind(e) == DatabaseErrorKind::Unavailable)
+    {
+        return ApiError::unavailable(DATABASE_UNAVAILABLE, shared);
+    }
+    ApiError::internal(shared)
+}
+
+fn root_database_error(error: &crate::repository::RepositoryError) -> Option<&sqlx::Error> {
+    use crate::repository::RepositoryError as E;
+    match error {
+        E::Database(error) => Some(error),
+        E::Shared(inner) => root_database_error(inner),
+        _ => None,
+    }
+}
+
+const DATABASE_UNAVAILABLE: &str = "The database is unavailable, try again shortly";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DatabaseErrorKind {
+    NotFound,
+    Conflict,
+    Unavailable,
+    Other,
+}
+
+/// Absent rows are 404, duplicates 409, an unavailable database 503 (never 500).
+fn database_error_kind(error: &sqlx::Error) -> DatabaseErrorKind {
+    match error {
+        sqlx::Error::RowNotFound => DatabaseErrorKind::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => DatabaseErrorKind::Conflict,
         sqlx::Error::Database(db) if is_unavailability_code(db.code().as_deref()) => {
-            ApiError::unavailable("The database is unavailable, try again shortly", error)
+            DatabaseErrorKind::Unavailable
         }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => {
-            ApiError::unavailable("The database is unavailable, try again shortly", error)
-        }
-        _ => ApiError::internal(error),
+        | sqlx::Error::WorkerCrashed => DatabaseErrorKind::Unavailable,
+        _ => DatabaseErrorKind::Other,
+    }
+}
+
+/// How a database error reaches a client.
+pub fn classify_database_error(error: sqlx::Error, what: &str) -> ApiError {
+    match database_error_kind(&error) {
+        DatabaseErrorKind::NotFound => ApiError::NotFound(format!("{what} not found")),
+        DatabaseErrorKind::Conflict => ApiError::Conflict(format!("{what} already exists")),
+        DatabaseErrorKind::Unavailable => ApiError::unavailable(DATABASE_UNAVAILABLE, error),
+        DatabaseErrorKind::Other => ApiError::internal(error),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::cache::HealthStatus;
 use crate::state::AppState;
 
 pub const SERVICE_NAME: &str = "ghl-workflow-debugger";
@@ -33,19 +34,6 @@ pub struct Identity {
     pub environment: &'static str,
 }
 
-/// The cache section of CONTRACT §5.
-#[derive(Debug, Clone, Serialize)]
-pub struct CacheHealth {
-    pub status: Status,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connected: Option<bool>,
-    pub size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 pub struct MemoryUsage {
     pub used: u64,
@@ -56,7 +44,7 @@ pub struct MemoryUsage {
 #[derive(Debug, Serialize)]
 pub struct Checks {
     pub database: Status,
-    pub cache: CacheHealth,
+    pub cache: crate::cache::CacheHealth,
     pub memory: MemoryUsage,
     pub uptime: u64,
 }
@@ -97,16 +85,16 @@ pub async fn database_answers(pool: &PgPool) -> bool {
 /// The whole report: unhealthy only when Postgres is down; a degraded cache keeps the
 /// instance in the load balancer.
 pub async fn detailed(state: &AppState) -> DetailedHealth {
-    let database = if database_answers(&state.db).await {
+    let (database_ok, cache) = tokio::join!(database_answers(&state.db), state.cache.health());
+    let database = if database_ok {
         Status::Healthy
     } else {
         Status::Unhealthy
     };
-    let cache = cache_health(state);
     let overall = match (database, cache.status) {
         (Status::Unhealthy, _) => Status::Unhealthy,
-        (_, Status::Healthy) => Status::Healthy,
-        _ => Status::Degraded,
+        (_, HealthStatus::Healthy) => Status::Healthy,
+        (_, HealthStatus::Degraded) => Status::Degraded,
     };
     DetailedHealth {
         identity: identity(state, overall),
@@ -116,26 +104,6 @@ pub async fn detailed(state: &AppState) -> DetailedHealth {
             memory: memory_usage(),
             uptime: state.started_at.elapsed().as_secs(),
         },
-    }
-}
-
-fn cache_health(state: &AppState) -> CacheHealth {
-    // The in-process tier is the only tier until the Redis tier lands.
-    let configured = state.settings.cache.url.is_some();
-    CacheHealth {
-        status: if configured {
-            Status::Degraded
-        } else {
-            Status::Healthy
-        },
-        kind: "in-memory",
-        connected: configured.then_some(false),
-        size: 0,
-        message: Some(if configured {
-            "Redis unavailable, using fallback".to_owned()
-        } else {
-            "Redis not configured".to_owned()
-        }),
     }
 }
 

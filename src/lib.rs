@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod database;

@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
+use crate::cache::{Cache, CacheError, CacheSettings};
 use crate::config::Settings;
 use crate::database::{self, DatabaseError};
 use crate::error::{envelope_plain_errors, ApiError};
@@ -25,6 +26,8 @@ pub enum StartupError {
     Database(#[from] DatabaseError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error("could not set up the cache: {0}")]
+    Cache(#[from] CacheError),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -45,7 +48,9 @@ impl Application {
         if settings.database.run_migrations {
             database::migrate(&db, &settings.database).await?;
         }
-        let state = AppState::new(settings, db, Metrics::new()?);
+        let metrics = Metrics::new()?;
+        let cache = Cache::new(cache_settings(&settings), &metrics.registry)?;
+        let state = AppState::new(settings, db, cache, metrics);
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -71,6 +76,7 @@ impl Application {
     /// within the shutdown timeout), then closes the pools.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.state.cache.shutdown().await;
         self.state.db.close().await;
         log::info!("stopped");
         result
@@ -145,5 +151,20 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
     match &settings.frontend_url {
         Some(origin) => cors.allowed_origin(origin),
         None => cors,
+    }
+}
+
+/// The cache's view of the settings.
+pub fn cache_settings(settings: &Settings) -> CacheSettings {
+    let cache = &settings.cache;
+    CacheSettings {
+        prefix: cache.prefix.clone(),
+        redis_url: cache.url.as_ref().map(|url| url.to_string()),
+        l1_capacity: cache.l1_capacity,
+        l1_max_bytes: cache.l1_max_bytes,
+        l2_budget: cache.l2_budget,
+        l2_pool_size: cache.pool_size,
+        bypass: cache.bypass,
+        ..CacheSettings::default()
     }
 }

@@ -5,8 +5,12 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 
+use crate::cache::Cache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::repository::cached::{
+    CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository,
+};
 use crate::repository::postgres::{
     PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository, PgWebhookStore,
     PgWorkflowRepository,
@@ -19,6 +23,7 @@ use crate::repository::{
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: PgPool,
+    pub cache: Cache,
     pub metrics: Metrics,
     pub started_at: Instant,
     pub locations: Arc<dyn LocationRepository>,
@@ -29,15 +34,26 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, db: PgPool, metrics: Metrics) -> Self {
+    /// Postgres repositories, each read through the cache.
+    pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
         Self {
             settings: Arc::new(settings),
             locations: Arc::new(PgLocationRepository::new(db.clone())),
-            workflows: Arc::new(PgWorkflowRepository::new(db.clone())),
-            subscriptions: Arc::new(PgSubscriptionRepository::new(db.clone())),
-            api_keys: Arc::new(PgApiKeyRepository::new(db.clone())),
+            workflows: Arc::new(CachedWorkflowRepository::new(
+                Arc::new(PgWorkflowRepository::new(db.clone())),
+                cache.clone(),
+            )),
+            subscriptions: Arc::new(CachedSubscriptionRepository::new(
+                Arc::new(PgSubscriptionRepository::new(db.clone())),
+                cache.clone(),
+            )),
+            api_keys: Arc::new(CachedApiKeyRepository::new(
+                Arc::new(PgApiKeyRepository::new(db.clone())),
+                cache.clone(),
+            )),
             webhooks: PgWebhookStore::new(db.clone()),
             db,
+            cache,
             metrics,
             started_at: Instant::now(),
         }

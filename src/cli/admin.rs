@@ -1,11 +1,17 @@
 //! Operator subcommands: locations and API keys, printed once on creation.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::api_keys::{api_key_hash, generate_api_key};
+use crate::cache::Cache;
 use crate::config::Settings;
 use crate::database;
+use crate::repository::cached::CachedApiKeyRepository;
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
 use crate::routes::is_valid_location_id;
+use crate::startup::cache_settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -69,12 +75,25 @@ pub async fn create_key(
     Ok(())
 }
 
+/// Revokes through the cache, so every running instance forgets the key at once.
 pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<(), AdminError> {
     let key_id = uuid::Uuid::parse_str(key_id).map_err(|_| {
         AdminError::Invalid("--id must be the key id (a UUID) printed at creation".to_owned())
     })?;
     let pool = database::connect_lazy(&settings.database)?;
-    let revoked = PgApiKeyRepository::new(pool.clone()).revoke(key_id).await;
+    let cache = Cache::new(cache_settings(settings), &prometheus::Registry::new())
+        .map_err(|error| AdminError::Repository(format!("cache: {error}")))?;
+    if settings.cache.url.is_some() && !cache.wait_ready(Duration::from_secs(3)).await {
+        log::warn!(
+            "Redis did not answer; running instances forget the key when their cached lookup expires"
+        );
+    }
+    let keys = CachedApiKeyRepository::new(
+        Arc::new(PgApiKeyRepository::new(pool.clone())),
+        cache.clone(),
+    );
+    let revoked = keys.revoke(key_id).await;
+    cache.shutdown().await;
     pool.close().await;
     revoked?;
     println!("revoked key {key_id}");

@@ -1,6 +1,7 @@
 //! Data access behind traits: Postgres implementations in `postgres/`, a caching decorator in
 //! `cached.rs`. Handlers only see the traits, so they cannot tell which one they hold.
 
+pub mod cached;
 pub mod postgres;
 
 use std::marker::PhantomData;
@@ -25,6 +26,9 @@ pub enum RepositoryError {
     Database(#[from] sqlx::Error),
     #[error("stored data could not be decoded")]
     Decode(#[from] serde_json::Error),
+    /// One failure handed to every reader that waited on the same cache load.
+    #[error(transparent)]
+    Shared(std::sync::Arc<RepositoryError>),
 }
 
 /// Where a read was answered from, for `X-Cache-Status` / `X-Cache-Tier`.
@@ -38,6 +42,19 @@ pub enum ReadSource {
     },
     /// Served past its freshness because Postgres failed.
     Stale,
+}
+
+impl From<crate::cache::CacheStatus> for ReadSource {
+    fn from(status: crate::cache::CacheStatus) -> Self {
+        use crate::cache::{CacheStatus, Tier};
+        match status {
+            CacheStatus::Hit(Tier::L1) => Self::Hit { tier: "l1" },
+            CacheStatus::Hit(Tier::L2) => Self::Hit { tier: "l2" },
+            CacheStatus::Miss => Self::Miss,
+            CacheStatus::Stale => Self::Stale,
+            CacheStatus::Bypass => Self::Bypass,
+        }
+    }
 }
 
 impl ReadSource {
@@ -235,8 +252,8 @@ pub trait ApiKeyRepository: Send + Sync {
         key_hash: &[u8],
         label: &str,
     ) -> Result<uuid::Uuid, RepositoryError>;
-    /// Revokes one key, effective at once.
-    async fn revoke(&self, key_id: uuid::Uuid) -> Result<(), RepositoryError>;
+    /// Revokes one key, effective at once; returns the revoked key's hash.
+    async fn revoke(&self, key_id: uuid::Uuid) -> Result<Vec<u8>, RepositoryError>;
     /// Drops remembered lookups of these keys (revoked elsewhere).
     async fn forget(&self, key_hashes: &[Vec<u8>]);
 }

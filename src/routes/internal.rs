@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::api_keys::{api_key_hash, generate_api_key};
-use crate::envelope::success_with_status;
+use crate::envelope::{success, success_with_status};
 use crate::error::{ApiError, FieldError};
 use crate::operator_auth::OperatorAccess;
 use crate::repository::CreatedLocation;
@@ -69,5 +69,26 @@ pub async fn create_location(
     Ok(success_with_status(
         StatusCode::CREATED,
         CreatedLocation { location, api_key },
+    ))
+}
+
+/// `GET /internal/cache-stats`: both tiers' counters, breaker state and hit ratio.
+pub async fn cache_stats(_operator: OperatorAccess, state: web::Data<AppState>) -> HttpResponse {
+    success(state.cache.stats())
+}
+
+/// `POST /internal/cache/flush`: drops this service's namespace in both tiers (other keys in
+/// the same Redis are untouched).
+pub async fn flush_cache(
+    _operator: OperatorAccess,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let removed = state
+        .cache
+        .flush()
+        .await
+        .map_err(|error| ApiError::unavailable("Redis did not complete the flush", error))?;
+    Ok(success(
+        serde_json::json!({ "flushed": true, "redisKeysRemoved": removed }),
     ))
 }

@@ -24,6 +24,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/live").get(health::live))
         .service(resource("/metrics").get(metrics::metrics))
         .service(resource("/internal/locations").post(internal::create_location))
+        .service(resource("/internal/cache-stats").get(internal::cache_stats))
+        .service(resource("/internal/cache/flush").post(internal::flush_cache))
         .service(resource("/webhooks/ghl").post(webhooks::receive_ghl_event))
         .service(
             web::scope("/api")

@@ -143,7 +143,11 @@ async fn cli_creates_locations_and_keys_and_revocation_is_immediate() {
     let app = crate::helpers::spawn_app().await;
     let cli = |args: &[&str]| {
         let mut command = binary();
-        command.args(args).env("DATABASE_URL", app.database_url());
+        command
+            .args(args)
+            .env("DATABASE_URL", app.database_url())
+            .env("REDIS_URL", &app.env["REDIS_URL"])
+            .env("CACHE_PREFIX", &app.env["CACHE_PREFIX"]);
         command
     };
 

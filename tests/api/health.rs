@@ -4,7 +4,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::helpers::{base_environment, settings_from, spawn_app, start};
+use crate::helpers::{base_environment, settings_from, spawn_app, spawn_app_with, start};
 
 #[tokio::test]
 async fn health_reports_identity_without_envelope() {
@@ -24,7 +24,10 @@ async fn health_reports_identity_without_envelope() {
 
 #[tokio::test]
 async fn detailed_health_is_healthy_with_a_live_database_and_no_redis() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|env| {
+        env.insert("REDIS_URL".into(), String::new());
+    })
+    .await;
 
     let response = app.get("/health/detailed").await;
 
@@ -117,4 +120,52 @@ async fn detailed_health_answers_within_a_second_when_the_database_hangs() {
     assert_eq!(response.status(), 503);
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     hung.abort();
+}
+
+#[tokio::test]
+async fn detailed_health_reports_a_connected_redis_tier() {
+    let app = spawn_app().await;
+
+    let mut cache = Value::Null;
+    for _ in 0..50 {
+        let body: Value = app.get("/health/detailed").await.json().await.unwrap();
+        cache = body["checks"]["cache"].clone();
+        if cache["type"] == "redis" {
+            assert_eq!(body["status"], "healthy");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert_eq!(cache["type"], "redis", "{cache}");
+    assert_eq!(cache["status"], "healthy");
+    assert_eq!(cache["connected"], true);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_degraded_but_200() {
+    let port = closed_port().await;
+    let app = spawn_app_with(|env| {
+        env.insert(
+            "REDIS_URL".into(),
+            format!("redis://:canary-redis-pw@127.0.0.1:{port}"),
+        );
+    })
+    .await;
+
+    let response = app.get("/health/detailed").await;
+
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("canary-redis-pw"));
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["database"], "healthy");
+    assert_eq!(body["checks"]["cache"]["status"], "degraded");
+    assert_eq!(body["checks"]["cache"]["type"], "in-memory");
+    assert_eq!(body["checks"]["cache"]["connected"], false);
+    assert_eq!(
+        body["checks"]["cache"]["message"],
+        "Redis unavailable, using fallback"
+    );
 }

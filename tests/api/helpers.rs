@@ -15,6 +15,11 @@ pub fn admin_database_url() -> Url {
     Url::parse(&raw).expect("TEST_DATABASE_URL is a URL")
 }
 
+/// The Redis tests share; each test uses its own key prefix. Override with `TEST_REDIS_URL`.
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
@@ -72,6 +77,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: Option<TestDatabase>,
+    /// The environment it was started with, to start a second instance beside it.
+    pub env: HashMap<String, String>,
 }
 
 impl TestApp {
@@ -98,6 +105,7 @@ pub fn base_environment(database_url: &Url) -> HashMap<String, String> {
         ("WORKERS", "1"),
         ("RATE_LIMIT_ENABLED", "false"),
         ("CACHE_PREFIX", prefix.as_str()),
+        ("REDIS_URL", test_redis_url().as_str()),
         ("SHUTDOWN_TIMEOUT_SECS", "1"),
     ]
     .into_iter()
@@ -118,7 +126,17 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut HashMap<String, String>)
     let database = TestDatabase::create().await;
     let mut env = base_environment(&database.url);
     customize(&mut env);
-    start(settings_from(&env), Some(database)).await
+    let mut app = start(settings_from(&env), Some(database)).await;
+    app.env = env;
+    app
+}
+
+/// Another instance on the same database, Redis and key prefix (a second server behind the
+/// same load balancer).
+pub async fn spawn_sibling(app: &TestApp) -> TestApp {
+    let mut sibling = start(settings_from(&app.env), None).await;
+    sibling.env = app.env.clone();
+    sibling
 }
 
 /// Spawns the app against settings as given (e.g. a database that is down).
@@ -135,6 +153,7 @@ pub async fn start(settings: Settings, database: Option<TestDatabase>) -> TestAp
             .build()
             .expect("client"),
         database,
+        env: HashMap::new(),
     }
 }
 

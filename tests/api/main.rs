@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod binary;
+mod cache;
+mod caching;
 mod errors;
 mod health;
 mod helpers;

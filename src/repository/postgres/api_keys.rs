@@ -62,7 +62,7 @@ impl ApiKeyRepository for PgApiKeyRepository {
         .await?)
     }
 
-    async fn revoke(&self, key_id: Uuid) -> Result<(), RepositoryError> {
+    async fn revoke(&self, key_id: Uuid) -> Result<Vec<u8>, RepositoryError> {
         let hash: Option<Vec<u8>> = sqlx::query_scalar(
             r#"update api_keys set revoked_at = coalesce(revoked_at, now())
                where id = $1 returning key_hash"#,
@@ -70,7 +70,7 @@ impl ApiKeyRepository for PgApiKeyRepository {
         .bind(key_id)
         .fetch_optional(&self.pool)
         .await?;
-        hash.map(drop).ok_or(RepositoryError::NotFound("API key"))
+        hash.ok_or(RepositoryError::NotFound("API key"))
     }
 
     async fn forget(&self, _key_hashes: &[Vec<u8>]) {}

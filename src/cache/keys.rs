@@ -1,0 +1,229 @@
+//! Typed cache keys (the original service's `CacheKeys`), every one scoped by location.
+//!
+//! Format: `{prefix}:v{FORMAT}:{kind}:{{locationId}}:{id…}` — the location id sits inside a
+//! Redis Cluster hash tag so that a location's keys share a slot. Each component is escaped
+//! (`%`, `:`, `{`, `}`, whitespace and control characters become `%XX`), so no id can
+//! forge another location's key.
+
+use std::fmt::Write as _;
+
+use super::wire::FORMAT_VERSION;
+
+/// What a key caches; also the `resource` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Workflows,
+    Workflow,
+    Analysis,
+    Subscription,
+    Location,
+    ApiKey,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 6] = [
+        Resource::Workflows,
+        Resource::Workflow,
+        Resource::Analysis,
+        Resource::Subscription,
+        Resource::Location,
+        Resource::ApiKey,
+    ];
+
+    /// Metric label value and the `{kind}` key segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Workflows => "workflows",
+            Resource::Workflow => "workflow",
+            Resource::Analysis => "analysis",
+            Resource::Subscription => "subscription",
+            Resource::Location => "location",
+            Resource::ApiKey => "api_key",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A full cache key: resource, owning location (none for `api_key`) and the Redis key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    resource: Resource,
+    location_id: Option<String>,
+    key: String,
+}
+
+impl CacheKey {
+    pub fn resource(&self) -> Resource {
+        self.resource
+    }
+    /// The owning location; `None` only for [`Resource::ApiKey`].
+    pub fn location_id(&self) -> Option<&str> {
+        self.location_id.as_deref()
+    }
+    /// The full Redis key (also the L1 key).
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+}
+
+impl std::fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+/// Key builders bound to a namespace prefix (`CACHE_PREFIX`).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheKeys<'a> {
+    prefix: &'a str,
+}
+
+impl<'a> CacheKeys<'a> {
+    pub fn new(prefix: &'a str) -> Self {
+        CacheKeys { prefix }
+    }
+
+    fn build(&self, resource: Resource, tag: &str, ids: &[&str], loc: bool) -> CacheKey {
+        let mut key = String::with_capacity(48);
+        let _ = write!(
+            key,
+            "{}:v{}:{}:{{",
+            self.prefix,
+            FORMAT_VERSION,
+            resource.as_str()
+        );
+        escape_into(&mut key, tag);
+        key.push('}');
+        for id in ids {
+            key.push(':');
+            escape_into(&mut key, id);
+        }
+        CacheKey {
+            resource,
+            location_id: loc.then(|| tag.to_owned()),
+            key,
+        }
+    }
+
+    /// One workflow with its full definition.
+    pub fn workflow(&self, location_id: &str, workflow_id: &str) -> CacheKey {
+        self.build(Resource::Workflow, location_id, &[workflow_id], true)
+    }
+    /// The location's whole workflow summary list (one key).
+    pub fn workflows(&self, location_id: &str) -> CacheKey {
+        self.build(Resource::Workflows, location_id, &[], true)
+    }
+    /// Analysis of one workflow version under one rules version.
+    pub fn analysis(
+        &self,
+        location_id: &str,
+        workflow_id: &str,
+        workflow_version: i64,
+        rules_version: &str,
+    ) -> CacheKey {
+        let ver = workflow_version.to_string();
+        self.build(
+            Resource::Analysis,
+            location_id,
+            &[workflow_id, &ver, rules_version],
+            true,
+        )
+    }
+    pub fn subscription(&self, location_id: &str) -> CacheKey {
+        self.build(Resource::Subscription, location_id, &[], true)
+    }
+    /// The location/user record (the original's `CacheKeys.user`).
+    pub fn location(&self, location_id: &str) -> CacheKey {
+        self.build(Resource::Location, location_id, &[], true)
+    }
+    /// Api key lookup by key hash; the only key not scoped by location (its value names it).
+    pub fn api_key(&self, key_hash: &str) -> CacheKey {
+        self.build(Resource::ApiKey, key_hash, &[], false)
+    }
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\' => {
+                let _ = write!(out, "%{:02X}", c as u32);
+            }
+            c if c.is_whitespace() || c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "%{b:02X}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_formats_put_the_location_in_a_hash_tag() {
+        let k = CacheKeys::new("gwd");
+        assert_eq!(
+            k.workflow("loc1", "wf9").as_str(),
+            "gwd:v1:workflow:{loc1}:wf9"
+        );
+        assert_eq!(k.workflows("loc1").as_str(), "gwd:v1:workflows:{loc1}");
+        assert_eq!(
+            k.analysis("loc1", "wf9", 7, "r3").as_str(),
+            "gwd:v1:analysis:{loc1}:wf9:7:r3"
+        );
+        assert_eq!(
+            k.subscription("loc1").as_str(),
+            "gwd:v1:subscription:{loc1}"
+        );
+        assert_eq!(k.location("loc1").as_str(), "gwd:v1:location:{loc1}");
+        assert_eq!(k.api_key("abc").as_str(), "gwd:v1:api_key:{abc}");
+        assert_eq!(k.workflow("loc1", "wf9").location_id(), Some("loc1"));
+        assert_eq!(k.api_key("abc").location_id(), None);
+        assert_eq!(k.analysis("l", "w", 1, "r").resource(), Resource::Analysis);
+    }
+
+    #[test]
+    fn keys_are_scoped_by_location_and_cannot_be_forged() {
+        let k = CacheKeys::new("gwd");
+        assert_ne!(k.workflow("locA", "wf1"), k.workflow("locB", "wf1"));
+        assert_ne!(
+            k.analysis("locA", "wf1", 1, "r"),
+            k.analysis("locB", "wf1", 1, "r")
+        );
+        // A crafted id cannot produce another location's key.
+        let forged = k.workflow("a}:wf1:{b", "x");
+        assert_ne!(forged, k.workflow("a", "wf1"));
+        assert_eq!(forged.as_str(), "gwd:v1:workflow:{a%7D%3Awf1%3A%7Bb}:x");
+        assert_eq!(k.workflow("a:b", "c"), k.workflow("a:b", "c"));
+        assert_ne!(
+            k.workflow("a:b", "c").as_str(),
+            k.workflow("a", "b:c").as_str()
+        );
+        // Glob characters are escaped so SCAN MATCH patterns stay literal.
+        assert_eq!(k.location("*").as_str(), "gwd:v1:location:{%2A}");
+        assert_eq!(k.location("a b").as_str(), "gwd:v1:location:{a%20b}");
+    }
+
+    #[test]
+    fn resource_labels() {
+        let labels: Vec<_> = Resource::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "workflows",
+                "workflow",
+                "analysis",
+                "subscription",
+                "location",
+                "api_key"
+            ]
+        );
+    }
+}

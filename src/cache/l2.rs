@@ -1,0 +1,220 @@
+//! The Redis tier: a bb8 pool of multiplexed connections, every operation (checkout +
+//! command) under one budget.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use bb8::{ErrorSink, ManageConnection, Pool};
+use bb8_redis::RedisConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::RedisError;
+use tokio::time::{timeout_at, Instant};
+
+use super::metrics::Metrics;
+
+/// A pooled connection plus a "replace me" flag: bb8-redis never reports a multiplexed
+/// connection as broken, so after an I/O error or repeated timeouts we mark it here and
+/// bb8 drops it on return instead of handing a dead connection out forever.
+pub struct L2Conn {
+    pub conn: MultiplexedConnection,
+    broken: bool,
+    timeouts: u8,
+}
+
+#[derive(Clone, Debug)]
+pub struct L2Manager(RedisConnectionManager);
+
+impl ManageConnection for L2Manager {
+    type Connection = L2Conn;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<L2Conn, RedisError> {
+        let conn = self.0.connect().await?;
+        Ok(L2Conn {
+            conn,
+            broken: false,
+            timeouts: 0,
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut L2Conn) -> Result<(), RedisError> {
+        self.0.is_valid(&mut conn.conn).await
+    }
+
+    fn has_broken(&self, conn: &mut L2Conn) -> bool {
+        conn.broken
+    }
+}
+
+/// Logs and counts connection errors (bb8's error sink).
+#[derive(Clone)]
+struct Sink(prometheus::IntCounter);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
+impl ErrorSink<RedisError> for Sink {
+    fn sink(&self, error: RedisError) {
+        self.0.inc();
+        log::warn!("cache: redis connection failed: {error}");
+    }
+    fn boxed_clone(&self) -> Box<dyn ErrorSink<RedisError>> {
+        Box::new(self.clone())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum L2Error {
+    #[error("redis operation exceeded its budget")]
+    Timeout,
+    #[error("redis error: {0}")]
+    Redis(#[from] RedisError),
+    #[error("redis pool: {0}")]
+    Pool(String),
+}
+
+/// The pool lives behind a lock so that it can be replaced wholesale after an outage
+/// (every connection of the old pool is suspect; the new one reconnects lazily).
+pub struct L2 {
+    manager: L2Manager,
+    pool: RwLock<Pool<L2Manager>>,
+    size: u32,
+    sink: Sink,
+    connect_timeout: Duration,
+    pub client: redis::Client,
+}
+
+impl L2 {
+    pub fn new(
+        url: &str,
+        size: u32,
+        budget: Duration,
+        metrics: &Metrics,
+    ) -> Result<L2, RedisError> {
+        let manager = L2Manager(RedisConnectionManager::new(url)?);
+        let client = redis::Client::open(url)?;
+        let sink = Sink(metrics.l2_connect_errors.clone());
+        let connect_timeout = budget.max(Duration::from_millis(250));
+        let pool = build_pool(manager.clone(), size, connect_timeout, sink.clone());
+        Ok(L2 {
+            manager,
+            pool: RwLock::new(pool),
+            size,
+            sink,
+            connect_timeout,
+            client,
+        })
+    }
+
+    pub fn pool(&self) -> Pool<L2Manager> {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Drop every pooled connection (they reconnect on demand).
+    pub fn reset_pool(&self) {
+        let fresh = build_pool(
+            self.manager.clone(),
+            self.size,
+            self.connect_timeout,
+            self.sink.clone(),
+        );
+        *self.pool.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool().state();
+        (s.connections, s.idle_connections)
+    }
+
+    /// Run one command: checkout + command under one deadline.
+    pub async fn run<T, F>(&self, budget: Duration, f: F) -> Result<T, L2Error>
+    where
+        F: for<'c> FnOnce(
+            &'c mut MultiplexedConnection,
+        ) -> futures::future::BoxFuture<'c, Result<T, RedisError>>,
+    {
+        let deadline = Instant::now() + budget;
+        let pool = self.pool();
+        let mut conn = match timeout_at(deadline, pool.get()).await {
+            Err(_) => return Err(L2Error::Timeout),
+            Ok(Err(bb8::RunError::TimedOut)) => return Err(L2Error::Timeout),
+            Ok(Err(bb8::RunError::User(e))) => return Err(L2Error::Redis(e)),
+            Ok(Ok(c)) => c,
+        };
+        match timeout_at(deadline, f(&mut conn.conn)).await {
+            Err(_) => {
+                conn.timeouts = conn.timeouts.saturating_add(1);
+                if conn.timeouts >= 3 {
+                    conn.broken = true;
+                }
+                Err(L2Error::Timeout)
+            }
+            Ok(Err(e)) => {
+                if e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() {
+                    conn.broken = true;
+                }
+                Err(L2Error::Redis(e))
+            }
+            Ok(Ok(v)) => {
+                conn.timeouts = 0;
+                Ok(v)
+            }
+        }
+    }
+}
+
+fn build_pool(
+    manager: L2Manager,
+    size: u32,
+    connect_timeout: Duration,
+    sink: Sink,
+) -> Pool<L2Manager> {
+    Pool::builder()
+        .max_size(size.max(1))
+        .min_idle(None)
+        .test_on_check_out(false)
+        .retry_connection(false)
+        .connection_timeout(connect_timeout)
+        .error_sink(Box::new(sink))
+        .build_unchecked(manager)
+}
+
+/// Fill guarded against tombstones: refuses to overwrite a tombstone unless the load
+/// started (ARGV[4], unix ms) more than ARGV[5] ms (clock-skew margin) after the
+/// invalidation was written (the tombstone's written-at header field).
+/// KEYS[1] key; ARGV[1] value; ARGV[2] px; ARGV[3] tombstone prefix.
+pub const FILL_SCRIPT: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.len(cur) >= 19 and string.sub(cur, 1, 3) == ARGV[3] then
+  local ts = 0
+  for i = 12, 19 do ts = ts * 256 + string.byte(cur, i) end
+  if tonumber(ARGV[4]) <= ts + tonumber(ARGV[5]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// Loads that started less than this after an invalidation (by the writer's clock) may not
+/// replace its tombstone: tolerates this much clock skew between instances.
+pub const CLOCK_SKEW_MARGIN_MS: u64 = 250;
+
+/// Delete only if the value is still the one we saw (for undecodable values).
+pub const DEL_IF_EQ_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// Escape a prefix for SCAN MATCH.
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

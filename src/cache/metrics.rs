@@ -1,0 +1,172 @@
+//! Prometheus metrics on the service's registry. No location ids in any label.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use super::keys::Resource;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Layer {
+    Memory = 0,
+    Redis = 1,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Hit = 0,
+    Miss = 1,
+    Set = 2,
+    Del = 3,
+    Error = 4,
+}
+
+const OPS: [&str; 5] = ["hit", "miss", "set", "del", "error"];
+const TYPES: [&str; 2] = ["memory", "redis"];
+
+pub struct Metrics {
+    /// Pre-resolved `cache_operations_total` children: [type][op][resource].
+    ops: Vec<IntCounter>,
+    pub l1_duration: Histogram,
+    pub l2_duration: Histogram,
+    pub breaker_state: IntGauge,
+    pub l1_entries: IntGauge,
+    pub l1_weight: IntGauge,
+    pub pool_connections: IntGauge,
+    pub pool_idle: IntGauge,
+    pub pending_invalidations: IntGauge,
+    pub decode_errors: IntCounter,
+    pub stale_served: IntCounter,
+    pub coalesced: IntCounter,
+    pub loads: IntCounter,
+    pub l2_timeouts: IntCounter,
+    pub l2_errors: IntCounter,
+    pub l2_connect_errors: IntCounter,
+    pub dropped_writes: IntCounter,
+    pub skipped_fills: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl Metrics {
+    pub fn new(r: &Registry) -> prometheus::Result<Metrics> {
+        let ops_vec = IntCounterVec::new(
+            Opts::new(
+                "cache_operations_total",
+                "Cache operations by tier, operation and resource",
+            ),
+            &["type", "operation", "resource"],
+        )?;
+        r.register(Box::new(ops_vec.clone()))?;
+        let mut ops = Vec::with_capacity(TYPES.len() * OPS.len() * Resource::ALL.len());
+        for t in TYPES {
+            for o in OPS {
+                for res in Resource::ALL {
+                    ops.push(ops_vec.with_label_values(&[t, o, res.as_str()]));
+                }
+            }
+        }
+        let dur = HistogramVec::new(
+            HistogramOpts::new(
+                "cache_operation_duration_seconds",
+                "Cache lookup latency by tier",
+            )
+            .buckets(vec![
+                0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25,
+            ]),
+            &["tier"],
+        )?;
+        r.register(Box::new(dur.clone()))?;
+        Ok(Metrics {
+            ops,
+            l1_duration: dur.with_label_values(&["l1"]),
+            l2_duration: dur.with_label_values(&["l2"]),
+            breaker_state: gauge(
+                r,
+                "cache_breaker_state",
+                "Redis circuit breaker: 0 closed, 1 open, 2 half_open",
+            )?,
+            l1_entries: gauge(r, "cache_l1_entries", "Entries in the in-process tier")?,
+            l1_weight: gauge(
+                r,
+                "cache_l1_weight_bytes",
+                "Weighted bytes in the in-process tier",
+            )?,
+            pool_connections: gauge(r, "cache_redis_pool_connections", "Redis pool connections")?,
+            pool_idle: gauge(
+                r,
+                "cache_redis_pool_idle_connections",
+                "Idle Redis pool connections",
+            )?,
+            pending_invalidations: gauge(
+                r,
+                "cache_pending_invalidations",
+                "Invalidations waiting for Redis to come back",
+            )?,
+            decode_errors: counter(
+                r,
+                "cache_decode_errors_total",
+                "L2 values that did not decode",
+            )?,
+            stale_served: counter(
+                r,
+                "cache_stale_served_total",
+                "Stale values served because the loader failed",
+            )?,
+            coalesced: counter(
+                r,
+                "cache_coalesced_total",
+                "Reads that joined an in-flight load",
+            )?,
+            loads: counter(r, "cache_loads_total", "Loader calls")?,
+            l2_timeouts: counter(
+                r,
+                "cache_redis_timeouts_total",
+                "Redis operations over budget",
+            )?,
+            l2_errors: counter(
+                r,
+                "cache_redis_errors_total",
+                "Redis operations that failed",
+            )?,
+            l2_connect_errors: counter(
+                r,
+                "cache_redis_connect_errors_total",
+                "Redis connection attempts that failed",
+            )?,
+            dropped_writes: counter(
+                r,
+                "cache_redis_dropped_writes_total",
+                "L2 writes dropped because too many were in flight",
+            )?,
+            skipped_fills: counter(
+                r,
+                "cache_skipped_fills_total",
+                "Fills skipped because the key was invalidated during the load",
+            )?,
+        })
+    }
+
+    #[inline]
+    pub fn op(&self, tier: Layer, op: Op, res: Resource) -> &IntCounter {
+        let n = Resource::ALL.len();
+        &self.ops[(tier as usize * OPS.len() + op as usize) * n + res.index()]
+    }
+}

@@ -1,0 +1,139 @@
+//! Background tasks: the breaker's reconnect prober and the invalidation subscriber.
+
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::breaker::BreakerState;
+use super::{lock, now_ms, Inner};
+
+/// Breaker probing with capped backoff, pending-invalidation replay, gauge refresh.
+pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bool>) {
+    {
+        let Some(i) = weak.upgrade() else { return };
+        if !i.ping(i.probe_budget()).await && i.breaker.trip() {
+            log::warn!("cache: redis not reachable at startup; serving from memory");
+            i.on_trip();
+        }
+        i.probed.store(true, Ordering::Release);
+    }
+    let mut attempt: u32 = 0;
+    let mut tick: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = rx.changed() => return,
+        }
+        let Some(i) = weak.upgrade() else { return };
+        if i.shut.load(Ordering::Acquire) {
+            return;
+        }
+        tick += 1;
+        if tick.is_multiple_of(10) {
+            i.refresh_gauges();
+        }
+        match i.breaker.state() {
+            BreakerState::Closed => {
+                attempt = 0;
+                if tick.is_multiple_of(10) && !lock(&i.pending).is_empty() {
+                    i.replay_pending(i.probe_budget()).await;
+                }
+            }
+            BreakerState::Open => {
+                let backoff =
+                    Duration::from_millis(100 * u64::from(attempt)).min(Duration::from_secs(3));
+                let wait = i.s.breaker_cooldown.max(backoff);
+                if u128::from(i.breaker.open_for_ms()) >= wait.as_millis()
+                    && i.breaker.begin_probe()
+                {
+                    attempt = attempt.saturating_add(1);
+                    i.m.breaker_state.set(BreakerState::HalfOpen.gauge_value());
+                    let budget = i.probe_budget();
+                    if i.ping(budget).await && i.replay_pending(budget).await {
+                        i.trusted_after_ms.store(now_ms(), Ordering::Release);
+                        i.breaker.close();
+                        i.connected.store(true, Ordering::Release);
+                        log::info!("cache: redis reachable again; circuit breaker closed");
+                    } else {
+                        i.breaker.probe_failed();
+                    }
+                    i.m.breaker_state.set(i.breaker.state().gauge_value());
+                }
+            }
+            BreakerState::HalfOpen => {}
+        }
+    }
+}
+
+/// The invalidation subscriber: a dedicated pub/sub connection with its own reconnect.
+pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bool>) {
+    let (client, channel) = {
+        let Some(i) = weak.upgrade() else { return };
+        let Some(l2) = &i.l2 else { return };
+        (l2.client.clone(), i.channel.clone())
+    };
+    let mut attempt: u32 = 0;
+    let mut first = true;
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        let connect = async {
+            let mut ps = client.get_async_pubsub().await?;
+            ps.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(ps)
+        };
+        match tokio::time::timeout(Duration::from_secs(1), connect).await {
+            Ok(Ok(ps)) => {
+                attempt = 0;
+                {
+                    let Some(i) = weak.upgrade() else { return };
+                    if !first {
+                        i.clear_l1("invalidation subscriber reconnected");
+                    }
+                    i.subscribed.store(true, Ordering::Release);
+                }
+                first = false;
+                let (mut sink, mut stream) = ps.split();
+                let mut ping = tokio::time::interval(Duration::from_secs(5));
+                ping.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = rx.changed() => return,
+                        msg = stream.next() => match msg {
+                            Some(m) => {
+                                let Some(i) = weak.upgrade() else { return };
+                                i.on_bus_message(m.get_payload_bytes());
+                            }
+                            None => break,
+                        },
+                        _ = ping.tick() => {
+                            let pong = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                sink.ping::<redis::Value>(),
+                            )
+                            .await;
+                            if !matches!(pong, Ok(Ok(_))) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let Some(i) = weak.upgrade() else { return };
+                i.subscribed.store(false, Ordering::Release);
+                log::warn!("cache: invalidation subscriber lost; clearing L1");
+                i.clear_l1("invalidation subscriber disconnected");
+            }
+            _ => attempt = attempt.saturating_add(1),
+        }
+        let backoff =
+            Duration::from_millis(100 * u64::from(attempt.max(1))).min(Duration::from_secs(3));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = rx.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Public value types: settings, read results, errors, stats and health shapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::breaker::BreakerState;
+
+/// Cache configuration (typed settings; the service maps env vars onto it).
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// `CACHE_PREFIX`, default `gwd`.
+    pub prefix: String,
+    /// `None` => L1 only (type `in-memory`, health `healthy`).
+    pub redis_url: Option<String>,
+    /// Max L1 entries; 0 disables L1.
+    pub l1_capacity: u64,
+    /// Max L1 bytes (weigher bound).
+    pub l1_max_bytes: u64,
+    /// Budget per L2 operation: pool checkout + command.
+    pub l2_budget: Duration,
+    pub l2_pool_size: u32,
+    /// Consecutive L2 failures that open the breaker.
+    pub breaker_threshold: u32,
+    /// Open time before the one probe.
+    pub breaker_cooldown: Duration,
+    /// How long past its logical expiry a value may be served STALE when the loader fails.
+    pub stale_grace: Duration,
+    /// TTL of cached "not found".
+    pub negative_ttl: Duration,
+    /// Unique per process, for pub/sub self-filtering.
+    pub instance_id: String,
+    /// Skip both tiers in `get_or_load` (status BYPASS). Default false.
+    pub bypass: bool,
+    /// Max concurrent fire-and-forget L2 writes. Default 256.
+    pub max_pending_writes: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            prefix: "gwd".into(),
+            redis_url: None,
+            l1_capacity: 10_000,
+            l1_max_bytes: 64 * 1024 * 1024,
+            l2_budget: Duration::from_millis(50),
+            l2_pool_size: 16,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
+            stale_grace: Duration::from_secs(3600),
+            negative_ttl: Duration::from_secs(30),
+            instance_id: format!("{:016x}", rand::random::<u64>()),
+            bypass: false,
+            max_pending_writes: 256,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("invalid REDIS_URL ({0})")]
+    InvalidRedisUrl(String),
+    #[error("redis unavailable")]
+    Unavailable,
+    #[error("Cache::new with REDIS_URL must be called inside a tokio runtime")]
+    NoRuntime,
+    #[error("redis: {0}")]
+    Redis(String),
+}
+
+/// Which tier answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    L1,
+    L2,
+}
+
+impl Tier {
+    /// `X-Cache-Tier` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::L1 => "l1",
+            Tier::L2 => "l2",
+        }
+    }
+}
+
+/// A value found in a tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheHit {
+    pub bytes: Bytes,
+    pub tier: Tier,
+    /// Past its logical expiry (only from [`Cache::get_with_stale`]).
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit(Tier),
+    Miss,
+    Stale,
+    Bypass,
+}
+
+impl CacheStatus {
+    /// `X-Cache-Status` value.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            CacheStatus::Hit(_) => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+    /// `X-Cache-Tier` value, on hits only.
+    pub fn tier(self) -> Option<&'static str> {
+        match self {
+            CacheStatus::Hit(t) => Some(t.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// Result of a read-through: `value: None` = not found (possibly a cached "not found").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRead {
+    pub value: Option<Bytes>,
+    pub status: CacheStatus,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError<E> {
+    /// The loader failed and no stale value existed; shared by every single-flight waiter.
+    #[error("loader failed")]
+    Loader(Arc<E>),
+    /// The loader panicked.
+    #[error("loader panicked")]
+    Panicked,
+}
+
+impl<E> Clone for LoadError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            LoadError::Loader(e) => LoadError::Loader(e.clone()),
+            LoadError::Panicked => LoadError::Panicked,
+        }
+    }
+}
+
+/// CONTRACT §6 `/internal/cache-stats`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheStats {
+    #[serde(rename = "type")]
+    pub kind: CacheType,
+    pub connected: bool,
+    pub l1: L1Stats,
+    pub l2: L2Stats,
+    pub loads: u64,
+    pub coalesced: u64,
+    pub stale_served: u64,
+    pub hit_ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct L1Stats {
+    pub entries: u64,
+    pub capacity: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct L2Stats {
+    pub hits: u64,
+    pub misses: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub breaker: BreakerState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CacheType {
+    #[serde(rename = "redis")]
+    Redis,
+    #[serde(rename = "in-memory")]
+    InMemory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+}
+
+/// CONTRACT §5 `checks.cache`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheHealth {
+    pub status: HealthStatus,
+    #[serde(rename = "type")]
+    pub kind: CacheType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -1,0 +1,123 @@
+//! L2 wire format: a 19-byte header then the payload (the serialized JSON bytes as given).
+//!
+//! ```text
+//! [0]     magic 0xC7
+//! [1]     format version (FORMAT_VERSION, also in every key as `v{FORMAT}`)
+//! [2]     flags: 0 = value, 1 = negative (not found), 2 = tombstone (recent invalidation)
+//! [3..11] logical expiry, unix ms, big endian
+//! [11..19] written at, unix ms, big endian
+//! [19..]  payload
+//! ```
+//! Anything else is a decode error: treated as a miss, deleted and counted.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+pub const FORMAT_VERSION: u8 = 1;
+pub const MAGIC: u8 = 0xC7;
+pub const HEADER_LEN: usize = 19;
+
+pub const FLAG_VALUE: u8 = 0;
+pub const FLAG_NEGATIVE: u8 = 1;
+pub const FLAG_TOMBSTONE: u8 = 2;
+
+/// A decoded L2 record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Value {
+        payload: Bytes,
+        logical_exp_ms: u64,
+        written_ms: u64,
+    },
+    Negative {
+        logical_exp_ms: u64,
+        written_ms: u64,
+    },
+    Tombstone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeError;
+
+pub fn encode(flags: u8, logical_exp_ms: u64, written_ms: u64, payload: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    b.put_u8(MAGIC);
+    b.put_u8(FORMAT_VERSION);
+    b.put_u8(flags);
+    b.put_u64(logical_exp_ms);
+    b.put_u64(written_ms);
+    b.put_slice(payload);
+    b.to_vec()
+}
+
+/// The first three bytes of every tombstone (used by the fill script to refuse overwriting one).
+pub fn tombstone_prefix() -> [u8; 3] {
+    [MAGIC, FORMAT_VERSION, FLAG_TOMBSTONE]
+}
+
+pub fn decode(raw: Bytes) -> Result<Record, DecodeError> {
+    if raw.len() < HEADER_LEN || raw[0] != MAGIC || raw[1] != FORMAT_VERSION {
+        return Err(DecodeError);
+    }
+    let logical_exp_ms = u64::from_be_bytes(raw[3..11].try_into().map_err(|_| DecodeError)?);
+    let written_ms = u64::from_be_bytes(raw[11..19].try_into().map_err(|_| DecodeError)?);
+    match raw[2] {
+        FLAG_VALUE => Ok(Record::Value {
+            payload: raw.slice(HEADER_LEN..),
+            logical_exp_ms,
+            written_ms,
+        }),
+        FLAG_NEGATIVE if raw.len() == HEADER_LEN => Ok(Record::Negative {
+            logical_exp_ms,
+            written_ms,
+        }),
+        FLAG_TOMBSTONE if raw.len() == HEADER_LEN => Ok(Record::Tombstone),
+        _ => Err(DecodeError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_values_negatives_and_tombstones() {
+        let v = encode(FLAG_VALUE, 123, 45, b"{\"a\":1}");
+        assert_eq!(
+            decode(Bytes::from(v)),
+            Ok(Record::Value {
+                payload: Bytes::from_static(b"{\"a\":1}"),
+                logical_exp_ms: 123,
+                written_ms: 45
+            })
+        );
+        let n = encode(FLAG_NEGATIVE, 9, 8, b"");
+        assert_eq!(
+            decode(Bytes::from(n)),
+            Ok(Record::Negative {
+                logical_exp_ms: 9,
+                written_ms: 8
+            })
+        );
+        let t = encode(FLAG_TOMBSTONE, 0, 1, b"");
+        assert_eq!(&t[..3], &tombstone_prefix());
+        assert_eq!(decode(Bytes::from(t)), Ok(Record::Tombstone));
+    }
+
+    #[test]
+    fn garbage_and_other_versions_do_not_decode() {
+        for raw in [
+            b"".to_vec(),
+            b"{\"json\":true}".to_vec(),
+            vec![0xFF; 40],
+            {
+                let mut v = encode(FLAG_VALUE, 1, 1, b"x");
+                v[1] = FORMAT_VERSION + 1;
+                v
+            },
+            encode(7, 1, 1, b""),
+            encode(FLAG_NEGATIVE, 1, 1, b"payload"),
+        ] {
+            assert_eq!(decode(Bytes::from(raw)), Err(DecodeError));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The cache seen through the API: headers, tiers, invalidation across instances.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{sample_workflow, spawn_app, spawn_sibling, TestApp};
+
+fn cache_headers(response: &reqwest::Response) -> (String, Option<String>) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    (
+        header("x-cache-status").unwrap_or_default(),
+        header("x-cache-tier"),
+    )
+}
+
+/// Until the instance's Redis tier is connected (its startup probe is asynchronous).
+pub async fn wait_for_redis(app: &TestApp) {
+    for _ in 0..50 {
+        let body: Value = app.get("/health/detailed").await.json().await.unwrap();
+        if body["checks"]["cache"]["type"] == "redis" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("Redis tier never connected");
+}
+
+async fn version_seen(app: &TestApp, key: &str, id: &str) -> i64 {
+    let body: Value = app
+        .api_get(key, &format!("/api/workflows/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["data"]["version"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_read_is_a_miss_then_an_l1_hit_then_an_l2_hit_after_an_l1_flush() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Cached"))
+        .await;
+    // Loads that start right after a write do not refill Redis (the stale-set guard's
+    // tombstone); this test is about the tiers, so it reads once that window has passed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let first = app.api_get(&key, "/api/workflows/wf1").await;
+    let second = app.api_get(&key, "/api/workflows/wf1").await;
+    assert_eq!(cache_headers(&first), ("MISS".to_owned(), None));
+    assert_eq!(
+        cache_headers(&second),
+        ("HIT".to_owned(), Some("l1".to_owned()))
+    );
+    let first_body: Value = first.json().await.unwrap();
+    let second_body: Value = second.json().await.unwrap();
+    assert_eq!(first_body["data"], second_body["data"]);
+
+    // A second instance has an empty L1: its first read comes from Redis.
+    let sibling = spawn_sibling(&app).await;
+    wait_for_redis(&sibling).await;
+    let from_redis = sibling.api_get(&key, "/api/workflows/wf1").await;
+    assert_eq!(
+        cache_headers(&from_redis),
+        ("HIT".to_owned(), Some("l2".to_owned()))
+    );
+    let from_redis: Value = from_redis.json().await.unwrap();
+    assert_eq!(from_redis["data"], first_body["data"]);
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_is_not_served_stale_by_the_others_l1() {
+    let app = spawn_app().await;
+    let sibling = spawn_sibling(&app).await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("v1")).await;
+    // Both instances hold version 1 in L1.
+    for instance in [&app, &sibling] {
+        version_seen(instance, &key, "wf1").await;
+        assert_eq!(version_seen(instance, &key, "wf1").await, 1);
+    }
+
+    let put = app.put_workflow(&key, "wf1", &sample_workflow("v2")).await;
+    assert_eq!(put.status(), 200);
+
+    assert_eq!(version_seen(&app, &key, "wf1").await, 2);
+    let mut seen = 0;
+    for _ in 0..20 {
+        seen = version_seen(&sibling, &key, "wf1").await;
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen, 2, "the sibling kept serving version 1");
+
+    assert_eq!(app.delete_workflow(&key, "wf1").await.status(), 204);
+    let mut status = 0;
+    for _ in 0..20 {
+        status = sibling
+            .api_get(&key, "/api/workflows/wf1")
+            .await
+            .status()
+            .as_u16();
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn lists_are_invalidated_by_writes() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    let count = |body: Value| body["data"]["count"].as_u64().unwrap();
+
+    let empty: Value = app
+        .api_get(&key, "/api/workflows")
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.put_workflow(&key, "wf1", &sample_workflow("one")).await;
+    let one: Value = app
+        .api_get(&key, "/api/workflows")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(count(empty), 0);
+    assert_eq!(count(one), 1);
+}
+
+#[tokio::test]
+async fn tenant_isolation_holds_with_a_warm_cache_on_both_instances() {
+    let app = spawn_app().await;
+    let sibling = spawn_sibling(&app).await;
+    let key_a = app.create_location("locA").await;
+    let key_b = app.create_location("locB").await;
+    app.put_workflow(&key_a, "shared-name", &sample_workflow("A's"))
+        .await;
+    for instance in [&app, &sibling] {
+        assert_eq!(
+            instance
+                .api_get(&key_a, "/api/workflows/shared-name")
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            instance
+                .api_get(&key_a, "/api/workflows/shared-name")
+                .await
+                .status(),
+            200
+        );
+    }
+
+    for instance in [&app, &sibling] {
+        for path in ["/api/workflows/shared-name", "/api/workflows/shared-name"] {
+            assert_eq!(instance.api_get(&key_b, path).await.status(), 404);
+        }
+        let list: Value = instance
+            .api_get(&key_b, "/api/workflows")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["data"]["count"], 0);
+    }
+}
+
+#[tokio::test]
+async fn cache_stats_and_flush_are_operator_routes() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Stats"))
+        .await;
+    app.api_get(&key, "/api/workflows/wf1").await;
+    app.api_get(&key, "/api/workflows/wf1").await;
+
+    let stats: Value = app.get("/internal/cache-stats").await.json().await.unwrap();
+    let data = &stats["data"];
+    for field in [
+        "type",
+        "connected",
+        "l1",
+        "l2",
+        "loads",
+        "coalesced",
+        "staleServed",
+        "hitRatio",
+    ] {
+        assert!(
+            data.get(field).is_some(),
+            "cache-stats lacks {field}: {data}"
+        );
+    }
+    assert!(data["l1"]["hits"].as_u64().unwrap() >= 1);
+    assert_eq!(data["l2"]["breaker"], "closed");
+
+    let flushed = app
+        .client
+        .post(app.url("/internal/cache/flush"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(flushed.status(), 200);
+    let after = app.api_get(&key, "/api/workflows/wf1").await;
+    assert_eq!(cache_headers(&after).0, "MISS");
+}
+
+#[tokio::test]
+async fn cache_metrics_are_exposed_without_tenant_labels() {
+    let app = spawn_app().await;
+    let key = app.create_location("locSecretTenant").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Metrics"))
+        .await;
+    app.api_get(&key, "/api/workflows/wf1").await;
+    app.api_get(&key, "/api/workflows/wf1").await;
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+
+    assert!(text.contains("cache_operations_total{"), "{text}");
+    assert!(text.contains(r#"resource="workflow""#));
+    assert!(!text.contains("locSecretTenant"));
+}
