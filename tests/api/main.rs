@@ -5,6 +5,7 @@ mod binary;
 mod cache;
 mod caching;
 mod errors;
+mod faults;
 mod health;
 mod helpers;
 mod internal;
