@@ -1,6 +1,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::read_retrying;
+
 use crate::repository::{ApiKeyOwner, ApiKeyRepository, RepositoryError};
 
 #[derive(Clone)]
@@ -23,14 +25,16 @@ struct OwnerRow {
 #[async_trait::async_trait]
 impl ApiKeyRepository for PgApiKeyRepository {
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
-        let row: Option<OwnerRow> = sqlx::query_as(
-            r#"select k.id as key_id, k.location_id
-               from api_keys k
-               join locations l on l.id = k.location_id
-               where k.key_hash = $1 and k.revoked_at is null and l.uninstalled_at is null"#,
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
+        let row: Option<OwnerRow> = read_retrying(|| {
+            sqlx::query_as(
+                r#"select k.id as key_id, k.location_id
+                   from api_keys k
+                   join locations l on l.id = k.location_id
+                   where k.key_hash = $1 and k.revoked_at is null and l.uninstalled_at is null"#,
+            )
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+        })
         .await?;
         Ok(row.map(|row| ApiKeyOwner {
             key_id: row.key_id,

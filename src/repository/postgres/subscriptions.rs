@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use super::read_retrying;
+
 use crate::repository::{
     Fetched, ReadSource, RepositoryError, Subscription, SubscriptionRepository,
 };
@@ -26,11 +28,13 @@ struct SubscriptionRow {
 #[async_trait::async_trait]
 impl SubscriptionRepository for PgSubscriptionRepository {
     async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
-        let row: Option<SubscriptionRow> = sqlx::query_as(
-            r#"select plan, status, current_period_end from subscriptions where location_id = $1"#,
-        )
-        .bind(location_id)
-        .fetch_optional(&self.pool)
+        let row: Option<SubscriptionRow> = read_retrying(|| {
+            sqlx::query_as(
+                r#"select plan, status, current_period_end from subscriptions where location_id = $1"#,
+            )
+            .bind(location_id)
+            .fetch_optional(&self.pool)
+        })
         .await?;
         let subscription = match row {
             Some(row) => Subscription {

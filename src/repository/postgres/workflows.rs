@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use super::read_retrying;
+
 use crate::repository::{
     Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
     WorkflowRepository, WorkflowSummary,
@@ -105,14 +107,16 @@ impl WorkflowRepository for PgWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
-        let rows: Vec<SummaryRow> = sqlx::query_as(
-            r#"select id, name, status, version, step_count, trigger_count, updated_at
-               from workflows
-               where location_id = $1
-               order by updated_at desc, id"#,
-        )
-        .bind(location_id)
-        .fetch_all(&self.pool)
+        let rows: Vec<SummaryRow> = read_retrying(|| {
+            sqlx::query_as(
+                r#"select id, name, status, version, step_count, trigger_count, updated_at
+                   from workflows
+                   where location_id = $1
+                   order by updated_at desc, id"#,
+            )
+            .bind(location_id)
+            .fetch_all(&self.pool)
+        })
         .await?;
         let summaries: Vec<WorkflowSummary> = rows.into_iter().map(Into::into).collect();
         Fetched::encode(&summaries, ReadSource::Bypass)
@@ -123,11 +127,13 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
-        let row: Option<WorkflowRow> = sqlx::query_as(GET_SQL)
-            .bind(location_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<WorkflowRow> = read_retrying(|| {
+            sqlx::query_as(GET_SQL)
+                .bind(location_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+        })
+        .await?;
         let workflow: StoredWorkflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.into();
         Fetched::encode(&workflow, ReadSource::Bypass)
     }
