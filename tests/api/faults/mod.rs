@@ -10,5 +10,6 @@
 pub mod harness;
 pub mod proxy;
 
+mod connection_cuts;
 mod redis_hung;
 mod redis_killed;
