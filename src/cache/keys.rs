@@ -171,19 +171,19 @@ mod tests {
         let k = CacheKeys::new("gwd");
         assert_eq!(
             k.workflow("loc1", "wf9").as_str(),
-            "gwd:v1:workflow:{loc1}:wf9"
+            "gwd:v2:workflow:{loc1}:wf9"
         );
-        assert_eq!(k.workflows("loc1").as_str(), "gwd:v1:workflows:{loc1}");
+        assert_eq!(k.workflows("loc1").as_str(), "gwd:v2:workflows:{loc1}");
         assert_eq!(
             k.analysis("loc1", "wf9", 7, "r3").as_str(),
-            "gwd:v1:analysis:{loc1}:wf9:7:r3"
+            "gwd:v2:analysis:{loc1}:wf9:7:r3"
         );
         assert_eq!(
             k.subscription("loc1").as_str(),
-            "gwd:v1:subscription:{loc1}"
+            "gwd:v2:subscription:{loc1}"
         );
-        assert_eq!(k.location("loc1").as_str(), "gwd:v1:location:{loc1}");
-        assert_eq!(k.api_key("abc").as_str(), "gwd:v1:api_key:{abc}");
+        assert_eq!(k.location("loc1").as_str(), "gwd:v2:location:{loc1}");
+        assert_eq!(k.api_key("abc").as_str(), "gwd:v2:api_key:{abc}");
         assert_eq!(k.workflow("loc1", "wf9").location_id(), Some("loc1"));
         assert_eq!(k.api_key("abc").location_id(), None);
         assert_eq!(k.analysis("l", "w", 1, "r").resource(), Resource::Analysis);
@@ -200,15 +200,15 @@ mod tests {
         // A crafted id cannot produce another location's key.
         let forged = k.workflow("a}:wf1:{b", "x");
         assert_ne!(forged, k.workflow("a", "wf1"));
-        assert_eq!(forged.as_str(), "gwd:v1:workflow:{a%7D%3Awf1%3A%7Bb}:x");
+        assert_eq!(forged.as_str(), "gwd:v2:workflow:{a%7D%3Awf1%3A%7Bb}:x");
         assert_eq!(k.workflow("a:b", "c"), k.workflow("a:b", "c"));
         assert_ne!(
             k.workflow("a:b", "c").as_str(),
             k.workflow("a", "b:c").as_str()
         );
         // Glob characters are escaped so SCAN MATCH patterns stay literal.
-        assert_eq!(k.location("*").as_str(), "gwd:v1:location:{%2A}");
-        assert_eq!(k.location("a b").as_str(), "gwd:v1:location:{a%20b}");
+        assert_eq!(k.location("*").as_str(), "gwd:v2:location:{%2A}");
+        assert_eq!(k.location("a b").as_str(), "gwd:v2:location:{a%20b}");
     }
 
     #[test]

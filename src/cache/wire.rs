@@ -1,20 +1,25 @@
-//! L2 wire format: a 19-byte header then the payload (the serialized JSON bytes as given).
+//! L2 wire format: a 27-byte header then the payload (the serialized JSON bytes as given).
 //!
 //! ```text
-//! [0]     magic 0xC7
-//! [1]     format version (FORMAT_VERSION, also in every key as `v{FORMAT}`)
-//! [2]     flags: 0 = value, 1 = negative (not found), 2 = tombstone (recent invalidation)
-//! [3..11] logical expiry, unix ms, big endian
+//! [0]      magic 0xC7
+//! [1]      format version (FORMAT_VERSION, also in every key as `v{FORMAT}`)
+//! [2]      flags: 0 = value, 1 = negative (not found), 2 = tombstone (recent invalidation)
+//! [3..11]  logical expiry, unix ms, big endian
 //! [11..19] written at, unix ms, big endian
-//! [19..]  payload
+//! [19..27] checksum: FNV-1a 64 of bytes [0..19] and the payload, big endian
+//! [27..]   payload
 //! ```
-//! Anything else is a decode error: treated as a miss, deleted and counted.
+//! Anything else is a decode error: treated as a miss, deleted and counted. The checksum
+//! makes a value damaged in Redis or on the wire a miss instead of a wrong response
+//! (version 1 had none: a flipped payload byte reached clients, or failed to parse as a 500).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 pub const MAGIC: u8 = 0xC7;
-pub const HEADER_LEN: usize = 19;
+pub const HEADER_LEN: usize = 27;
+/// Bytes covered by the checksum before the payload (everything ahead of it).
+const CHECKED_HEAD: usize = 19;
 
 pub const FLAG_VALUE: u8 = 0;
 pub const FLAG_NEGATIVE: u8 = 1;
@@ -45,8 +50,19 @@ pub fn encode(flags: u8, logical_exp_ms: u64, written_ms: u64, payload: &[u8]) -
     b.put_u8(flags);
     b.put_u64(logical_exp_ms);
     b.put_u64(written_ms);
+    let sum = checksum(&b[..CHECKED_HEAD], payload);
+    b.put_u64(sum);
     b.put_slice(payload);
     b.to_vec()
+}
+
+/// FNV-1a 64: cheap, and any single damaged byte changes it.
+fn checksum(head: &[u8], payload: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    head.iter()
+        .chain(payload)
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
 /// The first three bytes of every tombstone (used by the fill script to refuse overwriting one).
@@ -60,6 +76,10 @@ pub fn decode(raw: Bytes) -> Result<Record, DecodeError> {
     }
     let logical_exp_ms = u64::from_be_bytes(raw[3..11].try_into().map_err(|_| DecodeError)?);
     let written_ms = u64::from_be_bytes(raw[11..19].try_into().map_err(|_| DecodeError)?);
+    let sum = u64::from_be_bytes(raw[19..27].try_into().map_err(|_| DecodeError)?);
+    if sum != checksum(&raw[..CHECKED_HEAD], &raw[HEADER_LEN..]) {
+        return Err(DecodeError);
+    }
     match raw[2] {
         FLAG_VALUE => Ok(Record::Value {
             payload: raw.slice(HEADER_LEN..),
@@ -101,6 +121,17 @@ mod tests {
         let t = encode(FLAG_TOMBSTONE, 0, 1, b"");
         assert_eq!(&t[..3], &tombstone_prefix());
         assert_eq!(decode(Bytes::from(t)), Ok(Record::Tombstone));
+    }
+
+    #[test]
+    fn any_damaged_byte_is_a_decode_error() {
+        let v = encode(FLAG_VALUE, 123, 45, b"{\"name\":\"wf\"}");
+        for at in 0..v.len() {
+            let mut damaged = v.clone();
+            damaged[at] ^= 0x20;
+            assert_eq!(decode(Bytes::from(damaged)), Err(DecodeError), "byte {at}");
+        }
+        assert!(decode(Bytes::from(v[..v.len() - 1].to_vec())).is_err());
     }
 
     #[test]
