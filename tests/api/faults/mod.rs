@@ -13,3 +13,4 @@ pub mod proxy;
 mod connection_cuts;
 mod redis_hung;
 mod redis_killed;
+mod redis_lying;
