@@ -7,10 +7,11 @@
 //! clusters), by PID; the machine's shared Redis and Postgres are never touched.
 #![allow(dead_code)]
 
-pub mod harness;
-pub mod proxy;
-
 mod connection_cuts;
+pub mod harness;
+mod postgres_crash;
+pub mod proxy;
 mod redis_hung;
 mod redis_killed;
 mod redis_lying;
+mod secrets;

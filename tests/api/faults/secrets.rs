@@ -1,0 +1,303 @@
+//! Scenario 10: secrets canary. The real binary runs with passwords in REDIS_URL and
+//! DATABASE_URL and canary tokens, through Redis faults; the canaries must appear nowhere:
+//! not in its logs (debug level), health, metrics, cache stats or error bodies.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::harness::*;
+use super::proxy::{Fault, FaultProxy};
+use crate::helpers::{sample_workflow, TestDatabase};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ghl-workflow-debugger");
+const REDIS_PASSWORD: &str = "CanaryRedisPw7731";
+const DB_PASSWORD: &str = "CanaryDbPw5519";
+const TOKEN: &str = "CanaryInternalToken4420";
+const WEBHOOK_SECRET: &str = "CanaryWebhookSecret9902";
+const CANARIES: [&str; 4] = [REDIS_PASSWORD, DB_PASSWORD, TOKEN, WEBHOOK_SECRET];
+
+/// Spawns a reader that appends every line of `stream` to `sink`.
+fn collect(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    port: Option<tokio::sync::mpsc::Sender<u16>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let (Some(tx), Some(p)) = (&port, line.split("listening on port ").nth(1)) {
+                let _ = tx.send(p.trim().parse().unwrap()).await;
+            }
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_faults() {
+    let mut redis = RedisServer::start(Some(REDIS_PASSWORD)).await;
+    let proxy = FaultProxy::start(redis.addr()).await;
+    let db = TestDatabase::create().await;
+    let mut db_url = db.url.clone();
+    db_url.set_password(Some(DB_PASSWORD)).unwrap();
+    let mut child = Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", db_url.as_str())
+        .env(
+            "REDIS_URL",
+            proxy.url(&format!("redis://:{REDIS_PASSWORD}@")),
+        )
+        .env("INTERNAL_API_TOKEN", TOKEN)
+        .env("GHL_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("APP_ENV", "production")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("WORKERS", "1")
+        .env("RATE_LIMIT_ENABLED", "false")
+        .env("SHUTDOWN_TIMEOUT_SECS", "1")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    collect(child.stdout.take().unwrap(), logs.clone(), None);
+    collect(child.stderr.take().unwrap(), logs.clone(), Some(tx));
+    let port = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the server says it is listening")
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    let mut seen = String::new();
+    let mut requests = 0usize;
+    let mut five_xx = 0usize;
+    let mut server_errors: Vec<String> = Vec::new();
+    // Records status, headers and body of every answer.
+    macro_rules! record {
+        ($request:expr) => {{
+            let r = $request.send().await.unwrap();
+            requests += 1;
+            if r.status().is_server_error() {
+                five_xx += 1;
+                server_errors.push(format!("{} {}", r.status(), r.url().path()));
+            }
+            seen.push_str(&format!("{} {:?}\n", r.status(), r.headers()));
+            let text = r.text().await.unwrap();
+            seen.push_str(&text);
+            seen.push('\n');
+            text
+        }};
+    }
+
+    let created = record!(http
+        .post(format!("{base}/internal/locations"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"id": "locCanary", "name": "Canary"})));
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let key = created["data"]["apiKey"].as_str().unwrap().to_owned();
+    for i in 0..5 {
+        record!(http
+            .put(format!("{base}/api/workflows/wf{i}"))
+            .bearer_auth(&key)
+            .json(&sample_workflow("canary")));
+    }
+    // Every kind of answer, once per fault: healthy, frozen, nonsense, killed, restarted.
+    let faults: [&str; 5] = ["none", "blackhole", "nonsense", "killed", "restarted"];
+    for fault in faults {
+        match fault {
+            "blackhole" => proxy.set(Fault::Blackhole),
+            "nonsense" => proxy.set(Fault::Nonsense),
+            "killed" => {
+                proxy.set(Fault::Pass);
+                redis.kill();
+            }
+            "restarted" => redis.restart().await,
+            _ => {}
+        }
+        for i in 0..20 {
+            record!(http
+                .get(format!("{base}/api/workflows/wf{}", i % 6))
+                .bearer_auth(&key));
+        }
+        record!(http.get(format!("{base}/api/workflows")).bearer_auth(&key));
+        record!(http
+            .get(format!("{base}/api/subscription"))
+            .bearer_auth(&key));
+        record!(http.get(format!("{base}/health/detailed")));
+        record!(http.get(format!("{base}/ready")));
+        record!(http.get(format!("{base}/metrics")).bearer_auth(TOKEN));
+        record!(http
+            .get(format!("{base}/internal/cache-stats"))
+            .bearer_auth(TOKEN));
+        // Error bodies: wrong credentials, bad input, unknown routes, unsigned webhooks.
+        record!(http
+            .get(format!("{base}/internal/cache-stats"))
+            .bearer_auth(format!("{TOKEN}x")));
+        record!(http.get(format!("{base}/metrics")));
+        record!(http
+            .get(format!("{base}/api/workflows"))
+            .bearer_auth(REDIS_PASSWORD));
+        record!(http
+            .put(format!("{base}/api/workflows/bad"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body("{not json"));
+        record!(http
+            .put(format!("{base}/api/workflows/bad"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"steps": 3})));
+        record!(http.get(format!("{base}/nope")));
+        record!(http
+            .post(format!("{base}/webhooks/ghl"))
+            .header("x-ghl-signature", "00")
+            .body("{}"));
+        record!(http
+            .post(format!("{base}/internal/cache/flush"))
+            .bearer_auth(TOKEN));
+    }
+    proxy.set(Fault::Pass);
+
+    let pid = child.id().unwrap().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = logs.lock().unwrap().clone();
+
+    let found: Vec<(&str, usize, usize)> = CANARIES
+        .iter()
+        .map(|c| (*c, logs.matches(c).count(), seen.matches(c).count()))
+        .collect();
+    let total: usize = found.iter().map(|(_, l, s)| l + s).sum();
+    Row {
+        scenario: "10. Secrets canary (passwords, tokens) through Redis faults",
+        requests,
+        five_xx,
+        stale_reads: 0,
+        stale_served: 0,
+        lost_writes: 0,
+        recovery: format!(
+            "{total} canary occurrences in {} log lines and {} response bytes; the 5xx are {} flushes refused (503) while Redis was unusable",
+            logs.lines().count(),
+            seen.len(),
+            server_errors.len()
+        ),
+        p99: Duration::ZERO,
+    }
+    .print();
+    // Only the flush may fail (503) while Redis is unusable; nothing else is a 5xx.
+    assert!(
+        server_errors
+            .iter()
+            .all(|e| e == "503 Service Unavailable /internal/cache/flush"),
+        "{server_errors:?}"
+    );
+    assert!(
+        logs.contains("circuit breaker opened"),
+        "the faults were not seen in the logs:\n{logs}"
+    );
+    for (canary, in_logs, in_answers) in found {
+        let line = logs.lines().find(|l| l.contains(canary));
+        assert_eq!(in_logs, 0, "{canary} in the logs: {line:?}");
+        assert_eq!(in_answers, 0, "{canary} in an answer");
+    }
+}
+
+/// Postgres unreachable (with and without startup migrations): the startup error, the
+/// request-time errors and the logs name no password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_when_postgres_is_unreachable() {
+    let url = format!(
+        "postgres://app:{DB_PASSWORD}@127.0.0.1:{}/gwd",
+        crate::cache::common::free_port()
+    );
+    // Startup migrations fail: one clear line, exit code, no password.
+    let failed = Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "debug")
+        .env("PORT", "0")
+        .output()
+        .await
+        .unwrap();
+    let startup = format!(
+        "{}{}",
+        String::from_utf8_lossy(&failed.stdout),
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(!failed.status.success(), "{startup}");
+
+    // Without migrations it serves, and answers 503.
+    let mut child = Command::new(BINARY)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", &url)
+        .env("RUN_MIGRATIONS", "false")
+        .env("RUST_LOG", "debug")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("WORKERS", "1")
+        .env("SHUTDOWN_TIMEOUT_SECS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    collect(child.stdout.take().unwrap(), logs.clone(), None);
+    collect(child.stderr.take().unwrap(), logs.clone(), Some(tx));
+    let port = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the server says it is listening")
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    let mut answers = String::new();
+    for path in [
+        "/api/workflows",
+        "/health/detailed",
+        "/ready",
+        "/metrics",
+        "/internal/cache-stats",
+    ] {
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("gwd_unknown_key")
+            .send()
+            .await
+            .unwrap();
+        answers.push_str(&format!("{} {:?}\n", r.status(), r.headers()));
+        answers.push_str(&r.text().await.unwrap());
+    }
+    let pid = child.id().unwrap().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = logs.lock().unwrap().clone();
+
+    assert!(answers.contains("503"), "{answers}");
+    for (what, text) in [
+        ("startup output", &startup),
+        ("logs", &logs),
+        ("answers", &answers),
+    ] {
+        let line = text.lines().find(|l| l.contains(DB_PASSWORD));
+        assert!(line.is_none(), "the password is in the {what}: {line:?}");
+    }
+}
