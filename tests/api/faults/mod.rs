@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 mod connection_cuts;
+mod consistency;
 pub mod harness;
 mod postgres_crash;
 pub mod proxy;

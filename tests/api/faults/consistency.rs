@@ -1,0 +1,343 @@
+//! Scenario 7: a randomized consistency checker over two instances sharing Postgres and
+//! Redis. Writers PUT on both instances, readers GET on both, while the proxy in front of
+//! Redis injects faults. A read must never return a version older than one acknowledged
+//! before the read began, nor a version/body pair that was never written.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Connection;
+
+use super::harness::*;
+use super::proxy::{Fault, FaultProxy};
+use crate::helpers::{sample_workflow, spawn_sibling, TestApp};
+
+const IDS: usize = 4;
+
+#[derive(Debug, Clone)]
+struct Ack {
+    id: usize,
+    version: i64,
+    name: String,
+    instance: usize,
+    acked: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Read {
+    id: usize,
+    version: i64,
+    name: String,
+    instance: usize,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Log {
+    acks: Vec<Ack>,
+    reads: Vec<Read>,
+    statuses: Vec<u16>,
+}
+
+async fn writer(
+    app: (usize, String),
+    key: String,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Log>>,
+    tag: usize,
+) {
+    let http = client();
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let id = rand::random_range(0..IDS);
+        let name = format!("writer {tag} #{n}");
+        let r = http
+            .put(format!("{}/api/workflows/wf{id}", app.1))
+            .bearer_auth(&key)
+            .json(&sample_workflow(&name))
+            .send()
+            .await;
+        let acked = Instant::now();
+        let status = r.as_ref().map_or(0, |r| r.status().as_u16());
+        let mut log_entry = None;
+        if let Ok(r) = r {
+            if r.status().is_success() {
+                let body: Value = r.json().await.unwrap();
+                log_entry = Some(Ack {
+                    id,
+                    version: body["data"]["version"].as_i64().unwrap(),
+                    name,
+                    instance: app.0,
+                    acked,
+                });
+            }
+        }
+        {
+            let mut l = log.lock().unwrap();
+            l.statuses.push(status);
+            l.acks.extend(log_entry);
+        }
+        let pause = Duration::from_millis(rand::random_range(2..15));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn reader(app: (usize, String), key: String, stop: Arc<AtomicBool>, log: Arc<Mutex<Log>>) {
+    let http = client();
+    while !stop.load(Ordering::SeqCst) {
+        let id = rand::random_range(0..IDS);
+        let started = Instant::now();
+        let r = http
+            .get(format!("{}/api/workflows/wf{id}", app.1))
+            .bearer_auth(&key)
+            .send()
+            .await;
+        let status = r.as_ref().map_or(0, |r| r.status().as_u16());
+        let mut entry = None;
+        if let Ok(r) = r {
+            if r.status() == 200 {
+                let body: Value = r.json().await.unwrap();
+                entry = Some(Read {
+                    id,
+                    version: body["data"]["version"].as_i64().unwrap(),
+                    name: body["data"]["name"].as_str().unwrap().to_owned(),
+                    instance: app.0,
+                    started,
+                });
+            }
+        }
+        let mut l = log.lock().unwrap();
+        l.statuses.push(status);
+        l.reads.extend(entry);
+    }
+}
+
+/// Transport faults in a random order, each for a short while, ending healed.
+async fn chaos(proxy: &FaultProxy, stop: Arc<AtomicBool>) -> usize {
+    let mut injected = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let hold = Duration::from_millis(rand::random_range(100..400));
+        match rand::random_range(0..6) {
+            0 => proxy.set(Fault::Latency(Duration::from_millis(rand::random_range(
+                5..80,
+            )))),
+            1 => proxy.set(Fault::Blackhole),
+            2 => proxy.reset_all(),
+            3 => proxy.set(Fault::CutAfter(rand::random_range(10..400))),
+            _ => proxy.set(Fault::Pass),
+        }
+        injected += 1;
+        tokio::time::sleep(hold).await;
+        proxy.set(Fault::Pass);
+        tokio::time::sleep(Duration::from_millis(rand::random_range(50..300))).await;
+    }
+    proxy.set(Fault::Pass);
+    injected
+}
+
+struct Verdict {
+    stale: Vec<(Read, Duration, usize)>,
+    phantoms: Vec<Read>,
+}
+
+/// Checks every read against the acknowledgements that preceded it.
+fn check(log: &Log) -> Verdict {
+    let mut stale = Vec::new();
+    let mut phantoms = Vec::new();
+    for r in &log.reads {
+        let superseded = log
+            .acks
+            .iter()
+            .filter(|a| a.id == r.id && a.acked < r.started && a.version > r.version)
+            .min_by_key(|a| a.acked);
+        if let Some(a) = superseded {
+            stale.push((r.clone(), r.started - a.acked, a.instance));
+        }
+        let written = log
+            .acks
+            .iter()
+            .find(|a| a.id == r.id && a.version == r.version);
+        if written.is_some_and(|a| a.name != r.name) || r.version < 1 {
+            phantoms.push(r.clone());
+        }
+    }
+    Verdict { stale, phantoms }
+}
+
+async fn run(faults: bool) -> (Log, Verdict, usize, usize) {
+    let redis = RedisServer::start(None).await;
+    let proxy = FaultProxy::start(redis.addr()).await;
+    let a = app_on(&proxy.url("redis://"), |_| {}).await;
+    let b = spawn_sibling(&a).await;
+    crate::caching::wait_for_redis(&b).await;
+    let key = a.create_location("locConsistency").await;
+    for id in 0..IDS {
+        assert!(a
+            .put_workflow(&key, &format!("wf{id}"), &sample_workflow("initial"))
+            .await
+            .status()
+            .is_success());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Log::default()));
+    let instances: [(usize, String); 2] = [(0, a.address.clone()), (1, b.address.clone())];
+    let mut tasks = Vec::new();
+    for (n, inst) in instances.iter().enumerate() {
+        tasks.push(tokio::spawn(writer(
+            inst.clone(),
+            key.clone(),
+            stop.clone(),
+            log.clone(),
+            n,
+        )));
+        for _ in 0..2 {
+            tasks.push(tokio::spawn(reader(
+                inst.clone(),
+                key.clone(),
+                stop.clone(),
+                log.clone(),
+            )));
+        }
+    }
+    let duration = Duration::from_secs(4 * scale() as u64);
+    let injected = if faults {
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            stopper.store(true, Ordering::SeqCst);
+        });
+        chaos(&proxy, stop.clone()).await
+    } else {
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::SeqCst);
+        0
+    };
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    let lost = lost_writes(&a, &log).await;
+    let verdict = check(&log);
+    (log, verdict, injected, lost)
+}
+
+/// Acknowledged writes whose version is above what Postgres holds at the end.
+async fn lost_writes(app: &TestApp, log: &Log) -> usize {
+    let mut conn = sqlx::PgConnection::connect(app.database_url())
+        .await
+        .unwrap();
+    let mut lost = 0;
+    for id in 0..IDS {
+        let stored: i64 = sqlx::query_scalar(
+            "select version::bigint from workflows where location_id = 'locConsistency' and id = $1",
+        )
+        .bind(format!("wf{id}"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        lost += log
+            .acks
+            .iter()
+            .filter(|a| a.id == id && a.version > stored)
+            .count();
+    }
+    lost
+}
+
+fn report(scenario: &'static str, log: &Log, v: &Verdict, injected: usize, lost: usize) {
+    let worst = v.stale.iter().map(|s| s.1).max().unwrap_or_default();
+    let cross = v
+        .stale
+        .iter()
+        .filter(|(r, _, writer)| r.instance != *writer)
+        .count();
+    Row {
+        scenario,
+        requests: log.statuses.len(),
+        five_xx: log.statuses.iter().filter(|s| **s >= 500).count(),
+        stale_reads: v.stale.len(),
+        stale_served: 0,
+        lost_writes: lost,
+        recovery: format!(
+            "{} reads, {} acknowledged writes, {injected} faults; stale reads: {cross} on the other instance than the write, {} on the same; longest stale window {:.1} ms after the acknowledgement; {} phantom versions",
+            log.reads.len(),
+            log.acks.len(),
+            v.stale.len() - cross,
+            worst.as_secs_f64() * 1000.0,
+            v.phantoms.len()
+        ),
+        p99: Duration::ZERO,
+    }
+    .print();
+    for (r, window, writer) in v.stale.iter().take(5) {
+        eprintln!(
+            "stale: wf{} v{} read on instance {} {:.1} ms after a newer version was acknowledged by instance {writer}",
+            r.id,
+            r.version,
+            r.instance,
+            window.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+// Ignored: it finds stale reads, and the assertion stays as the issue states it.
+// Observed (4 runs, 4 s each, ~2,500-3,400 reads): 407-831 stale reads per run (15-28 %),
+// all on the instance that did NOT take the write, starting up to 456-499 ms after the newer
+// version was acknowledged; 0 on the writing instance, 0 phantom versions, 0 lost writes.
+// Cause: a write is acknowledged once Postgres committed and the invalidation was attempted.
+// When the writer's Redis path is faulty (blackhole, cut, reset, latency above the 50 ms
+// budget) the invalidation — tombstone + PUBLISH — goes to the pending set and is replayed
+// only when the breaker closes again (cool-down + probe), so the other instance keeps
+// answering from its L1 for that long. Pub/sub is the only channel to the other L1s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finds stale cross-instance reads for up to ~0.5 s after a write acknowledged during Redis faults (invalidation replay waits for the breaker); see the comment"]
+async fn two_instances_never_serve_a_version_older_than_an_acknowledged_one_under_redis_faults() {
+    let (log, verdict, injected, lost) = run(true).await;
+    report(
+        "7. Consistency, two instances, Redis faults",
+        &log,
+        &verdict,
+        injected,
+        lost,
+    );
+    assert!(log.reads.len() > 100 && log.acks.len() > 50);
+    assert_eq!(log.statuses.iter().filter(|s| **s >= 500).count(), 0);
+    assert!(verdict.phantoms.is_empty(), "{:?}", verdict.phantoms);
+    assert_eq!(lost, 0, "acknowledged writes lost");
+    assert!(
+        verdict.stale.is_empty(),
+        "{} stale reads",
+        verdict.stale.len()
+    );
+}
+
+// Ignored: it finds (rare) stale reads, and the assertion stays as the issue states it.
+// Observed (4 runs, 4 s each, ~2,100-4,100 reads): 0, 0, 0 and 1 stale read; the one was on
+// the other instance, starting 1.6 ms after the newer version was acknowledged.
+// Cause: the invalidation reaches the other instance by pub/sub, asynchronously: the writer
+// answers after PUBLISH returns, but the other instance's subscriber task may not have
+// dropped the key from its L1 when a read arrives there a millisecond later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finds rare stale cross-instance reads ~1-2 ms after an acknowledged write (pub/sub invalidation is asynchronous); see the comment"]
+async fn two_instances_never_serve_a_version_older_than_an_acknowledged_one_without_faults() {
+    let (log, verdict, injected, lost) = run(false).await;
+    report(
+        "7b. Consistency, two instances, no faults",
+        &log,
+        &verdict,
+        injected,
+        lost,
+    );
+    assert!(log.reads.len() > 100 && log.acks.len() > 50);
+    assert_eq!(log.statuses.iter().filter(|s| **s >= 500).count(), 0);
+    assert!(verdict.phantoms.is_empty(), "{:?}", verdict.phantoms);
+    assert_eq!(lost, 0, "acknowledged writes lost");
+    assert!(
+        verdict.stale.is_empty(),
+        "{} stale reads",
+        verdict.stale.len()
+    );
+}
