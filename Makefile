@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: dev run test migrate lint fmt bench services
+.PHONY: dev run test migrate lint fmt bench services chaos
 
 dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
 	scripts/dev.sh
@@ -15,6 +15,9 @@ services: ## make sure Postgres and Redis answer (starts them if installed and s
 
 test: services ## every test, against real Postgres and Redis
 	$(CARGO) test --locked --all-targets
+
+chaos: services ## the fault suite (RELIABILITY.md) with CHAOS_SCALE (default 10) times the requests and longer faults
+	CHAOS_SCALE=$${CHAOS_SCALE:-10} $(CARGO) test --locked --test api faults:: -- --nocapture --test-threads=1
 
 migrate: ## apply migrations to DATABASE_URL (same files as `sqlx migrate run`)
 	$(CARGO) run --locked --bin ghl-workflow-debugger -- migrate

@@ -606,3 +606,61 @@ pub async fn metric(app: &TestApp, name: &str) -> f64 {
 
 /// Collects what a background task observed, for assertions after the load.
 pub type Shared<T> = Arc<Mutex<T>>;
+
+/// The real binary as a child process (its own fds, its own logs), with `env` (e.g. from
+/// `base_environment`). Answers the child, its collected stdout+stderr, and a `TestApp`
+/// pointing at it.
+pub async fn spawn_binary(
+    env: &HashMap<String, String>,
+) -> (tokio::process::Child, Arc<Mutex<String>>, TestApp) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ghl-workflow-debugger"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u16>(1);
+    let streams: [Box<dyn tokio::io::AsyncRead + Unpin + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for stream in streams {
+        let (logs, tx) = (logs.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(p) = line.split("listening on port ").nth(1) {
+                    let _ = tx.send(p.trim().parse().unwrap()).await;
+                }
+                let mut s = logs.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+    }
+    let port = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the server says it is listening")
+        .unwrap();
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: client(),
+        database: None,
+        env: env.clone(),
+    };
+    (child, logs, app)
+}
+
+/// Open file descriptors of a process.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}

@@ -9,6 +9,7 @@
 
 mod connection_cuts;
 mod consistency;
+mod leaks;
 pub mod harness;
 mod postgres_crash;
 pub mod proxy;
