@@ -9,10 +9,11 @@
 
 mod connection_cuts;
 mod consistency;
-mod leaks;
 pub mod harness;
+mod leaks;
 mod postgres_crash;
 pub mod proxy;
+mod races;
 mod redis_hung;
 mod redis_killed;
 mod redis_lying;

@@ -1,0 +1,227 @@
+//! Scenario 8: deterministic races between two instances, each repeated. (The stale-set race
+//! itself — a load that read the old row before a write must not refill either tier after
+//! the invalidation — is pinned at the cache level in `cache::basic`.)
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::harness::*;
+use crate::helpers::{sample_workflow, spawn_sibling, TestApp};
+
+async fn version(app: &TestApp, key: &str) -> i64 {
+    let body: Value = app
+        .api_get(key, "/api/workflows/wf")
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["data"]["version"].as_i64().unwrap()
+}
+
+async fn put(app: &TestApp, key: &str, name: &str) -> i64 {
+    let r = app.put_workflow(key, "wf", &sample_workflow(name)).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let body: Value = r.json().await.unwrap();
+    body["data"]["version"].as_i64().unwrap()
+}
+
+/// Two instances with `wf` at version `v` in both L1s.
+async fn two_warm_instances(redis: &RedisServer) -> (TestApp, TestApp, String) {
+    let a = app_on(&redis.url(), |_| {}).await;
+    let b = spawn_sibling(&a).await;
+    crate::caching::wait_for_redis(&b).await;
+    let key = a.create_location("locRace").await;
+    put(&a, &key, "v1").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for app in [&a, &b] {
+        version(app, &key).await;
+        assert_eq!(version(app, &key).await, 1);
+    }
+    (a, b, key)
+}
+
+struct Outcome {
+    /// Reads on the other instance that answered the old version after the write was acked,
+    /// and the last of them, measured from the acknowledgement.
+    stale_after_ack: usize,
+    last_stale: Option<Duration>,
+    /// From the acknowledgement until the other instance answered the new version.
+    converged: Option<Duration>,
+    writer_stale: usize,
+}
+
+/// Polls the other instance (and the writer) every 10 ms until it serves `new` or `max`.
+async fn observe(
+    writer: &TestApp,
+    other: &TestApp,
+    key: &str,
+    new: i64,
+    acked: Instant,
+    max: Duration,
+) -> Outcome {
+    let mut o = Outcome {
+        stale_after_ack: 0,
+        last_stale: None,
+        converged: None,
+        writer_stale: 0,
+    };
+    while acked.elapsed() < max {
+        o.writer_stale += usize::from(version(writer, key).await < new);
+        let started = acked.elapsed();
+        if version(other, key).await >= new {
+            o.converged = Some(started);
+            break;
+        }
+        o.stale_after_ack += 1;
+        o.last_stale = Some(started);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    o
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+        .unwrap_or("never".into())
+}
+
+/// Redis frozen across a write, then thawed after `freeze`.
+async fn frozen_across_a_write(freeze: Duration) -> (Outcome, i64) {
+    let redis = RedisServer::start(None).await;
+    let (a, b, key) = two_warm_instances(&redis).await;
+    redis.signal("-STOP");
+    let new = put(&a, &key, "v2").await;
+    let acked = Instant::now();
+    let sleeper = async {
+        tokio::time::sleep(freeze).await;
+        redis.signal("-CONT");
+    };
+    let (outcome, ()) = tokio::join!(
+        observe(&a, &b, &key, new, acked, freeze + Duration::from_secs(6)),
+        sleeper
+    );
+    // A third instance, started after the thaw, must not get the old version from Redis.
+    let c = spawn_sibling(&a).await;
+    crate::caching::wait_for_redis(&c).await;
+    (outcome, version(&c, &key).await - new)
+}
+
+/// The invalidation subscribers are killed (CLIENT KILL TYPE pubsub) right before a write.
+async fn subscriber_lost_across_a_write() -> Outcome {
+    let redis = RedisServer::start(None).await;
+    let (a, b, key) = two_warm_instances(&redis).await;
+    let mut admin = redis.admin().await;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let new = put(&a, &key, "v2").await;
+    let acked = Instant::now();
+    observe(&a, &b, &key, new, acked, Duration::from_secs(5)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_across_a_write_converges_after_the_thaw_and_never_resurrects_the_old_version()
+{
+    let freeze = Duration::from_millis(1_500);
+    let (mut stale, mut worst_stale, mut worst_converged) = (0, None, None);
+    for round in 0..3 {
+        let (o, c_lag) = frozen_across_a_write(freeze).await;
+        eprintln!(
+            "round {round}: other instance stale {} times, last {} after the ack, new version {} after the ack",
+            o.stale_after_ack,
+            ms(o.last_stale),
+            ms(o.converged)
+        );
+        assert_eq!(
+            o.writer_stale, 0,
+            "the writing instance served its old version"
+        );
+        assert_eq!(c_lag, 0, "a fresh instance read the old version from Redis");
+        let converged = o.converged.expect("the other instance never saw the write");
+        assert!(
+            converged < freeze + Duration::from_secs(5),
+            "not converged within 5 s of the thaw: {converged:?}"
+        );
+        stale += o.stale_after_ack;
+        worst_stale = worst_stale.max(o.last_stale);
+        worst_converged = worst_converged.max(o.converged);
+    }
+    Row {
+        scenario: "8a. Redis frozen 1.5 s across a write, then thawed (x3)",
+        requests: 0,
+        five_xx: 0,
+        stale_reads: stale,
+        stale_served: 0,
+        lost_writes: 0,
+        recovery: format!(
+            "other instance served the old version until {} after the ack (converged {}); writer and a fresh instance never did",
+            ms(worst_stale),
+            ms(worst_converged)
+        ),
+        p99: Duration::ZERO,
+    }
+    .print();
+}
+
+// Ignored: the strict form of the test above fails, and stays strict. Observed (3 rounds,
+// 1.5 s freeze): the instance that did not take the write answered the old version from its
+// L1 ~107 times per round, the last 1,491-1,499 ms after the acknowledgement, i.e. for the
+// whole freeze; it answered the new version 1,505-1,513 ms after the acknowledgement, ~10 ms
+// after the thaw, once the writer's pending invalidation (tombstone + PUBLISH) was replayed.
+// The writer itself and a fresh instance never saw the old version. The window is the
+// Redis outage: pub/sub is the only path to the other instance's L1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the other instance serves the old version from L1 while Redis is frozen and until the pending invalidation is replayed after the thaw"]
+async fn redis_frozen_across_a_write_never_serves_the_old_version_after_the_ack() {
+    for _ in 0..3 {
+        let (o, _) = frozen_across_a_write(Duration::from_millis(1_500)).await;
+        assert_eq!(
+            o.stale_after_ack,
+            0,
+            "old version served until {} after the ack",
+            ms(o.last_stale)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pubsub_message_lost_while_the_subscriber_reconnects_never_leaves_the_old_version() {
+    let (mut stale, mut worst_stale, mut worst_converged) = (0, None, None);
+    for round in 0..5 {
+        let o = subscriber_lost_across_a_write().await;
+        eprintln!(
+            "round {round}: other instance stale {} times, last {} after the ack, new version {} after the ack",
+            o.stale_after_ack,
+            ms(o.last_stale),
+            ms(o.converged)
+        );
+        assert_eq!(o.writer_stale, 0);
+        assert!(
+            o.converged.is_some(),
+            "the other instance never saw the write"
+        );
+        stale += o.stale_after_ack;
+        worst_stale = worst_stale.max(o.last_stale);
+        worst_converged = worst_converged.max(o.converged);
+    }
+    Row {
+        scenario: "8b. Pub/sub subscribers killed right before a write (x5)",
+        requests: 0,
+        five_xx: 0,
+        stale_reads: stale,
+        stale_served: 0,
+        lost_writes: 0,
+        recovery: format!(
+            "old version after the ack: last {}; new version seen {} after the ack",
+            ms(worst_stale),
+            ms(worst_converged)
+        ),
+        p99: Duration::ZERO,
+    }
+    .print();
+    assert_eq!(stale, 0, "the old version was served after the ack");
+}
