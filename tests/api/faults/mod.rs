@@ -12,6 +12,7 @@ mod consistency;
 pub mod harness;
 mod leaks;
 mod postgres_crash;
+mod postgres_hung;
 pub mod proxy;
 mod races;
 mod redis_hung;
