@@ -298,21 +298,12 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn of(&self, kind: &str) -> impl Iterator<Item = &Sample> {
-        let kind = kind.to_owned();
-        self.samples.iter().filter(move |s| s.kind == kind)
-    }
-
     pub fn count(&self) -> usize {
         self.samples.len()
     }
 
     pub fn five_xx(&self) -> usize {
         self.samples.iter().filter(|s| s.status >= 500).count()
-    }
-
-    pub fn transport_errors(&self) -> usize {
-        self.samples.iter().filter(|s| s.status == 0).count()
     }
 
     pub fn wrong(&self) -> usize {
@@ -353,6 +344,28 @@ impl Tally {
             self.max()
         )
     }
+}
+
+/// The latency bound of a faulted phase: the 250 ms, or twice the p99 the same load
+/// had just before the fault when the shared machine is so loaded that the healthy service
+/// is already slower than that (the bound is about what the fault adds, not about the
+/// machine). No single request may wait for the fault itself: see [`NO_WAIT_BOUND`].
+pub fn p99_bound(baseline_p99: Duration) -> Duration {
+    Duration::from_millis(250).max(baseline_p99 * 2)
+}
+
+/// Every fault of scenarios 2 and 3 holds a Redis command 2 s or more; a request that waited
+/// for one would take at least that long.
+pub const NO_WAIT_BOUND: Duration = Duration::from_millis(1_500);
+
+/// p99 of the samples started before and from `at`.
+pub fn split_p99(t: &Tally, at: Instant) -> (Duration, Duration) {
+    let (before, after): (Vec<&Sample>, Vec<&Sample>) =
+        t.samples.iter().partition(|s| s.started < at);
+    (
+        percentile(before.iter().map(|s| s.latency).collect(), 0.99),
+        percentile(after.iter().map(|s| s.latency).collect(), 0.99),
+    )
 }
 
 pub fn percentile(mut v: Vec<Duration>, q: f64) -> Duration {
@@ -603,9 +616,6 @@ pub async fn metric(app: &TestApp, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
-
-/// Collects what a background task observed, for assertions after the load.
-pub type Shared<T> = Arc<Mutex<T>>;
 
 /// The real binary as a child process (its own fds, its own logs), with `env` (e.g. from
 /// `base_environment`). Answers the child, its collected stdout+stderr, and a `TestApp`

@@ -5,7 +5,6 @@
 //! Run: `cargo test --test api faults:: -- --nocapture` (`make chaos` for the long version).
 //! Tests only stop processes they started themselves (own redis-servers, own Postgres
 //! clusters), by PID; the machine's shared Redis and Postgres are never touched.
-#![allow(dead_code)]
 
 mod connection_cuts;
 mod consistency;

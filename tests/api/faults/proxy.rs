@@ -2,8 +2,6 @@
 //! control (Redis, Postgres) and misbehaves on demand, switchable at runtime.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,7 +47,6 @@ pub struct FaultProxy {
     pub port: u16,
     mode: watch::Sender<State>,
     reset: watch::Sender<u64>,
-    open: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -63,24 +60,17 @@ impl FaultProxy {
             fault: Fault::Pass,
         });
         let (reset, _) = watch::channel(0u64);
-        let open = Arc::new(AtomicUsize::new(0));
-        let (mode_tx, reset_tx, counter) = (mode.clone(), reset.clone(), open.clone());
+        let (mode_tx, reset_tx) = (mode.clone(), reset.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (m, r) = (mode_tx.subscribe(), reset_tx.subscribe());
-                let counter = counter.clone();
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    connection(client, upstream, m, r).await;
-                    counter.fetch_sub(1, Ordering::SeqCst);
-                });
+                tokio::spawn(connection(client, upstream, m, r));
             }
         });
         FaultProxy {
             port,
             mode,
             reset,
-            open,
             accept,
         }
     }
@@ -103,11 +93,6 @@ impl FaultProxy {
     /// Close every open connection at once (RST), as a crashed middlebox would.
     pub fn reset_all(&self) {
         self.reset.send_modify(|n| *n += 1);
-    }
-
-    /// Connections currently open through the proxy.
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::SeqCst)
     }
 }
 

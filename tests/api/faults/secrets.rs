@@ -2,11 +2,9 @@
 //! DATABASE_URL and canary tokens, through Redis faults; the canaries must appear nowhere:
 //! not in its logs (debug level), health, metrics, cache stats or error bodies.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use super::harness::*;
@@ -20,25 +18,6 @@ const TOKEN: &str = "CanaryInternalToken4420";
 const WEBHOOK_SECRET: &str = "CanaryWebhookSecret9902";
 const CANARIES: [&str; 4] = [REDIS_PASSWORD, DB_PASSWORD, TOKEN, WEBHOOK_SECRET];
 
-/// Spawns a reader that appends every line of `stream` to `sink`.
-fn collect(
-    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    sink: Arc<Mutex<String>>,
-    port: Option<tokio::sync::mpsc::Sender<u16>>,
-) {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let (Some(tx), Some(p)) = (&port, line.split("listening on port ").nth(1)) {
-                let _ = tx.send(p.trim().parse().unwrap()).await;
-            }
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_faults() {
     let mut redis = RedisServer::start(Some(REDIS_PASSWORD)).await;
@@ -46,39 +25,27 @@ async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_
     let db = TestDatabase::create().await;
     let mut db_url = db.url.clone();
     db_url.set_password(Some(DB_PASSWORD)).unwrap();
-    let mut child = Command::new(BINARY)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", db_url.as_str())
-        .env(
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", db_url.to_string()),
+        (
             "REDIS_URL",
             proxy.url(&format!("redis://:{REDIS_PASSWORD}@")),
-        )
-        .env("INTERNAL_API_TOKEN", TOKEN)
-        .env("GHL_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("APP_ENV", "production")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("WORKERS", "1")
-        .env("RATE_LIMIT_ENABLED", "false")
-        .env("SHUTDOWN_TIMEOUT_SECS", "1")
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let logs = Arc::new(Mutex::new(String::new()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    collect(child.stdout.take().unwrap(), logs.clone(), None);
-    collect(child.stderr.take().unwrap(), logs.clone(), Some(tx));
-    let port = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the server says it is listening")
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+        ),
+        ("INTERNAL_API_TOKEN", TOKEN.to_owned()),
+        ("GHL_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("APP_ENV", "production".to_owned()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("WORKERS", "1".to_owned()),
+        ("RATE_LIMIT_ENABLED", "false".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
+        ("RUST_LOG", "debug".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (mut child, logs, app) = spawn_binary(&env).await;
+    let base = app.address.clone();
     let http = client();
     let mut seen = String::new();
     let mut requests = 0usize;
@@ -241,32 +208,20 @@ async fn no_secret_appears_when_postgres_is_unreachable() {
     assert!(!failed.status.success(), "{startup}");
 
     // Without migrations it serves, and answers 503.
-    let mut child = Command::new(BINARY)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(std::env::temp_dir())
-        .env("DATABASE_URL", &url)
-        .env("RUN_MIGRATIONS", "false")
-        .env("RUST_LOG", "debug")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("WORKERS", "1")
-        .env("SHUTDOWN_TIMEOUT_SECS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let logs = Arc::new(Mutex::new(String::new()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    collect(child.stdout.take().unwrap(), logs.clone(), None);
-    collect(child.stderr.take().unwrap(), logs.clone(), Some(tx));
-    let port = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the server says it is listening")
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", url.clone()),
+        ("RUN_MIGRATIONS", "false".to_owned()),
+        ("RUST_LOG", "debug".to_owned()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("WORKERS", "1".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (mut child, logs, app) = spawn_binary(&env).await;
+    let base = app.address.clone();
     let http = client();
     let mut answers = String::new();
     for path in [
