@@ -284,8 +284,8 @@ fn report(scenario: &'static str, log: &Log, v: &Verdict, injected: usize, lost:
 }
 
 // Ignored: it finds stale reads, and the assertion stays as the issue states it.
-// Observed (4 runs, 4 s each, ~2,500-3,400 reads): 407-831 stale reads per run (15-28 %),
-// all on the instance that did NOT take the write, starting up to 456-499 ms after the newer
+// Observed (5 runs, 4 s each, ~2,400-3,600 reads): 407-1,010 stale reads per run (15-28 %),
+// all on the instance that did NOT take the write, starting up to 285-499 ms after the newer
 // version was acknowledged; 0 on the writing instance, 0 phantom versions, 0 lost writes.
 // Cause: a write is acknowledged once Postgres committed and the invalidation was attempted.
 // When the writer's Redis path is faulty (blackhole, cut, reset, latency above the 50 ms
@@ -315,8 +315,8 @@ async fn two_instances_never_serve_a_version_older_than_an_acknowledged_one_unde
 }
 
 // Ignored: it finds (rare) stale reads, and the assertion stays as the issue states it.
-// Observed (4 runs, 4 s each, ~2,100-4,100 reads): 0, 0, 0 and 1 stale read; the one was on
-// the other instance, starting 1.6 ms after the newer version was acknowledged.
+// Observed (5 runs, 4 s each, ~2,100-4,100 reads): 0, 0, 0, 1 and 0 stale reads; the one was
+// on the other instance, starting 1.6 ms after the newer version was acknowledged.
 // Cause: the invalidation reaches the other instance by pub/sub, asynchronously: the writer
 // answers after PUBLISH returns, but the other instance's subscriber task may not have
 // dropped the key from its L1 when a read arrives there a millisecond later.
