@@ -80,6 +80,8 @@ pub struct Settings {
     pub rate_limit_enabled: bool,
     pub frontend_url: Option<String>,
     pub max_workflow_steps: usize,
+    /// Analyses computed at once on the blocking pool.
+    pub analysis_concurrency: usize,
 }
 
 impl Settings {
@@ -145,6 +147,11 @@ impl Settings {
                 "MAX_WORKFLOW_STEPS",
                 Some(5_000),
                 "a positive number of steps",
+            )?,
+            analysis_concurrency: env.parsed(
+                "ANALYSIS_CONCURRENCY",
+                Some(1),
+                "a positive number of analyses computed at once",
             )?,
         })
     }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 
+use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -12,8 +13,8 @@ use crate::repository::cached::{
     CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository,
 };
 use crate::repository::postgres::{
-    PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository, PgWebhookStore,
-    PgWorkflowRepository,
+    PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository,
+    PgWebhookStore, PgWorkflowRepository,
 };
 use crate::repository::{
     ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
@@ -31,18 +32,27 @@ pub struct AppState {
     pub subscriptions: Arc<dyn SubscriptionRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
+    pub analysis: AnalysisService,
 }
 
 impl AppState {
     /// Postgres repositories, each read through the cache.
     pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
+        let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
+            Arc::new(PgWorkflowRepository::new(db.clone())),
+            cache.clone(),
+        ));
+        let analysis = AnalysisService::new(
+            Arc::clone(&workflows),
+            Arc::new(PgAnalysisRepository::new(db.clone())),
+            cache.clone(),
+            settings.analysis_concurrency,
+        );
         Self {
             settings: Arc::new(settings),
             locations: Arc::new(PgLocationRepository::new(db.clone())),
-            workflows: Arc::new(CachedWorkflowRepository::new(
-                Arc::new(PgWorkflowRepository::new(db.clone())),
-                cache.clone(),
-            )),
+            workflows,
+            analysis,
             subscriptions: Arc::new(CachedSubscriptionRepository::new(
                 Arc::new(PgSubscriptionRepository::new(db.clone())),
                 cache.clone(),

@@ -132,6 +132,11 @@ impl<'a> CacheKeys<'a> {
             true,
         )
     }
+    /// The location-wide (cross-workflow) analysis under one rules version; `*` cannot be a
+    /// workflow id, so it never meets a workflow's analysis key.
+    pub fn location_analysis(&self, location_id: &str, rules_version: &str) -> CacheKey {
+        self.build(Resource::Analysis, location_id, &["*", rules_version], true)
+    }
     pub fn subscription(&self, location_id: &str) -> CacheKey {
         self.build(Resource::Subscription, location_id, &[], true)
     }

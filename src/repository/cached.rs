@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::{ttl, Cache, CacheKey, LoadError};
+use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
     ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, RepositoryError,
     StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository, WorkflowSummary,
@@ -38,9 +39,9 @@ where
             None => Err(RepositoryError::NotFound(not_found)),
         },
         Err(LoadError::Loader(error)) => Err(RepositoryError::Shared(error)),
-        Err(LoadError::Panicked) => Err(RepositoryError::Shared(Arc::new(
-            RepositoryError::NotFound("a value (its load failed)"),
-        ))),
+        Err(LoadError::Panicked) => Err(RepositoryError::Computation(
+            "the load of a cached value panicked".to_owned(),
+        )),
     }
 }
 
@@ -65,8 +66,13 @@ impl CachedWorkflowRepository {
 
     async fn invalidate(&self, location_id: &str, id: &str) {
         let keys = self.cache.keys();
+        // The location-wide analysis reads every workflow of the location.
         self.cache
-            .invalidate(&[keys.workflow(location_id, id), keys.workflows(location_id)])
+            .invalidate(&[
+                keys.workflow(location_id, id),
+                keys.workflows(location_id),
+                keys.location_analysis(location_id, RULES_VERSION),
+            ])
             .await;
     }
 }
@@ -130,6 +136,13 @@ impl WorkflowRepository for CachedWorkflowRepository {
 
     async fn forget(&self, location_id: &str, id: &str) {
         self.invalidate(location_id, id).await;
+    }
+
+    async fn definitions(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
+        self.inner.definitions(location_id).await
     }
 }
 

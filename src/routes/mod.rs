@@ -1,8 +1,10 @@
 //! Every path of the service, in one table.
 
+mod analysis;
 mod health;
 mod internal;
 mod metrics;
+mod pagination;
 mod responses;
 mod subscription;
 mod webhooks;
@@ -38,6 +40,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .put(workflows::put_workflow)
                         .delete(workflows::delete_workflow),
                 )
+                .service(resource("/workflows/{id}/analysis").get(analysis::get_workflow_analysis))
+                .service(resource("/analyze").post(analysis::analyze))
+                .service(resource("/analysis/location").get(analysis::get_location_analysis))
+                .service(resource("/history").get(analysis::get_history))
                 .service(resource("/subscription").get(subscription::get_subscription)),
         );
 }

@@ -208,3 +208,44 @@ async fn cli_creates_locations_and_keys_and_revocation_is_immediate() {
         .unwrap();
     assert!(String::from_utf8_lossy(&bad_id.stderr).contains("--id must be"));
 }
+
+#[tokio::test]
+async fn analyze_runs_offline_with_exit_codes_for_ci() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/workflows");
+    let healthy = demo.join("new-lead-nurture.json");
+    let unreadable =
+        std::env::temp_dir().join(format!("gwd-not-json-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&unreadable, "{ not json").unwrap();
+
+    let clean = binary()
+        .arg("analyze")
+        .arg(&healthy)
+        .output()
+        .await
+        .unwrap();
+    let broken = binary()
+        .args(["analyze", "--format", "json"])
+        .arg(&demo)
+        .output()
+        .await
+        .unwrap();
+    let bad = binary()
+        .arg("analyze")
+        .arg(&unreadable)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&unreadable);
+
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert_eq!(broken.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(report["results"].as_array().unwrap().len(), 5);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("gwd-not-json"));
+}

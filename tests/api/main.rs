@@ -1,6 +1,8 @@
 //! Black-box tests: the real application over HTTP, on real Postgres (and Redis).
 #![allow(clippy::unwrap_used)]
 
+mod analysis;
+mod analysis_robustness;
 mod binary;
 mod cache;
 mod caching;

@@ -179,6 +179,22 @@ impl WorkflowRepository for PgWorkflowRepository {
     }
 
     async fn forget(&self, _location_id: &str, _id: &str) {}
+
+    async fn definitions(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
+        let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+            r#"select id, definition from workflows where location_id = $1 order by id"#,
+        )
+        .bind(location_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, definition)| (id, definition.0))
+            .collect())
+    }
 }
 
 impl PgWorkflowRepository {
