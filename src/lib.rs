@@ -5,6 +5,7 @@ pub mod analysis_service;
 pub mod api_keys;
 pub mod auth;
 pub mod cache;
+pub mod cache_warming;
 pub mod cli;
 pub mod config;
 pub mod database;

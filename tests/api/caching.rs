@@ -234,3 +234,39 @@ async fn cache_metrics_are_exposed_without_tenant_labels() {
     assert!(text.contains(r#"resource="workflow""#));
     assert!(!text.contains("locSecretTenant"));
 }
+
+#[tokio::test]
+async fn cache_warm_preloads_recent_workflows_without_delaying_startup() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Warm me"))
+        .await;
+    let mut warm_env = app.env.clone();
+    warm_env.insert("CACHE_WARM".into(), "true".into());
+    warm_env.insert(
+        "CACHE_PREFIX".into(),
+        crate::helpers::unique_name("gwdwarm"),
+    );
+    let warmed = crate::helpers::start(crate::helpers::settings_from(&warm_env), None).await;
+
+    // Wait for warming without reading the workflow itself (a read would fill the cache).
+    let mut entries = 0;
+    for _ in 0..100 {
+        let stats: Value = warmed
+            .get("/internal/cache-stats")
+            .await
+            .json()
+            .await
+            .unwrap();
+        entries = stats["data"]["l1"]["entries"].as_u64().unwrap();
+        if entries > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(entries > 0, "nothing was warmed");
+
+    let first_read = warmed.api_get(&key, "/api/workflows/wf1").await;
+
+    assert_eq!(cache_headers(&first_read).0, "HIT");
+}
