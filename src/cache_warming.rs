@@ -31,6 +31,8 @@ async fn warm(
     cache: &Cache,
     workflows: &PgWorkflowRepository,
 ) -> Result<usize, crate::repository::RepositoryError> {
+    // L1 only keeps copies once the invalidation subscriber listens.
+    cache.wait_ready(WARM_BUDGET / 2).await;
     let recent = workflows.recently_updated(WARM_COUNT).await?;
     let mut entries = Vec::with_capacity(recent.len());
     for (location_id, workflow) in recent {
