@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: dev run test migrate lint fmt bench services
+.PHONY: dev run test migrate lint fmt bench bench-load services
 
 dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
 	scripts/dev.sh
@@ -26,5 +26,9 @@ lint: ## formatting and clippy, warnings are errors
 fmt:
 	$(CARGO) fmt --all
 
-bench: ## criterion benchmarks (results in BENCHMARKS.md)
+bench: ## criterion benchmarks, then the load benchmark (results in BENCHMARKS.md)
 	$(CARGO) bench --locked
+	$(MAKE) bench-load
+
+bench-load: ## every read path under load on loopback (oha), ratios to the machine's ceilings
+	python3 scripts/bench_load.py
