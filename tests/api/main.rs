@@ -11,6 +11,7 @@ mod health;
 mod helpers;
 mod internal;
 mod migrations;
+mod security;
 mod subscription;
 mod webhooks;
 mod workflows;
