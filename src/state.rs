@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
     CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository,
 };
@@ -31,6 +32,8 @@ pub struct AppState {
     pub subscriptions: Arc<dyn SubscriptionRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
+    /// Rate-limit windows counted here while Redis is unavailable.
+    pub local_windows: Arc<LocalWindows>,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
                 cache.clone(),
             )),
             webhooks: PgWebhookStore::new(db.clone()),
+            local_windows: Arc::new(LocalWindows::default()),
             db,
             cache,
             metrics,

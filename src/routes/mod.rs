@@ -11,10 +11,11 @@ mod workflows;
 pub use internal::is_valid_location_id;
 pub use workflows::is_valid_workflow_id;
 
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, HttpResponse, Resource};
 
 use crate::error::ApiError;
+use crate::rate_limit::rate_limit_headers;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -31,6 +32,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::scope("/api")
                 // Tenant data must never sit in a shared or browser cache.
                 .wrap(DefaultHeaders::new().add(("Cache-Control", "private, no-store")))
+                .wrap(from_fn(rate_limit_headers))
                 .service(resource("/workflows").get(workflows::list_workflows))
                 .service(
                     resource("/workflows/{id}")
