@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod internal;
 mod migrations;
+mod openapi;
 mod rate_limits;
 mod subscription;
 mod webhooks;
