@@ -4,6 +4,7 @@
 mod binary;
 mod cache;
 mod caching;
+mod consistency;
 mod errors;
 mod health;
 mod helpers;
