@@ -69,6 +69,13 @@ impl Quota {
         }
     }
 
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Analyses => "analyses",
+        }
+    }
+
     fn key_segment(self) -> &'static str {
         match self {
             Self::Requests => "minute",
@@ -205,10 +212,20 @@ async fn count(state: &AppState, location_id: &str, quota: Quota) -> Option<Rate
         .cache
         .keys()
         .rate_limit(location_id, quota.key_segment());
-    Some(match state.cache.count_in_window(&key, window).await {
+    let info = match state.cache.count_in_window(&key, window).await {
         Some(counted) => RateLimitInfo::new(limit, counted, true),
         None => RateLimitInfo::new(limit, state.local_windows.count(&key, window), false),
-    })
+    };
+    state
+        .metrics
+        .rate_limit
+        .with_label_values(&[
+            quota.as_str(),
+            if info.allowed { "allowed" } else { "limited" },
+            if info.shared { "redis" } else { "memory" },
+        ])
+        .inc();
+    Some(info)
 }
 
 /// The location's effective plan; when the subscription cannot be read (the database is down

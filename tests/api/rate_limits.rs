@@ -12,6 +12,7 @@ use ghl_workflow_debugger::startup::cache_settings;
 use ghl_workflow_debugger::state::AppState;
 use serde_json::{json, Value};
 
+use crate::cache::common::{free_port, OwnRedis};
 use crate::caching::wait_for_redis;
 use crate::helpers::{settings_from, spawn_app_with, spawn_sibling, TestApp};
 use crate::webhooks::{event, send_signed, SECRET};
@@ -173,6 +174,47 @@ async fn the_limit_still_holds_per_instance_when_redis_is_unreachable() {
     spend(&app, &key, FREE_PER_WINDOW).await;
 
     assert_limited(app.api_get(&key, "/api/workflows").await).await;
+}
+
+#[tokio::test]
+async fn requests_keep_being_served_and_limited_in_memory_when_redis_dies_mid_window() {
+    let mut redis = OwnRedis::start(free_port()).await;
+    let url = redis.url();
+    let app = limited_app(|env| {
+        env.insert("REDIS_URL".into(), url);
+    })
+    .await;
+    wait_for_redis(&app).await;
+    let key = app.create_location("locA").await;
+    spend(&app, &key, FREE_PER_WINDOW / 2).await;
+
+    redis.kill();
+    let mut served_after = 0;
+    let mut limited = None;
+    for _ in 0..=FREE_PER_WINDOW {
+        let response = app.api_get(&key, "/api/workflows").await;
+        match response.status().as_u16() {
+            200 => served_after += 1,
+            429 => {
+                limited = Some(response);
+                break;
+            }
+            other => panic!("a request failed with {other} while Redis was down"),
+        }
+    }
+
+    // The instance's own window starts from zero: a free plan's 20 more, then 429.
+    assert_eq!(served_after, FREE_PER_WINDOW);
+    assert_limited(limited.expect("limited in memory")).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("rate_limit_decisions_total{")
+                && line.contains(r#"outcome="limited""#)
+                && line.contains(r#"store="memory""#)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
