@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod operator_auth;
+pub mod rate_limit;
 pub mod repository;
 pub mod request_id;
 pub mod routes;

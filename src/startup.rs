@@ -154,6 +154,9 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
             "x-cache-tier",
             "etag",
             "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
         ])
         .max_age(600);
     match &settings.frontend_url {

@@ -9,6 +9,7 @@ use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
     CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository,
 };
@@ -33,6 +34,8 @@ pub struct AppState {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
     pub analysis: AnalysisService,
+    /// Rate-limit windows counted here while Redis is unavailable.
+    pub local_windows: Arc<LocalWindows>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
                 cache.clone(),
             )),
             webhooks: PgWebhookStore::new(db.clone()),
+            local_windows: Arc::new(LocalWindows::default()),
             db,
             cache,
             metrics,

@@ -161,6 +161,7 @@ struct Inner {
     channel: String,
     fill_script: Arc<redis::Script>,
     del_script: Arc<redis::Script>,
+    counter_script: Arc<redis::Script>,
     me: Weak<Inner>,
 }
 
@@ -258,6 +259,7 @@ impl Cache {
             tasks: Mutex::new(Vec::new()),
             fill_script: Arc::new(redis::Script::new(l2::FILL_SCRIPT)),
             del_script: Arc::new(redis::Script::new(l2::DEL_IF_EQ_SCRIPT)),
+            counter_script: Arc::new(redis::Script::new(l2::WINDOW_COUNTER_SCRIPT)),
             me: me.clone(),
             s: settings,
             l1,
@@ -668,6 +670,38 @@ impl Cache {
         }
         i.connected.store(false, Ordering::Release);
         i.subscribed.store(false, Ordering::Release);
+    }
+
+    /// Counts one event in a fixed window shared by every instance: `INCR` of `key`, and
+    /// `PEXPIRE window` when the counter is new (one Lua script, so the window always ends).
+    /// Returns the count so far and the time left in the window, or `None` when Redis is not
+    /// configured, the breaker is open or the call fails within the usual L2 budget (the
+    /// caller falls back to a per-instance count).
+    pub async fn count_in_window(&self, key: &str, window: Duration) -> Option<WindowCount> {
+        let i = &self.0;
+        if i.l2.is_none() || !i.breaker.allows() || i.shut.load(Ordering::Acquire) {
+            return None;
+        }
+        let script = i.counter_script.clone();
+        let key = key.to_owned();
+        let window_ms = (window.as_millis() as u64).max(1);
+        let (count, left_ms): (u64, i64) = i
+            .l2_run(i.s.l2_budget, move |c| {
+                async move {
+                    script
+                        .key(key)
+                        .arg(window_ms)
+                        .invoke_async::<(u64, i64)>(c)
+                        .await
+                }
+                .boxed()
+            })
+            .await
+            .ok()?;
+        Some(WindowCount {
+            count,
+            resets_in: Duration::from_millis(u64::try_from(left_ms).unwrap_or(window_ms)),
+        })
     }
 
     /// Remove everything from this instance's L1 only (tests, admin).

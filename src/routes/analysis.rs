@@ -10,6 +10,7 @@ use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
 use crate::envelope::success;
 use crate::error::{ApiError, FieldError};
+use crate::rate_limit::check_analysis_quota;
 use crate::repository::{HistoryEntry, ReadSource};
 use crate::routes::pagination::{Page, Pagination};
 use crate::routes::responses::add_cache_headers;
@@ -49,6 +50,7 @@ pub async fn analyze(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     tenant.check_named_location(request.location_id.as_deref())?;
+    check_analysis_quota(&state, &tenant).await?;
     let plan = tenant_plan(&state, &tenant).await?;
     match (request.workflow_id, request.workflow) {
         (Some(id), None) => {
@@ -113,6 +115,7 @@ pub async fn get_location_analysis(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    check_analysis_quota(&state, &tenant).await?;
     let (mut report, source) = state.analysis.location_report(&tenant.location_id).await?;
     let plan = tenant_plan(&state, &tenant).await?;
     let upgrade = (!plan.features().full_analysis).then(|| {

@@ -11,7 +11,7 @@ use crate::helpers::TestDatabase;
 const BINARY: &str = env!("CARGO_BIN_EXE_ghl-workflow-debugger");
 
 /// The binary with a clean environment, run from an empty directory (no `.env`).
-fn binary() -> Command {
+pub fn binary() -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_clear()
@@ -129,7 +129,7 @@ async fn sigterm_stops_the_server_gracefully_with_exit_0() {
     assert_eq!(status.code(), Some(0));
 }
 
-fn key_from(stdout: &[u8]) -> String {
+pub fn key_from(stdout: &[u8]) -> String {
     let text = String::from_utf8_lossy(stdout);
     text.lines()
         .find_map(|line| line.split("api key (shown once, store it now): ").nth(1))
