@@ -14,7 +14,7 @@ services: ## make sure Postgres and Redis answer (starts them if installed and s
 	scripts/ensure-services.sh
 
 test: services ## every test, against real Postgres and Redis
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --lib --bins --tests
 
 migrate: ## apply migrations to DATABASE_URL (same files as `sqlx migrate run`)
 	$(CARGO) run --locked --bin ghl-workflow-debugger -- migrate
