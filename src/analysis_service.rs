@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::{ttl, Cache, LoadError};
 use crate::domain::analysis::{
-    analyze_location, analyze_workflow, findings_involving, AnalysisReport, LocationReport,
+    analyze_location, analyze_workflow, findings_involving, AnalysisReport, Issue, LocationReport,
     LocationWorkflow, RULES_VERSION,
 };
 use crate::domain::plan::Plan;
@@ -20,6 +20,28 @@ use crate::repository::{
     AnalysisRepository, HistoryPage, NewAnalysis, ReadSource, RepositoryError, StoredWorkflow,
     WorkflowRepository,
 };
+
+/// A stored workflow's analysis as cached, plus the cross-workflow findings that involve it.
+pub struct WorkflowAnalysis {
+    /// The serialized [`AnalysisReport`] of the workflow alone.
+    pub json: Bytes,
+    pub location_findings: Vec<Issue>,
+    pub source: ReadSource,
+}
+
+impl WorkflowAnalysis {
+    /// The full report: the workflow's own findings and the location-wide ones.
+    pub fn into_report(self) -> Result<AnalysisReport, RepositoryError> {
+        let mut report: AnalysisReport = serde_json::from_slice(&self.json)?;
+        report.add_location_findings(self.location_findings);
+        Ok(report)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct WorkflowHead {
+    version: i64,
+}
 
 #[derive(Clone)]
 pub struct AnalysisService {
@@ -45,26 +67,26 @@ impl AnalysisService {
         }
     }
 
-    /// The analysis of a stored workflow's current version, with the location-wide findings
-    /// that involve it.
-    pub async fn workflow_report(
+    /// The analysis of a stored workflow's current version and the location-wide findings
+    /// that involve it. The cached report stays serialized, so the common case (no
+    /// cross-workflow finding, a paid plan) is written out without being parsed.
+    pub async fn workflow_analysis(
         &self,
         location_id: &str,
         workflow_id: &str,
-    ) -> Result<(AnalysisReport, ReadSource), RepositoryError> {
-        let stored = self
-            .workflows
-            .get(location_id, workflow_id)
-            .await?
-            .decode()?;
-        let key =
-            self.cache
-                .keys()
-                .analysis(location_id, workflow_id, stored.version, RULES_VERSION);
+    ) -> Result<WorkflowAnalysis, RepositoryError> {
+        let fetched = self.workflows.get(location_id, workflow_id).await?;
+        // Only the version is needed to find the analysis; the definition is parsed on a miss.
+        let head: WorkflowHead = serde_json::from_slice(&fetched.json)?;
+        let key = self
+            .cache
+            .keys()
+            .analysis(location_id, workflow_id, head.version, RULES_VERSION);
         let (service, location) = (self.clone(), location_id.to_owned());
         let read = self
             .cache
             .get_or_load(&key, ttl::ANALYSIS, move || async move {
+                let stored = fetched.decode()?;
                 service
                     .compute_and_record(&location, stored)
                     .await
@@ -72,10 +94,12 @@ impl AnalysisService {
             })
             .await;
         let (json, source) = loaded(read)?;
-        let mut report: AnalysisReport = serde_json::from_slice(&json)?;
         let (location_report, _) = self.location_report(location_id).await?;
-        report.add_location_findings(findings_involving(&location_report, workflow_id));
-        Ok((report, source))
+        Ok(WorkflowAnalysis {
+            json,
+            location_findings: findings_involving(&location_report, workflow_id),
+            source,
+        })
     }
 
     /// Cross-workflow findings of a whole location.

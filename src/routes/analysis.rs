@@ -1,5 +1,6 @@
 //! Analyses: of a stored workflow, of an ad-hoc document, of a whole location; and history.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,7 +9,7 @@ use crate::auth::Tenant;
 use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
-use crate::envelope::success;
+use crate::envelope::{success, success_raw};
 use crate::error::{ApiError, FieldError};
 use crate::rate_limit::check_analysis_quota;
 use crate::repository::{HistoryEntry, ReadSource};
@@ -26,12 +27,27 @@ pub async fn get_workflow_analysis(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = workflow_id(&path)?;
-    let (report, source) = state
+    check_analysis_quota(&state, &tenant).await?;
+    stored_analysis_response(&state, &tenant, id).await
+}
+
+async fn stored_analysis_response(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let analysis = state
         .analysis
-        .workflow_report(&tenant.location_id, id)
+        .workflow_analysis(&tenant.location_id, id)
         .await?;
-    let plan = tenant_plan(&state, &tenant).await?;
-    Ok(report_response(report, plan, source))
+    let plan = tenant_plan(state, tenant).await?;
+    if plan.features().full_analysis && analysis.location_findings.is_empty() {
+        let mut response = success_raw(StatusCode::OK, &analysis.json);
+        add_cache_headers(&mut response, analysis.source);
+        return Ok(response);
+    }
+    let source = analysis.source;
+    Ok(report_response(analysis.into_report()?, plan, source))
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,19 +67,12 @@ pub async fn analyze(
     let request = body.into_inner();
     tenant.check_named_location(request.location_id.as_deref())?;
     check_analysis_quota(&state, &tenant).await?;
-    let plan = tenant_plan(&state, &tenant).await?;
     match (request.workflow_id, request.workflow) {
-        (Some(id), None) => {
-            let id = workflow_id(&id)?;
-            let (report, source) = state
-                .analysis
-                .workflow_report(&tenant.location_id, id)
-                .await?;
-            Ok(report_response(report, plan, source))
-        }
+        (Some(id), None) => stored_analysis_response(&state, &tenant, workflow_id(&id)?).await,
         (None, Some(document)) => {
             let (document, id) = ad_hoc_document(&document, state.settings.max_workflow_steps)?;
             let report = state.analysis.ad_hoc_report(document, id).await?;
+            let plan = tenant_plan(&state, &tenant).await?;
             Ok(report_response(report, plan, ReadSource::Bypass))
         }
         _ => Err(ApiError::Validation(vec![FieldError::new(

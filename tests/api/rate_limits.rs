@@ -348,3 +348,22 @@ async fn the_analysis_quota_is_off_when_rate_limits_are_off() {
             .is_none());
     }
 }
+
+#[tokio::test]
+async fn analysis_routes_count_against_the_hourly_analysis_quota() {
+    let app = limited_app(|_| {}).await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &crate::helpers::sample_workflow("Quota"))
+        .await;
+
+    for n in 0..10 {
+        let response = app.api_get(&key, "/api/workflows/wf1/analysis").await;
+        assert_eq!(response.status(), 200, "analysis {n}");
+    }
+    let over = app.api_get(&key, "/api/workflows/wf1/analysis").await;
+    let listing = app.api_get(&key, "/api/workflows").await;
+
+    assert_eq!(over.status(), 429);
+    assert!(over.headers().contains_key("retry-after"));
+    assert_eq!(listing.status(), 200, "other routes are not analyses");
+}
