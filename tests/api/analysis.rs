@@ -340,3 +340,22 @@ async fn another_locations_workflow_has_no_analysis() {
     assert_eq!(status, 404);
     assert_eq!(posted.status(), 404);
 }
+
+#[tokio::test]
+async fn a_history_page_past_the_end_is_empty_but_keeps_the_total() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("one")).await;
+    analysis_of(&app, &key, "wf1").await;
+
+    let page: Value = app
+        .api_get(&key, "/api/history?page=9")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(page["data"]["count"], 0);
+    assert_eq!(page["data"]["pagination"]["total"], 1);
+    assert_eq!(page["data"]["pagination"]["hasMore"], false);
+}
