@@ -95,7 +95,8 @@ def seed():
           from generate_series(1, {LOCATIONS}) l, generate_series(1, {WORKFLOWS}) w;
         analyze;
     """)
-    size = psql(url, "select avg(pg_column_size(definition))::int from workflows").strip()
+    size = run(["psql", "-X", "-tA", url, "-c", "select avg(octet_length(definition::text))::int from workflows"],
+               capture_output=True, text=True).stdout.strip()
     return url, size
 
 
@@ -158,12 +159,21 @@ def auth(location=1):
     return ["-H", f"Authorization: Bearer {key_of(location)}"]
 
 
+def url_regex(path_regex):
+    """oha's --rand-regex-url takes the whole URL as a regex: the host's dots are escaped."""
+    return f"http://127[.]0[.]0[.]1:{PORT}" + path_regex
+
+
 def hot_ids_regex():
-    return url(f"/api/workflows/wf-([1-9]|[1-9][0-9]|100)")
+    return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9]|100)")
 
 
 def all_ids_regex():
-    return url(f"/api/workflows/wf-([1-9][0-9]{{0,2}}|1000)")
+    return url_regex(f"/api/workflows/wf-([1-9][0-9]{{0,2}}|{WORKFLOWS})")
+
+
+def analysis_regex():
+    return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9])/analysis")
 
 
 def metric(name):
@@ -221,7 +231,7 @@ def main():
         cases["L1 hit at 20 % rate (open loop)"] = oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
         cases["list: GET /api/workflows?limit=20"] = oha([*auth(), url("/api/workflows?limit=20")])
         cases["analysis cached: GET /api/workflows/{id}/analysis"] = oha(
-            [*auth(), "--rand-regex-url", url("/api/workflows/wf-([1-9]|[1-9][0-9])/analysis")])
+            [*auth(), "--rand-regex-url", analysis_regex()])
         flights = single_flight([64, 256, 1000])
         server.stop()
 
@@ -236,8 +246,7 @@ def main():
 
         server = Server(db_url, CACHE_BYPASS="true")
         cases["miss: cache bypassed, Postgres every request"] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
-        cases["analysis uncached (bypass)"] = oha(
-            [*auth(), "--rand-regex-url", url("/api/workflows/wf-([1-9]|[1-9][0-9])/analysis")])
+        cases["analysis uncached (bypass)"] = oha([*auth(), "--rand-regex-url", analysis_regex()])
         server.stop()
 
         closed = socket.socket()
@@ -285,7 +294,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes):
     body = "\n".join([
         "<!-- bench-load:start -->",
         f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}; "
-        f"{LOCATIONS} locations × {WORKFLOWS} workflows (definition ≈ {definition_bytes} B in Postgres); "
+        f"{LOCATIONS} locations × {WORKFLOWS} workflows (definition ≈ {definition_bytes} B of JSON); "
         f"oha, {CONNECTIONS} connections, {DURATION} s per case after a {WARMUP} s warm-up.",
         "",
         "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling |",
