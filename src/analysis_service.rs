@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use tokio::sync::Semaphore;
 
-use crate::cache::{ttl, Cache, LoadError};
+use crate::cache::{ttl, Cache, CacheKey, LoadError};
 use crate::domain::analysis::{
     analyze_location, analyze_workflow, findings_involving, AnalysisReport, Issue, LocationReport,
     LocationWorkflow, RULES_VERSION,
@@ -50,6 +50,8 @@ pub struct AnalysisService {
     cache: Cache,
     /// Bounds how many analyses run at once, so they cannot starve the HTTP workers.
     permits: Arc<Semaphore>,
+    /// `CACHE_BYPASS`: analyses are computed on every request (benchmarks).
+    bypass: bool,
 }
 
 impl AnalysisService {
@@ -58,13 +60,32 @@ impl AnalysisService {
         analyses: Arc<dyn AnalysisRepository>,
         cache: Cache,
         concurrency: usize,
+        bypass: bool,
     ) -> Self {
         Self {
             workflows,
             analyses,
             cache,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            bypass,
         }
+    }
+
+    async fn read_through<F, Fut>(
+        &self,
+        key: &CacheKey,
+        load: F,
+    ) -> Result<(Bytes, ReadSource), RepositoryError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
+    {
+        let read = if self.bypass {
+            self.cache.load_bypass(load).await
+        } else {
+            self.cache.get_or_load(key, ttl::ANALYSIS, load).await
+        };
+        loaded(read)
     }
 
     /// The analysis of a stored workflow's current version and the location-wide findings
@@ -83,17 +104,15 @@ impl AnalysisService {
             .keys()
             .analysis(location_id, workflow_id, head.version, RULES_VERSION);
         let (service, location) = (self.clone(), location_id.to_owned());
-        let read = self
-            .cache
-            .get_or_load(&key, ttl::ANALYSIS, move || async move {
+        let (json, source) = self
+            .read_through(&key, move || async move {
                 let stored = fetched.decode()?;
                 service
                     .compute_and_record(&location, stored)
                     .await
                     .map(Some)
             })
-            .await;
-        let (json, source) = loaded(read)?;
+            .await?;
         let (location_report, _) = self.location_report(location_id).await?;
         Ok(WorkflowAnalysis {
             json,
@@ -102,7 +121,8 @@ impl AnalysisService {
         })
     }
 
-    /// Cross-workflow findings of a whole location.
+    /// Cross-workflow findings of a whole location (always cached: `CACHE_BYPASS` measures
+    /// the per-workflow analysis, not a location-wide one per request).
     pub async fn location_report(
         &self,
         location_id: &str,

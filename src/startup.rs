@@ -175,7 +175,6 @@ pub fn cache_settings(settings: &Settings) -> CacheSettings {
         l1_max_bytes: cache.l1_max_bytes,
         l2_budget: cache.l2_budget,
         l2_pool_size: cache.pool_size,
-        bypass: cache.bypass,
         ..CacheSettings::default()
     }
 }

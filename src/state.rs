@@ -41,15 +41,18 @@ pub struct AppState {
 impl AppState {
     /// Postgres repositories, each read through the cache.
     pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
+        let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
             Arc::new(PgWorkflowRepository::new(db.clone())),
             cache.clone(),
+            bypass,
         ));
         let analysis = AnalysisService::new(
             Arc::clone(&workflows),
             Arc::new(PgAnalysisRepository::new(db.clone())),
             cache.clone(),
             settings.analysis_concurrency,
+            bypass,
         );
         Self {
             settings: Arc::new(settings),

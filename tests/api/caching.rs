@@ -266,3 +266,25 @@ async fn cache_warm_preloads_recent_workflows_without_delaying_startup() {
 
     assert_eq!(cache_headers(&first_read).0, "HIT");
 }
+
+#[tokio::test]
+async fn cache_bypass_reads_workflows_and_analyses_from_postgres_every_time() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("CACHE_BYPASS".into(), "true".into());
+    })
+    .await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Bypassed"))
+        .await;
+
+    for path in [
+        "/api/workflows/wf1",
+        "/api/workflows/wf1",
+        "/api/workflows/wf1/analysis",
+        "/api/workflows/wf1/analysis",
+    ] {
+        let response = app.api_get(&key, path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(cache_headers(&response).0, "BYPASS", "{path}");
+    }
+}
