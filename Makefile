@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: dev run test migrate lint fmt bench services chaos
+.PHONY: dev run test migrate lint fmt bench bench-load services chaos
 
 dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
 	scripts/dev.sh
@@ -14,7 +14,7 @@ services: ## make sure Postgres and Redis answer (starts them if installed and s
 	scripts/ensure-services.sh
 
 test: services ## every test, against real Postgres and Redis
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --lib --bins --tests
 
 chaos: services ## the fault suite (RELIABILITY.md) with CHAOS_SCALE (default 10) times the requests and longer faults
 	CHAOS_SCALE=$${CHAOS_SCALE:-10} $(CARGO) test --locked --test api faults:: -- --nocapture --test-threads=1
@@ -29,5 +29,9 @@ lint: ## formatting and clippy, warnings are errors
 fmt:
 	$(CARGO) fmt --all
 
-bench: ## criterion benchmarks (results in BENCHMARKS.md)
+bench: ## criterion benchmarks, then the load benchmark (results in BENCHMARKS.md)
 	$(CARGO) bench --locked
+	$(MAKE) bench-load
+
+bench-load: ## every read path under load on loopback (oha), ratios to the machine's ceilings
+	python3 scripts/bench_load.py

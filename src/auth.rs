@@ -1,16 +1,23 @@
 //! API-key authentication of `/api/*`: a bearer key names exactly one location.
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::api_keys::api_key_hash;
 use crate::error::ApiError;
 use crate::operator_auth::bearer_token;
+use crate::rate_limit::check_request_limit;
 use crate::state::AppState;
 
 /// The location the caller's key belongs to. Extract it first in a handler, so nothing about
 /// the request is revealed to an unauthenticated caller.
+///
+/// Extracting it also counts the request against the location's plan limit (after
+/// authentication, so every caller gets its own plan): over the limit it is a 429, and the
+/// counted window is left in the request's extensions for the `X-RateLimit-*` headers. The
+/// tenant is remembered in the extensions too, so a second extraction neither authenticates
+/// nor counts again.
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub location_id: String,
@@ -33,9 +40,13 @@ impl FromRequest for Tenant {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(tenant) = request.extensions().get::<Tenant>().cloned() {
+            return Box::pin(async move { Ok(tenant) });
+        }
+        let request = request.clone();
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let key_hash = bearer_token(request).map(api_key_hash);
-        let named_location = query_location_id(request);
+        let key_hash = bearer_token(&request).map(api_key_hash);
+        let named_location = query_location_id(&request);
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| ApiError::internal("application state is not registered"))?;
@@ -53,6 +64,11 @@ impl FromRequest for Tenant {
                 location_id: owner.location_id,
             };
             tenant.check_named_location(named_location.as_deref())?;
+            if let Some(limit) = check_request_limit(&state, &tenant.location_id).await {
+                request.extensions_mut().insert(limit);
+                limit.enforce()?;
+            }
+            request.extensions_mut().insert(tenant.clone());
             Ok(tenant)
         })
     }

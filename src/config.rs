@@ -78,8 +78,13 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     pub webhook_secret: Option<String>,
     pub rate_limit_enabled: bool,
+    /// Length of the per-plan request window (`RATE_LIMIT_WINDOW_SECS`, default 60 = the
+    /// plans' "per minute"; shorter only so tests need not wait a minute).
+    pub rate_limit_window: Duration,
     pub frontend_url: Option<String>,
     pub max_workflow_steps: usize,
+    /// Analyses computed at once on the blocking pool.
+    pub analysis_concurrency: usize,
 }
 
 impl Settings {
@@ -142,11 +147,17 @@ impl Settings {
             metrics_token: env.secret("METRICS_TOKEN"),
             webhook_secret: env.secret("GHL_WEBHOOK_SECRET"),
             rate_limit_enabled: env.flag("RATE_LIMIT_ENABLED", true)?,
+            rate_limit_window: env.bounded_seconds("RATE_LIMIT_WINDOW_SECS", 60, 3_600)?,
             frontend_url: env.frontend_url()?,
             max_workflow_steps: env.parsed(
                 "MAX_WORKFLOW_STEPS",
                 Some(5_000),
                 "a positive number of steps",
+            )?,
+            analysis_concurrency: env.parsed(
+                "ANALYSIS_CONCURRENCY",
+                Some(1),
+                "a positive number of analyses computed at once",
             )?,
         })
     }
@@ -216,6 +227,23 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
     fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         self.parsed(name, Some(default), "a whole number of seconds")
             .map(Duration::from_secs)
+    }
+
+    fn bounded_seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        let expected = format!("a whole number of seconds from 1 to {max}");
+        let value: u64 = self.parsed(name, Some(default), &expected)?;
+        if value == 0 || value > max {
+            return Err(ConfigError::new(
+                name,
+                format!("is out of range: expected {expected}"),
+            ));
+        }
+        Ok(Duration::from_secs(value))
     }
 
     fn millis(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
@@ -344,6 +372,7 @@ mod tests {
         assert_eq!(settings.cache.prefix, "gwd");
         assert!(settings.cache.url.is_none());
         assert!(settings.rate_limit_enabled);
+        assert_eq!(settings.rate_limit_window, Duration::from_secs(60));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
         assert_eq!(settings.database.acquire_timeout, Duration::from_secs(1));
     }
@@ -361,6 +390,7 @@ mod tests {
             ("PORT", "eighty"),
             ("APP_ENV", "staging"),
             ("RATE_LIMIT_ENABLED", "maybe"),
+            ("RATE_LIMIT_WINDOW_SECS", "0"),
             ("REDIS_URL", "http://user:hunter2@host:1"),
             ("CACHE_PREFIX", "has space"),
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "30000"),

@@ -3,25 +3,11 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
 use crate::envelope::{error_body, ErrorPayload};
 
-/// One offending field of a request body or query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+/// One offending field of a request body or query (`details.errors[]`).
+pub use crate::domain::workflow::FieldError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -206,7 +192,7 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             DatabaseErrorKind::Unavailable | DatabaseErrorKind::Other => None,
         },
         E::Shared(inner) => from_repository_ref(inner),
-        E::Decode(_) => None,
+        E::Decode(_) | E::Computation(_) => None,
     }
 }
 

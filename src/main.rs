@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ghl_workflow_debugger::cli::admin;
+use ghl_workflow_debugger::cli::{admin, analyze};
 use ghl_workflow_debugger::config::{ConfigError, Settings};
 use ghl_workflow_debugger::startup::Application;
 use ghl_workflow_debugger::{database, seed};
@@ -22,12 +22,28 @@ enum Command {
     Migrate,
     /// Create the database schema and the demo location, key and workflows (idempotent).
     SeedDemo,
+    /// Analyze workflow JSON files or directories offline (no database, no Redis).
+    /// Exit code: 0 without critical findings, 1 with, 2 on unreadable input.
+    Analyze {
+        /// Workflow documents, or directories whose `*.json` files form one location.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// `text` for people, `json` for tools (the CONTRACT §8 result).
+        #[arg(long, value_enum, default_value = "text")]
+        format: AnalyzeFormat,
+    },
     /// Manage locations (tenants).
     #[command(subcommand)]
     Location(LocationCommand),
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AnalyzeFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +88,9 @@ fn main() -> ExitCode {
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    if let Some(Command::Analyze { paths, format }) = &cli.command {
+        return analyze_offline(paths, *format);
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => return config_failure(&error),
@@ -87,6 +106,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
+            Command::Analyze { .. } => Ok(()),
             Command::SeedDemo => seed::seed_demo(&settings).await.map_err(|e| e.to_string()),
             Command::Location(LocationCommand::Create { id, name }) => {
                 admin::create_location(&settings, &id, &name)
@@ -110,6 +130,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The offline analyzer: files in, findings out, exit code for CI pipelines.
+fn analyze_offline(paths: &[std::path::PathBuf], format: AnalyzeFormat) -> ExitCode {
+    use std::io::IsTerminal;
+    let format = match format {
+        AnalyzeFormat::Text => analyze::OutputFormat::Text,
+        AnalyzeFormat::Json => analyze::OutputFormat::Json,
+    };
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let code = analyze::run_analyze(
+        paths,
+        format,
+        color,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
 fn config_failure(error: &ConfigError) -> ExitCode {

@@ -1,12 +1,14 @@
 //! The Prometheus registry shared by the HTTP middleware and the service's own metrics.
 
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
     pub http: PrometheusMetrics,
     pub registry: Registry,
+    /// `rate_limit_decisions_total{quota, outcome, store}` (no tenant labels).
+    pub rate_limit: IntCounterVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +26,23 @@ impl Metrics {
             .mask_unmatched_patterns("UNKNOWN")
             .build()
             .map_err(|error| MetricsError(error.to_string()))?;
-        Ok(Self { http, registry })
+        let rate_limit = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_decisions_total",
+                "Rate-limit decisions by quota (requests|analyses), outcome (allowed|limited) \
+                 and where the window was counted (redis|memory)",
+            ),
+            &["quota", "outcome", "store"],
+        )
+        .map_err(|error| MetricsError(error.to_string()))?;
+        registry
+            .register(Box::new(rate_limit.clone()))
+            .map_err(|error| MetricsError(error.to_string()))?;
+        Ok(Self {
+            http,
+            registry,
+            rate_limit,
+        })
     }
 
     /// The Prometheus text exposition of everything registered.

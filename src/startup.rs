@@ -8,10 +8,12 @@ use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
 use crate::cache::{Cache, CacheError, CacheSettings};
+use crate::cache_warming::spawn_warming;
 use crate::config::Settings;
 use crate::database::{self, DatabaseError};
 use crate::error::{envelope_plain_errors, ApiError};
 use crate::metrics::{Metrics, MetricsError};
+use crate::repository::postgres::PgWorkflowRepository;
 use crate::request_id::request_id_middleware;
 use crate::routes;
 use crate::state::AppState;
@@ -61,6 +63,12 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let server = serve(listener, state.clone())?;
+        if state.settings.cache.warm_on_start {
+            spawn_warming(
+                state.cache.clone(),
+                PgWorkflowRepository::new(state.db.clone()),
+            );
+        }
         Ok(Self {
             port,
             server,
@@ -146,6 +154,9 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
             "x-cache-tier",
             "etag",
             "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
         ])
         .max_age(600);
     match &settings.frontend_url {
@@ -164,7 +175,6 @@ pub fn cache_settings(settings: &Settings) -> CacheSettings {
         l1_max_bytes: cache.l1_max_bytes,
         l2_budget: cache.l2_budget,
         l2_pool_size: cache.pool_size,
-        bypass: cache.bypass,
         ..CacheSettings::default()
     }
 }

@@ -5,15 +5,17 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 
+use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
     CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository,
 };
 use crate::repository::postgres::{
-    PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository, PgWebhookStore,
-    PgWorkflowRepository,
+    PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository,
+    PgWebhookStore, PgWorkflowRepository,
 };
 use crate::repository::{
     ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
@@ -31,18 +33,32 @@ pub struct AppState {
     pub subscriptions: Arc<dyn SubscriptionRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
+    pub analysis: AnalysisService,
+    /// Rate-limit windows counted here while Redis is unavailable.
+    pub local_windows: Arc<LocalWindows>,
 }
 
 impl AppState {
     /// Postgres repositories, each read through the cache.
     pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
+        let bypass = settings.cache.bypass;
+        let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
+            Arc::new(PgWorkflowRepository::new(db.clone())),
+            cache.clone(),
+            bypass,
+        ));
+        let analysis = AnalysisService::new(
+            Arc::clone(&workflows),
+            Arc::new(PgAnalysisRepository::new(db.clone())),
+            cache.clone(),
+            settings.analysis_concurrency,
+            bypass,
+        );
         Self {
             settings: Arc::new(settings),
             locations: Arc::new(PgLocationRepository::new(db.clone())),
-            workflows: Arc::new(CachedWorkflowRepository::new(
-                Arc::new(PgWorkflowRepository::new(db.clone())),
-                cache.clone(),
-            )),
+            workflows,
+            analysis,
             subscriptions: Arc::new(CachedSubscriptionRepository::new(
                 Arc::new(PgSubscriptionRepository::new(db.clone())),
                 cache.clone(),
@@ -52,6 +68,7 @@ impl AppState {
                 cache.clone(),
             )),
             webhooks: PgWebhookStore::new(db.clone()),
+            local_windows: Arc::new(LocalWindows::default()),
             db,
             cache,
             metrics,

@@ -132,6 +132,11 @@ impl<'a> CacheKeys<'a> {
             true,
         )
     }
+    /// The location-wide (cross-workflow) analysis under one rules version; `*` cannot be a
+    /// workflow id, so it never meets a workflow's analysis key.
+    pub fn location_analysis(&self, location_id: &str, rules_version: &str) -> CacheKey {
+        self.build(Resource::Analysis, location_id, &["*", rules_version], true)
+    }
     pub fn subscription(&self, location_id: &str) -> CacheKey {
         self.build(Resource::Subscription, location_id, &[], true)
     }
@@ -142,6 +147,16 @@ impl<'a> CacheKeys<'a> {
     /// Api key lookup by key hash; the only key not scoped by location (its value names it).
     pub fn api_key(&self, key_hash: &str) -> CacheKey {
         self.build(Resource::ApiKey, key_hash, &[], false)
+    }
+    /// A rate-limit counter (not a cached value, so a plain Redis key rather than a
+    /// [`CacheKey`]): `{prefix}:v{FORMAT}:ratelimit:{{locationId}}:{window}`.
+    pub fn rate_limit(&self, location_id: &str, window: &str) -> String {
+        let mut key = String::with_capacity(48);
+        let _ = write!(key, "{}:v{}:ratelimit:{{", self.prefix, FORMAT_VERSION);
+        escape_into(&mut key, location_id);
+        key.push_str("}:");
+        escape_into(&mut key, window);
+        key
     }
 }
 
@@ -184,6 +199,14 @@ mod tests {
         );
         assert_eq!(k.location("loc1").as_str(), "gwd:v2:location:{loc1}");
         assert_eq!(k.api_key("abc").as_str(), "gwd:v2:api_key:{abc}");
+        assert_eq!(
+            k.rate_limit("loc1", "minute"),
+            "gwd:v2:ratelimit:{loc1}:minute"
+        );
+        assert_eq!(
+            k.rate_limit("a}:b", "hour"),
+            "gwd:v2:ratelimit:{a%7D%3Ab}:hour"
+        );
         assert_eq!(k.workflow("loc1", "wf9").location_id(), Some("loc1"));
         assert_eq!(k.api_key("abc").location_id(), None);
         assert_eq!(k.analysis("l", "w", 1, "r").resource(), Resource::Analysis);

@@ -207,6 +207,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
+/// `INCR` a fixed-window counter and start its window (`PEXPIRE ARGV[1]` ms) when it is new or
+/// somehow has no expiry; returns `{count, ms left in the window}`.
+pub const WINDOW_COUNTER_SCRIPT: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if n == 1 or left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+"#;
+
 /// Escape a prefix for SCAN MATCH.
 pub fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

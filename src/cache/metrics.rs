@@ -44,6 +44,7 @@ pub struct Metrics {
     pub l2_connect_errors: IntCounter,
     pub dropped_writes: IntCounter,
     pub skipped_fills: IntCounter,
+    pub ack_timeouts: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -160,6 +161,11 @@ impl Metrics {
                 r,
                 "cache_skipped_fills_total",
                 "Fills skipped because the key was invalidated during the load",
+            )?,
+            ack_timeouts: counter(
+                r,
+                "cache_invalidation_ack_timeouts_total",
+                "Invalidations not acknowledged by every other instance within the budget",
             )?,
         })
     }

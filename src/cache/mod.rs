@@ -52,11 +52,16 @@
 //!    "clear everything" message is published instead. After any L2 outage the instance treats
 //!    L2 values written before it recovered as misses (the header carries written-at ms).
 //!
-//! `invalidate` then PUBLISHes `{"i": instance_id, "k": [keys]}` on `{prefix}:invalidate`. A
-//! dedicated subscriber connection (outside the pool, own reconnect loop, PING every 5 s)
-//! drops those keys from its L1 and ignores its own messages. Pub/sub is at-most-once: when
-//! the subscriber disconnects (or its PING fails) and when it re-subscribes, the instance
-//! clears its whole L1.
+//! `invalidate` then PUBLISHes `{"i": instance_id, "k": [keys], "a": ack_key}` on
+//! `{prefix}:invalidate`. A dedicated subscriber connection (outside the pool, own reconnect
+//! loop, PING every 5 s) drops those keys from its L1, ignores its own messages, and
+//! acknowledges with `INCR ack_key`. The writer waits (bounded, 150 ms) until as many
+//! instances acknowledged as PUBLISH reported receivers, so once a write is answered no other
+//! instance serves the old value from its L1; an instance that does not answer in time is
+//! counted (`cache_invalidation_ack_timeouts_total`). Pub/sub is at-most-once, so an instance
+//! clears its whole L1 when its subscriber disconnects (or its PING fails) and when it
+//! re-subscribes — and, with Redis configured, L1 keeps copies only while the subscriber
+//! listens: a copy taken while nobody listens could outlive another instance's write.
 //!
 //! # Bypass
 //! `CacheSettings::bypass = true` makes `get_or_load` call the loader directly and answer
@@ -121,7 +126,14 @@ struct BusMessage {
     k: Vec<String>,
     #[serde(default)]
     all: bool,
+    /// Where receivers acknowledge that they dropped the keys (see `invalidate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
 }
+
+/// How long a write waits for the other instances to confirm they dropped its keys.
+const ACK_BUDGET: Duration = Duration::from_millis(150);
+const ACK_KEY_TTL_MS: u64 = 5_000;
 
 const PENDING_CAP: usize = 10_000;
 
@@ -140,6 +152,8 @@ struct Inner {
     trusted_after_ms: AtomicU64,
     connected: AtomicBool,
     subscribed: AtomicBool,
+    /// Numbers the acknowledgement keys of this instance's invalidations.
+    ack_seq: AtomicU64,
     probed: AtomicBool,
     shut: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -147,6 +161,7 @@ struct Inner {
     channel: String,
     fill_script: Arc<redis::Script>,
     del_script: Arc<redis::Script>,
+    counter_script: Arc<redis::Script>,
     me: Weak<Inner>,
 }
 
@@ -237,12 +252,14 @@ impl Cache {
             trusted_after_ms: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
+            ack_seq: AtomicU64::new(0),
             probed: AtomicBool::new(false),
             shut: AtomicBool::new(false),
             shutdown_tx,
             tasks: Mutex::new(Vec::new()),
             fill_script: Arc::new(redis::Script::new(l2::FILL_SCRIPT)),
             del_script: Arc::new(redis::Script::new(l2::DEL_IF_EQ_SCRIPT)),
+            counter_script: Arc::new(redis::Script::new(l2::WINDOW_COUNTER_SCRIPT)),
             me: me.clone(),
             s: settings,
             l1,
@@ -365,12 +382,24 @@ impl Cache {
             return;
         }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
-        if i.breaker.allows() && i.l2_invalidate(&raw, i.s.l2_budget).await.is_ok() {
-            for k in keys {
-                i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
-            }
+        let ack_key = i.next_ack_key();
+        let published = if i.breaker.allows() {
+            i.l2_invalidate(&raw, Some(&ack_key), i.s.l2_budget)
+                .await
+                .ok()
         } else {
-            i.add_pending(raw);
+            None
+        };
+        match published {
+            Some(receivers) => {
+                for k in keys {
+                    i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
+                }
+                // Our own subscriber receives the message too but does not acknowledge it.
+                let own = i64::from(i.subscribed.load(Ordering::Acquire));
+                i.wait_for_acks(&ack_key, receivers - own).await;
+            }
+            None => i.add_pending(raw),
         }
     }
 
@@ -514,6 +543,7 @@ impl Cache {
             i: i.s.instance_id.clone(),
             k: vec![],
             all: true,
+            a: None,
         };
         let _ = i
             .publish(&msg, i.s.l2_budget.max(Duration::from_millis(250)))
@@ -642,6 +672,38 @@ impl Cache {
         i.subscribed.store(false, Ordering::Release);
     }
 
+    /// Counts one event in a fixed window shared by every instance: `INCR` of `key`, and
+    /// `PEXPIRE window` when the counter is new (one Lua script, so the window always ends).
+    /// Returns the count so far and the time left in the window, or `None` when Redis is not
+    /// configured, the breaker is open or the call fails within the usual L2 budget (the
+    /// caller falls back to a per-instance count).
+    pub async fn count_in_window(&self, key: &str, window: Duration) -> Option<WindowCount> {
+        let i = &self.0;
+        if i.l2.is_none() || !i.breaker.allows() || i.shut.load(Ordering::Acquire) {
+            return None;
+        }
+        let script = i.counter_script.clone();
+        let key = key.to_owned();
+        let window_ms = (window.as_millis() as u64).max(1);
+        let (count, left_ms): (u64, i64) = i
+            .l2_run(i.s.l2_budget, move |c| {
+                async move {
+                    script
+                        .key(key)
+                        .arg(window_ms)
+                        .invoke_async::<(u64, i64)>(c)
+                        .await
+                }
+                .boxed()
+            })
+            .await
+            .ok()?;
+        Some(WindowCount {
+            count,
+            resets_in: Duration::from_millis(u64::try_from(left_ms).unwrap_or(window_ms)),
+        })
+    }
+
     /// Remove everything from this instance's L1 only (tests, admin).
     pub fn clear_l1(&self) {
         self.0.clear_l1("clear_l1");
@@ -710,7 +772,12 @@ impl Inner {
         res
     }
 
+    /// With Redis configured, L1 keeps copies only while the invalidation subscriber listens:
+    /// a copy taken while it does not could outlive a write made on another instance.
     fn l1_insert(&self, key: &str, e: L1Entry, res: Resource) {
+        if self.l2.is_some() && !self.subscribed.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(l1) = &self.l1 {
             l1.insert(key.to_owned(), e);
             self.m.op(Layer::Memory, Op::Set, res).inc();
@@ -1076,13 +1143,20 @@ impl Inner {
         }
     }
 
-    /// Tombstone `keys` in L2 and publish them, in one pipeline.
-    async fn l2_invalidate(&self, keys: &[String], budget: Duration) -> Result<(), L2Error> {
+    /// Tombstone `keys` in L2 and publish them, in one pipeline; answers how many subscribers
+    /// received the message.
+    async fn l2_invalidate(
+        &self,
+        keys: &[String],
+        ack_key: Option<&str>,
+        budget: Duration,
+    ) -> Result<i64, L2Error> {
         let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, now_ms(), b"");
         let msg = serde_json::to_vec(&BusMessage {
             i: self.s.instance_id.clone(),
             k: keys.to_vec(),
             all: false,
+            a: ack_key.map(str::to_owned),
         })
         .unwrap_or_default();
         let keys = keys.to_vec();
@@ -1094,8 +1168,9 @@ impl Inner {
                 for k in &keys {
                     p.cmd("SET").arg(k).arg(&tomb).arg("PX").arg(px).ignore();
                 }
-                p.cmd("PUBLISH").arg(channel).arg(msg).ignore();
-                p.query_async::<()>(c).await
+                p.cmd("PUBLISH").arg(channel).arg(msg);
+                let (receivers,): (i64,) = p.query_async(c).await?;
+                Ok(receivers)
             }
             .boxed()
         })
@@ -1135,7 +1210,7 @@ impl Inner {
         let keys: Vec<String> = lock(&self.pending).drain().collect();
         let overflow = self.pending_overflow.swap(false, Ordering::AcqRel);
         for (n, chunk) in keys.chunks(500).enumerate() {
-            if self.l2_invalidate(chunk, budget).await.is_err() {
+            if self.l2_invalidate(chunk, None, budget).await.is_err() {
                 self.add_pending(keys[n * 500..].to_vec());
                 if overflow {
                     self.pending_overflow.store(true, Ordering::Release);
@@ -1148,6 +1223,7 @@ impl Inner {
                 i: self.s.instance_id.clone(),
                 k: vec![],
                 all: true,
+                a: None,
             };
             if self.publish(&msg, budget).await.is_err() {
                 self.pending_overflow.store(true, Ordering::Release);
@@ -1163,7 +1239,7 @@ impl Inner {
         true
     }
 
-    fn on_bus_message(&self, payload: &[u8]) {
+    fn on_bus_message(self: &Arc<Self>, payload: &[u8]) {
         let Ok(msg) = serde_json::from_slice::<BusMessage>(payload) else {
             log::warn!("cache: ignoring a malformed invalidation message");
             return;
@@ -1175,6 +1251,70 @@ impl Inner {
             self.clear_l1("flush from another instance");
         } else {
             self.drop_local(msg.k.iter().map(String::as_str));
+        }
+        if let Some(ack_key) = msg.a {
+            let inner = Arc::clone(self);
+            tokio::spawn(async move { inner.acknowledge(ack_key).await });
+        }
+    }
+
+    fn next_ack_key(&self) -> String {
+        let seq = self.ack_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}:ack:{}:{seq}", self.s.prefix, self.s.instance_id)
+    }
+
+    /// Tells the writer this instance no longer serves the invalidated keys.
+    async fn acknowledge(&self, ack_key: String) {
+        let _ = self
+            .l2_run(self.s.l2_budget, move |c| {
+                async move {
+                    redis::pipe()
+                        .cmd("INCR")
+                        .arg(&ack_key)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(&ack_key)
+                        .arg(ACK_KEY_TTL_MS)
+                        .ignore()
+                        .query_async::<()>(c)
+                        .await
+                }
+                .boxed()
+            })
+            .await;
+    }
+
+    /// Waits (bounded) until `expected` other instances acknowledged an invalidation, so that
+    /// once a write is answered no instance serves the old value from its L1. An instance that
+    /// does not answer in time is logged and counted; the write is not failed for it.
+    async fn wait_for_acks(&self, ack_key: &str, expected: i64) {
+        if expected <= 0 {
+            return;
+        }
+        let deadline = std::time::Instant::now() + ACK_BUDGET;
+        let mut pause = Duration::from_micros(250);
+        loop {
+            let key = ack_key.to_owned();
+            let acked: Option<i64> = self
+                .l2_run(self.s.l2_budget, move |c| {
+                    async move { redis::cmd("GET").arg(key).query_async(c).await }.boxed()
+                })
+                .await
+                .ok()
+                .flatten();
+            if acked.unwrap_or(0) >= expected {
+                return;
+            }
+            if std::time::Instant::now() + pause >= deadline {
+                self.m.ack_timeouts.inc();
+                log::warn!(
+                    "cache: {} of {expected} instances acknowledged an invalidation within {ACK_BUDGET:?}",
+                    acked.unwrap_or(0)
+                );
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
 

@@ -126,6 +126,15 @@ impl CacheStatus {
     }
 }
 
+/// A shared fixed-window counter after one increment ([`super::Cache::count_in_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    /// Events counted in the current window, this one included.
+    pub count: u64,
+    /// Until the window ends and the count starts again from zero.
+    pub resets_in: Duration,
+}
+
 /// Result of a read-through: `value: None` = not found (possibly a cached "not found").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheRead {

@@ -1,3 +1,4 @@
 //! Subcommands of the binary other than `serve`.
 
 pub mod admin;
+pub mod analyze;

@@ -1,5 +1,6 @@
 //! The product's own logic, free of I/O: workflow documents, plans, analysis.
 
+pub mod analysis;
 pub mod plan;
 pub mod webhook;
 pub mod workflow;

@@ -61,7 +61,8 @@ impl Plan {
         let paid = self != Self::Free;
         Features {
             full_analysis: paid,
-            location_analysis: paid,
+            // Every plan sees location-wide findings; free sees the first few (like issues).
+            location_analysis: true,
             analysis_history: true,
         }
     }

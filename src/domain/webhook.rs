@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::plan::{Plan, SubscriptionStatus};
-use crate::error::FieldError;
+use crate::domain::workflow::FieldError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookEvent {

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::{ttl, Cache, CacheKey, LoadError};
+use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
     ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, RepositoryError,
     StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository, WorkflowSummary,
@@ -32,15 +33,23 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
 {
-    match cache.get_or_load(key, ttl, load).await {
+    loaded(cache.get_or_load(key, ttl, load).await, not_found)
+}
+
+/// Turns a cache read into the repository's answer.
+pub(crate) fn loaded<T: Serialize + DeserializeOwned>(
+    read: Result<crate::cache::CacheRead, LoadError<RepositoryError>>,
+    not_found: &'static str,
+) -> Result<Fetched<T>, RepositoryError> {
+    match read {
         Ok(read) => match read.value {
             Some(json) => Ok(Fetched::from_json(json, read.status.into())),
             None => Err(RepositoryError::NotFound(not_found)),
         },
         Err(LoadError::Loader(error)) => Err(RepositoryError::Shared(error)),
-        Err(LoadError::Panicked) => Err(RepositoryError::Shared(Arc::new(
-            RepositoryError::NotFound("a value (its load failed)"),
-        ))),
+        Err(LoadError::Panicked) => Err(RepositoryError::Computation(
+            "the load of a cached value panicked".to_owned(),
+        )),
     }
 }
 
@@ -56,17 +65,47 @@ fn found<T>(result: Result<Fetched<T>, RepositoryError>) -> Result<Option<Bytes>
 pub struct CachedWorkflowRepository {
     inner: Arc<dyn WorkflowRepository>,
     cache: Cache,
+    /// `CACHE_BYPASS`: workflow reads skip both tiers (benchmarks of the uncached path).
+    bypass: bool,
 }
 
 impl CachedWorkflowRepository {
-    pub fn new(inner: Arc<dyn WorkflowRepository>, cache: Cache) -> Self {
-        Self { inner, cache }
+    pub fn new(inner: Arc<dyn WorkflowRepository>, cache: Cache, bypass: bool) -> Self {
+        Self {
+            inner,
+            cache,
+            bypass,
+        }
+    }
+
+    async fn read<T, F, Fut>(
+        &self,
+        key: &CacheKey,
+        ttl: Duration,
+        not_found: &'static str,
+        load: F,
+    ) -> Result<Fetched<T>, RepositoryError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
+    {
+        if self.bypass {
+            loaded(self.cache.load_bypass(load).await, not_found)
+        } else {
+            read_through(&self.cache, key, ttl, not_found, load).await
+        }
     }
 
     async fn invalidate(&self, location_id: &str, id: &str) {
         let keys = self.cache.keys();
+        // The location-wide analysis reads every workflow of the location.
         self.cache
-            .invalidate(&[keys.workflow(location_id, id), keys.workflows(location_id)])
+            .invalidate(&[
+                keys.workflow(location_id, id),
+                keys.workflows(location_id),
+                keys.location_analysis(location_id, RULES_VERSION),
+            ])
             .await;
     }
 }
@@ -79,13 +118,9 @@ impl WorkflowRepository for CachedWorkflowRepository {
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
         let key = self.cache.keys().workflows(location_id);
         let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
-        read_through(
-            &self.cache,
-            &key,
-            ttl::MEDIUM,
-            "Workflows",
-            move || async move { found(inner.list(&location_id).await) },
-        )
+        self.read(&key, ttl::MEDIUM, "Workflows", move || async move {
+            found(inner.list(&location_id).await)
+        })
         .await
     }
 
@@ -100,13 +135,9 @@ impl WorkflowRepository for CachedWorkflowRepository {
             location_id.to_owned(),
             id.to_owned(),
         );
-        read_through(
-            &self.cache,
-            &key,
-            ttl::WORKFLOW,
-            "Workflow",
-            move || async move { found(inner.get(&location_id, &id).await) },
-        )
+        self.read(&key, ttl::WORKFLOW, "Workflow", move || async move {
+            found(inner.get(&location_id, &id).await)
+        })
         .await
     }
 
@@ -130,6 +161,13 @@ impl WorkflowRepository for CachedWorkflowRepository {
 
     async fn forget(&self, location_id: &str, id: &str) {
         self.invalidate(location_id, id).await;
+    }
+
+    async fn definitions(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
+        self.inner.definitions(location_id).await
     }
 }
 

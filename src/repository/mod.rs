@@ -26,6 +26,9 @@ pub enum RepositoryError {
     Database(#[from] sqlx::Error),
     #[error("stored data could not be decoded")]
     Decode(#[from] serde_json::Error),
+    /// A computation that feeds a cached read (an analysis) failed.
+    #[error("background computation failed: {0}")]
+    Computation(String),
     /// One failure handed to every reader that waited on the same cache load.
     #[error(transparent)]
     Shared(std::sync::Arc<RepositoryError>),
@@ -234,6 +237,60 @@ pub trait WorkflowRepository: Send + Sync {
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError>;
     /// Drops anything remembered about the workflow (an outside change was announced).
     async fn forget(&self, location_id: &str, id: &str);
+    /// Every workflow of a location with its definition (for location-wide analysis).
+    async fn definitions(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError>;
+}
+
+/// One stored analysis, as history lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub rules_version: String,
+    pub health_score: i16,
+    pub issues_found: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    pub total: i64,
+}
+
+/// What an analysis row records.
+#[derive(Debug, Clone)]
+pub struct NewAnalysis<'a> {
+    pub workflow_id: &'a str,
+    pub workflow_version: i64,
+    pub rules_version: &'a str,
+    pub health_score: i16,
+    pub issues_found: i32,
+    pub result: &'a serde_json::Value,
+}
+
+#[async_trait::async_trait]
+pub trait AnalysisRepository: Send + Sync {
+    /// Stores the first analysis of a (workflow, version, rules version); later ones are no-ops.
+    async fn record(
+        &self,
+        location_id: &str,
+        analysis: &NewAnalysis<'_>,
+    ) -> Result<(), RepositoryError>;
+    /// Analyses created at or after `since`, newest first.
+    async fn history(
+        &self,
+        location_id: &str,
+        since: DateTime<Utc>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<HistoryPage, RepositoryError>;
 }
 
 #[async_trait::async_trait]

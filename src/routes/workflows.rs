@@ -11,11 +11,9 @@ use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
 use crate::envelope::success_with_status;
 use crate::error::{ApiError, FieldError};
 use crate::repository::{NewWorkflow, PutOutcome, WorkflowSummary};
+use crate::routes::pagination::{Page, Pagination};
 use crate::routes::responses::{add_cache_headers, fetched_response};
 use crate::state::AppState;
-
-const MAX_PAGE_SIZE: u32 = 100;
-const DEFAULT_PAGE_SIZE: u32 = 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,13 +23,12 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-struct Page {
+struct ListRequest {
     status: Option<String>,
-    page: u32,
-    limit: u32,
+    page: Page,
 }
 
-impl TryFrom<ListQuery> for Page {
+impl TryFrom<ListQuery> for ListRequest {
     type Error = ApiError;
 
     fn try_from(query: ListQuery) -> Result<Self, ApiError> {
@@ -41,36 +38,16 @@ impl TryFrom<ListQuery> for Page {
                 errors.push(FieldError::new("status", "must be draft or published"));
             }
         }
-        let page = query.page.unwrap_or(1);
-        if page == 0 {
-            errors.push(FieldError::new("page", "must be 1 or more"));
-        }
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be 1-{MAX_PAGE_SIZE}"),
-            ));
-        }
+        let page = Page::parse(query.page, query.limit, &mut errors);
         if errors.is_empty() {
             Ok(Self {
                 status: query.status,
                 page,
-                limit,
             })
         } else {
             Err(ApiError::Validation(errors))
         }
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Pagination {
-    page: u32,
-    limit: u32,
-    total: usize,
-    has_more: bool,
 }
 
 #[derive(Serialize)]
@@ -85,28 +62,23 @@ pub async fn list_workflows(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::try_from(query.into_inner())?;
+    let request = ListRequest::try_from(query.into_inner())?;
     let fetched = state.workflows.list(&tenant.location_id).await?;
     let mut all = fetched.decode()?;
-    if let Some(status) = &page.status {
+    if let Some(status) = &request.status {
         all.retain(|w| &w.status == status);
     }
-    let start = ((page.page - 1) as usize)
-        .saturating_mul(page.limit as usize)
+    let start = request.page.offset().min(all.len());
+    let end = start
+        .saturating_add(request.page.limit as usize)
         .min(all.len());
-    let end = start.saturating_add(page.limit as usize).min(all.len());
     let workflows = &all[start..end];
     let mut response = success_with_status(
         StatusCode::OK,
         ListResponse {
             workflows,
             count: workflows.len(),
-            pagination: Pagination {
-                page: page.page,
-                limit: page.limit,
-                total: all.len(),
-                has_more: end < all.len(),
-            },
+            pagination: request.page.describe(all.len()),
         },
     );
     add_cache_headers(&mut response, fetched.source);
@@ -169,32 +141,23 @@ fn new_workflow(mut body: Value, max_steps: usize) -> Result<NewWorkflow, ApiErr
             object.remove(*field);
         }
     }
-    let document = WorkflowDocument::from_json(&body).map_err(validation_error)?;
-    validate_for_storage(&document, max_steps).map_err(validation_error)?;
+    let document = WorkflowDocument::from_json(&body).map_err(ApiError::Validation)?;
+    validate_for_storage(&document, max_steps).map_err(ApiError::Validation)?;
     Ok(NewWorkflow {
         name: document.name.clone(),
-        status: if document.published {
+        status: if document.status.is_published() {
             "published"
         } else {
             "draft"
         },
         definition: document.to_json(),
-        step_count: i32::try_from(document.step_count()).unwrap_or(i32::MAX),
-        trigger_count: i32::try_from(document.trigger_count()).unwrap_or(i32::MAX),
+        step_count: i32::try_from(document.steps.len()).unwrap_or(i32::MAX),
+        trigger_count: i32::try_from(document.triggers.len()).unwrap_or(i32::MAX),
     })
 }
 
-fn validation_error(errors: Vec<crate::domain::workflow::FieldError>) -> ApiError {
-    ApiError::Validation(
-        errors
-            .into_iter()
-            .map(|e| FieldError::new(e.field, e.message))
-            .collect(),
-    )
-}
-
 /// An id that cannot exist answers exactly like a missing one.
-fn workflow_id(raw: &str) -> Result<&str, ApiError> {
+pub(crate) fn workflow_id(raw: &str) -> Result<&str, ApiError> {
     if is_valid_workflow_id(raw) {
         Ok(raw)
     } else {

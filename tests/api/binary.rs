@@ -11,7 +11,7 @@ use crate::helpers::TestDatabase;
 const BINARY: &str = env!("CARGO_BIN_EXE_ghl-workflow-debugger");
 
 /// The binary with a clean environment, run from an empty directory (no `.env`).
-fn binary() -> Command {
+pub fn binary() -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_clear()
@@ -129,7 +129,7 @@ async fn sigterm_stops_the_server_gracefully_with_exit_0() {
     assert_eq!(status.code(), Some(0));
 }
 
-fn key_from(stdout: &[u8]) -> String {
+pub fn key_from(stdout: &[u8]) -> String {
     let text = String::from_utf8_lossy(stdout);
     text.lines()
         .find_map(|line| line.split("api key (shown once, store it now): ").nth(1))
@@ -207,4 +207,45 @@ async fn cli_creates_locations_and_keys_and_revocation_is_immediate() {
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&bad_id.stderr).contains("--id must be"));
+}
+
+#[tokio::test]
+async fn analyze_runs_offline_with_exit_codes_for_ci() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/workflows");
+    let healthy = demo.join("new-lead-nurture.json");
+    let unreadable =
+        std::env::temp_dir().join(format!("gwd-not-json-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&unreadable, "{ not json").unwrap();
+
+    let clean = binary()
+        .arg("analyze")
+        .arg(&healthy)
+        .output()
+        .await
+        .unwrap();
+    let broken = binary()
+        .args(["analyze", "--format", "json"])
+        .arg(&demo)
+        .output()
+        .await
+        .unwrap();
+    let bad = binary()
+        .arg("analyze")
+        .arg(&unreadable)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&unreadable);
+
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert_eq!(broken.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(report["results"].as_array().unwrap().len(), 5);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("gwd-not-json"));
 }

@@ -78,6 +78,8 @@ async fn a_read_is_a_miss_then_an_l1_hit_then_an_l2_hit_after_an_l1_flush() {
 async fn a_write_on_one_instance_is_not_served_stale_by_the_others_l1() {
     let app = spawn_app().await;
     let sibling = spawn_sibling(&app).await;
+    wait_for_redis(&app).await;
+    wait_for_redis(&sibling).await;
     let key = app.create_location("locA").await;
     app.put_workflow(&key, "wf1", &sample_workflow("v1")).await;
     // Both instances hold version 1 in L1.
@@ -86,34 +88,28 @@ async fn a_write_on_one_instance_is_not_served_stale_by_the_others_l1() {
         assert_eq!(version_seen(instance, &key, "wf1").await, 1);
     }
 
-    let put = app.put_workflow(&key, "wf1", &sample_workflow("v2")).await;
-    assert_eq!(put.status(), 200);
-
-    assert_eq!(version_seen(&app, &key, "wf1").await, 2);
-    let mut seen = 0;
-    for _ in 0..20 {
-        seen = version_seen(&sibling, &key, "wf1").await;
-        if seen == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    // Writes wait until every other instance acknowledged the invalidation, so the very
+    // next read anywhere sees the new version (no polling).
+    for round in 2..=11 {
+        let put = app
+            .put_workflow(&key, "wf1", &sample_workflow(&format!("v{round}")))
+            .await;
+        assert_eq!(put.status(), 200);
+        assert_eq!(
+            version_seen(&sibling, &key, "wf1").await,
+            round,
+            "sibling served a stale version"
+        );
+        assert_eq!(version_seen(&app, &key, "wf1").await, round);
+        // Re-warm the sibling's L1 with this version before the next write.
+        assert_eq!(version_seen(&sibling, &key, "wf1").await, round);
     }
-    assert_eq!(seen, 2, "the sibling kept serving version 1");
 
     assert_eq!(app.delete_workflow(&key, "wf1").await.status(), 204);
-    let mut status = 0;
-    for _ in 0..20 {
-        status = sibling
-            .api_get(&key, "/api/workflows/wf1")
-            .await
-            .status()
-            .as_u16();
-        if status == 404 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(status, 404);
+    assert_eq!(
+        sibling.api_get(&key, "/api/workflows/wf1").await.status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -233,4 +229,62 @@ async fn cache_metrics_are_exposed_without_tenant_labels() {
     assert!(text.contains("cache_operations_total{"), "{text}");
     assert!(text.contains(r#"resource="workflow""#));
     assert!(!text.contains("locSecretTenant"));
+}
+
+#[tokio::test]
+async fn cache_warm_preloads_recent_workflows_without_delaying_startup() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Warm me"))
+        .await;
+    let mut warm_env = app.env.clone();
+    warm_env.insert("CACHE_WARM".into(), "true".into());
+    warm_env.insert(
+        "CACHE_PREFIX".into(),
+        crate::helpers::unique_name("gwdwarm"),
+    );
+    let warmed = crate::helpers::start(crate::helpers::settings_from(&warm_env), None).await;
+
+    // Wait for warming without reading the workflow itself (a read would fill the cache).
+    let mut entries = 0;
+    for _ in 0..100 {
+        let stats: Value = warmed
+            .get("/internal/cache-stats")
+            .await
+            .json()
+            .await
+            .unwrap();
+        entries = stats["data"]["l1"]["entries"].as_u64().unwrap();
+        if entries > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(entries > 0, "nothing was warmed");
+
+    let first_read = warmed.api_get(&key, "/api/workflows/wf1").await;
+
+    assert_eq!(cache_headers(&first_read).0, "HIT");
+}
+
+#[tokio::test]
+async fn cache_bypass_reads_workflows_and_analyses_from_postgres_every_time() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("CACHE_BYPASS".into(), "true".into());
+    })
+    .await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("Bypassed"))
+        .await;
+
+    for path in [
+        "/api/workflows/wf1",
+        "/api/workflows/wf1",
+        "/api/workflows/wf1/analysis",
+        "/api/workflows/wf1/analysis",
+    ] {
+        let response = app.api_get(&key, path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(cache_headers(&response).0, "BYPASS", "{path}");
+    }
 }

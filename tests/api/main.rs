@@ -1,15 +1,21 @@
 //! Black-box tests: the real application over HTTP, on real Postgres (and Redis).
 #![allow(clippy::unwrap_used)]
 
+mod analysis;
+mod analysis_robustness;
 mod binary;
 mod cache;
 mod caching;
+mod consistency;
 mod errors;
 mod faults;
 mod health;
 mod helpers;
 mod internal;
 mod migrations;
+mod openapi;
+mod rate_limits;
+mod security;
 mod subscription;
 mod webhooks;
 mod workflows;

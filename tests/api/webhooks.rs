@@ -4,9 +4,9 @@ use sha2::Sha256;
 
 use crate::helpers::{sample_workflow, spawn_app_with, TestApp};
 
-const SECRET: &str = "whsec_test_secret";
+pub const SECRET: &str = "whsec_test_secret";
 
-fn sign(body: &[u8]) -> String {
+pub fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
@@ -31,12 +31,12 @@ async fn send(app: &TestApp, body: &Value, signature: Option<String>) -> reqwest
     request.body(raw).send().await.unwrap()
 }
 
-async fn send_signed(app: &TestApp, body: &Value) -> reqwest::Response {
+pub async fn send_signed(app: &TestApp, body: &Value) -> reqwest::Response {
     let signature = sign(&serde_json::to_vec(body).unwrap());
     send(app, body, Some(signature)).await
 }
 
-fn event(id: &str, kind: &str, location: &str, data: Value) -> Value {
+pub fn event(id: &str, kind: &str, location: &str, data: Value) -> Value {
     json!({"id": id, "type": kind, "locationId": location, "timestamp": "2026-11-28T00:00:00Z", "data": data})
 }
 

@@ -262,3 +262,30 @@ async fn a_location_id_other_than_the_keys_is_forbidden() {
         "FORBIDDEN"
     );
 }
+
+#[tokio::test]
+async fn documents_over_the_step_limit_are_422() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("MAX_WORKFLOW_STEPS".into(), "50".into());
+    })
+    .await;
+    let key = app.create_location("locA").await;
+    let steps: Vec<Value> = (0..51)
+        .map(|n| json!({"id": format!("s{n}"), "type": "add_tag", "config": {"tag": "t"}, "next": format!("s{}", n + 1)}))
+        .collect();
+    let mut document = sample_workflow("Huge");
+    document["steps"] = Value::Array(steps);
+
+    let put = app.put_workflow(&key, "huge", &document).await;
+    let analyze = app
+        .client
+        .post(app.url("/api/analyze"))
+        .bearer_auth(&key)
+        .json(&json!({"workflow": document}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(put.status(), 422);
+    assert_eq!(analyze.status(), 422);
+}

@@ -1,11 +1,13 @@
 //! The only place SQL lives.
 
+mod analyses;
 mod api_keys;
 mod locations;
 mod subscriptions;
 mod webhooks;
 mod workflows;
 
+pub use analyses::PgAnalysisRepository;
 pub use api_keys::PgApiKeyRepository;
 pub use locations::PgLocationRepository;
 pub use subscriptions::PgSubscriptionRepository;

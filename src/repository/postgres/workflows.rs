@@ -185,9 +185,49 @@ impl WorkflowRepository for PgWorkflowRepository {
     }
 
     async fn forget(&self, _location_id: &str, _id: &str) {}
+
+    async fn definitions(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
+        let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+            r#"select id, definition from workflows where location_id = $1 order by id"#,
+        )
+        .bind(location_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, definition)| (id, definition.0))
+            .collect())
+    }
 }
 
 impl PgWorkflowRepository {
+    /// The most recently updated workflows of every location (cache warming).
+    pub async fn recently_updated(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, StoredWorkflow)>, RepositoryError> {
+        let rows: Vec<(String, sqlx::types::Json<StoredWorkflow>)> = sqlx::query_as(
+            r#"select location_id,
+                      json_build_object(
+                          'id', id, 'name', name, 'status', status, 'version', version,
+                          'stepCount', step_count, 'triggerCount', trigger_count,
+                          'createdAt', created_at, 'updatedAt', updated_at, 'definition', definition)
+               from workflows
+               order by updated_at desc
+               limit $1"#,
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(location, workflow)| (location, workflow.0))
+            .collect())
+    }
+
     async fn current_version(
         &self,
         location_id: &str,

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""`make bench-load`: every read path of the service against the machine's own ceilings.
+
+Builds the release binary, seeds a throwaway database (N locations x M workflows of a few KB
+each), starts the server in the configurations each case needs, drives it with oha on
+loopback (same connections and duration for every case, after a warm-up), measures
+redis-benchmark and pgbench on the same servers, and writes the table to BENCHMARKS.md
+(between markers) and bench/out/load.json. Everything it starts, it stops.
+
+Environment: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64),
+BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), DATABASE_ADMIN_URL
+(postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = ROOT / "target" / "release" / "ghl-workflow-debugger"
+OUT_DIR = ROOT / "bench" / "out"
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+WARMUP = 2
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+LOCATIONS = int(os.environ.get("BENCH_LOCATIONS", "10"))
+WORKFLOWS = int(os.environ.get("BENCH_WORKFLOWS", "1000"))
+ADMIN_URL = os.environ.get("DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+PORT = 3977
+BENCH_DB = f"gwd_bench_{os.getpid()}"
+PG_BENCH_DB = f"gwd_pgbench_{os.getpid()}"
+HOT_SET = 100
+COMMANDS = []  # every load command, for the report
+
+
+def run(cmd, **kw):
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_oha():
+    if shutil.which("oha"):
+        return "oha"
+    cargo_bin = Path.home() / ".cargo" / "bin" / "oha"
+    if not cargo_bin.exists():
+        run(["cargo", "install", "oha", "--locked"])
+    return str(cargo_bin)
+
+
+def database_url(name):
+    return re.sub(r"/[^/]*$", f"/{name}", ADMIN_URL)
+
+
+def psql(url, sql):
+    return run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+               capture_output=True, text=True).stdout
+
+
+def key_of(location):
+    return f"gwd_bench_key_{location}"
+
+
+def seed():
+    """N locations x M workflows via generate_series; keys are stored as sha256 like the app's."""
+    psql(ADMIN_URL, f'create database "{BENCH_DB}"')
+    url = database_url(BENCH_DB)
+    env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn")
+    run([str(BINARY), "migrate"], env=env)
+    template = json.loads((ROOT / "demo" / "workflows" / "new-lead-nurture.json").read_text())
+    # A few KB per definition: realistic message bodies.
+    for step in template["steps"]:
+        if "body" in step.get("config", {}):
+            step["config"]["body"] = step["config"]["body"] + (" Lorem ipsum dolor sit amet." * 20)
+    definition = json.dumps(template).replace("'", "''")
+    psql(url, f"""
+        insert into locations (id, name)
+          select 'benchLoc' || l, 'Bench location ' || l from generate_series(1, {LOCATIONS}) l;
+        insert into api_keys (location_id, key_hash, label)
+          select 'benchLoc' || l, sha256(convert_to('{key_of("")}' || l, 'UTF8')), 'bench'
+          from generate_series(1, {LOCATIONS}) l;
+        insert into subscriptions (location_id, plan, status)
+          select 'benchLoc' || l, 'agency', 'active' from generate_series(1, {LOCATIONS}) l;
+        insert into workflows (location_id, id, name, status, version, definition, step_count, trigger_count)
+          select 'benchLoc' || l, 'wf-' || w, 'Workflow ' || w, 'published', 1,
+                 jsonb_set('{definition}'::jsonb, '{{name}}', to_jsonb('Workflow ' || w)), 6, 1
+          from generate_series(1, {LOCATIONS}) l, generate_series(1, {WORKFLOWS}) w;
+        analyze;
+    """)
+    size = run(["psql", "-X", "-tA", url, "-c", "select avg(octet_length(definition::text))::int from workflows"],
+               capture_output=True, text=True).stdout.strip()
+    return url, size
+
+
+class Server:
+    def __init__(self, db_url, **extra):
+        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=REDIS_URL, PORT=str(PORT), HOST="127.0.0.1",
+                   RUST_LOG="warn", RATE_LIMIT_ENABLED="false", RUN_MIGRATIONS="false",
+                   CACHE_PREFIX=f"gwdbench{os.getpid()}", DATABASE_MAX_CONNECTIONS="16")
+        env.update({k: str(v) for k, v in extra.items()})
+        self.proc = subprocess.Popen([str(BINARY), "serve"], env=env)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/ready", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.1)
+        time.sleep(0.5)  # the cache's startup probe and subscriber
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def oha_command(args, duration, rate):
+    cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{duration}s"]
+    if rate:
+        cmd += ["-q", str(rate), "--latency-correction"]
+    return cmd + args
+
+
+def oha(args, duration=DURATION, rate=None):
+    subprocess.run(oha_command(args, WARMUP, rate), capture_output=True)
+    cmd = oha_command(args, duration, rate)
+    COMMANDS.append(" ".join(cmd))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    summary = data["summary"]
+    pct = data.get("latencyPercentiles", {})
+    codes = data.get("statusCodeDistribution", {})
+    ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
+    total = sum(codes.values())
+    return {
+        "rps": round(summary.get("requestsPerSec") or 0, 1),
+        "p50_ms": round((pct.get("p50") or 0) * 1000, 3),
+        "p99_ms": round((pct.get("p99") or 0) * 1000, 3),
+        # Requests still in flight when the duration ends are cut by oha, not failed.
+        "errors": total - ok + sum(n for e, n in (data.get("errorDistribution") or {}).items()
+                                   if "deadline" not in e.lower()),
+        "requests": total,
+    }
+
+
+def url(path):
+    return f"http://127.0.0.1:{PORT}{path}"
+
+
+def auth(location=1):
+    return ["-H", f"Authorization: Bearer {key_of(location)}"]
+
+
+def url_regex(path_regex):
+    """oha's --rand-regex-url takes the whole URL as a regex: the host's dots are escaped."""
+    return f"http://127[.]0[.]0[.]1:{PORT}" + path_regex
+
+
+def hot_ids_regex():
+    return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9]|100)")
+
+
+def all_ids_regex():
+    return url_regex(f"/api/workflows/wf-([1-9][0-9]{{0,2}}|{WORKFLOWS})")
+
+
+def analysis_regex():
+    return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9])/analysis")
+
+
+def metric(name):
+    text = urllib.request.urlopen(url("/metrics")).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def redis_benchmark():
+    cmd = ["redis-benchmark", "-t", "get", "-d", "2048", "-c", "50", "-n", "200000", "--csv"]
+    COMMANDS.append(" ".join(cmd))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith('"GET"'):
+            return float(line.split(",")[1].strip('"'))
+    raise RuntimeError(out)
+
+
+def pgbench():
+    psql(ADMIN_URL, f'create database "{PG_BENCH_DB}"')
+    url_ = database_url(PG_BENCH_DB)
+    run(["pgbench", "-q", "-i", "-s", "10", url_], capture_output=True)
+    cmd = ["pgbench", "-S", "-M", "prepared", "-c", "16", "-j", "2", "-T", str(DURATION), url_]
+    COMMANDS.append(" ".join(cmd))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+    psql(ADMIN_URL, f'drop database "{PG_BENCH_DB}" with (force)')
+    return tps
+
+
+def single_flight(counts):
+    """N concurrent requests for one cold key: loads counted by the cache's loader counter."""
+    results = {}
+    for n, wf in zip(counts, ["wf-901", "wf-902", "wf-903"]):
+        before = metric("cache_loads_total")
+        subprocess.run([OHA, "--no-tui", "-n", str(n), "-c", str(n), *auth(), url(f"/api/workflows/{wf}")],
+                       capture_output=True, check=True)
+        results[n] = int(metric("cache_loads_total") - before)
+    return results
+
+
+def main():
+    global OHA
+    OHA = ensure_oha()
+    run(["cargo", "build", "--release", "--locked", "--bin", "ghl-workflow-debugger"], cwd=ROOT)
+    run([str(ROOT / "scripts" / "ensure-services.sh")])
+    db_url, definition_bytes = seed()
+    cases = {}
+    try:
+        server = Server(db_url)
+        cases["ceiling: GET /live"] = oha([url("/live")])
+        cases["L1 hit: GET /api/workflows/{id}, hot set of 100"] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+        ceiling_rate = cases["ceiling: GET /live"]["rps"]
+        rate = max(1, int(ceiling_rate * 0.2))
+        cases["ceiling at 20 % rate (open loop)"] = oha([url("/live")], rate=rate)
+        cases["L1 hit at 20 % rate (open loop)"] = oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
+        cases["list: GET /api/workflows?limit=20"] = oha([*auth(), url("/api/workflows?limit=20")])
+        cases["analysis cached: GET /api/workflows/{id}/analysis"] = oha(
+            [*auth(), "--rand-regex-url", analysis_regex()])
+        flights = single_flight([64, 256, 1000])
+        server.stop()
+
+        server = Server(db_url, CACHE_L1_CAPACITY=0)
+        cases["L2 hit: same, L1 off"] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+        server.stop()
+
+        server = Server(db_url, CACHE_L1_CAPACITY=200)
+        cases["uniform over 1,000 workflows (L1 of 200: L1 misses, L2 hits)"] = oha(
+            [*auth(), "--rand-regex-url", all_ids_regex()])
+        server.stop()
+
+        server = Server(db_url, CACHE_BYPASS="true")
+        cases["miss: cache bypassed, Postgres every request"] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
+        cases["analysis uncached (bypass)"] = oha([*auth(), "--rand-regex-url", analysis_regex()])
+        server.stop()
+
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+        closed.close()
+        server = Server(db_url, REDIS_URL=f"redis://127.0.0.1:{dead_port}")
+        cases["Redis down: breaker open, L1-miss traffic"] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
+        server.stop()
+
+        redis_get = redis_benchmark()
+        pg_tps = pgbench()
+    finally:
+        try:
+            server.stop()
+        except Exception:
+            pass
+        psql(ADMIN_URL, f'drop database if exists "{BENCH_DB}" with (force)')
+    report(cases, flights, redis_get, pg_tps, definition_bytes)
+
+
+def report(cases, flights, redis_get, pg_tps, definition_bytes):
+    ceiling = cases["ceiling: GET /live"]
+    rows = []
+    for name, r in cases.items():
+        rows.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
+                    f"{r['rps'] / ceiling['rps']:.2f} |")
+    l1 = cases["L1 hit: GET /api/workflows/{id}, hot set of 100"]
+    l2 = cases["L2 hit: same, L1 off"]
+    miss = cases["miss: cache bypassed, Postgres every request"]
+    down = cases["Redis down: breaker open, L1-miss traffic"]
+    analysis = cases["analysis cached: GET /api/workflows/{id}/analysis"]
+    open_ceiling = cases["ceiling at 20 % rate (open loop)"]
+    open_l1 = cases["L1 hit at 20 % rate (open loop)"]
+    targets = [
+        ("L1 hit / ceiling", l1["rps"] / ceiling["rps"], "≥ 0.85"),
+        ("L1 p99 / ceiling p99, open loop at 20 %", open_l1["p99_ms"] / max(open_ceiling["p99_ms"], 1e-9), "≤ 1.3"),
+        ("L1 p99 / ceiling p99, saturation", l1["p99_ms"] / max(ceiling["p99_ms"], 1e-9), "≤ 1.1"),
+        ("L2 hit / redis-benchmark GET", l2["rps"] / redis_get, "≥ 0.60"),
+        ("miss / pgbench -S", miss["rps"] / pg_tps, "≥ 0.25"),
+        ("cached analysis / ceiling", analysis["rps"] / ceiling["rps"], "≥ 0.75"),
+        ("Redis down / miss", down["rps"] / miss["rps"], "≥ 0.9"),
+    ]
+    machine = f"{os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}"
+    body = "\n".join([
+        "<!-- bench-load:start -->",
+        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}; "
+        f"{LOCATIONS} locations × {WORKFLOWS} workflows (definition ≈ {definition_bytes} B of JSON); "
+        f"oha, {CONNECTIONS} connections, {DURATION} s per case after a {WARMUP} s warm-up.",
+        "",
+        "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Physical ceilings in the same run: `redis-benchmark GET -d 2048 -c 50` {redis_get:.0f} req/s; "
+        f"`pgbench -S -M prepared` (scale 10, 16 clients) {pg_tps:.0f} tps.",
+        "",
+        "| target | measured | wanted |",
+        "|---|---|---|",
+        *[f"| {name} | {value:.2f} | {want} |" for name, value, want in targets],
+        "",
+        "Single flight (concurrent requests for one cold key → loader calls): "
+        + ", ".join(f"{n} → {loads}" for n, loads in flights.items()) + ".",
+        "",
+        "Commands:",
+        "",
+        *[f"    {c}" for c in COMMANDS],
+        "<!-- bench-load:end -->",
+    ])
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    if "<!-- bench-load:start -->" in text:
+        text = re.sub(r"<!-- bench-load:start -->.*<!-- bench-load:end -->", lambda _: body, text, flags=re.S)
+    else:
+        text += "\n## Load (`make bench-load`)\n\n" + body + "\n"
+    path.write_text(text)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "load.json").write_text(json.dumps({
+        "cases": cases, "redis_benchmark_get": redis_get, "pgbench_select_tps": pg_tps,
+        "single_flight": flights, "targets": {n: v for n, v, _ in targets}, "machine": machine,
+        "commands": COMMANDS}, indent=2))
+    print(body)
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+//! The rule set: one file per rule.
+
+pub mod common;
+
+mod dangling_reference;
+mod duplicate_id;
+mod duplicate_trigger;
+mod event_wait_without_timeout;
+mod excessive_wait;
+mod hardcoded_recipient;
+mod hardcoded_secret;
+mod if_else_without_else;
+mod invalid_merge_field;
+mod loop_without_exit;
+mod loop_without_wait;
+mod missing_required_field;
+mod missing_start;
+mod no_trigger;
+mod rapid_messages;
+mod self_retrigger;
+mod sms_outside_time_window;
+mod split_percent_invalid;
+mod unknown_step_type;
+mod unknown_trigger_type;
+mod unreachable_step;
+mod wait_until_past;
+mod webhook_insecure_url;
+mod webhook_invalid_url;
+mod webhook_private_url;
+
+use super::rule::Rule;
+
+/// Ids of the location-wide rules (implemented in `analysis::location`).
+pub const LOCATION_RULE_IDS: &[&str] = &[
+    "workflow-cascade-loop",
+    "missing-target-workflow",
+    "draft-target-workflow",
+];
+
+static RULES: &[&dyn Rule] = &[
+    &no_trigger::NoTrigger,
+    &missing_start::MissingStart,
+    &dangling_reference::DanglingReference,
+    &duplicate_id::DuplicateId,
+    &unreachable_step::UnreachableStep,
+    &loop_without_exit::LoopWithoutExit,
+    &loop_without_wait::LoopWithoutWait,
+    &if_else_without_else::IfElseWithoutElse,
+    &split_percent_invalid::SplitPercentInvalid,
+    &unknown_step_type::UnknownStepType,
+    &unknown_trigger_type::UnknownTriggerType,
+    &missing_required_field::MissingRequiredField,
+    &webhook_invalid_url::WebhookInvalidUrl,
+    &webhook_private_url::WebhookPrivateUrl,
+    &webhook_insecure_url::WebhookInsecureUrl,
+    &hardcoded_secret::HardcodedSecret,
+    &hardcoded_recipient::HardcodedRecipient,
+    &invalid_merge_field::InvalidMergeField,
+    &excessive_wait::ExcessiveWait,
+    &wait_until_past::WaitUntilPast,
+    &event_wait_without_timeout::EventWaitWithoutTimeout,
+    &self_retrigger::SelfRetrigger,
+    &duplicate_trigger::DuplicateTrigger,
+    &rapid_messages::RapidMessages,
+    &sms_outside_time_window::SmsOutsideTimeWindow,
+];
+
+/// Every per-workflow rule, in reporting order.
+pub fn rule_set() -> &'static [&'static dyn Rule] {
+    RULES
+}
+
+/// Short label of a step for messages: `"s1"` or `"s1" (Welcome)`.
+pub(crate) fn label(step: &crate::domain::workflow::Step) -> String {
+    match &step.name {
+        Some(n) if !n.trim().is_empty() => format!("\"{}\" ({})", step.id, n.trim()),
+        _ => format!("\"{}\"", step.id),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::domain::analysis::graph::{self, Graph};
+    use crate::domain::analysis::rule::{Issue, Rule, RuleContext, StepIndex};
+    use crate::domain::workflow::WorkflowDocument;
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::Value;
+
+    pub fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+            .single()
+            .expect("valid date")
+    }
+
+    /// Runs one rule over a document given as JSON.
+    pub fn run(rule: &dyn Rule, v: Value) -> Vec<Issue> {
+        let doc = WorkflowDocument::from_json(&v).expect("test document parses");
+        let g = Graph::build(&doc);
+        let reachable = graph::bfs(&g.adj, g.entry, |_| true);
+        let sccs = graph::tarjan(&g.adj, |_| true);
+        let index = StepIndex::build(&doc);
+        let ctx = RuleContext {
+            doc: &doc,
+            graph: &g,
+            reachable: &reachable,
+            sccs: &sccs,
+            index: &index,
+            now: now(),
+        };
+        let issues = rule.check(&ctx);
+        for i in &issues {
+            assert_eq!(i.rule, rule.id());
+            assert!(!i.fix.is_empty() && !i.message.is_empty() && !i.title.is_empty());
+        }
+        issues
+    }
+
+    /// A published, triggered workflow with the given steps starting at the first one.
+    pub fn wf(steps: Value) -> Value {
+        let start = steps
+            .get(0)
+            .and_then(|s| s.get("id"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        serde_json::json!({
+            "name": "t", "status": "published",
+            "settings": {"timeWindow": {"start": "08:00", "end": "20:00", "days": ["mon"], "timezone": "UTC"}},
+            "triggers": [{"id": "t1", "type": "form_submitted", "filters": {}}],
+            "start": start,
+            "steps": steps
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! Analyses: of a stored workflow, of an ad-hoc document, of a whole location; and history.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Tenant;
+use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
+use crate::domain::plan::Plan;
+use crate::domain::workflow::WorkflowDocument;
+use crate::envelope::{success, success_raw};
+use crate::error::{ApiError, FieldError};
+use crate::rate_limit::check_analysis_quota;
+use crate::repository::{HistoryEntry, ReadSource};
+use crate::routes::pagination::{Page, Pagination};
+use crate::routes::responses::add_cache_headers;
+use crate::routes::workflows::workflow_id;
+use crate::state::AppState;
+
+/// Issues a free plan sees of a location-wide analysis.
+const FREE_LOCATION_ISSUES: usize = 3;
+
+pub async fn get_workflow_analysis(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = workflow_id(&path)?;
+    check_analysis_quota(&state, &tenant).await?;
+    stored_analysis_response(&state, &tenant, id).await
+}
+
+async fn stored_analysis_response(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let analysis = state
+        .analysis
+        .workflow_analysis(&tenant.location_id, id)
+        .await?;
+    let plan = tenant_plan(state, tenant).await?;
+    if plan.features().full_analysis && analysis.location_findings.is_empty() {
+        let mut response = success_raw(StatusCode::OK, &analysis.json);
+        add_cache_headers(&mut response, analysis.source);
+        return Ok(response);
+    }
+    let source = analysis.source;
+    Ok(report_response(analysis.into_report()?, plan, source))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalyzeRequest {
+    workflow_id: Option<String>,
+    workflow: Option<Value>,
+    location_id: Option<String>,
+}
+
+/// `{workflowId}` analyzes a stored workflow; `{workflow}` a document that is not stored.
+pub async fn analyze(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    body: web::Json<AnalyzeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner();
+    tenant.check_named_location(request.location_id.as_deref())?;
+    check_analysis_quota(&state, &tenant).await?;
+    match (request.workflow_id, request.workflow) {
+        (Some(id), None) => stored_analysis_response(&state, &tenant, workflow_id(&id)?).await,
+        (None, Some(document)) => {
+            let (document, id) = ad_hoc_document(&document, state.settings.max_workflow_steps)?;
+            let report = state.analysis.ad_hoc_report(document, id).await?;
+            let plan = tenant_plan(&state, &tenant).await?;
+            Ok(report_response(report, plan, ReadSource::Bypass))
+        }
+        _ => Err(ApiError::Validation(vec![FieldError::new(
+            "workflowId",
+            "give exactly one of workflowId (a stored workflow) or workflow (a document)",
+        )])),
+    }
+}
+
+/// An ad-hoc document: structurally usable and within the size bound. Duplicate ids and
+/// other defects are what the analysis reports, so they are not refused here.
+fn ad_hoc_document(
+    document: &Value,
+    max_steps: usize,
+) -> Result<(WorkflowDocument, String), ApiError> {
+    let parsed = WorkflowDocument::from_json(document).map_err(|errors| {
+        ApiError::Validation(
+            errors
+                .into_iter()
+                .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
+                .collect(),
+        )
+    })?;
+    if parsed.steps.len() > max_steps {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "workflow.steps",
+            format!("at most {max_steps} steps"),
+        )]));
+    }
+    let id = document
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("ad-hoc")
+        .to_owned();
+    Ok((parsed, id))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LocationAnalysisResponse {
+    location_id: String,
+    #[serde(flatten)]
+    report: LocationReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgrade: Option<Upgrade>,
+}
+
+pub async fn get_location_analysis(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_analysis_quota(&state, &tenant).await?;
+    let (mut report, source) = state.analysis.location_report(&tenant.location_id).await?;
+    let plan = tenant_plan(&state, &tenant).await?;
+    let upgrade = (!plan.features().full_analysis).then(|| {
+        let hidden = report.issues.len().saturating_sub(FREE_LOCATION_ISSUES);
+        report.issues.truncate(FREE_LOCATION_ISSUES);
+        Upgrade {
+            hidden,
+            message: format!("{hidden} more cross-workflow findings are hidden on the free plan; upgrade to see them all."),
+        }
+    });
+    let mut response = success(LocationAnalysisResponse {
+        location_id: tenant.location_id,
+        report,
+        upgrade,
+    });
+    add_cache_headers(&mut response, source);
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    page: Option<u32>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryResponse {
+    analyses: Vec<HistoryEntry>,
+    count: usize,
+    pagination: Pagination,
+    retention_days: u32,
+}
+
+pub async fn get_history(
+    tenant: Tenant,
+    state: web::Data<AppState>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let page = Page::parse(query.page, query.limit, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let plan = tenant_plan(&state, &tenant).await?;
+    let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+    let history = state
+        .analysis
+        .history(&tenant.location_id, plan, offset, i64::from(page.limit))
+        .await?;
+    let total = usize::try_from(history.total).unwrap_or(0);
+    Ok(success(HistoryResponse {
+        count: history.entries.len(),
+        analyses: history.entries,
+        pagination: page.describe(total),
+        retention_days: plan.limits().history_retention_days,
+    }))
+}
+
+async fn tenant_plan(state: &AppState, tenant: &Tenant) -> Result<Plan, ApiError> {
+    let subscription = state
+        .subscriptions
+        .get(&tenant.location_id)
+        .await?
+        .decode()?;
+    Ok(subscription.effective_plan())
+}
+
+/// The report as the plan may see it (free: first 3 issues, 2 recommendations, `upgrade`).
+fn report_response(mut report: AnalysisReport, plan: Plan, source: ReadSource) -> HttpResponse {
+    if !plan.features().full_analysis {
+        report.truncate_for_free_plan();
+    }
+    let mut response = success(report);
+    add_cache_headers(&mut response, source);
+    response
+}
