@@ -9,16 +9,17 @@ use bytes::Bytes;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use tokio::sync::Semaphore;
 
-use crate::cache::{ttl, Cache, CacheKey, LoadError};
+use crate::cache::{ttl, Cache, CacheKey};
 use crate::domain::analysis::{
     analyze_location, analyze_workflow, findings_involving, AnalysisReport, Issue, LocationReport,
     LocationWorkflow, RULES_VERSION,
 };
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
+use crate::repository::cached::ReadThrough;
 use crate::repository::{
-    AnalysisRepository, HistoryPage, NewAnalysis, ReadSource, RepositoryError, StoredWorkflow,
-    WorkflowRepository,
+    AnalysisRepository, Fetched, HistoryPage, NewAnalysis, ReadSource, RepositoryError,
+    StoredWorkflow, WorkflowRepository,
 };
 
 /// A stored workflow's analysis as cached, plus the cross-workflow findings that involve it.
@@ -47,6 +48,7 @@ struct WorkflowHead {
 pub struct AnalysisService {
     workflows: Arc<dyn WorkflowRepository>,
     analyses: Arc<dyn AnalysisRepository>,
+    reads: ReadThrough,
     cache: Cache,
     /// Bounds how many analyses run at once, so they cannot starve the HTTP workers.
     permits: Arc<Semaphore>,
@@ -58,14 +60,15 @@ impl AnalysisService {
     pub fn new(
         workflows: Arc<dyn WorkflowRepository>,
         analyses: Arc<dyn AnalysisRepository>,
-        cache: Cache,
+        reads: ReadThrough,
         concurrency: usize,
         bypass: bool,
     ) -> Self {
         Self {
             workflows,
             analyses,
-            cache,
+            cache: reads.cache.clone(),
+            reads,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             bypass,
         }
@@ -80,12 +83,13 @@ impl AnalysisService {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
     {
-        let read = if self.bypass {
-            self.cache.load_bypass(load).await
-        } else {
-            self.cache.get_or_load(key, ttl::ANALYSIS, load).await
-        };
-        loaded(read)
+        let fetched: Fetched<AnalysisReport> = self
+            .reads
+            .clone()
+            .bypassing(self.bypass)
+            .read(key, ttl::ANALYSIS, "Analysis", load)
+            .await?;
+        Ok((fetched.json, fetched.source))
     }
 
     /// The analysis of a stored workflow's current version and the location-wide findings
@@ -132,14 +136,16 @@ impl AnalysisService {
             .keys()
             .location_analysis(location_id, RULES_VERSION);
         let (service, location) = (self.clone(), location_id.to_owned());
-        let read = self
-            .cache
-            .get_or_load(&key, ttl::ANALYSIS, move || async move {
-                service.compute_location(&location).await.map(Some)
-            })
-            .await;
-        let (json, source) = loaded(read)?;
-        Ok((serde_json::from_slice(&json)?, source))
+        let fetched: Fetched<LocationReport> = self
+            .reads
+            .read(
+                &key,
+                ttl::ANALYSIS,
+                "Location analysis",
+                move || async move { service.compute_location(&location).await.map(Some) },
+            )
+            .await?;
+        Ok((fetched.decode()?, fetched.source))
     }
 
     /// A document that is not stored: analyzed, neither cached nor recorded.
@@ -235,20 +241,5 @@ impl AnalysisService {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|error| RepositoryError::Computation(error.to_string()))
-    }
-}
-
-fn loaded(
-    read: Result<crate::cache::CacheRead, LoadError<RepositoryError>>,
-) -> Result<(Bytes, ReadSource), RepositoryError> {
-    match read {
-        Ok(read) => match read.value {
-            Some(json) => Ok((json, read.status.into())),
-            None => Err(RepositoryError::NotFound("Analysis")),
-        },
-        Err(LoadError::Loader(error)) => Err(RepositoryError::Shared(error)),
-        Err(LoadError::Panicked) => Err(RepositoryError::Computation(
-            "the analysis panicked".to_owned(),
-        )),
     }
 }

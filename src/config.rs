@@ -71,6 +71,8 @@ pub struct Settings {
     pub environment: AppEnvironment,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
+    /// Longest a request may wait on the database before it answers 503.
+    pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub database: DatabaseSettings,
     pub cache: RedisSettings,
@@ -103,6 +105,7 @@ impl Settings {
             environment: env.environment()?,
             workers: env.optional_parsed("WORKERS", "a positive number of HTTP worker threads")?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
+            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 1_300, 600_000)?,
             body_limit_bytes: env.parsed(
                 "BODY_LIMIT_BYTES",
                 Some(1024 * 1024),

@@ -192,6 +192,10 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             DatabaseErrorKind::Unavailable | DatabaseErrorKind::Other => None,
         },
         E::Shared(inner) => from_repository_ref(inner),
+        E::TimedOut => Some(ApiError::ServiceUnavailable {
+            message: "The database did not answer in time, try again shortly".to_owned(),
+            source: None,
+        }),
         E::Decode(_) | E::Computation(_) => None,
     }
 }

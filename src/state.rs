@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
-    CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository,
+    CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository, ReadThrough,
 };
 use crate::repository::postgres::{
     PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository,
@@ -41,16 +41,16 @@ pub struct AppState {
 impl AppState {
     /// Postgres repositories, each read through the cache.
     pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
+        let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
             Arc::new(PgWorkflowRepository::new(db.clone())),
-            cache.clone(),
-            bypass,
+            reads.clone().bypassing(bypass),
         ));
         let analysis = AnalysisService::new(
             Arc::clone(&workflows),
             Arc::new(PgAnalysisRepository::new(db.clone())),
-            cache.clone(),
+            reads.clone(),
             settings.analysis_concurrency,
             bypass,
         );
@@ -61,11 +61,11 @@ impl AppState {
             analysis,
             subscriptions: Arc::new(CachedSubscriptionRepository::new(
                 Arc::new(PgSubscriptionRepository::new(db.clone())),
-                cache.clone(),
+                reads.clone(),
             )),
             api_keys: Arc::new(CachedApiKeyRepository::new(
                 Arc::new(PgApiKeyRepository::new(db.clone())),
-                cache.clone(),
+                reads,
             )),
             webhooks: PgWebhookStore::new(db.clone()),
             local_windows: Arc::new(LocalWindows::default()),

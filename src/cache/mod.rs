@@ -58,7 +58,10 @@
 //! acknowledges with `INCR ack_key`. The writer waits (bounded, 150 ms) until as many
 //! instances acknowledged as PUBLISH reported receivers, so once a write is answered no other
 //! instance serves the old value from its L1; an instance that does not answer in time is
-//! counted (`cache_invalidation_ack_timeouts_total`). Pub/sub is at-most-once, so an instance
+//! counted (`cache_invalidation_ack_timeouts_total`). L1 answers as fresh only while the
+//! instance heard from Redis within a 300 ms lease (the subscriber pings every 100 ms), and
+//! a writer whose invalidation could not be published waits that lease out before answering,
+//! so an instance cut off from Redis stops trusting its copies before the write is answered. Pub/sub is at-most-once, so an instance
 //! clears its whole L1 when its subscriber disconnects (or its PING fails) and when it
 //! re-subscribes — and, with Redis configured, L1 keeps copies only while the subscriber
 //! listens: a copy taken while nobody listens could outlive another instance's write.
@@ -133,6 +136,13 @@ struct BusMessage {
 
 /// How long a write waits for the other instances to confirm they dropped its keys.
 const ACK_BUDGET: Duration = Duration::from_millis(150);
+/// L1 answers as fresh only while this instance heard from Redis within the lease (its
+/// subscriber pings every `LEASE_MS / 3`): an instance that cannot hear invalidations stops
+/// trusting its copies within the lease, and a writer that could not publish waits the lease
+/// out before answering.
+pub(crate) const LEASE_MS: u64 = 300;
+/// Budget of the Redis part of an invalidation (tombstones + publish).
+const INVALIDATION_BUDGET: Duration = Duration::from_millis(250);
 const ACK_KEY_TTL_MS: u64 = 5_000;
 
 const PENDING_CAP: usize = 10_000;
@@ -154,6 +164,8 @@ struct Inner {
     subscribed: AtomicBool,
     /// Numbers the acknowledgement keys of this instance's invalidations.
     ack_seq: AtomicU64,
+    /// When the invalidation subscriber last heard from Redis (unix ms).
+    last_heard_ms: AtomicU64,
     probed: AtomicBool,
     shut: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
@@ -253,6 +265,7 @@ impl Cache {
             connected: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             ack_seq: AtomicU64::new(0),
+            last_heard_ms: AtomicU64::new(0),
             probed: AtomicBool::new(false),
             shut: AtomicBool::new(false),
             shutdown_tx,
@@ -384,9 +397,10 @@ impl Cache {
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
         let ack_key = i.next_ack_key();
         let published = if i.breaker.allows() {
-            i.l2_invalidate(&raw, Some(&ack_key), i.s.l2_budget)
-                .await
-                .ok()
+            // A write can afford a longer budget than a read: a slow Redis that still
+            // delivers the invalidation is better than a lease wait.
+            let budget = i.s.l2_budget.max(INVALIDATION_BUDGET);
+            i.l2_invalidate(&raw, Some(&ack_key), budget).await.ok()
         } else {
             None
         };
@@ -399,7 +413,10 @@ impl Cache {
                 let own = i64::from(i.subscribed.load(Ordering::Acquire));
                 i.wait_for_acks(&ack_key, receivers - own).await;
             }
-            None => i.add_pending(raw),
+            None => {
+                i.add_pending(raw);
+                i.wait_out_lease().await;
+            }
         }
     }
 
@@ -750,7 +767,7 @@ impl Inner {
         let res = match found {
             Some(e) => {
                 let now = now_ms();
-                if now < e.logical_ms {
+                if now < e.logical_ms && self.lease_valid(now) {
                     self.m.op(Layer::Memory, Op::Hit, key.resource()).inc();
                     Some((e, true))
                 } else if now < e.physical_ms {
@@ -1255,6 +1272,29 @@ impl Inner {
         if let Some(ack_key) = msg.a {
             let inner = Arc::clone(self);
             tokio::spawn(async move { inner.acknowledge(ack_key).await });
+        }
+    }
+
+    /// Whether L1 copies may answer as fresh: without Redis there is nobody else to hear
+    /// from; with it, only while invalidations can reach this instance.
+    fn lease_valid(&self, now: u64) -> bool {
+        self.l2.is_none()
+            || (self.subscribed.load(Ordering::Acquire)
+                && now <= self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS)
+    }
+
+    pub(crate) fn heard_from_redis(&self) {
+        self.last_heard_ms.store(now_ms(), Ordering::Release);
+    }
+
+    /// After an invalidation that could not be published: every instance that cannot hear
+    /// Redis either stops trusting its L1 within the lease, so the write is answered only once
+    /// the lease that was running when Redis went quiet is over.
+    async fn wait_out_lease(&self) {
+        let until = self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS + 20;
+        let now = now_ms();
+        if until > now && until - now <= LEASE_MS + 20 {
+            tokio::time::sleep(Duration::from_millis(until - now)).await;
         }
     }
 

@@ -95,10 +95,12 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                         i.clear_l1("invalidation subscriber reconnected");
                     }
                     i.subscribed.store(true, Ordering::Release);
+                    i.heard_from_redis();
                 }
                 first = false;
                 let (mut sink, mut stream) = ps.split();
-                let mut ping = tokio::time::interval(Duration::from_secs(5));
+                // Frequent pings keep the L1 lease (`LEASE_MS`) alive while Redis answers.
+                let mut ping = tokio::time::interval(Duration::from_millis(super::LEASE_MS / 3));
                 ping.tick().await;
                 loop {
                     tokio::select! {
@@ -106,6 +108,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                         msg = stream.next() => match msg {
                             Some(m) => {
                                 let Some(i) = weak.upgrade() else { return };
+                                i.heard_from_redis();
                                 i.on_bus_message(m.get_payload_bytes());
                             }
                             None => break,
@@ -118,6 +121,9 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                             .await;
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
+                            }
+                            if let Some(i) = weak.upgrade() {
+                                i.heard_from_redis();
                             }
                         }
                     }

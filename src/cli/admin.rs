@@ -7,7 +7,7 @@ use crate::api_keys::{api_key_hash, generate_api_key};
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::database;
-use crate::repository::cached::CachedApiKeyRepository;
+use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
 use crate::routes::is_valid_location_id;
@@ -90,7 +90,7 @@ pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<(), AdminEr
     }
     let keys = CachedApiKeyRepository::new(
         Arc::new(PgApiKeyRepository::new(pool.clone())),
-        cache.clone(),
+        ReadThrough::new(cache.clone(), settings.request_timeout),
     );
     let revoked = keys.revoke(key_id).await;
     cache.shutdown().await;

@@ -16,24 +16,72 @@ use serde::Serialize;
 use crate::cache::{ttl, Cache, CacheKey, LoadError};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
-    ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, RepositoryError,
-    StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository, WorkflowSummary,
+    within, ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, ReadSource,
+    RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository,
+    WorkflowSummary,
 };
 
-/// Reads `key` through the cache; `load` answers `Ok(None)` for "not found".
-async fn read_through<T, F, Fut>(
-    cache: &Cache,
-    key: &CacheKey,
-    ttl: Duration,
-    not_found: &'static str,
-    load: F,
-) -> Result<Fetched<T>, RepositoryError>
-where
-    T: Serialize + DeserializeOwned,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
-{
-    loaded(cache.get_or_load(key, ttl, load).await, not_found)
+/// How the decorators read: through the cache, within the request deadline.
+#[derive(Clone)]
+pub struct ReadThrough {
+    pub cache: Cache,
+    /// Longest a read waits on Postgres; past it a stale value is served if there is one,
+    /// else a 503 (a hung Postgres cannot enforce its own `statement_timeout`).
+    deadline: Duration,
+    /// `CACHE_BYPASS`: skip both tiers (benchmarks of the uncached path).
+    bypass: bool,
+}
+
+impl ReadThrough {
+    pub fn new(cache: Cache, deadline: Duration) -> Self {
+        Self {
+            cache,
+            deadline,
+            bypass: false,
+        }
+    }
+
+    pub fn bypassing(mut self, bypass: bool) -> Self {
+        self.bypass = bypass;
+        self
+    }
+
+    /// Reads `key`; `load` answers `Ok(None)` for "not found".
+    pub async fn read<T, F, Fut>(
+        &self,
+        key: &CacheKey,
+        ttl: Duration,
+        not_found: &'static str,
+        load: F,
+    ) -> Result<Fetched<T>, RepositoryError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
+    {
+        let read = if self.bypass {
+            tokio::time::timeout(self.deadline, self.cache.load_bypass(load)).await
+        } else {
+            tokio::time::timeout(self.deadline, self.cache.get_or_load(key, ttl, load)).await
+        };
+        match read {
+            Ok(read) => loaded(read, not_found),
+            // The load goes on in its own task and fills the cache when Postgres answers.
+            Err(_) => match self.cache.get_with_stale(key).await {
+                Some(hit) => Ok(Fetched::from_json(hit.bytes, ReadSource::Stale)),
+                None => Err(RepositoryError::TimedOut),
+            },
+        }
+    }
+
+    /// Database work that is not a cached read (a write, a history page), within the same
+    /// deadline.
+    pub async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, RepositoryError>>,
+    ) -> Result<T, RepositoryError> {
+        within(self.deadline, work).await
+    }
 }
 
 /// Turns a cache read into the repository's answer.
@@ -64,36 +112,17 @@ fn found<T>(result: Result<Fetched<T>, RepositoryError>) -> Result<Option<Bytes>
 
 pub struct CachedWorkflowRepository {
     inner: Arc<dyn WorkflowRepository>,
+    reads: ReadThrough,
     cache: Cache,
-    /// `CACHE_BYPASS`: workflow reads skip both tiers (benchmarks of the uncached path).
-    bypass: bool,
 }
 
 impl CachedWorkflowRepository {
-    pub fn new(inner: Arc<dyn WorkflowRepository>, cache: Cache, bypass: bool) -> Self {
+    pub fn new(inner: Arc<dyn WorkflowRepository>, reads: ReadThrough) -> Self {
+        let cache = reads.cache.clone();
         Self {
             inner,
+            reads,
             cache,
-            bypass,
-        }
-    }
-
-    async fn read<T, F, Fut>(
-        &self,
-        key: &CacheKey,
-        ttl: Duration,
-        not_found: &'static str,
-        load: F,
-    ) -> Result<Fetched<T>, RepositoryError>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
-    {
-        if self.bypass {
-            loaded(self.cache.load_bypass(load).await, not_found)
-        } else {
-            read_through(&self.cache, key, ttl, not_found, load).await
         }
     }
 
@@ -118,10 +147,11 @@ impl WorkflowRepository for CachedWorkflowRepository {
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
         let key = self.cache.keys().workflows(location_id);
         let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
-        self.read(&key, ttl::MEDIUM, "Workflows", move || async move {
-            found(inner.list(&location_id).await)
-        })
-        .await
+        self.reads
+            .read(&key, ttl::MEDIUM, "Workflows", move || async move {
+                found(inner.list(&location_id).await)
+            })
+            .await
     }
 
     async fn get(
@@ -135,10 +165,11 @@ impl WorkflowRepository for CachedWorkflowRepository {
             location_id.to_owned(),
             id.to_owned(),
         );
-        self.read(&key, ttl::WORKFLOW, "Workflow", move || async move {
-            found(inner.get(&location_id, &id).await)
-        })
-        .await
+        self.reads
+            .read(&key, ttl::WORKFLOW, "Workflow", move || async move {
+                found(inner.get(&location_id, &id).await)
+            })
+            .await
     }
 
     async fn put(
@@ -148,13 +179,18 @@ impl WorkflowRepository for CachedWorkflowRepository {
         workflow: &NewWorkflow,
         if_match: Option<i64>,
     ) -> Result<PutOutcome, RepositoryError> {
-        let outcome = self.inner.put(location_id, id, workflow, if_match).await?;
+        let outcome = self
+            .reads
+            .bounded(self.inner.put(location_id, id, workflow, if_match))
+            .await?;
         self.invalidate(location_id, id).await;
         Ok(outcome)
     }
 
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
-        self.inner.delete(location_id, id).await?;
+        self.reads
+            .bounded(self.inner.delete(location_id, id))
+            .await?;
         self.invalidate(location_id, id).await;
         Ok(())
     }
@@ -167,51 +203,55 @@ impl WorkflowRepository for CachedWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
-        self.inner.definitions(location_id).await
+        within(self.reads.deadline, self.inner.definitions(location_id)).await
     }
 }
 
 pub struct CachedSubscriptionRepository {
     inner: Arc<dyn SubscriptionRepository>,
-    cache: Cache,
+    reads: ReadThrough,
 }
 
 impl CachedSubscriptionRepository {
-    pub fn new(inner: Arc<dyn SubscriptionRepository>, cache: Cache) -> Self {
-        Self { inner, cache }
+    pub fn new(inner: Arc<dyn SubscriptionRepository>, reads: ReadThrough) -> Self {
+        Self { inner, reads }
     }
 }
 
 #[async_trait::async_trait]
 impl SubscriptionRepository for CachedSubscriptionRepository {
     async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
-        let key = self.cache.keys().subscription(location_id);
+        let key = self.reads.cache.keys().subscription(location_id);
         let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
-        read_through(
-            &self.cache,
-            &key,
-            ttl::MEDIUM,
-            "Subscription",
-            move || async move { found(inner.get(&location_id).await) },
-        )
-        .await
+        self.reads
+            .read(&key, ttl::MEDIUM, "Subscription", move || async move {
+                found(inner.get(&location_id).await)
+            })
+            .await
     }
 
     async fn forget(&self, location_id: &str) {
-        self.cache
-            .invalidate(&[self.cache.keys().subscription(location_id)])
+        let cache = &self.reads.cache;
+        cache
+            .invalidate(&[cache.keys().subscription(location_id)])
             .await;
     }
 }
 
 pub struct CachedApiKeyRepository {
     inner: Arc<dyn ApiKeyRepository>,
+    reads: ReadThrough,
     cache: Cache,
 }
 
 impl CachedApiKeyRepository {
-    pub fn new(inner: Arc<dyn ApiKeyRepository>, cache: Cache) -> Self {
-        Self { inner, cache }
+    pub fn new(inner: Arc<dyn ApiKeyRepository>, reads: ReadThrough) -> Self {
+        let cache = reads.cache.clone();
+        Self {
+            inner,
+            reads,
+            cache,
+        }
     }
 
     fn key(&self, key_hash: &[u8]) -> CacheKey {
@@ -224,19 +264,15 @@ impl ApiKeyRepository for CachedApiKeyRepository {
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
         let key = self.key(key_hash);
         let (inner, hash) = (Arc::clone(&self.inner), key_hash.to_vec());
-        let read = read_through::<ApiKeyOwner, _, _>(
-            &self.cache,
-            &key,
-            ttl::USER,
-            "API key",
-            move || async move {
+        let read = self
+            .reads
+            .read::<ApiKeyOwner, _, _>(&key, ttl::USER, "API key", move || async move {
                 match inner.find_owner(&hash).await? {
                     Some(owner) => Ok(Some(Bytes::from(serde_json::to_vec(&owner)?))),
                     None => Ok(None),
                 }
-            },
-        )
-        .await;
+            })
+            .await;
         match read {
             Ok(fetched) => Ok(Some(fetched.decode()?)),
             Err(RepositoryError::NotFound(_)) => Ok(None),

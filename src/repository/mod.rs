@@ -29,9 +29,23 @@ pub enum RepositoryError {
     /// A computation that feeds a cached read (an analysis) failed.
     #[error("background computation failed: {0}")]
     Computation(String),
+    /// The database did not answer within the request deadline (it hangs: its own
+    /// `statement_timeout` cannot fire then).
+    #[error("the database did not answer in time")]
+    TimedOut,
     /// One failure handed to every reader that waited on the same cache load.
     #[error(transparent)]
     Shared(std::sync::Arc<RepositoryError>),
+}
+
+/// Runs database work within `deadline`, so a hung Postgres turns into a 503 in bounded time.
+pub async fn within<T>(
+    deadline: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, RepositoryError>>,
+) -> Result<T, RepositoryError> {
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or(Err(RepositoryError::TimedOut))
 }
 
 /// Where a read was answered from, for `X-Cache-Status` / `X-Cache-Tier`.

@@ -8,7 +8,7 @@ use crate::api_keys::{api_key_hash, generate_api_key};
 use crate::envelope::{success, success_with_status};
 use crate::error::{ApiError, FieldError};
 use crate::operator_auth::OperatorAccess;
-use crate::repository::CreatedLocation;
+use crate::repository::{within, CreatedLocation};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -62,10 +62,13 @@ pub async fn create_location(
 ) -> Result<HttpResponse, ApiError> {
     let new = NewLocation::try_from(body.into_inner())?;
     let api_key = generate_api_key();
-    let location = state
-        .locations
-        .create_with_key(&new.id, &new.name, &api_key_hash(&api_key))
-        .await?;
+    let location = within(
+        state.settings.request_timeout,
+        state
+            .locations
+            .create_with_key(&new.id, &new.name, &api_key_hash(&api_key)),
+    )
+    .await?;
     Ok(success_with_status(
         StatusCode::CREATED,
         CreatedLocation { location, api_key },

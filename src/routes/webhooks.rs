@@ -9,6 +9,7 @@ use crate::domain::webhook::WebhookEvent;
 use crate::envelope::success;
 use crate::error::ApiError;
 use crate::repository::postgres::WebhookEffect;
+use crate::repository::within;
 use crate::state::AppState;
 
 const SIGNATURE_HEADER: &str = "x-ghl-signature";
@@ -29,7 +30,7 @@ pub async fn receive_ghl_event(
             })?;
     verify_signature(&request, secret, &body)?;
     let event = WebhookEvent::parse(&body).map_err(ApiError::Validation)?;
-    let effect = state.webhooks.apply(&event).await?;
+    let effect = within(state.settings.request_timeout, state.webhooks.apply(&event)).await?;
     apply_to_caches(&state, &event.location_id, &effect).await;
     log::info!(
         "webhook {} ({}) for location {}: {:?}",

@@ -167,15 +167,10 @@ async fn redis_frozen_across_a_write_converges_after_the_thaw_and_never_resurrec
     .print();
 }
 
-// Ignored: the strict form of the test above fails, and stays strict. Observed (3 rounds,
-// 1.5 s freeze): the instance that did not take the write answered the old version from its
-// L1 ~107 times per round, the last 1,491-1,499 ms after the acknowledgement, i.e. for the
-// whole freeze; it answered the new version 1,505-1,513 ms after the acknowledgement, ~10 ms
-// after the thaw, once the writer's pending invalidation (tombstone + PUBLISH) was replayed.
-// The writer itself and a fresh instance never saw the old version. The window is the
-// Redis outage: pub/sub is the only path to the other instance's L1.
+// Strict: an instance whose subscriber cannot hear Redis stops answering from L1 within the
+// lease (300 ms), and a writer whose invalidation could not be published answers only once
+// that lease is over, so nobody serves the old version after the acknowledgement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the other instance serves the old version from L1 while Redis is frozen and until the pending invalidation is replayed after the thaw"]
 async fn redis_frozen_across_a_write_never_serves_the_old_version_after_the_ack() {
     for _ in 0..3 {
         let (o, _) = frozen_across_a_write(Duration::from_millis(1_500)).await;
