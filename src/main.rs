@@ -1,5 +1,10 @@
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc malloc: allocation was ~10 % of the L1-hit path's CPU profile
+/// (BENCHMARKS.md), mostly glibc's arena locking across the HTTP worker threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use ghl_workflow_debugger::cli::{admin, analyze};
 use ghl_workflow_debugger::config::{ConfigError, Settings};
