@@ -12,8 +12,8 @@ use ghl_workflow_debugger::startup::cache_settings;
 use ghl_workflow_debugger::state::AppState;
 use serde_json::{json, Value};
 
-use crate::cache::common::{free_port, OwnRedis};
 use crate::caching::wait_for_redis;
+use crate::faults::harness::RedisServer;
 use crate::helpers::{settings_from, spawn_app_with, spawn_sibling, TestApp};
 use crate::webhooks::{event, send_signed, SECRET};
 
@@ -179,7 +179,7 @@ async fn the_limit_still_holds_per_instance_when_redis_is_unreachable() {
 
 #[tokio::test]
 async fn requests_keep_being_served_and_limited_in_memory_when_redis_dies_mid_window() {
-    let mut redis = OwnRedis::start(free_port()).await;
+    let mut redis = RedisServer::start(None).await;
     let url = redis.url();
     let app = limited_app(|env| {
         env.insert("REDIS_URL".into(), url);

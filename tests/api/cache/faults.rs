@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::common::*;
+use crate::faults::harness::RedisServer;
 use bytes::Bytes;
 use ghl_workflow_debugger::cache::{Cache, CacheKey, CacheStatus, HealthStatus, Tier};
 
@@ -82,8 +83,7 @@ async fn redis_url_on_a_closed_port_still_serves_from_memory_fast() {
 
 #[tokio::test]
 async fn redis_killed_then_restarted_degrades_and_recovers_by_itself() {
-    let port = free_port();
-    let mut redis = OwnRedis::start(port).await;
+    let mut redis = RedisServer::start(None).await;
     let (c, _r) = cache(settings(&prefix(), Some(&redis.url())));
     assert!(c.wait_ready(Duration::from_secs(3)).await);
     let (probe, _rp) = cache(settings(&c.settings().prefix, Some(&redis.url())));
@@ -111,7 +111,7 @@ async fn redis_killed_then_restarted_degrades_and_recovers_by_itself() {
         CacheStatus::Miss
     );
 
-    let _redis2 = OwnRedis::start(port).await;
+    redis.restart().await;
     let took = wait_health(&c, HealthStatus::Healthy, Duration::from_secs(5)).await;
     eprintln!("healthy again after {took:?}");
     assert_eq!(c.stats().l2.breaker.as_str(), "closed");
@@ -158,8 +158,7 @@ async fn redis_killed_then_restarted_degrades_and_recovers_by_itself() {
 
 #[tokio::test]
 async fn frozen_redis_never_holds_a_request_and_recovers_after_sigcont() {
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
+    let redis = RedisServer::start(None).await;
     let (c, _r) = cache(settings(&prefix(), Some(&redis.url())));
     assert!(c.wait_ready(Duration::from_secs(3)).await);
     let calls = Arc::new(AtomicUsize::new(0));
@@ -202,8 +201,7 @@ async fn frozen_redis_never_holds_a_request_and_recovers_after_sigcont() {
 
 #[tokio::test]
 async fn paused_redis_does_not_slow_requests() {
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
+    let redis = RedisServer::start(None).await;
     let (c, _r) = cache(settings(&prefix(), Some(&redis.url())));
     assert!(c.wait_ready(Duration::from_secs(3)).await);
     let mut raw = raw_conn(&redis.url()).await;
@@ -228,8 +226,7 @@ async fn paused_redis_does_not_slow_requests() {
 
 #[tokio::test]
 async fn connections_killed_server_side_are_replaced_and_l2_hits_resume() {
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
+    let redis = RedisServer::start(None).await;
     let p = prefix();
     let (c, _r) = cache(settings(&p, Some(&redis.url())));
     assert!(c.wait_ready(Duration::from_secs(3)).await);
