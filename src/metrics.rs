@@ -1,7 +1,7 @@
 //! The Prometheus registry shared by the HTTP middleware and the service's own metrics.
 
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -9,6 +9,8 @@ pub struct Metrics {
     pub registry: Registry,
     /// `rate_limit_decisions_total{quota, outcome, store}` (no tenant labels).
     pub rate_limit: IntCounterVec,
+    /// `db_pool_connections{state="open|idle"}`, read from the pool at scrape time.
+    pub db_pool: IntGaugeVec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +40,33 @@ impl Metrics {
         registry
             .register(Box::new(rate_limit.clone()))
             .map_err(|error| MetricsError(error.to_string()))?;
+        let db_pool = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Postgres pool connections, open and idle",
+            ),
+            &["state"],
+        )
+        .map_err(|error| MetricsError(error.to_string()))?;
+        registry
+            .register(Box::new(db_pool.clone()))
+            .map_err(|error| MetricsError(error.to_string()))?;
         Ok(Self {
             http,
             registry,
             rate_limit,
+            db_pool,
         })
+    }
+
+    /// Records the Postgres pool's state (called when metrics are scraped).
+    pub fn observe_db_pool(&self, pool: &sqlx::PgPool) {
+        self.db_pool
+            .with_label_values(&["open"])
+            .set(i64::from(pool.size()));
+        self.db_pool
+            .with_label_values(&["idle"])
+            .set(i64::try_from(pool.num_idle()).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of everything registered.

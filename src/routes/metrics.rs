@@ -15,6 +15,7 @@ pub async fn metrics(
         .as_deref()
         .or(settings.internal_api_token.as_deref());
     check_operator_token(&request, token, settings)?;
+    state.metrics.observe_db_pool(&state.db);
     let body = state.metrics.render().map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

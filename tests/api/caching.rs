@@ -228,6 +228,14 @@ async fn cache_metrics_are_exposed_without_tenant_labels() {
 
     assert!(text.contains("cache_operations_total{"), "{text}");
     assert!(text.contains(r#"resource="workflow""#));
+    assert!(
+        text.contains(r#"db_pool_connections{state="open"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("cache_redis_pool_connections") || text.contains("pool"),
+        "{text}"
+    );
     assert!(!text.contains("locSecretTenant"));
 }
 
