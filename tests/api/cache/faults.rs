@@ -256,3 +256,27 @@ async fn connections_killed_server_side_are_replaced_and_l2_hits_resume() {
     eprintln!("L2 hits again {:?} after CLIENT KILL", t.elapsed());
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_cache_started_before_redis_upgrades_to_redis_when_it_appears() {
+    let mut redis = RedisServer::start(None).await;
+    redis.kill();
+    let (c, _r) = cache(settings(&prefix(), Some(&redis.url())));
+    wait_health(&c, HealthStatus::Degraded, Duration::from_secs(2)).await;
+
+    redis.restart().await;
+
+    let took = wait_health(&c, HealthStatus::Healthy, Duration::from_secs(5)).await;
+    eprintln!("upgraded to Redis {took:?} after it appeared");
+    let key = c.keys().workflow("loc1", "late");
+    c.set(
+        &key,
+        Bytes::from_static(b"from-redis"),
+        Duration::from_secs(30),
+    )
+    .await;
+    let (other, _ro) = cache(settings(&c.settings().prefix, Some(&redis.url())));
+    assert!(other.wait_ready(Duration::from_secs(3)).await);
+    let hit = other.get(&key).await.expect("the value reached Redis");
+    assert_eq!(hit.tier, Tier::L2);
+}
