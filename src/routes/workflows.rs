@@ -4,13 +4,14 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::auth::Tenant;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
 use crate::envelope::success_with_status;
 use crate::error::{ApiError, FieldError};
-use crate::repository::{NewWorkflow, PutOutcome, WorkflowSummary};
+use crate::repository::{NewWorkflow, PutOutcome};
 use crate::routes::pagination::{Page, Pagination};
 use crate::routes::responses::{add_cache_headers, fetched_response};
 use crate::state::AppState;
@@ -50,9 +51,19 @@ impl TryFrom<ListQuery> for ListRequest {
     }
 }
 
+/// `status` of one cached summary (a `WorkflowSummary`), read without parsing the rest.
+fn has_status(summary: &RawValue, status: &str) -> bool {
+    #[derive(Deserialize)]
+    struct StatusOnly<'a> {
+        #[serde(borrow)]
+        status: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<StatusOnly>(summary.get()).is_ok_and(|s| s.status == status)
+}
+
 #[derive(Serialize)]
 struct ListResponse<'a> {
-    workflows: &'a [WorkflowSummary],
+    workflows: &'a [&'a RawValue],
     count: usize,
     pagination: Pagination,
 }
@@ -64,9 +75,12 @@ pub async fn list_workflows(
 ) -> Result<HttpResponse, ApiError> {
     let request = ListRequest::try_from(query.into_inner())?;
     let fetched = state.workflows.list(&tenant.location_id).await?;
-    let mut all = fetched.decode()?;
+    // The summaries stay as their cached JSON (a location can have thousands): only the
+    // status of each is read, and only to filter.
+    let mut all: Vec<&RawValue> =
+        serde_json::from_slice(&fetched.json).map_err(ApiError::internal)?;
     if let Some(status) = &request.status {
-        all.retain(|w| &w.status == status);
+        all.retain(|summary| has_status(summary, status));
     }
     let start = request.page.offset().min(all.len());
     let end = start
