@@ -1,4 +1,3 @@
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::read_retrying;
@@ -19,59 +18,12 @@ impl PgWorkflowRepository {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct SummaryRow {
-    id: String,
-    name: String,
-    status: String,
-    version: i64,
-    step_count: i32,
-    trigger_count: i32,
-    updated_at: DateTime<Utc>,
-}
-
+/// A workflow row, and whether the write that returned it inserted it.
 #[derive(sqlx::FromRow)]
 struct WorkflowRow {
-    id: String,
-    name: String,
-    status: String,
-    version: i64,
-    step_count: i32,
-    trigger_count: i32,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    definition: sqlx::types::Json<serde_json::Value>,
+    #[sqlx(flatten)]
+    workflow: StoredWorkflow,
     inserted: Option<bool>,
-}
-
-impl From<SummaryRow> for WorkflowSummary {
-    fn from(row: SummaryRow) -> Self {
-        Self {
-            id: row.id,
-            name: row.name,
-            status: row.status,
-            version: row.version,
-            step_count: row.step_count,
-            trigger_count: row.trigger_count,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
-impl From<WorkflowRow> for StoredWorkflow {
-    fn from(row: WorkflowRow) -> Self {
-        Self {
-            id: row.id,
-            name: row.name,
-            status: row.status,
-            version: row.version,
-            step_count: row.step_count,
-            trigger_count: row.trigger_count,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            definition: row.definition.0,
-        }
-    }
 }
 
 const GET_SQL: &str = r#"
@@ -107,7 +59,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
-        let rows: Vec<SummaryRow> = read_retrying(|| {
+        let summaries: Vec<WorkflowSummary> = read_retrying(|| {
             sqlx::query_as(
                 r#"select id, name, status, version, step_count, trigger_count, updated_at
                    from workflows
@@ -118,7 +70,6 @@ impl WorkflowRepository for PgWorkflowRepository {
             .fetch_all(&self.pool)
         })
         .await?;
-        let summaries: Vec<WorkflowSummary> = rows.into_iter().map(Into::into).collect();
         Fetched::encode(&summaries, ReadSource::Bypass)
     }
 
@@ -134,7 +85,7 @@ impl WorkflowRepository for PgWorkflowRepository {
                 .fetch_optional(&self.pool)
         })
         .await?;
-        let workflow: StoredWorkflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.into();
+        let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow;
         Fetched::encode(&workflow, ReadSource::Bypass)
     }
 
@@ -164,8 +115,8 @@ impl WorkflowRepository for PgWorkflowRepository {
         };
         let row = query.fetch_optional(&self.pool).await?;
         match row {
-            Some(row) if row.inserted == Some(true) => Ok(PutOutcome::Created(row.into())),
-            Some(row) => Ok(PutOutcome::Replaced(row.into())),
+            Some(row) if row.inserted == Some(true) => Ok(PutOutcome::Created(row.workflow)),
+            Some(row) => Ok(PutOutcome::Replaced(row.workflow)),
             None => Err(RepositoryError::PreconditionFailed {
                 current: self.current_version(location_id, id).await?,
             }),
