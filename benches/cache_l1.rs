@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion};
-use ghl_workflow_debugger::cache::{Cache, CacheSettings, CacheStatus, Tier};
+use ghl_workflow_debugger::cache::{Cache, CacheSettings, CacheStatus, RedisTopology, Tier};
 
 const N: usize = 10_000;
 
@@ -110,7 +110,7 @@ fn cache_paths(c: &mut Criterion) {
     let mk = |l1_capacity: u64| {
         let s = CacheSettings {
             prefix: prefix.clone(),
-            redis_url: Some("redis://127.0.0.1:6379".into()),
+            redis: Some(RedisTopology::single("redis://127.0.0.1:6379")),
             l1_capacity,
             ..CacheSettings::default()
         };

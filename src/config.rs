@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::cache::{NodeAddr, NodeAuth, RedisTopology};
+
 /// Where the service runs; shown as `environment` in health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnvironment {
@@ -52,8 +54,9 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `None` when `REDIS_URL` is unset or empty: the in-memory tier only.
-    pub url: Option<Url>,
+    /// `None` when no Redis is configured (`REDIS_URL`, `REDIS_CLUSTER_NODES` and
+    /// `REDIS_SENTINELS` unset or empty): the in-memory tier only.
+    pub topology: Option<RedisTopology>,
     pub prefix: String,
     pub l1_capacity: u64,
     pub l1_max_bytes: u64,
@@ -125,7 +128,7 @@ impl Settings {
                 run_migrations: env.flag("RUN_MIGRATIONS", true)?,
             },
             cache: RedisSettings {
-                url: env.redis_url()?,
+                topology: env.redis_topology()?,
                 prefix: env.cache_prefix()?,
                 l1_capacity: env.parsed(
                     "CACHE_L1_CAPACITY",
@@ -299,11 +302,60 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
         Ok(url)
     }
 
-    fn redis_url(&self) -> Result<Option<Url>, ConfigError> {
-        const EXPECTED: &str = "a Redis URL like redis://[user:password@]host:6379[/db], or empty for the in-memory tier only";
-        let Some(raw) = self.get("REDIS_URL") else {
-            return Ok(None);
+    /// At most one of `REDIS_URL`, `REDIS_CLUSTER_NODES` and `REDIS_SENTINELS` picks the
+    /// topology; `REDIS_USERNAME`/`REDIS_PASSWORD` are the data nodes' credentials for the
+    /// last two (a single node carries them in its URL).
+    fn redis_topology(&self) -> Result<Option<RedisTopology>, ConfigError> {
+        let chosen: Vec<&'static str> = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"]
+            .into_iter()
+            .filter(|name| self.get(name).is_some())
+            .collect();
+        if chosen.len() > 1 {
+            return Err(ConfigError::new(
+                chosen[1],
+                format!(
+                    "conflicts with {}: set only one of REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS",
+                    chosen[0]
+                ),
+            ));
+        }
+        if self.get("REDIS_SENTINEL_MASTER").is_some() && chosen != ["REDIS_SENTINELS"] {
+            return Err(ConfigError::new(
+                "REDIS_SENTINEL_MASTER",
+                "is set without REDIS_SENTINELS: expected both, or neither",
+            ));
+        }
+        let auth = NodeAuth {
+            username: self.get("REDIS_USERNAME"),
+            password: self.get("REDIS_PASSWORD"),
         };
+        match chosen.first().copied() {
+            None => Ok(None),
+            Some("REDIS_URL") => self.redis_url().map(Some),
+            Some("REDIS_CLUSTER_NODES") => Ok(Some(RedisTopology::Cluster {
+                nodes: self.node_list("REDIS_CLUSTER_NODES")?,
+                auth,
+            })),
+            Some(_) => {
+                let master = self.get("REDIS_SENTINEL_MASTER").ok_or_else(|| {
+                    ConfigError::new(
+                        "REDIS_SENTINEL_MASTER",
+                        "is missing: expected the name the Sentinels monitor, e.g. mymaster",
+                    )
+                })?;
+                Ok(Some(RedisTopology::Sentinel {
+                    sentinels: self.node_list("REDIS_SENTINELS")?,
+                    master,
+                    auth,
+                    sentinel_password: self.get("REDIS_SENTINEL_PASSWORD"),
+                }))
+            }
+        }
+    }
+
+    fn redis_url(&self) -> Result<RedisTopology, ConfigError> {
+        const EXPECTED: &str = "a Redis URL like redis://[user:password@]host:6379[/db], or empty for the in-memory tier only";
+        let raw = self.get("REDIS_URL").unwrap_or_default();
         let url = Url::parse(&raw).map_err(|_| {
             ConfigError::new("REDIS_URL", format!("is invalid: expected {EXPECTED}"))
         })?;
@@ -313,7 +365,21 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
                 format!("is invalid: expected {EXPECTED}"),
             ));
         }
-        Ok(Some(url))
+        Ok(RedisTopology::single(url.to_string()))
+    }
+
+    fn node_list(&self, name: &'static str) -> Result<Vec<NodeAddr>, ConfigError> {
+        let expected = "is invalid: expected host:port[,host:port…]";
+        let raw = self.get(name).unwrap_or_default();
+        let nodes = raw
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| NodeAddr::parse(part).ok_or_else(|| ConfigError::new(name, expected)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if nodes.is_empty() {
+            return Err(ConfigError::new(name, expected));
+        }
+        Ok(nodes)
     }
 
     fn cache_prefix(&self) -> Result<String, ConfigError> {
@@ -373,7 +439,7 @@ mod tests {
         assert_eq!(settings.host.to_string(), "0.0.0.0");
         assert_eq!(settings.environment, AppEnvironment::Development);
         assert_eq!(settings.cache.prefix, "gwd");
-        assert!(settings.cache.url.is_none());
+        assert!(settings.cache.topology.is_none());
         assert!(settings.rate_limit_enabled);
         assert_eq!(settings.rate_limit_window, Duration::from_secs(60));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
@@ -416,7 +482,57 @@ mod tests {
     #[test]
     fn empty_redis_url_means_in_memory_only() {
         let settings = settings_from(&[DB, ("REDIS_URL", "  ")]).unwrap();
-        assert!(settings.cache.url.is_none());
+        assert!(settings.cache.topology.is_none());
+    }
+
+    #[test]
+    fn cluster_and_sentinel_topologies_are_chosen_by_their_variables() {
+        let cluster = settings_from(&[
+            DB,
+            ("REDIS_CLUSTER_NODES", "10.0.0.1:7000, 10.0.0.2:7001,"),
+            ("REDIS_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        let Some(RedisTopology::Cluster { nodes, auth }) = cluster.cache.topology else {
+            panic!("expected a cluster");
+        };
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[1].to_string(), "10.0.0.2:7001");
+        assert_eq!(auth.password.as_deref(), Some("hunter2"));
+
+        let sentinel = settings_from(&[
+            DB,
+            ("REDIS_SENTINELS", "s1:26379,s2:26379,s3:26379"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .unwrap();
+        let Some(RedisTopology::Sentinel {
+            sentinels, master, ..
+        }) = sentinel.cache.topology
+        else {
+            panic!("expected sentinels");
+        };
+        assert_eq!((sentinels.len(), master.as_str()), (3, "mymaster"));
+    }
+
+    #[test]
+    fn redis_topology_mistakes_are_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("REDIS_URL", "redis://h:1"), ("REDIS_CLUSTER_NODES", "h:2")],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (&[("REDIS_CLUSTER_NODES", "nohost")], "REDIS_CLUSTER_NODES"),
+            (&[("REDIS_CLUSTER_NODES", " , ")], "REDIS_CLUSTER_NODES"),
+            (&[("REDIS_SENTINELS", "s1:26379")], "REDIS_SENTINEL_MASTER"),
+            (&[("REDIS_SENTINEL_MASTER", "m")], "REDIS_SENTINEL_MASTER"),
+        ];
+        for (pairs, variable) in cases {
+            let mut all = vec![DB];
+            all.extend_from_slice(pairs);
+            let err = settings_from(&all).unwrap_err();
+            assert_eq!(&err.variable, variable, "{pairs:?}");
+        }
     }
 
     #[test]

@@ -51,6 +51,10 @@ impl Application {
             database::migrate(&db, &settings.database).await?;
         }
         let metrics = Metrics::new()?;
+        match &settings.cache.topology {
+            Some(topology) => log::info!("cache: redis {}", topology.describe()),
+            None => log::info!("cache: no redis configured; in-process tier only"),
+        }
         let cache = Cache::new(cache_settings(&settings), &metrics.registry)?;
         let state = AppState::new(settings, db, cache, metrics);
         let address = format!("{}:{}", state.settings.host, state.settings.port);
@@ -170,7 +174,7 @@ pub fn cache_settings(settings: &Settings) -> CacheSettings {
     let cache = &settings.cache;
     CacheSettings {
         prefix: cache.prefix.clone(),
-        redis_url: cache.url.as_ref().map(|url| url.to_string()),
+        redis: cache.topology.clone(),
         l1_capacity: cache.l1_capacity,
         l1_max_bytes: cache.l1_max_bytes,
         l2_budget: cache.l2_budget,

@@ -1,28 +1,28 @@
-//! The Redis tier: a bb8 pool of multiplexed connections, every operation (checkout +
-//! command) under one budget.
+//! The Redis tier: a bb8 pool of connections to the configured topology, every operation
+//! (checkout + command) under one budget.
 
 use std::sync::RwLock;
 use std::time::Duration;
 
 use bb8::{ErrorSink, ManageConnection, Pool};
-use bb8_redis::RedisConnectionManager;
-use redis::aio::MultiplexedConnection;
 use redis::RedisError;
 use tokio::time::{timeout_at, Instant};
 
 use super::metrics::Metrics;
+use super::topology::{Connector, RedisConn, RedisTopology, SubscriberTarget};
 
-/// A pooled connection plus a "replace me" flag: bb8-redis never reports a multiplexed
-/// connection as broken, so after an I/O error or repeated timeouts we mark it here and
-/// bb8 drops it on return instead of handing a dead connection out forever.
+/// A pooled connection plus a "replace me" flag: the bb8 managers never report a
+/// multiplexed connection as broken, so after an I/O error, a READONLY reply (a demoted
+/// primary) or repeated timeouts we mark it here and bb8 drops it on return instead of
+/// handing a dead connection out forever.
 pub struct L2Conn {
-    pub conn: MultiplexedConnection,
+    pub conn: RedisConn,
     broken: bool,
     timeouts: u8,
 }
 
 #[derive(Clone, Debug)]
-pub struct L2Manager(RedisConnectionManager);
+pub struct L2Manager(Connector);
 
 impl ManageConnection for L2Manager {
     type Connection = L2Conn;
@@ -38,7 +38,10 @@ impl ManageConnection for L2Manager {
     }
 
     async fn is_valid(&self, conn: &mut L2Conn) -> Result<(), RedisError> {
-        self.0.is_valid(&mut conn.conn).await
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn.conn)
+            .await
+            .map(|_| ())
     }
 
     fn has_broken(&self, conn: &mut L2Conn) -> bool {
@@ -84,18 +87,19 @@ pub struct L2 {
     size: u32,
     sink: Sink,
     connect_timeout: Duration,
-    pub client: redis::Client,
+    pub topology: RedisTopology,
+    pub subscriber: SubscriberTarget,
 }
 
 impl L2 {
     pub fn new(
-        url: &str,
+        topology: &RedisTopology,
         size: u32,
         budget: Duration,
         metrics: &Metrics,
     ) -> Result<L2, RedisError> {
-        let manager = L2Manager(RedisConnectionManager::new(url)?);
-        let client = redis::Client::open(url)?;
+        let manager = L2Manager(Connector::new(topology, budget)?);
+        let subscriber = SubscriberTarget::new(topology)?;
         let sink = Sink(metrics.l2_connect_errors.clone());
         let connect_timeout = budget.max(Duration::from_millis(250));
         let pool = build_pool(manager.clone(), size, connect_timeout, sink.clone());
@@ -105,7 +109,8 @@ impl L2 {
             size,
             sink,
             connect_timeout,
-            client,
+            topology: topology.clone(),
+            subscriber,
         })
     }
 
@@ -133,7 +138,7 @@ impl L2 {
     pub async fn run<T, F>(&self, budget: Duration, f: F) -> Result<T, L2Error>
     where
         F: for<'c> FnOnce(
-            &'c mut MultiplexedConnection,
+            &'c mut RedisConn,
         ) -> futures::future::BoxFuture<'c, Result<T, RedisError>>,
     {
         let deadline = Instant::now() + budget;
@@ -153,7 +158,7 @@ impl L2 {
                 Err(L2Error::Timeout)
             }
             Ok(Err(e)) => {
-                if e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() {
+                if conn.conn.is_fatal(&e) {
                     conn.broken = true;
                 }
                 Err(L2Error::Redis(e))

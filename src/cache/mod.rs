@@ -77,6 +77,7 @@ mod l1;
 pub mod l2;
 pub mod metrics;
 mod tasks;
+pub mod topology;
 pub mod ttl;
 mod types;
 pub mod wire;
@@ -97,6 +98,7 @@ use tokio::task::JoinHandle;
 
 pub use breaker::BreakerState;
 pub use keys::{CacheKey, CacheKeys, Resource};
+pub use topology::{NodeAddr, NodeAuth, RedisTopology, TopologyHealth};
 
 use breaker::Breaker;
 use guard::{Guard, Ticket, TOMBSTONE_TTL};
@@ -220,16 +222,16 @@ impl Drop for FlightGuard {
 
 impl Cache {
     /// Build the cache. Succeeds with Redis down or unreachable. Must run inside a tokio
-    /// runtime when `redis_url` is set (spawns the reconnect and subscriber tasks).
+    /// runtime when `redis` is set (spawns the reconnect and subscriber tasks).
     pub fn new(
         settings: CacheSettings,
         registry: &prometheus::Registry,
     ) -> Result<Cache, CacheError> {
-        let runtime = match settings.redis_url.as_deref() {
-            Some(u) if !u.trim().is_empty() => {
+        let runtime = match &settings.redis {
+            Some(_) => {
                 Some(tokio::runtime::Handle::try_current().map_err(|_| CacheError::NoRuntime)?)
             }
-            _ => None,
+            None => None,
         };
         let m = Metrics::new(registry)?;
         let l1 = (settings.l1_capacity > 0).then(|| {
@@ -240,14 +242,10 @@ impl Cache {
                 L1Weigher { min },
             )
         });
-        let l2 = match settings
-            .redis_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-        {
+        let l2 = match &settings.redis {
             None => None,
-            Some(url) => Some(
-                L2::new(url, settings.l2_pool_size, settings.l2_budget, &m)
+            Some(topology) => Some(
+                L2::new(topology, settings.l2_pool_size, settings.l2_budget, &m)
                     .map_err(|e| CacheError::InvalidRedisUrl(format!("{:?}", e.kind())))?,
             ),
         };
@@ -508,7 +506,8 @@ impl Cache {
     }
 
     /// Drop every entry of this namespace: L1 here and (via pub/sub) on other instances, and
-    /// in Redis by `SCAN MATCH "{prefix}:*"` + `UNLINK` in batches (never FLUSHALL/FLUSHDB).
+    /// in Redis by `SCAN MATCH "{prefix}:*"` + `UNLINK` in batches on every primary (never
+    /// KEYS, FLUSHALL or FLUSHDB).
     /// Returns the number of Redis keys removed (without Redis: the L1 entries removed).
     pub async fn flush(&self) -> Result<u64, CacheError> {
         let i = &self.0;
@@ -520,40 +519,18 @@ impl Cache {
         if !i.breaker.allows() {
             return Err(CacheError::Unavailable);
         }
-        let pattern = format!("{}:*", l2::glob_escape(&i.s.prefix));
         let step = Duration::from_secs(2);
-        let mut cursor: u64 = 0;
+        let primaries = i
+            .l2_run(step, |c| c.primaries().boxed())
+            .await
+            .map_err(|e| CacheError::Redis(e.to_string()))?;
         let mut removed = 0u64;
-        loop {
-            let pat = pattern.clone();
-            let (next, keys): (u64, Vec<String>) = i
-                .l2_run(step, move |c| {
-                    async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pat)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(c)
-                            .await
-                    }
-                    .boxed()
-                })
-                .await
-                .map_err(|e| CacheError::Redis(e.to_string()))?;
-            if !keys.is_empty() {
-                let n: u64 = i
-                    .l2_run(step, move |c| {
-                        async move { redis::cmd("UNLINK").arg(keys).query_async(c).await }.boxed()
-                    })
-                    .await
-                    .map_err(|e| CacheError::Redis(e.to_string()))?;
-                removed += n;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
+        match primaries {
+            None => removed += i.flush_node(None, step).await?,
+            Some(nodes) => {
+                for node in nodes {
+                    removed += i.flush_node(Some(node), step).await?;
+                }
             }
         }
         let msg = BusMessage {
@@ -623,11 +600,28 @@ impl Cache {
                 connected: None,
                 size,
                 message: Some("Redis not configured".into()),
+                topology: None,
             };
         }
-        let ok = !i.shut.load(Ordering::Acquire)
-            && i.breaker.allows()
-            && i.ping(Duration::from_millis(250)).await;
+        let budget = Duration::from_millis(250);
+        let pinged =
+            async { !i.shut.load(Ordering::Acquire) && i.breaker.allows() && i.ping(budget).await };
+        let (ok, topology) = match i.l2.as_ref().map(|l2| &l2.topology) {
+            Some(t @ (RedisTopology::Cluster { .. } | RedisTopology::Sentinel { .. })) => {
+                let (ok, nodes) = futures::join!(pinged, topology::probe_nodes(t, budget));
+                (ok, Some(nodes))
+            }
+            _ => {
+                let ok = pinged.await;
+                let single = TopologyHealth {
+                    kind: "single",
+                    nodes: 1,
+                    answering: usize::from(ok),
+                    primary: None,
+                };
+                (ok, Some(single))
+            }
+        };
         if ok {
             CacheHealth {
                 status: HealthStatus::Healthy,
@@ -635,6 +629,7 @@ impl Cache {
                 connected: Some(true),
                 size,
                 message: None,
+                topology,
             }
         } else {
             CacheHealth {
@@ -643,6 +638,7 @@ impl Cache {
                 connected: Some(false),
                 size,
                 message: Some("Redis unavailable, using fallback".into()),
+                topology,
             }
         }
     }
@@ -831,7 +827,7 @@ impl Inner {
     async fn l2_run<T, F>(&self, budget: Duration, f: F) -> Result<T, L2Error>
     where
         F: for<'c> FnOnce(
-            &'c mut redis::aio::MultiplexedConnection,
+            &'c mut topology::RedisConn,
         ) -> BoxFuture<'c, Result<T, redis::RedisError>>,
     {
         let Some(l2) = &self.l2 else {
@@ -1211,6 +1207,47 @@ impl Inner {
         .await
     }
 
+    /// `SCAN MATCH "{prefix}:*"` + `UNLINK` in batches on one node (a Cluster primary) or on
+    /// the only node. Returns the keys removed.
+    async fn flush_node(
+        &self,
+        node: Option<topology::NodeAddr>,
+        step: Duration,
+    ) -> Result<u64, CacheError> {
+        let pattern = format!("{}:*", l2::glob_escape(&self.s.prefix));
+        let mut cursor: u64 = 0;
+        let mut removed = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let target = node.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .l2_run(step, move |c| {
+                    async move { c.query_on(target.as_ref(), scan).await }.boxed()
+                })
+                .await
+                .map_err(|e| CacheError::Redis(e.to_string()))?;
+            if !keys.is_empty() {
+                // A Cluster connection splits a multi-key UNLINK by slot and sums the replies.
+                let n: u64 = self
+                    .l2_run(step, move |c| {
+                        async move { redis::cmd("UNLINK").arg(keys).query_async(c).await }.boxed()
+                    })
+                    .await
+                    .map_err(|e| CacheError::Redis(e.to_string()))?;
+                removed += n;
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+
     fn add_pending(&self, keys: Vec<String>) {
         let mut p = lock(&self.pending);
         if p.len() + keys.len() > PENDING_CAP {
@@ -1281,6 +1318,23 @@ impl Inner {
         self.l2.is_none()
             || (self.subscribed.load(Ordering::Acquire)
                 && now <= self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS)
+    }
+
+    /// Whether `node` (where the subscriber listens) still owns the invalidation channel's
+    /// slot. Always true outside a Cluster; when the owner cannot be asked, keep listening
+    /// (the subscriber's own PING decides whether the connection is alive).
+    pub(crate) async fn still_owns_channel(&self, node: Option<&topology::NodeAddr>) -> bool {
+        let Some(node) = node else { return true };
+        let channel = self.channel.clone();
+        match self
+            .l2_run(self.probe_budget(), move |c| {
+                async move { topology::slot_owner(c, &channel).await }.boxed()
+            })
+            .await
+        {
+            Ok(owner) => owner == *node,
+            Err(_) => true,
+        }
     }
 
     pub(crate) fn heard_from_redis(&self) {
@@ -1399,7 +1453,7 @@ mod tests {
         let r = prometheus::Registry::new();
         assert!(Cache::new(CacheSettings::default(), &r).is_ok());
         let s = CacheSettings {
-            redis_url: Some("redis://127.0.0.1:1".into()),
+            redis: Some(RedisTopology::single("redis://127.0.0.1:1")),
             ..CacheSettings::default()
         };
         assert!(matches!(

@@ -68,12 +68,13 @@ pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bo
     }
 }
 
-/// The invalidation subscriber: a dedicated pub/sub connection with its own reconnect.
+/// The invalidation subscriber: a dedicated pub/sub connection with its own reconnect. Where
+/// it subscribes is resolved again at every connect (the Sentinel's current primary, the
+/// Cluster node owning the channel's slot).
 pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bool>) {
-    let (client, channel) = {
+    let channel = {
         let Some(i) = weak.upgrade() else { return };
-        let Some(l2) = &i.l2 else { return };
-        (l2.client.clone(), i.channel.clone())
+        i.channel.clone()
     };
     let mut attempt: u32 = 0;
     let mut first = true;
@@ -81,13 +82,23 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
         if *rx.borrow() {
             return;
         }
+        let Some(i) = weak.upgrade() else { return };
         let connect = async {
+            let Some(l2) = &i.l2 else {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "redis not configured",
+                )));
+            };
+            let (client, node) = l2.subscriber.resolve(&channel, attempt).await?;
             let mut ps = client.get_async_pubsub().await?;
             ps.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(ps)
+            Ok::<_, redis::RedisError>((ps, node))
         };
-        match tokio::time::timeout(Duration::from_secs(1), connect).await {
-            Ok(Ok(ps)) => {
+        let connected = tokio::time::timeout(Duration::from_secs(1), connect).await;
+        drop(i);
+        match connected {
+            Ok(Ok((ps, node))) => {
                 attempt = 0;
                 {
                     let Some(i) = weak.upgrade() else { return };
@@ -102,6 +113,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                 // Frequent pings keep the L1 lease (`LEASE_MS`) alive while Redis answers.
                 let mut ping = tokio::time::interval(Duration::from_millis(super::LEASE_MS / 3));
                 ping.tick().await;
+                let mut pings: u64 = 0;
                 loop {
                     tokio::select! {
                         _ = rx.changed() => return,
@@ -122,8 +134,15 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
                             }
-                            if let Some(i) = weak.upgrade() {
-                                i.heard_from_redis();
+                            let Some(i) = weak.upgrade() else { return };
+                            i.heard_from_redis();
+                            pings += 1;
+                            // PUBLISH goes to the slot's current owner, and only that node's
+                            // reply counts the receivers a writer waits for: follow the slot
+                            // when a failover moved it.
+                            if pings.is_multiple_of(10) && !i.still_owns_channel(node.as_ref()).await {
+                                log::warn!("cache: invalidation channel moved to another node; resubscribing");
+                                break;
                             }
                         }
                     }

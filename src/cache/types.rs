@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::breaker::BreakerState;
+use super::topology::{RedisTopology, TopologyHealth};
 
 /// Cache configuration (typed settings; the service maps env vars onto it).
 #[derive(Debug, Clone)]
@@ -14,7 +15,7 @@ pub struct CacheSettings {
     /// `CACHE_PREFIX`, default `gwd`.
     pub prefix: String,
     /// `None` => L1 only (type `in-memory`, health `healthy`).
-    pub redis_url: Option<String>,
+    pub redis: Option<RedisTopology>,
     /// Max L1 entries; 0 disables L1.
     pub l1_capacity: u64,
     /// Max L1 bytes (weigher bound).
@@ -42,7 +43,7 @@ impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
             prefix: "gwd".into(),
-            redis_url: None,
+            redis: None,
             l1_capacity: 10_000,
             l1_max_bytes: 64 * 1024 * 1024,
             l2_budget: Duration::from_millis(50),
@@ -62,7 +63,7 @@ impl Default for CacheSettings {
 pub enum CacheError {
     #[error("cache metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("invalid REDIS_URL ({0})")]
+    #[error("invalid Redis configuration ({0})")]
     InvalidRedisUrl(String),
     #[error("redis unavailable")]
     Unavailable,
@@ -219,4 +220,7 @@ pub struct CacheHealth {
     pub size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Which Redis topology is configured and how many of its nodes answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologyHealth>,
 }

@@ -83,7 +83,7 @@ pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<(), AdminEr
     let pool = database::connect_lazy(&settings.database)?;
     let cache = Cache::new(cache_settings(settings), &prometheus::Registry::new())
         .map_err(|error| AdminError::Repository(format!("cache: {error}")))?;
-    if settings.cache.url.is_some() && !cache.wait_ready(Duration::from_secs(3)).await {
+    if settings.cache.topology.is_some() && !cache.wait_ready(Duration::from_secs(3)).await {
         log::warn!(
             "Redis did not answer; running instances forget the key when their cached lookup expires"
         );

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ghl_workflow_debugger::cache::{Cache, CacheSettings};
+use ghl_workflow_debugger::cache::{Cache, CacheSettings, RedisTopology};
 
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -14,7 +14,7 @@ pub fn prefix() -> String {
 pub fn settings(prefix: &str, url: Option<&str>) -> CacheSettings {
     CacheSettings {
         prefix: prefix.to_owned(),
-        redis_url: url.map(str::to_owned),
+        redis: url.map(RedisTopology::single),
         // Keep test keys in the shared Redis short-lived (physical TTL = ttl + grace).
         stale_grace: Duration::from_secs(10),
         ..CacheSettings::default()

@@ -1,0 +1,708 @@
+//! Which Redis the shared tier talks to — one node, a Cluster or a Sentinel-managed primary —
+//! and the one connection type the rest of the cache uses for all three.
+//!
+//! The pool stays bb8 for every topology: bb8-redis's manager for a single node, the redis
+//! crate's own bb8 support for Cluster (`ClusterClient`) and Sentinel
+//! (`AsyncLockedSentinelClient`). The invalidation subscriber cannot go through a pool, so
+//! this module also says where it subscribes: the node itself, the Sentinel's current
+//! primary, or — in a Cluster — the primary that owns the channel's slot, because PUBLISH is
+//! routed there and only that node's reply counts the receivers the writer waits for.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bb8::ManageConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::{
+    AsyncLockedSentinelClient, SentinelClient, SentinelNodeConnectionInfo, SentinelServerType,
+};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
+use serde::Serialize;
+
+/// `host:port` of one Redis node or Sentinel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl NodeAddr {
+    /// Parses `host:port` (`[v6]:port` for IPv6).
+    pub fn parse(raw: &str) -> Option<NodeAddr> {
+        let (host, port) = raw.trim().rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let valid_host = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+        valid_host.then(|| NodeAddr {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Credentials for data nodes (Cluster members, the Sentinel-managed primary).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NodeAuth {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for NodeAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeAuth")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl NodeAuth {
+    fn connection_info(&self, addr: &NodeAddr) -> Result<redis::ConnectionInfo, RedisError> {
+        let mut info = format!("redis://{addr}").into_connection_info()?;
+        let mut redis_info = info.redis_settings().clone();
+        if let Some(u) = &self.username {
+            redis_info = redis_info.set_username(u);
+        }
+        if let Some(p) = &self.password {
+            redis_info = redis_info.set_password(p);
+        }
+        info = info.set_redis_settings(redis_info);
+        Ok(info)
+    }
+
+    fn client(&self, addr: &NodeAddr) -> Result<redis::Client, RedisError> {
+        redis::Client::open(self.connection_info(addr)?)
+    }
+}
+
+/// The shared tier's topology, chosen by configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// `REDIS_URL`.
+    Single { url: String },
+    /// `REDIS_CLUSTER_NODES` (seed nodes; the rest is discovered).
+    Cluster {
+        nodes: Vec<NodeAddr>,
+        auth: NodeAuth,
+    },
+    /// `REDIS_SENTINELS` + `REDIS_SENTINEL_MASTER`.
+    Sentinel {
+        sentinels: Vec<NodeAddr>,
+        master: String,
+        auth: NodeAuth,
+        sentinel_password: Option<String>,
+    },
+}
+
+impl fmt::Debug for RedisTopology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+impl RedisTopology {
+    pub fn single(url: impl Into<String>) -> RedisTopology {
+        RedisTopology::Single { url: url.into() }
+    }
+
+    /// `single`, `cluster` or `sentinel` (health's `topology.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RedisTopology::Single { .. } => "single",
+            RedisTopology::Cluster { .. } => "cluster",
+            RedisTopology::Sentinel { .. } => "sentinel",
+        }
+    }
+
+    /// For logs: never contains a password.
+    pub fn describe(&self) -> String {
+        match self {
+            RedisTopology::Single { url } => match url::Url::parse(url) {
+                Ok(u) => format!("single node {}", crate::config::mask_url(&u)),
+                Err(_) => "single node (unparsable URL)".into(),
+            },
+            RedisTopology::Cluster { nodes, .. } => format!("cluster via {}", join(nodes)),
+            RedisTopology::Sentinel {
+                sentinels, master, ..
+            } => format!("sentinel master {master:?} via {}", join(sentinels)),
+        }
+    }
+
+    /// Nodes named by the configuration (seeds, or sentinels).
+    pub fn configured_nodes(&self) -> Vec<NodeAddr> {
+        match self {
+            RedisTopology::Single { url } => url::Url::parse(url)
+                .ok()
+                .and_then(|u| {
+                    Some(NodeAddr {
+                        host: u.host_str()?.to_owned(),
+                        port: u.port().unwrap_or(6379),
+                    })
+                })
+                .into_iter()
+                .collect(),
+            RedisTopology::Cluster { nodes, .. } => nodes.clone(),
+            RedisTopology::Sentinel { sentinels, .. } => sentinels.clone(),
+        }
+    }
+}
+
+fn join(nodes: &[NodeAddr]) -> String {
+    nodes
+        .iter()
+        .map(NodeAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One pooled connection, whatever the topology. Commands go through [`ConnectionLike`], so
+/// the cache's code is the same for all three; a Cluster connection routes each key's
+/// command to its slot's primary and follows MOVED/failovers itself.
+pub enum RedisConn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Node(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Node(c) => c.get_db(),
+            RedisConn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisConn {
+    /// The primaries to iterate for a namespace-wide `SCAN`: `None` means "this connection's
+    /// node is the whole keyspace" (single node, Sentinel primary).
+    pub async fn primaries(&mut self) -> Result<Option<Vec<NodeAddr>>, RedisError> {
+        match self {
+            RedisConn::Node(_) => Ok(None),
+            RedisConn::Cluster(c) => {
+                let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(c).await?;
+                Ok(Some(
+                    parse_cluster_nodes(&nodes)
+                        .into_iter()
+                        .filter(|n| n.primary && n.healthy && n.owns_slots)
+                        .map(|n| n.addr)
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// Runs `cmd` on one node (Cluster) or on this connection's node.
+    pub async fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        node: Option<&NodeAddr>,
+        cmd: Cmd,
+    ) -> Result<T, RedisError> {
+        match (self, node) {
+            (RedisConn::Cluster(c), Some(n)) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: n.host.clone(),
+                    port: n.port,
+                });
+                let v = c.route_command(cmd, routing).await?;
+                redis::from_redis_value(v).map_err(RedisError::from)
+            }
+            (c, _) => cmd.query_async(c).await,
+        }
+    }
+
+    /// Errors after which this connection must not be handed out again: I/O failures, and a
+    /// node that is no longer the primary (READONLY after a Sentinel failover demoted it).
+    pub fn is_fatal(&self, e: &RedisError) -> bool {
+        let demoted = matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        );
+        e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() || demoted
+    }
+}
+
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub addr: NodeAddr,
+    pub primary: bool,
+    /// Not flagged `fail`/`pfail`/`noaddr`/`handshake`.
+    pub healthy: bool,
+    pub owns_slots: bool,
+}
+
+/// `<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>…`
+pub fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let endpoint = fields.get(1)?.split(['@', ',']).next()?;
+            let addr = NodeAddr::parse(endpoint)?;
+            let flags: Vec<&str> = fields.get(2)?.split(',').collect();
+            let linked =
+                fields.get(7).is_some_and(|l| *l == "connected") || flags.contains(&"myself");
+            Some(ClusterNode {
+                addr,
+                primary: flags.contains(&"master"),
+                healthy: linked
+                    && !flags
+                        .iter()
+                        .any(|f| matches!(*f, "fail" | "fail?" | "noaddr" | "handshake")),
+                owns_slots: fields.len() > 8,
+            })
+        })
+        .collect()
+}
+
+/// Makes pooled connections for the configured topology (bb8 managers underneath).
+#[derive(Clone)]
+pub enum Connector {
+    Single(bb8_redis::RedisConnectionManager),
+    Cluster(ClusterClient),
+    Sentinel(Arc<AsyncLockedSentinelClient>),
+}
+
+impl Connector {
+    pub fn new(topology: &RedisTopology, budget: Duration) -> Result<Connector, RedisError> {
+        match topology {
+            RedisTopology::Single { url } => Ok(Connector::Single(
+                bb8_redis::RedisConnectionManager::new(url.as_str())?,
+            )),
+            RedisTopology::Cluster { nodes, auth } => {
+                let seeds = nodes
+                    .iter()
+                    .map(|n| auth.connection_info(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Retries inside the client would outlive the L2 budget; the breaker and
+                // the fallback to Postgres already handle a failing node.
+                let client = ClusterClient::builder(seeds)
+                    .retries(1)
+                    .connection_timeout(budget.max(Duration::from_millis(250)))
+                    .build()?;
+                Ok(Connector::Cluster(client))
+            }
+            RedisTopology::Sentinel {
+                sentinels,
+                master,
+                auth,
+                sentinel_password,
+            } => {
+                let client = sentinel_client(sentinels, master, auth, sentinel_password)?;
+                Ok(Connector::Sentinel(Arc::new(
+                    AsyncLockedSentinelClient::new(client),
+                )))
+            }
+        }
+    }
+
+    pub async fn connect(&self) -> Result<RedisConn, RedisError> {
+        match self {
+            Connector::Single(m) => m.connect().await.map(RedisConn::Node),
+            Connector::Cluster(c) => c.connect().await.map(RedisConn::Cluster),
+            Connector::Sentinel(s) => s.as_ref().connect().await.map(RedisConn::Node),
+        }
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Connector::Single(_) => "Connector::Single",
+            Connector::Cluster(_) => "Connector::Cluster",
+            Connector::Sentinel(_) => "Connector::Sentinel",
+        })
+    }
+}
+
+fn sentinel_client(
+    sentinels: &[NodeAddr],
+    master: &str,
+    auth: &NodeAuth,
+    sentinel_password: &Option<String>,
+) -> Result<SentinelClient, RedisError> {
+    let infos = sentinels
+        .iter()
+        .map(|s| {
+            NodeAuth {
+                username: None,
+                password: sentinel_password.clone(),
+            }
+            .connection_info(s)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut redis_info = redis::RedisConnectionInfo::default();
+    if let Some(u) = &auth.username {
+        redis_info = redis_info.set_username(u);
+    }
+    if let Some(p) = &auth.password {
+        redis_info = redis_info.set_password(p);
+    }
+    let node_info = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis_info);
+    SentinelClient::build(
+        infos,
+        master.to_owned(),
+        Some(node_info),
+        SentinelServerType::Master,
+    )
+}
+
+/// Where the invalidation subscriber connects, resolved again at every (re)connect.
+pub struct SubscriberTarget {
+    topology: RedisTopology,
+    sentinel: Option<tokio::sync::Mutex<SentinelClient>>,
+}
+
+impl SubscriberTarget {
+    pub fn new(topology: &RedisTopology) -> Result<SubscriberTarget, RedisError> {
+        let sentinel = match topology {
+            RedisTopology::Sentinel {
+                sentinels,
+                master,
+                auth,
+                sentinel_password,
+            } => Some(tokio::sync::Mutex::new(sentinel_client(
+                sentinels,
+                master,
+                auth,
+                sentinel_password,
+            )?)),
+            _ => None,
+        };
+        Ok(SubscriberTarget {
+            topology: topology.clone(),
+            sentinel,
+        })
+    }
+
+    /// A client for the node to subscribe on, and that node's address. `attempt` rotates
+    /// through the Cluster's seeds so that one dead seed does not block resubscribing.
+    pub async fn resolve(
+        &self,
+        channel: &str,
+        attempt: u32,
+    ) -> Result<(redis::Client, Option<NodeAddr>), RedisError> {
+        match &self.topology {
+            RedisTopology::Single { url } => Ok((redis::Client::open(url.as_str())?, None)),
+            RedisTopology::Sentinel { .. } => {
+                let Some(s) = &self.sentinel else {
+                    return Err(not_configured());
+                };
+                let client = s.lock().await.async_get_client().await?;
+                Ok((client, None))
+            }
+            RedisTopology::Cluster { nodes, auth } => {
+                let seed = &nodes[attempt as usize % nodes.len().max(1)];
+                let mut conn = auth
+                    .client(seed)?
+                    .get_multiplexed_async_connection()
+                    .await?;
+                let owner = slot_owner(&mut conn, channel).await?;
+                Ok((auth.client(&owner)?, Some(owner)))
+            }
+        }
+    }
+}
+
+fn not_configured() -> RedisError {
+    RedisError::from((redis::ErrorKind::Client, "sentinel client not configured"))
+}
+
+/// The primary that currently owns `key`'s slot (asked of any cluster member).
+pub async fn slot_owner(conn: &mut impl ConnectionLike, key: &str) -> Result<NodeAddr, RedisError> {
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await?;
+    let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+    owner_in_cluster_slots(&slots, slot).ok_or_else(|| {
+        RedisError::from((
+            redis::ErrorKind::Client,
+            "no primary owns the invalidation channel's slot",
+        ))
+    })
+}
+
+/// `CLUSTER SLOTS` is `[[start, end, [host, port, id…], replicas…], …]`.
+fn owner_in_cluster_slots(slots: &Value, slot: i64) -> Option<NodeAddr> {
+    let Value::Array(ranges) = slots else {
+        return None;
+    };
+    ranges.iter().find_map(|range| {
+        let Value::Array(parts) = range else {
+            return None;
+        };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            return None;
+        };
+        if !(*start..=*end).contains(&slot) {
+            return None;
+        }
+        let host = match primary.first()? {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+            Value::SimpleString(s) => s.clone(),
+            _ => return None,
+        };
+        let Value::Int(port) = primary.get(1)? else {
+            return None;
+        };
+        Some(NodeAddr {
+            host,
+            port: u16::try_from(*port).ok()?,
+        })
+    })
+}
+
+/// Health's `checks.cache.topology`: what is configured and how much of it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopologyHealth {
+    pub kind: &'static str,
+    /// Nodes known: the node; every Cluster member; the Sentinels.
+    pub nodes: usize,
+    /// Of those, how many answered PING just now.
+    pub answering: usize,
+    /// The primary in use (Sentinel), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+}
+
+/// Pings every node of a Cluster or Sentinel setup at once (each bounded by `budget`). A
+/// single node is reported by the caller, which already pinged it through the pool.
+pub async fn probe_nodes(topology: &RedisTopology, budget: Duration) -> TopologyHealth {
+    let (nodes, auth, primary) = match topology {
+        RedisTopology::Single { .. } => (topology.configured_nodes(), NodeAuth::default(), None),
+        RedisTopology::Cluster { nodes, auth } => {
+            let members = cluster_members(nodes, auth, budget).await;
+            (members.unwrap_or_else(|| nodes.clone()), auth.clone(), None)
+        }
+        RedisTopology::Sentinel {
+            sentinels,
+            master,
+            sentinel_password,
+            ..
+        } => {
+            let auth = NodeAuth {
+                username: None,
+                password: sentinel_password.clone(),
+            };
+            let primary = sentinel_primary(sentinels, master, &auth, budget).await;
+            (sentinels.clone(), auth, primary)
+        }
+    };
+    let checks = nodes.iter().map(|n| {
+        let auth = auth.clone();
+        async move {
+            let Ok(client) = auth.client(n) else {
+                return false;
+            };
+            tokio::time::timeout(budget, async {
+                let mut c = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+            .await
+            .is_ok_and(|r| r.is_ok())
+        }
+    });
+    let answering = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
+    TopologyHealth {
+        kind: topology.kind(),
+        nodes: nodes.len(),
+        answering,
+        primary,
+    }
+}
+
+/// Every member of the Cluster, as the first seed that answers lists them.
+async fn cluster_members(
+    seeds: &[NodeAddr],
+    auth: &NodeAuth,
+    budget: Duration,
+) -> Option<Vec<NodeAddr>> {
+    let asks = seeds.iter().map(|seed| async move {
+        tokio::time::timeout(budget, async {
+            let mut c = auth
+                .client(seed)?
+                .get_multiplexed_async_connection()
+                .await?;
+            redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async::<String>(&mut c)
+                .await
+        })
+        .await
+        .ok()?
+        .ok()
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|text| {
+            parse_cluster_nodes(&text)
+                .into_iter()
+                .map(|n| n.addr)
+                .collect()
+        })
+}
+
+async fn sentinel_primary(
+    sentinels: &[NodeAddr],
+    master: &str,
+    auth: &NodeAuth,
+    budget: Duration,
+) -> Option<String> {
+    for s in sentinels {
+        let asked = tokio::time::timeout(budget, async {
+            let mut c = auth.client(s)?.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(master)
+                .query_async::<Option<(String, u16)>>(&mut c)
+                .await
+        })
+        .await;
+        if let Ok(Ok(Some((host, port)))) = asked {
+            return Some(NodeAddr { host, port }.to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_addresses_parse_and_print() {
+        let a = NodeAddr::parse("10.0.0.1:7000").unwrap();
+        assert_eq!(a.to_string(), "10.0.0.1:7000");
+        let v6 = NodeAddr::parse("[::1]:7001").unwrap();
+        assert_eq!(v6.host, "::1");
+        assert_eq!(v6.to_string(), "[::1]:7001");
+        for bad in [
+            "",
+            "host",
+            "host:",
+            "host:0",
+            "host:99999",
+            ":7000",
+            "a b:1",
+        ] {
+            assert!(NodeAddr::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_nodes_output_is_understood() {
+        let text = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002,host-b master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003 master,fail - 0 1426238318243 3 disconnected 10923-16383
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+";
+        let nodes = parse_cluster_nodes(text);
+        assert_eq!(nodes.len(), 4);
+        let live_primaries: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.primary && n.healthy && n.owns_slots)
+            .map(|n| n.addr.to_string())
+            .collect();
+        assert_eq!(live_primaries, ["127.0.0.1:30002", "127.0.0.1:30001"]);
+        assert!(!nodes[0].primary && nodes[0].healthy && !nodes[0].owns_slots);
+    }
+
+    #[test]
+    fn slot_owner_is_read_from_cluster_slots() {
+        let node = |port| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let slots = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node(7000),
+                node(7003),
+            ]),
+            Value::Array(vec![Value::Int(5461), Value::Int(16383), node(7001)]),
+        ]);
+        assert_eq!(
+            owner_in_cluster_slots(&slots, 6000).unwrap().to_string(),
+            "127.0.0.1:7001"
+        );
+        assert_eq!(owner_in_cluster_slots(&slots, 0).unwrap().port, 7000);
+        assert!(owner_in_cluster_slots(&Value::Nil, 1).is_none());
+    }
+
+    #[test]
+    fn descriptions_never_show_passwords() {
+        let auth = NodeAuth {
+            username: Some("app".into()),
+            password: Some("hunter2".into()),
+        };
+        let nodes = vec![NodeAddr::parse("127.0.0.1:7000").unwrap()];
+        let all = [
+            RedisTopology::single("redis://:hunter2@cache:6379"),
+            RedisTopology::Cluster {
+                nodes: nodes.clone(),
+                auth: auth.clone(),
+            },
+            RedisTopology::Sentinel {
+                sentinels: nodes,
+                master: "mymaster".into(),
+                auth,
+                sentinel_password: Some("hunter2".into()),
+            },
+        ];
+        for t in all {
+            assert!(!format!("{t:?}").contains("hunter2"));
+            assert!(!t.describe().contains("hunter2"));
+        }
+    }
+}
