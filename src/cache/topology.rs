@@ -294,7 +294,7 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
 #[derive(Clone)]
 pub enum Connector {
     Single(bb8_redis::RedisConnectionManager),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
     Sentinel(Arc<AsyncLockedSentinelClient>),
 }
 
@@ -315,7 +315,7 @@ impl Connector {
                     .retries(1)
                     .connection_timeout(budget.max(Duration::from_millis(250)))
                     .build()?;
-                Ok(Connector::Cluster(client))
+                Ok(Connector::Cluster(Box::new(client)))
             }
             RedisTopology::Sentinel {
                 sentinels,
@@ -334,7 +334,7 @@ impl Connector {
     pub async fn connect(&self) -> Result<RedisConn, RedisError> {
         match self {
             Connector::Single(m) => m.connect().await.map(RedisConn::Node),
-            Connector::Cluster(c) => c.connect().await.map(RedisConn::Cluster),
+            Connector::Cluster(c) => c.as_ref().connect().await.map(RedisConn::Cluster),
             Connector::Sentinel(s) => s.as_ref().connect().await.map(RedisConn::Node),
         }
     }
