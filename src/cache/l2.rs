@@ -1,7 +1,7 @@
 //! The Redis tier: a bb8 pool of connections to the configured topology, every operation
 //! (checkout + command) under one budget.
 
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use bb8::{ErrorSink, ManageConnection, Pool};
@@ -9,7 +9,7 @@ use redis::RedisError;
 use tokio::time::{timeout_at, Instant};
 
 use super::metrics::Metrics;
-use super::topology::{Connector, RedisConn, RedisTopology, SubscriberTarget};
+use super::topology::{Connector, NodeAddr, RedisConn, RedisTopology, SubscriberTarget};
 
 /// A pooled connection plus a "replace me" flag: the bb8 managers never report a
 /// multiplexed connection as broken, so after an I/O error, a READONLY reply (a demoted
@@ -89,6 +89,8 @@ pub struct L2 {
     connect_timeout: Duration,
     pub topology: RedisTopology,
     pub subscriber: SubscriberTarget,
+    /// The primary last named by the Sentinels (Sentinel topology only).
+    known_primary: Mutex<Option<NodeAddr>>,
 }
 
 impl L2 {
@@ -111,6 +113,7 @@ impl L2 {
             connect_timeout,
             topology: topology.clone(),
             subscriber,
+            known_primary: Mutex::new(None),
         })
     }
 
@@ -127,6 +130,21 @@ impl L2 {
             self.sink.clone(),
         );
         *self.pool.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    pub fn known_primary(&self) -> Option<NodeAddr> {
+        self.known_primary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the primary the Sentinels name; true when it replaced a different one.
+    pub fn note_primary(&self, primary: NodeAddr) -> bool {
+        let mut known = self.known_primary.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = known.as_ref().is_some_and(|k| *k != primary);
+        *known = Some(primary);
+        changed
     }
 
     pub fn pool_state(&self) -> (u32, u32) {

@@ -1177,13 +1177,30 @@ impl Inner {
         let px = TOMBSTONE_TTL.as_millis() as u64;
         self.l2_run(budget, move |c| {
             async move {
-                let mut p = redis::pipe();
-                for k in &keys {
-                    p.cmd("SET").arg(k).arg(&tomb).arg("PX").arg(px).ignore();
+                if !c.is_cluster() {
+                    let mut p = redis::pipe();
+                    for k in &keys {
+                        p.cmd("SET").arg(k).arg(&tomb).arg("PX").arg(px).ignore();
+                    }
+                    p.cmd("PUBLISH").arg(channel).arg(msg);
+                    let (receivers,): (i64,) = p.query_async(c).await?;
+                    return Ok(receivers);
                 }
-                p.cmd("PUBLISH").arg(channel).arg(msg);
-                let (receivers,): (i64,) = p.query_async(c).await?;
-                Ok(receivers)
+                // A Cluster refuses a pipeline whose commands hash to different slots: one
+                // pipeline per hash tag (a location's keys share one), then the PUBLISH, which
+                // is routed to the channel's slot.
+                for group in topology::group_by_hash_tag(&keys) {
+                    let mut p = redis::pipe();
+                    for k in group {
+                        p.cmd("SET").arg(k).arg(&tomb).arg("PX").arg(px).ignore();
+                    }
+                    p.query_async::<()>(c).await?;
+                }
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(msg)
+                    .query_async::<i64>(c)
+                    .await
             }
             .boxed()
         })
@@ -1320,11 +1337,35 @@ impl Inner {
                 && now <= self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS)
     }
 
+    /// Sentinel only: asks who the primary is now. When the Sentinels moved it, the pool is
+    /// replaced (pooled connections may still reach the old primary, which keeps answering as
+    /// one for a while after a manual failover), values Redis holds from before are no longer
+    /// trusted (invalidations sent to the old primary are lost), and the subscriber follows.
+    pub(crate) async fn follow_sentinel_primary(&self) {
+        let Some(l2) = &self.l2 else { return };
+        if !matches!(l2.topology, RedisTopology::Sentinel { .. }) {
+            return;
+        }
+        let asked = tokio::time::timeout(self.probe_budget(), l2.subscriber.sentinel_primary());
+        if let Ok(Some(primary)) = asked.await {
+            if l2.note_primary(primary.clone()) {
+                log::warn!("cache: sentinels moved the primary to {primary}; reconnecting");
+                self.trusted_after_ms.store(now_ms(), Ordering::Release);
+                l2.reset_pool();
+            }
+        }
+    }
+
     /// Whether `node` (where the subscriber listens) still owns the invalidation channel's
     /// slot. Always true outside a Cluster; when the owner cannot be asked, keep listening
     /// (the subscriber's own PING decides whether the connection is alive).
     pub(crate) async fn still_owns_channel(&self, node: Option<&topology::NodeAddr>) -> bool {
-        let Some(node) = node else { return true };
+        let (Some(node), Some(l2)) = (node, &self.l2) else {
+            return true;
+        };
+        if let RedisTopology::Sentinel { .. } = l2.topology {
+            return l2.known_primary().is_none_or(|p| p == *node);
+        }
         let channel = self.channel.clone();
         match self
             .l2_run(self.probe_budget(), move |c| {

@@ -38,6 +38,9 @@ pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bo
         match i.breaker.state() {
             BreakerState::Closed => {
                 attempt = 0;
+                if tick.is_multiple_of(10) {
+                    i.follow_sentinel_primary().await;
+                }
                 if tick.is_multiple_of(10) && !lock(&i.pending).is_empty() {
                     i.replay_pending(i.probe_budget()).await;
                 }

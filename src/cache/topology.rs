@@ -209,6 +209,10 @@ impl ConnectionLike for RedisConn {
 }
 
 impl RedisConn {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisConn::Cluster(_))
+    }
+
     /// The primaries to iterate for a namespace-wide `SCAN`: `None` means "this connection's
     /// node is the whole keyspace" (single node, Sentinel primary).
     pub async fn primaries(&mut self) -> Result<Option<Vec<NodeAddr>>, RedisError> {
@@ -255,6 +259,31 @@ impl RedisConn {
         );
         e.is_unrecoverable_error() || e.is_io_error() || e.is_connection_dropped() || demoted
     }
+}
+
+/// The part of a key Redis Cluster hashes: the first non-empty `{…}`, else the whole key.
+pub fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}')
+                .filter(|close| *close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key)
+}
+
+/// Keys grouped so that each group hashes to one slot (same hash tag), in first-seen order.
+pub fn group_by_hash_tag(keys: &[String]) -> Vec<Vec<&str>> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for key in keys {
+        let tag = hash_tag(key);
+        match groups.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, group)) => group.push(key),
+            None => groups.push((tag, vec![key])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
 }
 
 /// One line of `CLUSTER NODES`.
@@ -424,7 +453,8 @@ impl SubscriberTarget {
                     return Err(not_configured());
                 };
                 let client = s.lock().await.async_get_client().await?;
-                Ok((client, None))
+                let primary = address_of(&client);
+                Ok((client, primary))
             }
             RedisTopology::Cluster { nodes, auth } => {
                 let seed = &nodes[attempt as usize % nodes.len().max(1)];
@@ -436,6 +466,27 @@ impl SubscriberTarget {
                 Ok((auth.client(&owner)?, Some(owner)))
             }
         }
+    }
+}
+
+impl SubscriberTarget {
+    /// The primary the Sentinels name now (checked to answer as a primary); `None` outside
+    /// Sentinel or when no sentinel answers.
+    pub async fn sentinel_primary(&self) -> Option<NodeAddr> {
+        let sentinel = self.sentinel.as_ref()?;
+        let client = sentinel.lock().await.async_get_client().await.ok()?;
+        address_of(&client)
+    }
+}
+
+fn address_of(client: &redis::Client) -> Option<NodeAddr> {
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => Some(NodeAddr {
+            host: host.clone(),
+            port: *port,
+        }),
+        _ => None,
     }
 }
 
@@ -633,6 +684,22 @@ mod tests {
         ] {
             assert!(NodeAddr::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn keys_group_by_the_slot_redis_hashes() {
+        assert_eq!(hash_tag("gwd:v2:workflow:{loc1}:wf"), "loc1");
+        assert_eq!(hash_tag("a{}b{c}"), "a{}b{c}");
+        assert_eq!(hash_tag("no-tag"), "no-tag");
+        assert_eq!(hash_tag("x{open"), "x{open");
+        let keys: Vec<String> = ["p:{a}:1", "p:{b}:1", "p:{a}:2", "plain"]
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            group_by_hash_tag(&keys),
+            vec![vec!["p:{a}:1", "p:{a}:2"], vec!["p:{b}:1"], vec!["plain"]]
+        );
     }
 
     #[test]

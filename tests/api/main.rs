@@ -17,5 +17,6 @@ mod openapi;
 mod rate_limits;
 mod security;
 mod subscription;
+mod topology;
 mod webhooks;
 mod workflows;
