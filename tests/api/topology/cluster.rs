@@ -10,7 +10,7 @@ use ghl_workflow_debugger::cache::{
 use super::common::*;
 use super::harness::RedisCluster;
 use crate::cache::common::prefix;
-use crate::faults::harness::{scaled, seed, Load, Row};
+use crate::faults::harness::{p99_bound, scaled, seed, split_p99, Load, Row, NO_WAIT_BOUND};
 
 async fn cluster_or_skip() -> Option<RedisCluster> {
     let cluster = RedisCluster::start(1).await;
@@ -213,4 +213,46 @@ async fn a_cluster_primary_killed_under_load_costs_no_errors_and_the_service_fol
     }
     assert_eq!(stale, 0, "stale reads after the failover");
     assert_eq!(check["topology"]["answering"], 5, "{check}");
+}
+
+/// Scenario: the primary owning the location's slot is frozen (SIGSTOP) for 5 s under load —
+/// longer than `cluster-node-timeout`, so the Cluster may also fail over meanwhile. Either way
+/// no request waits on the frozen node beyond the L2 budget: 0 5xx and the hung-Redis bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_cluster_primary_never_holds_a_request() {
+    let Some(cluster) = cluster_or_skip().await else {
+        return;
+    };
+    let (a, _b) = two_instances(&env_for(&cluster)).await;
+    let seeded = seed(&a, "locFrozen", 20).await;
+    let total = scaled(2_000);
+    let load = Load::reads(&a.address, &seeded, 8, total);
+    load.wait_for(total / 4).await;
+    let frozen = cluster.primary_for_key("{locFrozen}").await;
+    let frozen_at = Instant::now();
+    cluster.signal(&frozen, "-STOP");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster.signal(&frozen, "-CONT");
+    load.wait_for(total).await;
+    let tally = load.finish().await;
+    let (baseline, p99) = split_p99(&tally, frozen_at);
+    Row {
+        scenario: "Cluster primary frozen 5 s under load",
+        requests: tally.count(),
+        five_xx: tally.five_xx(),
+        stale_reads: 0,
+        stale_served: tally.stale_served(),
+        lost_writes: 0,
+        recovery: format!("frozen {frozen}; p99 before the freeze {baseline:?}"),
+        p99,
+    }
+    .print();
+    assert_eq!(tally.five_xx(), 0, "{}", tally.summary());
+    assert_eq!(tally.wrong(), 0, "{}", tally.summary());
+    assert!(
+        p99 < p99_bound(baseline),
+        "p99 {p99:?}; {}",
+        tally.summary()
+    );
+    assert!(tally.max() < NO_WAIT_BOUND, "{}", tally.summary());
 }

@@ -597,6 +597,21 @@ impl RedisCluster {
         addr
     }
 
+    /// Sends `signal` (e.g. `-STOP`, `-CONT`) by PID to the node at `addr`.
+    pub fn signal(&self, addr: &str, signal: &str) {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.alive() && n.addr() == addr)
+            .unwrap_or_else(|| panic!("{addr} is not a live node of ours"));
+        let pid = node.child.as_ref().map(Child::id).unwrap_or_default();
+        let ok = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid}");
+    }
+
     /// Waits until every surviving node says `cluster_state:ok` and agrees that `key`'s slot
     /// belongs to one live node other than `old_primary`, which itself answers `ROLE` master.
     pub async fn wait_for_failover(&self, key: &str, old_primary: &str, deadline: Duration) {
