@@ -7,11 +7,16 @@ loopback (same connections and duration for every case, after a warm-up), measur
 redis-benchmark and pgbench on the same servers, and writes the table to BENCHMARKS.md
 (between markers) and bench/out/load.json. Everything it starts, it stops.
 
+When `node` is on PATH, the L1-hit and miss cases are also run against a minimal
+Node.js/Express + ioredis + pg peer (bench/peers/node), right after the Rust case, against the
+same database and Redis with the same oha parameters: the "Peer" table.
+
 Environment: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64),
 BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), DATABASE_ADMIN_URL
 (postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
 """
 
+import ctypes
 import json
 import os
 import platform
@@ -27,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "ghl-workflow-debugger"
+PEER_DIR = ROOT / "bench" / "peers" / "node"
 OUT_DIR = ROOT / "bench" / "out"
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 WARMUP = 2
@@ -40,6 +46,8 @@ BENCH_DB = f"gwd_bench_{os.getpid()}"
 PG_BENCH_DB = f"gwd_pgbench_{os.getpid()}"
 HOT_SET = 100
 COMMANDS = []  # every load command, for the report
+L1_CASE = "L1 hit: GET /api/workflows/{id}, hot set of 100"
+MISS_CASE = "miss: cache bypassed, Postgres every request"
 
 
 def run(cmd, **kw):
@@ -124,6 +132,127 @@ class Server:
             self.proc.wait()
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _term_with_parent():
+    """In the peer's child, before exec (Linux): SIGTERM when this script dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Peer:
+    """The Node.js/Express peer (bench/peers/node) on a free port, in its own process group:
+    the cluster primary and its workers are all stopped by stop()."""
+
+    def __init__(self, db_url, processes, **extra):
+        self.port = free_port()
+        # Its keys are `peer:gwdbench<pid>:…`, never the Rust service's `gwdbench<pid>:v2:…`.
+        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=REDIS_URL, PORT=str(self.port), HOST="127.0.0.1",
+                   NODE_ENV="production", WORKERS=str(processes), CACHE_PREFIX=f"gwdbench{os.getpid()}",
+                   DATABASE_MAX_CONNECTIONS="16")
+        env.update({k: str(v) for k, v in extra.items()})
+        self.stopped = False
+        self.proc = subprocess.Popen(["node", "server.js"], cwd=PEER_DIR, env=env, start_new_session=True,
+                                     preexec_fn=_term_with_parent)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the peer exited with status {self.proc.returncode} while starting")
+                try:
+                    urllib.request.urlopen(url("/ready", self.port), timeout=1)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the peer did not answer /ready within 15 s")
+                    time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _group_alive(self):
+        try:
+            os.killpg(self.proc.pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    def stop(self):
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for _ in range(50):  # workers outliving the primary
+            if not self._group_alive():
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class PeerRun:
+    """The peer's cases in this run, or why there are none."""
+
+    def __init__(self):
+        self.cases = {}
+        self.info = None
+        self.skipped = self._prepare()
+        if self.skipped:
+            print(f"bench-load: peer skipped: {self.skipped}", flush=True)
+
+    def _prepare(self):
+        node, npm = shutil.which("node"), shutil.which("npm")
+        if not node:
+            return "node not found"
+        if not npm:
+            return "npm not found"
+        print(f"+ npm ci (in {PEER_DIR.relative_to(ROOT)})", flush=True)
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEER_DIR,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+            return f"npm ci failed ({tail})"
+        version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+        try:
+            processes = len(os.sched_getaffinity(0))
+        except AttributeError:
+            processes = os.cpu_count() or 1
+        self.info = {"node": version, "processes": processes,
+                     "dependencies": json.loads((PEER_DIR / "package.json").read_text())["dependencies"]}
+        return None
+
+    def measure(self, name, db_url, args, **extra):
+        """Starts the peer with `extra` in its environment, runs oha with args(port), stops it."""
+        if self.skipped:
+            return
+        peer = None
+        try:
+            peer = Peer(db_url, self.info["processes"], **extra)
+            self.cases[name] = oha(args(peer.port))
+        except Exception as error:
+            self.skipped = f"failed in '{name}': {error}"
+            print(f"bench-load: peer {self.skipped}", file=sys.stderr, flush=True)
+        finally:
+            if peer is not None:
+                peer.stop()
+
+
 def oha_command(args, duration, rate):
     cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{duration}s"]
     if rate:
@@ -153,25 +282,25 @@ def oha(args, duration=DURATION, rate=None):
     }
 
 
-def url(path):
-    return f"http://127.0.0.1:{PORT}{path}"
+def url(path, port=PORT):
+    return f"http://127.0.0.1:{port}{path}"
 
 
 def auth(location=1):
     return ["-H", f"Authorization: Bearer {key_of(location)}"]
 
 
-def url_regex(path_regex):
+def url_regex(path_regex, port=PORT):
     """oha's --rand-regex-url takes the whole URL as a regex: the host's dots are escaped."""
-    return f"http://127[.]0[.]0[.]1:{PORT}" + path_regex
+    return f"http://127[.]0[.]0[.]1:{port}" + path_regex
 
 
-def hot_ids_regex():
-    return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9]|100)")
+def hot_ids_regex(port=PORT):
+    return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9]|100)", port)
 
 
-def all_ids_regex():
-    return url_regex(f"/api/workflows/wf-([1-9][0-9]{{0,2}}|{WORKFLOWS})")
+def all_ids_regex(port=PORT):
+    return url_regex(f"/api/workflows/wf-([1-9][0-9]{{0,2}}|{WORKFLOWS})", port)
 
 
 def analysis_regex():
@@ -218,15 +347,20 @@ def single_flight(counts):
 
 def main():
     global OHA
+    # SIGTERM unwinds like Ctrl-C, so the `finally` below stops what was started.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     OHA = ensure_oha()
     run(["cargo", "build", "--release", "--locked", "--bin", "ghl-workflow-debugger"], cwd=ROOT)
     run([str(ROOT / "scripts" / "ensure-services.sh")])
+    peer = PeerRun()
     db_url, definition_bytes = seed()
     cases = {}
     try:
         server = Server(db_url)
         cases["ceiling: GET /live"] = oha([url("/live")])
-        cases["L1 hit: GET /api/workflows/{id}, hot set of 100"] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+        cases[L1_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+        # The peer's case right after the Rust one; the Rust server stays up, idle, meanwhile.
+        peer.measure(L1_CASE, db_url, lambda port: [*auth(), "--rand-regex-url", hot_ids_regex(port)])
         ceiling_rate = cases["ceiling: GET /live"]["rps"]
         rate = max(1, int(ceiling_rate * 0.2))
         cases["ceiling at 20 % rate (open loop)"] = oha([url("/live")], rate=rate)
@@ -247,7 +381,9 @@ def main():
         server.stop()
 
         server = Server(db_url, CACHE_BYPASS="true")
-        cases["miss: cache bypassed, Postgres every request"] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
+        cases[MISS_CASE] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
+        peer.measure(MISS_CASE, db_url, lambda port: [*auth(), "--rand-regex-url", all_ids_regex(port)],
+                     CACHE_BYPASS="true")
         cases["analysis uncached (bypass)"] = oha([*auth(), "--rand-regex-url", analysis_regex()])
         server.stop()
 
@@ -267,18 +403,49 @@ def main():
         except Exception:
             pass
         psql(ADMIN_URL, f'drop database if exists "{BENCH_DB}" with (force)')
-    report(cases, flights, redis_get, pg_tps, definition_bytes)
+    report(cases, flights, redis_get, pg_tps, definition_bytes, peer)
 
 
-def report(cases, flights, redis_get, pg_tps, definition_bytes):
+def peer_section(cases, peer):
+    """The "Peer: Node.js/Express" lines of the report, and its part of load.json."""
+    title = "**Peer: Node.js/Express**"
+    if not peer.cases:
+        return [f"{title}: peer skipped: {peer.skipped}."], {"status": f"peer skipped: {peer.skipped}"}
+    info = peer.info
+    deps = ", ".join(f"{name} {version}" for name, version in info["dependencies"].items())
+    rows, ratios = [], {}
+    for name, r in peer.cases.items():
+        rust = cases[name]
+        ratios[name] = round(rust["rps"] / max(r["rps"], 1e-9), 2)
+        rows.append(f"| {name} | Rust | {rust['rps']:.0f} | {rust['p50_ms']:.2f} | {rust['p99_ms']:.2f} | "
+                    f"{rust['errors']} | |")
+        rows.append(f"| {name} | Node.js/Express | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                    f"{r['errors']} | {ratios[name]:.2f} |")
+    lines = [
+        f"{title} (`bench/peers/node`: Node {info['node']}, {deps}; cluster module, {info['processes']} "
+        f"processes, one per core; Postgres pool of 16 split between them): the same cases against the same "
+        f"database and Redis with the same oha parameters, each right after the Rust one "
+        f"(Rust / peer = ratio of req/s).",
+        "",
+        "| case | service | req/s | p50 ms | p99 ms | errors | Rust / peer |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    if peer.skipped:
+        lines += ["", f"The peer's other cases did not run: {peer.skipped}."]
+    return lines, {"status": "measured" if not peer.skipped else f"partial: {peer.skipped}", **info,
+                   "cases": peer.cases, "rust_over_peer_rps": ratios}
+
+
+def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
     ceiling = cases["ceiling: GET /live"]
     rows = []
     for name, r in cases.items():
         rows.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
                     f"{r['rps'] / ceiling['rps']:.2f} |")
-    l1 = cases["L1 hit: GET /api/workflows/{id}, hot set of 100"]
+    l1 = cases[L1_CASE]
     l2 = cases["L2 hit: same, L1 off"]
-    miss = cases["miss: cache bypassed, Postgres every request"]
+    miss = cases[MISS_CASE]
     down = cases["Redis down: breaker open, L1-miss traffic"]
     analysis = cases["analysis cached: GET /api/workflows/{id}/analysis"]
     open_ceiling = cases["ceiling at 20 % rate (open loop)"]
@@ -292,6 +459,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes):
         ("cached analysis / ceiling", analysis["rps"] / ceiling["rps"], "≥ 0.75"),
         ("Redis down / miss", down["rps"] / miss["rps"], "≥ 0.9"),
     ]
+    peer_lines, peer_json = peer_section(cases, peer)
     machine = f"{os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}"
     body = "\n".join([
         "<!-- bench-load:start -->",
@@ -313,6 +481,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes):
         "Single flight (concurrent requests for one cold key → loader calls): "
         + ", ".join(f"{n} → {loads}" for n, loads in flights.items()) + ".",
         "",
+        *peer_lines,
+        "",
         "Commands:",
         "",
         *[f"    {c}" for c in COMMANDS],
@@ -329,7 +499,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes):
     (OUT_DIR / "load.json").write_text(json.dumps({
         "cases": cases, "redis_benchmark_get": redis_get, "pgbench_select_tps": pg_tps,
         "single_flight": flights, "targets": {n: v for n, v, _ in targets}, "machine": machine,
-        "commands": COMMANDS}, indent=2))
+        "peer": peer_json, "commands": COMMANDS}, indent=2))
     print(body)
 
 
