@@ -48,6 +48,8 @@ HOT_SET = 100
 COMMANDS = []  # every load command, for the report
 L1_CASE = "L1 hit: GET /api/workflows/{id}, hot set of 100"
 MISS_CASE = "miss: cache bypassed, Postgres every request"
+L2_CASE = "L2 hit: same, L1 off"
+CLUSTER_CASE = "L2 hit through a 3-primary Redis Cluster, L1 off"
 
 
 def run(cmd, **kw):
@@ -253,6 +255,76 @@ class PeerRun:
                 peer.stop()
 
 
+class LocalCluster:
+    """A 3-primary Redis Cluster of our own redis-servers on free ports (stopped by PID), for
+    the "L2 hit through the Cluster" case."""
+
+    def __init__(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="gwd-bench-cluster-")
+        self.procs, self.ports = [], []
+        try:
+            for n in range(3):
+                port = self._cluster_port()
+                self.ports.append(port)
+                node_dir = Path(self.dir) / str(n)
+                node_dir.mkdir()
+                self.procs.append(subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                     "--cluster-config-file", str(node_dir / "nodes.conf"), "--dir", str(node_dir),
+                     "--save", "", "--appendonly", "no"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for port in self.ports:
+                self._wait(lambda: self._cli(port, "ping") == "PONG", f"node {port}")
+            cmd = ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                   "--cluster-replicas", "0", "--cluster-yes"]
+            COMMANDS.append(" ".join(cmd))
+            subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+            for port in self.ports:
+                self._wait(lambda: "cluster_state:ok" in self._cli(port, "cluster", "info"), f"cluster on {port}")
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _cluster_port():
+        """A free port whose cluster bus port (+10000) is free too."""
+        for _ in range(50):
+            port = free_port()
+            if port + 10000 > 65535:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                    return port
+                except OSError:
+                    continue
+        raise RuntimeError("no free port pair for a cluster node")
+
+    @staticmethod
+    def _cli(port, *args):
+        done = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    @staticmethod
+    def _wait(check, what, seconds=20):
+        deadline = time.monotonic() + seconds
+        while not check():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bench-load: {what} not ready within {seconds} s")
+            time.sleep(0.1)
+
+    def nodes(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def stop(self):
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+        self.procs = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def oha_command(args, duration, rate):
     cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{duration}s"]
     if rate:
@@ -372,8 +444,16 @@ def main():
         server.stop()
 
         server = Server(db_url, CACHE_L1_CAPACITY=0)
-        cases["L2 hit: same, L1 off"] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+        cases[L2_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
         server.stop()
+
+        cluster = LocalCluster()
+        try:
+            server = Server(db_url, CACHE_L1_CAPACITY=0, REDIS_URL="", REDIS_CLUSTER_NODES=cluster.nodes())
+            cases[CLUSTER_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+            server.stop()
+        finally:
+            cluster.stop()
 
         server = Server(db_url, CACHE_L1_CAPACITY=200)
         cases["uniform over 1,000 workflows (L1 of 200: L1 misses, L2 hits)"] = oha(
@@ -444,7 +524,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         rows.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
                     f"{r['rps'] / ceiling['rps']:.2f} |")
     l1 = cases[L1_CASE]
-    l2 = cases["L2 hit: same, L1 off"]
+    l2 = cases[L2_CASE]
+    l2_cluster = cases[CLUSTER_CASE]
     miss = cases[MISS_CASE]
     down = cases["Redis down: breaker open, L1-miss traffic"]
     analysis = cases["analysis cached: GET /api/workflows/{id}/analysis"]
@@ -458,6 +539,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         ("miss / pgbench -S", miss["rps"] / pg_tps, "≥ 0.25"),
         ("cached analysis / ceiling", analysis["rps"] / ceiling["rps"], "≥ 0.75"),
         ("Redis down / miss", down["rps"] / miss["rps"], "≥ 0.9"),
+        ("L2 hit through a 3-primary Cluster / single-node L2 hit", l2_cluster["rps"] / l2["rps"], "recorded"),
     ]
     peer_lines, peer_json = peer_section(cases, peer)
     machine = f"{os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}"
