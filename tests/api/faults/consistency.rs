@@ -32,6 +32,8 @@ struct Read {
     name: String,
     instance: usize,
     started: Instant,
+    /// `X-Cache-Status/X-Cache-Tier` of the answer (which tier served a stale read).
+    cache: String,
 }
 
 #[derive(Default)]
@@ -99,6 +101,14 @@ async fn reader(app: (usize, String), key: String, stop: Arc<AtomicBool>, log: A
         let mut entry = None;
         if let Ok(r) = r {
             if r.status() == 200 {
+                let h = |n: &str| {
+                    r.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_owned()
+                };
+                let cache = format!("{}/{}", h("x-cache-status"), h("x-cache-tier"));
                 let body: Value = r.json().await.unwrap();
                 entry = Some(Read {
                     id,
@@ -106,6 +116,7 @@ async fn reader(app: (usize, String), key: String, stop: Arc<AtomicBool>, log: A
                     name: body["data"]["name"].as_str().unwrap().to_owned(),
                     instance: app.0,
                     started,
+                    cache,
                 });
             }
         }
@@ -272,13 +283,14 @@ fn report(scenario: &'static str, log: &Log, v: &Verdict, injected: usize, lost:
         p99: Duration::ZERO,
     }
     .print();
-    for (r, window, writer) in v.stale.iter().take(5) {
+    for (r, window, writer) in v.stale.iter().take(10) {
         eprintln!(
-            "stale: wf{} v{} read on instance {} {:.1} ms after a newer version was acknowledged by instance {writer}",
+            "stale: wf{} v{} read on instance {} {:.1} ms after a newer version was acknowledged by instance {writer}; served {}",
             r.id,
             r.version,
             r.instance,
-            window.as_secs_f64() * 1000.0
+            window.as_secs_f64() * 1000.0,
+            r.cache,
         );
     }
 }
