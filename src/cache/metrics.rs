@@ -45,6 +45,7 @@ pub struct Metrics {
     pub dropped_writes: IntCounter,
     pub skipped_fills: IntCounter,
     pub ack_timeouts: IntCounter,
+    pub unconfirmed_invalidations: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -165,7 +166,12 @@ impl Metrics {
             ack_timeouts: counter(
                 r,
                 "cache_invalidation_ack_timeouts_total",
-                "Invalidations not acknowledged by every other instance within the budget",
+                "Invalidations not acknowledged by every receiver (the writer waited out their lease)",
+            )?,
+            unconfirmed_invalidations: counter(
+                r,
+                "cache_unconfirmed_invalidations_total",
+                "Writes whose invalidation could not be applied in Redis while Redis still answered (the write was answered 503)",
             )?,
         })
     }

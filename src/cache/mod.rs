@@ -45,26 +45,57 @@
 //!    Loads that took longer than the tombstone lives do not fill at all. Explicit `set`
 //!    writes unconditionally.
 //!
+//! 3. L2 values carry the start of the load that read them (`written` in the header, the
+//!    load's ticket). An instance that may have missed invalidations (its lease lapsed, its
+//!    subscriber reconnected, its breaker closed again) stops trusting values loaded before
+//!    that moment (`trusted_after_ms`, plus the 250 ms clock margin): they read as misses.
+//!
 //! A read that arrives after an invalidation never joins a load that started before it:
 //! invalidation detaches the key's in-flight entry.
-//! 3. If the L2 part of an invalidation fails, its keys wait in a bounded pending set and are
-//!    replayed (tombstones + publish) before the breaker closes again; on overflow a
-//!    "clear everything" message is published instead. After any L2 outage the instance treats
-//!    L2 values written before it recovered as misses (the header carries written-at ms).
 //!
-//! `invalidate` then PUBLISHes `{"i": instance_id, "k": [keys], "a": ack_key}` on
-//! `{prefix}:invalidate`. A dedicated subscriber connection (outside the pool, own reconnect
-//! loop, PING every 5 s) drops those keys from its L1, ignores its own messages, and
-//! acknowledges with `INCR ack_key`. The writer waits (bounded, 150 ms) until as many
-//! instances acknowledged as PUBLISH reported receivers, so once a write is answered no other
-//! instance serves the old value from its L1; an instance that does not answer in time is
-//! counted (`cache_invalidation_ack_timeouts_total`). L1 answers as fresh only while the
-//! instance heard from Redis within a 300 ms lease (the subscriber pings every 100 ms), and
-//! a writer whose invalidation could not be published waits that lease out before answering,
-//! so an instance cut off from Redis stops trusting its copies before the write is answered. Pub/sub is at-most-once, so an instance
-//! clears its whole L1 when its subscriber disconnects (or its PING fails) and when it
-//! re-subscribes — and, with Redis configured, L1 keeps copies only while the subscriber
-//! listens: a copy taken while nobody listens could outlive another instance's write.
+//! # Pub/sub, acknowledgements and the lease
+//! `invalidate` PUBLISHes `{"i": instance_id, "k": [keys], "a": ack_key}` on
+//! `{prefix}:invalidate`, in the same pipeline as the tombstones (so after them). A dedicated
+//! subscriber connection (outside the pool, own reconnect loop) drops those keys from its L1
+//! (its own messages: nothing to drop) and acknowledges with `INCR ack_key`. Pub/sub is
+//! at-most-once, so an instance clears its whole L1 when its subscriber disconnects and when it
+//! re-subscribes, and, with Redis configured, L1 keeps copies only while the subscriber listens.
+//!
+//! The lease: L1 answers as fresh, and L2 values are trusted, only while the subscriber got
+//! the answer to a PING *sent* less than `LEASE_MS` (300 ms) ago (it pings every 100 ms).
+//! Redis answers a connection in order, so every message published before that PING reached
+//! Redis came before its answer; those are applied before the lease is renewed. When an
+//! answer arrives after the lease had lapsed, the instance clears L1 and withdraws trust from
+//! older L2 values first (a writer may have answered meanwhile without reaching it).
+//!
+//! # Writes
+//! The promise: once a write is answered as a success, no instance serves an older version.
+//! `invalidate` (after the commit) drops the keys here, then, **even with the breaker open**
+//! (the breaker keeps reads fast; it says nothing about whether other instances still hear
+//! Redis — scenario 7 of RELIABILITY.md was exactly that), tries tombstones + publish in
+//! attempts of up to 250 ms, on fresh connections after errors, for up to 700 ms. It returns:
+//! - [`Invalidation::Applied`]: the pipeline went through; the writer then waits until as
+//!   many acknowledgements as PUBLISH reported receivers (its own subscriber included), or
+//!   until `LEASE_MS` after PUBLISH answered: a receiver that has not acknowledged by then
+//!   has a lapsed lease (it pinged before the message and heard nothing since, see above).
+//!   Counted in `cache_invalidation_ack_timeouts_total`.
+//! - [`Invalidation::RedisUnreachable`]: an attempt failed and this instance has heard
+//!   nothing from Redis for `SILENCE_MS` (a lease plus two pings). Every instance that shares
+//!   the outage has a lapsed lease by then, and clears L1 and distrusts older L2 values when it
+//!   hears Redis again, so the write is answered ("Redis down ⇒ requests keep succeeding").
+//!   Not covered: an instance cut off from Redis alone while the others still reach it; its
+//!   writes are answered, and the others may read the old value until its keys are replayed.
+//! - [`Invalidation::Unconfirmed`]: Redis still answers this instance but the invalidation did
+//!   not get through in 700 ms (e.g. out of memory: PING and PUBLISH work, SET does not).
+//!   Others may read the old value from L2, so the write is answered 503 (it is committed; the
+//!   message says so) rather than a success that could be followed by a stale read.
+//!   Counted in `cache_unconfirmed_invalidations_total`.
+//!
+//! In the last two cases the keys wait in a bounded pending set and are replayed (tombstones +
+//! publish) by the background task — every 100 ms while the breaker is closed, and before it
+//! closes again; on overflow a "clear everything" message is published instead. In every case
+//! the writer drops the keys from its own L1 once more at the end: a read here may have
+//! refilled it from the old L2 value before the tombstone landed.
 //!
 //! # Bypass
 //! `CacheSettings::bypass = true` makes `get_or_load` call the loader directly and answer
@@ -136,15 +167,22 @@ struct BusMessage {
     a: Option<String>,
 }
 
-/// How long a write waits for the other instances to confirm they dropped its keys.
-const ACK_BUDGET: Duration = Duration::from_millis(150);
-/// L1 answers as fresh only while this instance heard from Redis within the lease (its
-/// subscriber pings every `LEASE_MS / 3`): an instance that cannot hear invalidations stops
-/// trusting its copies within the lease, and a writer that could not publish waits the lease
-/// out before answering.
+/// L1 answers as fresh, and L2 values are trusted, only while this instance's lease is valid:
+/// its subscriber got an answer to a PING *sent* less than `LEASE_MS` ago (it pings every
+/// `PING_MS`). Messages published before that PING reached Redis were delivered before its
+/// answer and are applied before the lease is renewed.
 pub(crate) const LEASE_MS: u64 = 300;
-/// Budget of the Redis part of an invalidation (tombstones + publish).
+pub(crate) const PING_MS: u64 = LEASE_MS / 3;
+/// Budget of one attempt of the Redis part of an invalidation (tombstones + publish).
 const INVALIDATION_BUDGET: Duration = Duration::from_millis(250);
+/// How long a write keeps retrying the Redis part of its invalidation.
+const INVALIDATION_DEADLINE: Duration = Duration::from_millis(700);
+/// A writer that has heard nothing from Redis for this long (its own lease lapsed, plus two
+/// ping periods of slack) may assume that nobody else hears it either: Redis is down.
+const SILENCE_MS: u64 = LEASE_MS + 2 * PING_MS;
+/// Added to `trusted_after_ms` when trust is withdrawn: L2 headers carry other instances'
+/// clocks (the same skew bound as the tombstone check).
+const TRUST_MARGIN_MS: u64 = l2::CLOCK_SKEW_MARGIN_MS;
 const ACK_KEY_TTL_MS: u64 = 5_000;
 
 const PENDING_CAP: usize = 10_000;
@@ -166,7 +204,8 @@ struct Inner {
     subscribed: AtomicBool,
     /// Numbers the acknowledgement keys of this instance's invalidations.
     ack_seq: AtomicU64,
-    /// When the invalidation subscriber last heard from Redis (unix ms).
+    /// When the last PING answered on the invalidation subscriber was sent (unix ms); the
+    /// lease runs `LEASE_MS` from there.
     last_heard_ms: AtomicU64,
     probed: AtomicBool,
     shut: AtomicBool,
@@ -374,15 +413,16 @@ impl Cache {
     }
 
     /// `invalidate(&[key])`.
-    pub async fn del(&self, key: &CacheKey) {
-        self.invalidate(std::slice::from_ref(key)).await;
+    pub async fn del(&self, key: &CacheKey) -> Invalidation {
+        self.invalidate(std::slice::from_ref(key)).await
     }
 
     /// Drop keys from L1, tombstone them in L2 and tell the other instances. Call after the
-    /// write committed.
-    pub async fn invalidate(&self, keys: &[CacheKey]) {
+    /// write committed, and answer the write only if this does not return
+    /// [`Invalidation::Unconfirmed`] (see the module doc, "Writes").
+    pub async fn invalidate(&self, keys: &[CacheKey]) -> Invalidation {
         if keys.is_empty() {
-            return;
+            return Invalidation::Applied;
         }
         let i = &self.0;
         i.drop_local(keys.iter().map(|k| k.as_str()));
@@ -390,32 +430,60 @@ impl Cache {
             i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
         }
         if i.l2.is_none() {
-            return;
+            return Invalidation::Applied;
         }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
-        let ack_key = i.next_ack_key();
-        let published = if i.breaker.allows() {
-            // A write can afford a longer budget than a read: a slow Redis that still
-            // delivers the invalidation is better than a lease wait.
-            let budget = i.s.l2_budget.max(INVALIDATION_BUDGET);
-            i.l2_invalidate(&raw, Some(&ack_key), budget).await.ok()
-        } else {
-            None
-        };
-        match published {
-            Some(receivers) => {
-                for k in keys {
-                    i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
+        let started = tokio::time::Instant::now();
+        let mut attempt: u32 = 0;
+        // Tried even with the breaker open: the breaker keeps reads fast, but an open breaker
+        // says nothing about whether the other instances still hear Redis (they may have
+        // reconnected already, or their pings pass where 50 ms reads time out).
+        let outcome = loop {
+            let ack_key = i.next_ack_key();
+            let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
+            let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
+            match i.l2_invalidate(&raw, Some(&ack_key), budget).await {
+                Ok(receivers) => {
+                    for k in keys {
+                        i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
+                    }
+                    // A receiver that has not acknowledged a lease after PUBLISH answered has
+                    // a lapsed lease: its last answered PING was sent before the message.
+                    let lease = Duration::from_millis(LEASE_MS + 20);
+                    i.wait_for_acks(&ack_key, receivers, tokio::time::Instant::now() + lease)
+                        .await;
+                    break Invalidation::Applied;
                 }
-                // Our own subscriber receives the message too but does not acknowledge it.
-                let own = i64::from(i.subscribed.load(Ordering::Acquire));
-                i.wait_for_acks(&ack_key, receivers - own).await;
+                Err(_) if i.silent_for(now_ms()) >= SILENCE_MS => {
+                    break Invalidation::RedisUnreachable
+                }
+                Err(_) if started.elapsed() >= INVALIDATION_DEADLINE => {
+                    break Invalidation::Unconfirmed
+                }
+                Err(_) => {
+                    attempt += 1;
+                    let pause = Duration::from_millis(u64::from(attempt.min(5)) * 10);
+                    tokio::time::sleep(
+                        pause.min(INVALIDATION_DEADLINE.saturating_sub(started.elapsed())),
+                    )
+                    .await;
+                }
             }
-            None => {
-                i.add_pending(raw);
-                i.wait_out_lease().await;
+        };
+        if outcome != Invalidation::Applied {
+            i.add_pending(raw);
+            if outcome == Invalidation::Unconfirmed {
+                i.m.unconfirmed_invalidations.inc();
+                log::warn!(
+                    "cache: an invalidation could not be applied in Redis within {INVALIDATION_DEADLINE:?} while Redis still answers this instance; the write is not confirmed"
+                );
             }
         }
+        // Reads on this instance between the first drop and the tombstone may have refilled
+        // L1 from the old L2 value (or an old load): drop again, now that L2 holds the
+        // tombstone (or, when Redis is unreachable, once nothing will be read from it).
+        i.drop_local(keys.iter().map(|k| k.as_str()));
+        outcome
     }
 
     /// Is there a fresh (non-negative) value?
@@ -874,7 +942,7 @@ impl Inner {
     }
 
     async fn l2_lookup(&self, key: &CacheKey, ticket: Ticket) -> L2Look {
-        if self.l2.is_none() || !self.breaker.allows() {
+        if self.l2.is_none() || !self.breaker.allows() || !self.lease_valid(now_ms()) {
             return L2Look::Miss;
         }
         let res = key.resource();
@@ -904,6 +972,9 @@ impl Inner {
             Ok(Some(raw)) => Bytes::from(raw),
         };
         let now = now_ms();
+        // Lease first: a lease regained during the GET raises `trusted_after_ms` before it
+        // renews the lease.
+        let lease = self.lease_valid(now);
         let trusted = self.trusted_after_ms.load(Ordering::Acquire);
         let (value, logical, written) = match wire::decode(raw.clone()) {
             Err(_) => {
@@ -941,7 +1012,7 @@ impl Inner {
                 written_ms,
             }) => (None, logical_exp_ms, written_ms),
         };
-        if written < trusted {
+        if written < trusted || !lease {
             self.m.op(Layer::Redis, Op::Miss, res).inc();
             return L2Look::Miss;
         }
@@ -1043,7 +1114,10 @@ impl Inner {
         } else {
             wire::FLAG_VALUE
         };
-        let rec = wire::encode(flag, logical, now, &payload);
+        // Stamped with the start of the load that read it: "loaded before T" is what trust
+        // is withdrawn by (`trusted_after_ms`), whenever the fill itself lands.
+        let loaded_ms = ticket.map_or(now, |t| t.wall_ms.min(now));
+        let rec = wire::encode(flag, logical, loaded_ms, &payload);
         let px = physical - now;
         let k = key.as_str().to_owned();
         let guarded = ticket.map(|t| t.wall_ms);
@@ -1315,13 +1389,14 @@ impl Inner {
             log::warn!("cache: ignoring a malformed invalidation message");
             return;
         };
-        if msg.i == self.s.instance_id {
-            return;
-        }
-        if msg.all {
-            self.clear_l1("flush from another instance");
-        } else {
-            self.drop_local(msg.k.iter().map(String::as_str));
+        // Our own messages are acknowledged too (the writer counts every receiver PUBLISH
+        // reported), but drop nothing: the writer already did.
+        if msg.i != self.s.instance_id {
+            if msg.all {
+                self.clear_l1("flush from another instance");
+            } else {
+                self.drop_local(msg.k.iter().map(String::as_str));
+            }
         }
         if let Some(ack_key) = msg.a {
             let inner = Arc::clone(self);
@@ -1329,8 +1404,8 @@ impl Inner {
         }
     }
 
-    /// Whether L1 copies may answer as fresh: without Redis there is nobody else to hear
-    /// from; with it, only while invalidations can reach this instance.
+    /// Whether L1 copies may answer as fresh, and L2 values be trusted: without Redis there
+    /// is nobody else to hear from; with it, only while invalidations can reach this instance.
     fn lease_valid(&self, now: u64) -> bool {
         self.l2.is_none()
             || (self.subscribed.load(Ordering::Acquire)
@@ -1350,7 +1425,7 @@ impl Inner {
         if let Ok(Some(primary)) = asked.await {
             if l2.note_primary(primary.clone()) {
                 log::warn!("cache: sentinels moved the primary to {primary}; reconnecting");
-                self.trusted_after_ms.store(now_ms(), Ordering::Release);
+                self.withdraw_trust("sentinels moved the primary");
                 l2.reset_pool();
             }
         }
@@ -1378,19 +1453,28 @@ impl Inner {
         }
     }
 
-    pub(crate) fn heard_from_redis(&self) {
-        self.last_heard_ms.store(now_ms(), Ordering::Release);
+    /// How long since the last PING answered on the subscriber was sent.
+    fn silent_for(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_heard_ms.load(Ordering::Acquire))
     }
 
-    /// After an invalidation that could not be published: every instance that cannot hear
-    /// Redis either stops trusting its L1 within the lease, so the write is answered only once
-    /// the lease that was running when Redis went quiet is over.
-    async fn wait_out_lease(&self) {
-        let until = self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS + 20;
-        let now = now_ms();
-        if until > now && until - now <= LEASE_MS + 20 {
-            tokio::time::sleep(Duration::from_millis(until - now)).await;
+    /// The subscriber got the answer to a PING sent at `sent_ms` (or subscribed with a
+    /// request sent then). If the lease had lapsed meanwhile, a writer may have answered
+    /// without reaching us (see `invalidate`): what we hold, and what Redis held, may be older
+    /// than its write, so L1 is cleared and older L2 values are no longer trusted.
+    pub(crate) fn heard_from_redis(&self, sent_ms: u64) {
+        let last = self.last_heard_ms.load(Ordering::Acquire);
+        if last != 0 && now_ms() > last + LEASE_MS {
+            self.withdraw_trust("lease lapsed");
         }
+        self.last_heard_ms.fetch_max(sent_ms, Ordering::AcqRel);
+    }
+
+    /// Forget L1 and stop trusting L2 values loaded before now (plus the clock margin).
+    pub(crate) fn withdraw_trust(&self, why: &str) {
+        self.trusted_after_ms
+            .fetch_max(now_ms() + TRUST_MARGIN_MS, Ordering::AcqRel);
+        self.clear_l1(why);
     }
 
     fn next_ack_key(&self) -> String {
@@ -1401,7 +1485,7 @@ impl Inner {
     /// Tells the writer this instance no longer serves the invalidated keys.
     async fn acknowledge(&self, ack_key: String) {
         let _ = self
-            .l2_run(self.s.l2_budget, move |c| {
+            .l2_run(self.s.l2_budget.max(INVALIDATION_BUDGET), move |c| {
                 async move {
                     redis::pipe()
                         .cmd("INCR")
@@ -1419,38 +1503,49 @@ impl Inner {
             .await;
     }
 
-    /// Waits (bounded) until `expected` other instances acknowledged an invalidation, so that
-    /// once a write is answered no instance serves the old value from its L1. An instance that
-    /// does not answer in time is logged and counted; the write is not failed for it.
-    async fn wait_for_acks(&self, ack_key: &str, expected: i64) {
+    /// Waits until the `expected` receivers of an invalidation acknowledged it, or until
+    /// `lapsed` (by then every receiver that did not has a lapsed lease: it neither serves L1
+    /// nor trusts L2 until it hears Redis again, and then it clears L1 — or it has processed
+    /// the message, which came before any later PING answer). Acknowledgements only make a
+    /// write faster; a receiver that does not answer is counted.
+    async fn wait_for_acks(&self, ack_key: &str, expected: i64, lapsed: tokio::time::Instant) {
         if expected <= 0 {
             return;
         }
-        let deadline = std::time::Instant::now() + ACK_BUDGET;
         let mut pause = Duration::from_micros(250);
+        let mut acked = None;
         loop {
+            let left = lapsed.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
             let key = ack_key.to_owned();
-            let acked: Option<i64> = self
-                .l2_run(self.s.l2_budget, move |c| {
-                    async move { redis::cmd("GET").arg(key).query_async(c).await }.boxed()
+            if let Ok(n) = self
+                .l2_run(left.max(self.s.l2_budget), move |c| {
+                    async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<i64>>(c)
+                            .await
+                    }
+                    .boxed()
                 })
                 .await
-                .ok()
-                .flatten();
+            {
+                acked = n;
+            }
             if acked.unwrap_or(0) >= expected {
                 return;
             }
-            if std::time::Instant::now() + pause >= deadline {
-                self.m.ack_timeouts.inc();
-                log::warn!(
-                    "cache: {} of {expected} instances acknowledged an invalidation within {ACK_BUDGET:?}",
-                    acked.unwrap_or(0)
-                );
-                return;
-            }
-            tokio::time::sleep(pause).await;
+            let left = lapsed.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(10));
         }
+        self.m.ack_timeouts.inc();
+        log::warn!(
+            "cache: {} of {expected} receivers acknowledged an invalidation; waited out their lease",
+            acked.unwrap_or(0)
+        );
     }
 
     fn probe_budget(&self) -> Duration {

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::breaker::BreakerState;
@@ -41,7 +41,8 @@ pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bo
                 if tick.is_multiple_of(10) {
                     i.follow_sentinel_primary().await;
                 }
-                if tick.is_multiple_of(10) && !lock(&i.pending).is_empty() {
+                // Soon: until then another instance may read what the write replaced.
+                if !lock(&i.pending).is_empty() || i.pending_overflow.load(Ordering::Acquire) {
                     i.replay_pending(i.probe_budget()).await;
                 }
             }
@@ -56,7 +57,8 @@ pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bo
                     i.m.breaker_state.set(BreakerState::HalfOpen.gauge_value());
                     let budget = i.probe_budget();
                     if i.ping(budget).await && i.replay_pending(budget).await {
-                        i.trusted_after_ms.store(now_ms(), Ordering::Release);
+                        i.trusted_after_ms
+                            .fetch_max(now_ms() + super::TRUST_MARGIN_MS, Ordering::AcqRel);
                         i.breaker.close();
                         i.connected.store(true, Ordering::Release);
                         log::info!("cache: redis reachable again; circuit breaker closed");
@@ -86,6 +88,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
             return;
         }
         let Some(i) = weak.upgrade() else { return };
+        let sent = now_ms();
         let connect = async {
             let Some(l2) = &i.l2 else {
                 return Err(redis::RedisError::from((
@@ -106,29 +109,30 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                 {
                     let Some(i) = weak.upgrade() else { return };
                     if !first {
-                        i.clear_l1("invalidation subscriber reconnected");
+                        // Messages published while nobody listened here are lost.
+                        i.withdraw_trust("invalidation subscriber reconnected");
                     }
                     i.subscribed.store(true, Ordering::Release);
-                    i.heard_from_redis();
+                    i.heard_from_redis(sent);
                 }
                 first = false;
                 let (mut sink, mut stream) = ps.split();
-                // Frequent pings keep the L1 lease (`LEASE_MS`) alive while Redis answers.
-                let mut ping = tokio::time::interval(Duration::from_millis(super::LEASE_MS / 3));
+                // Frequent pings keep the lease (`LEASE_MS`) alive while Redis answers.
+                let mut ping = tokio::time::interval(Duration::from_millis(super::PING_MS));
                 ping.tick().await;
                 let mut pings: u64 = 0;
-                loop {
+                'listen: loop {
                     tokio::select! {
                         _ = rx.changed() => return,
                         msg = stream.next() => match msg {
                             Some(m) => {
                                 let Some(i) = weak.upgrade() else { return };
-                                i.heard_from_redis();
                                 i.on_bus_message(m.get_payload_bytes());
                             }
                             None => break,
                         },
                         _ = ping.tick() => {
+                            let sent = now_ms();
                             let pong = tokio::time::timeout(
                                 Duration::from_secs(1),
                                 sink.ping::<redis::Value>(),
@@ -138,7 +142,16 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                                 break;
                             }
                             let Some(i) = weak.upgrade() else { return };
-                            i.heard_from_redis();
+                            // Every message published before this PING reached Redis came
+                            // before its answer and is already queued: apply those first,
+                            // then renew the lease from when the PING was sent.
+                            while let Some(queued) = stream.next().now_or_never() {
+                                match queued {
+                                    Some(m) => i.on_bus_message(m.get_payload_bytes()),
+                                    None => break 'listen,
+                                }
+                            }
+                            i.heard_from_redis(sent);
                             pings += 1;
                             // PUBLISH goes to the slot's current owner, and only that node's
                             // reply counts the receivers a writer waits for: follow the slot

@@ -127,6 +127,22 @@ impl CacheStatus {
     }
 }
 
+/// How a write's invalidation ended ([`super::Cache::invalidate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Dropped here; in Redis tombstoned, published and acknowledged by every receiver (or
+    /// every receiver's lease waited out). Also: no Redis configured. The write may be answered.
+    Applied,
+    /// Redis did not answer this instance at all for longer than a lease: every other instance
+    /// that shares this outage has stopped trusting its copies and will clear them when it
+    /// hears Redis again. Queued for replay; the write may be answered.
+    RedisUnreachable,
+    /// Redis still answers this instance (its subscriber hears pings) but the invalidation
+    /// could not be applied within the deadline: another instance may still serve the old
+    /// value. Queued for replay; the write must not be answered as a success.
+    Unconfirmed,
+}
+
 /// A shared fixed-window counter after one increment ([`super::Cache::count_in_window`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowCount {

@@ -5,7 +5,8 @@
 //! [1]      format version (FORMAT_VERSION, also in every key as `v{FORMAT}`)
 //! [2]      flags: 0 = value, 1 = negative (not found), 2 = tombstone (recent invalidation)
 //! [3..11]  logical expiry, unix ms, big endian
-//! [11..19] written at, unix ms, big endian
+//! [11..19] written at, unix ms, big endian: for values, when the load that read them started
+//!          (what trust is withdrawn by); for tombstones, when the invalidation was written
 //! [19..27] checksum: FNV-1a 64 of bytes [0..19] and the payload, big endian
 //! [27..]   payload
 //! ```

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{ttl, Cache, CacheKey, LoadError};
+use crate::cache::{ttl, Cache, CacheKey, Invalidation, LoadError};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
     within, ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, ReadSource,
@@ -126,16 +126,23 @@ impl CachedWorkflowRepository {
         }
     }
 
-    async fn invalidate(&self, location_id: &str, id: &str) {
+    /// After a committed write: `Err(NotPropagated)` when the write must not be answered as
+    /// a success (see `Cache::invalidate`).
+    async fn invalidate(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
         let keys = self.cache.keys();
         // The location-wide analysis reads every workflow of the location.
-        self.cache
+        let outcome = self
+            .cache
             .invalidate(&[
                 keys.workflow(location_id, id),
                 keys.workflows(location_id),
                 keys.location_analysis(location_id, RULES_VERSION),
             ])
             .await;
+        match outcome {
+            Invalidation::Unconfirmed => Err(RepositoryError::NotPropagated),
+            Invalidation::Applied | Invalidation::RedisUnreachable => Ok(()),
+        }
     }
 }
 
@@ -183,7 +190,7 @@ impl WorkflowRepository for CachedWorkflowRepository {
             .reads
             .bounded(self.inner.put(location_id, id, workflow, if_match))
             .await?;
-        self.invalidate(location_id, id).await;
+        self.invalidate(location_id, id).await?;
         Ok(outcome)
     }
 
@@ -191,12 +198,13 @@ impl WorkflowRepository for CachedWorkflowRepository {
         self.reads
             .bounded(self.inner.delete(location_id, id))
             .await?;
-        self.invalidate(location_id, id).await;
-        Ok(())
+        self.invalidate(location_id, id).await
     }
 
+    // Webhooks: a retried delivery is a duplicate and changes nothing, so a 503 would not
+    // help; the keys stay queued for replay (see `Cache::invalidate`).
     async fn forget(&self, location_id: &str, id: &str) {
-        self.invalidate(location_id, id).await;
+        let _ = self.invalidate(location_id, id).await;
     }
 
     async fn definitions(

@@ -33,6 +33,11 @@ pub enum RepositoryError {
     /// `statement_timeout` cannot fire then).
     #[error("the database did not answer in time")]
     TimedOut,
+    /// The write committed, but the cache could not make every instance drop what it
+    /// replaced (Redis answered, the invalidation did not get through in time): answering it
+    /// as a success could be followed by reads of the previous version elsewhere.
+    #[error("the change was stored but its cache invalidation could not be confirmed")]
+    NotPropagated,
     /// One failure handed to every reader that waited on the same cache load.
     #[error(transparent)]
     Shared(std::sync::Arc<RepositoryError>),

@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::common::*;
 use crate::faults::harness::RedisServer;
+use crate::faults::proxy::{Fault, FaultProxy};
 use bytes::Bytes;
-use ghl_workflow_debugger::cache::{Cache, CacheKey, CacheStatus, HealthStatus, Tier};
+use ghl_workflow_debugger::cache::{
+    BreakerState, Cache, CacheKey, CacheStatus, HealthStatus, Invalidation, Tier,
+};
 
 async fn timed_load(
     c: &Cache,
@@ -279,4 +282,169 @@ async fn a_cache_started_before_redis_upgrades_to_redis_when_it_appears() {
     assert!(other.wait_ready(Duration::from_secs(3)).await);
     let hit = other.get(&key).await.expect("the value reached Redis");
     assert_eq!(hit.tier, Tier::L2);
+}
+
+/// Two caches on one Redis, each through its own fault proxy, with `key` = "v1" in B's L1.
+async fn two_caches_behind_proxies(
+    redis: &RedisServer,
+) -> (Cache, Cache, FaultProxy, FaultProxy, CacheKey) {
+    let (pa, pb) = (
+        FaultProxy::start(redis.addr()).await,
+        FaultProxy::start(redis.addr()).await,
+    );
+    let p = prefix();
+    let (a, _) = cache(settings(&p, Some(&pa.url("redis://"))));
+    let (b, _) = cache(settings(&p, Some(&pb.url("redis://"))));
+    assert!(a.wait_ready(Duration::from_secs(3)).await);
+    assert!(b.wait_ready(Duration::from_secs(3)).await);
+    let key = a.keys().workflow("loc1", "wf");
+    a.set(&key, Bytes::from_static(b"v1"), Duration::from_secs(60))
+        .await;
+    assert_eq!(b.get(&key).await.expect("from L2").tier, Tier::L2);
+    assert_eq!(b.get(&key).await.expect("from L1").tier, Tier::L1);
+    (a, b, pa, pb, key)
+}
+
+// The cause of scenario 7's stale reads: a writer whose breaker had opened (its 50 ms reads
+// timed out, or it had not probed yet after a reset) skipped Redis and only waited out its
+// own lease, while the other instance's subscriber still heard Redis and kept serving the
+// old value from L1. The breaker keeps reads fast; it must not keep a write's invalidation
+// from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_breaker_is_open_still_reaches_the_other_instance_before_answering() {
+    let redis = RedisServer::start(None).await;
+    let (a, b, pa, _pb, key) = two_caches_behind_proxies(&redis).await;
+    // 40 ms each way: A's 50 ms reads time out and open its breaker; its subscriber's pings
+    // (1 s timeout) still come back within the lease.
+    pa.set(Fault::Latency(Duration::from_millis(40)));
+    let t = Instant::now();
+    let mut n = 0;
+    while a.stats().l2.breaker != BreakerState::Open {
+        n += 1;
+        a.get(&a.keys().workflow("loc1", &format!("other{n}")))
+            .await;
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "A's breaker never opened"
+        );
+    }
+    let t = Instant::now();
+    let outcome = a.invalidate(std::slice::from_ref(&key)).await;
+    eprintln!(
+        "invalidation with the breaker open: {outcome:?} in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(outcome, Invalidation::Applied);
+    assert!(
+        b.get(&key).await.is_none(),
+        "B served the old value after the write"
+    );
+    pa.set(Fault::Pass);
+}
+
+// A writer that cannot reach Redis at all answers (Redis down must not fail writes) once it
+// has heard nothing for longer than a lease: an instance sharing the outage has stopped
+// trusting its copies by then. When that instance hears Redis again before the writer's
+// invalidation is replayed, neither its L1 copy nor the L2 value from before may come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_hears_redis_again_does_not_trust_what_it_held_before() {
+    let redis = RedisServer::start(None).await;
+    let (a, b, pa, pb, key) = two_caches_behind_proxies(&redis).await;
+    pa.set(Fault::Blackhole);
+    pb.set(Fault::Blackhole);
+    let t = Instant::now();
+    let outcome = a.invalidate(std::slice::from_ref(&key)).await;
+    let took = t.elapsed();
+    eprintln!("invalidation with Redis unreachable: {outcome:?} in {took:?}");
+    assert_eq!(outcome, Invalidation::RedisUnreachable);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let t = Instant::now();
+    assert!(
+        b.get(&key).await.is_none(),
+        "B served its copy during the outage"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    // B hears Redis again; A's tombstone is still pending.
+    pb.set(Fault::Pass);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(600) {
+        assert!(
+            b.get(&key).await.is_none(),
+            "B served the old value after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B uses its tiers again (the misses above were not B still being cut off).
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fresh = b
+        .get_or_load(
+            &key,
+            Duration::from_secs(60),
+            counting(&calls, "v2", Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.value, Some(Bytes::from_static(b"v2")));
+    assert_eq!(b.get(&key).await.expect("cached again").tier, Tier::L1);
+    pa.set(Fault::Pass);
+}
+
+// Redis answers (pings, PUBLISH) but refuses the tombstones (out of memory): the other
+// instance drops its L1 copy, yet would read the old value from L2. The write must not be
+// answered as a success; the invalidation stays queued and lands once Redis accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_redis_refuses_is_unconfirmed_and_replayed_later() {
+    let redis = RedisServer::start(None).await;
+    let p = prefix();
+    let (a, ra) = cache(settings(&p, Some(&redis.url())));
+    let (b, _rb) = cache(settings(&p, Some(&redis.url())));
+    assert!(a.wait_ready(Duration::from_secs(3)).await);
+    assert!(b.wait_ready(Duration::from_secs(3)).await);
+    let key = a.keys().workflow("loc1", "wf");
+    a.set(&key, Bytes::from_static(b"v1"), Duration::from_secs(60))
+        .await;
+    assert_eq!(b.get(&key).await.expect("from L2").tier, Tier::L2);
+    let mut admin = raw_conn(&redis.url()).await;
+    let config = |value: &'static str| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("maxmemory").arg(value);
+        cmd
+    };
+    let _: () = config("1").query_async(&mut admin).await.unwrap();
+    let t = Instant::now();
+    let outcome = a.invalidate(std::slice::from_ref(&key)).await;
+    let took = t.elapsed();
+    eprintln!("invalidation refused by Redis: {outcome:?} in {took:?}");
+    assert_eq!(outcome, Invalidation::Unconfirmed);
+    assert!(took < Duration::from_millis(1_200), "{took:?}");
+    assert_eq!(metric(&ra, "cache_unconfirmed_invalidations_total"), 1.0);
+    // Why it must not be a success: the old value is still in Redis, and an instance that
+    // reads it (here one started now; B's failing acknowledgements opened its breaker) serves it.
+    let (c, _rc) = cache(settings(&p, Some(&redis.url())));
+    assert!(c.wait_ready(Duration::from_secs(3)).await);
+    assert_eq!(
+        c.get(&key).await.map(|h| h.bytes),
+        Some(Bytes::from_static(b"v1"))
+    );
+    let _: () = config("0").query_async(&mut admin).await.unwrap();
+    let t = Instant::now();
+    loop {
+        c.clear_l1();
+        if c.get(&key).await.is_none() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the queued invalidation never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "replayed {:?} after Redis accepted writes again",
+        t.elapsed()
+    );
 }

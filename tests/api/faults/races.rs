@@ -167,9 +167,10 @@ async fn redis_frozen_across_a_write_converges_after_the_thaw_and_never_resurrec
     .print();
 }
 
-// Strict: an instance whose subscriber cannot hear Redis stops answering from L1 within the
-// lease (300 ms), and a writer whose invalidation could not be published answers only once
-// that lease is over, so nobody serves the old version after the acknowledgement.
+// Strict: an instance whose subscriber cannot hear Redis stops answering from L1 (and
+// trusting L2) within the lease (300 ms), and clears L1 when it hears Redis again; a writer
+// that cannot reach Redis answers only once it has heard nothing for longer than that lease,
+// so nobody serves the old version after the acknowledgement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_frozen_across_a_write_never_serves_the_old_version_after_the_ack() {
     for _ in 0..3 {
@@ -219,4 +220,48 @@ async fn a_pubsub_message_lost_while_the_subscriber_reconnects_never_leaves_the_
     }
     .print();
     assert_eq!(stale, 0, "the old version was served after the ack");
+}
+
+/// Redis answers but refuses the write's tombstones (out of memory): the write is committed,
+/// but other instances could still read the old value from Redis, so it is not answered as a
+/// success (503, saying so); its invalidation is replayed once Redis accepts writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_invalidation_redis_refuses_is_answered_503_and_shows_up_later() {
+    let redis = RedisServer::start(None).await;
+    let a = app_on(&redis.url(), |_| {}).await;
+    let key = a.create_location("locRefused").await;
+    assert_eq!(put(&a, &key, "v1").await, 1);
+    let mut admin = redis.admin().await;
+    let maxmemory = |value: &'static str| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("maxmemory").arg(value);
+        cmd
+    };
+    let _: () = maxmemory("1").query_async(&mut admin).await.unwrap();
+    let t = Instant::now();
+    let r = a.put_workflow(&key, "wf", &sample_workflow("v2")).await;
+    let took = t.elapsed();
+    assert_eq!(r.status(), 503);
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was saved"),
+        "{body}"
+    );
+    let _: () = maxmemory("0").query_async(&mut admin).await.unwrap();
+    // The write was committed; everyone sees it once the invalidation is replayed.
+    let b = crate::helpers::spawn_sibling(&a).await;
+    crate::caching::wait_for_redis(&b).await;
+    let t = Instant::now();
+    while version(&b, &key).await != 2 || version(&a, &key).await != 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the write never showed up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
