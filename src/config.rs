@@ -64,6 +64,8 @@ pub struct RedisSettings {
     pub pool_size: u32,
     /// Skip both tiers on reads (benchmarks of the uncached path only).
     pub bypass: bool,
+    /// Workflow and analysis reads skip the in-process tier (benchmarks of the Redis tier).
+    pub l1_bypass: bool,
     pub warm_on_start: bool,
 }
 
@@ -147,6 +149,7 @@ impl Settings {
                     "a positive number of connections",
                 )?,
                 bypass: env.flag("CACHE_BYPASS", false)?,
+                l1_bypass: env.flag("CACHE_L1_BYPASS", false)?,
                 warm_on_start: env.flag("CACHE_WARM", false)?,
             },
             internal_api_token: env.secret("INTERNAL_API_TOKEN"),

@@ -7,7 +7,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
-use crate::cache::{Cache, CacheError, CacheSettings};
+use crate::cache::{Cache, CacheError, CacheSettings, Resource};
 use crate::cache_warming::spawn_warming;
 use crate::config::Settings;
 use crate::database::{self, DatabaseError};
@@ -179,6 +179,11 @@ pub fn cache_settings(settings: &Settings) -> CacheSettings {
         l1_max_bytes: cache.l1_max_bytes,
         l2_budget: cache.l2_budget,
         l2_pool_size: cache.pool_size,
+        l1_skip: if cache.l1_bypass {
+            vec![Resource::Workflow, Resource::Workflows, Resource::Analysis]
+        } else {
+            Vec::new()
+        },
         ..CacheSettings::default()
     }
 }

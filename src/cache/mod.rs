@@ -826,6 +826,9 @@ impl Inner {
     /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
     fn l1_get(&self, key: &CacheKey) -> Option<(L1Entry, bool)> {
         let l1 = self.l1.as_ref()?;
+        if self.s.l1_skip.contains(&key.resource()) {
+            return None;
+        }
         let t = std::time::Instant::now();
         let found = l1.get(key.as_str());
         let res = match found {
@@ -856,7 +859,9 @@ impl Inner {
     /// With Redis configured, L1 keeps copies only while the invalidation subscriber listens:
     /// a copy taken while it does not could outlive a write made on another instance.
     fn l1_insert(&self, key: &str, e: L1Entry, res: Resource) {
-        if self.l2.is_some() && !self.subscribed.load(Ordering::Acquire) {
+        if self.l2.is_some() && !self.subscribed.load(Ordering::Acquire)
+            || self.s.l1_skip.contains(&res)
+        {
             return;
         }
         if let Some(l1) = &self.l1 {

@@ -35,6 +35,9 @@ pub struct CacheSettings {
     pub instance_id: String,
     /// Skip both tiers in `get_or_load` (status BYPASS). Default false.
     pub bypass: bool,
+    /// Resources that never use the in-process tier (benchmarks of the Redis tier). Default
+    /// none.
+    pub l1_skip: Vec<super::Resource>,
     /// Max concurrent fire-and-forget L2 writes. Default 256.
     pub max_pending_writes: usize,
 }
@@ -54,6 +57,7 @@ impl Default for CacheSettings {
             negative_ttl: Duration::from_secs(30),
             instance_id: format!("{:016x}", rand::random::<u64>()),
             bypass: false,
+            l1_skip: Vec::new(),
             max_pending_writes: 256,
         }
     }

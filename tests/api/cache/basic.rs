@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::common::*;
 use bytes::Bytes;
-use ghl_workflow_debugger::cache::{CacheSettings, CacheStatus, LoadError, Tier};
+use ghl_workflow_debugger::cache::{CacheSettings, CacheStatus, LoadError, Resource, Tier};
 use redis::AsyncCommands;
 
 const B: fn(&'static str) -> Bytes = Bytes::from_static_str;
@@ -78,6 +78,25 @@ async fn hit_from_l2_after_l1_is_cleared_and_in_another_instance() {
     let mut raw = raw_conn(SHARED_REDIS).await;
     let pttl: i64 = raw.pttl(key.as_str()).await.unwrap();
     assert!(pttl > 0);
+}
+
+#[tokio::test]
+async fn skipped_resources_never_use_l1_and_others_still_do() {
+    let p = prefix();
+    let (c, _r) = cache(CacheSettings {
+        l1_skip: vec![Resource::Workflow],
+        ..settings(&p, Some(SHARED_REDIS))
+    });
+    assert!(c.wait_ready(Duration::from_secs(3)).await);
+    let workflow = c.keys().workflow("loc1", "wf1");
+    let location = c.keys().location("loc1");
+    for key in [&workflow, &location] {
+        c.set(key, B("v"), Duration::from_secs(60)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(c.get(&workflow).await.unwrap().tier, Tier::L2);
+    }
+    assert_eq!(c.get(&location).await.unwrap().tier, Tier::L1);
 }
 
 #[tokio::test]
