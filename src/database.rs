@@ -19,6 +19,9 @@ pub enum DatabaseError {
     },
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A pool with explicit bounds. It connects lazily, so the service starts (and reports
 /// `unhealthy`) while Postgres is down instead of refusing to start.
 pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
@@ -28,6 +31,18 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(Some(Duration::from_secs(300)))
+        // sqlx's default pings before every checkout: a second round trip on every read.
+        // Only a connection that sat idle is pinged (the server may have closed it meanwhile);
+        // reads on a connection that died anyway are retried, writes ping their own.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 

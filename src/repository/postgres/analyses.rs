@@ -35,6 +35,7 @@ impl AnalysisRepository for PgAnalysisRepository {
         location_id: &str,
         analysis: &NewAnalysis<'_>,
     ) -> Result<(), RepositoryError> {
+        let mut conn = super::writable(&self.pool).await?;
         sqlx::query(
             r#"insert into analyses
                    (location_id, workflow_id, workflow_version, rules_version, health_score, issues_found, result)
@@ -48,7 +49,7 @@ impl AnalysisRepository for PgAnalysisRepository {
         .bind(analysis.health_score)
         .bind(analysis.issues_found)
         .bind(sqlx::types::Json(analysis.result))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }

@@ -25,7 +25,7 @@ struct OwnerRow {
 #[async_trait::async_trait]
 impl ApiKeyRepository for PgApiKeyRepository {
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
-        let row: Option<OwnerRow> = read_retrying(|| {
+        let row: Option<OwnerRow> = read_retrying(&self.pool, || {
             sqlx::query_as(
                 r#"select k.id as key_id, k.location_id
                    from api_keys k
@@ -56,23 +56,25 @@ impl ApiKeyRepository for PgApiKeyRepository {
         if !exists {
             return Err(RepositoryError::NotFound("Location"));
         }
+        let mut conn = super::writable(&self.pool).await?;
         Ok(sqlx::query_scalar(
             r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, $3) returning id"#,
         )
         .bind(location_id)
         .bind(key_hash)
         .bind(label)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *conn)
         .await?)
     }
 
     async fn revoke(&self, key_id: Uuid) -> Result<Vec<u8>, RepositoryError> {
+        let mut conn = super::writable(&self.pool).await?;
         let hash: Option<Vec<u8>> = sqlx::query_scalar(
             r#"update api_keys set revoked_at = coalesce(revoked_at, now())
                where id = $1 returning key_hash"#,
         )
         .bind(key_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?;
         hash.ok_or(RepositoryError::NotFound("API key"))
     }

@@ -41,7 +41,8 @@ impl LocationRepository for PgLocationRepository {
         name: &str,
         key_hash: &[u8],
     ) -> Result<Location, RepositoryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = super::writable(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let row: Option<LocationRow> = sqlx::query_as(
             r#"insert into locations (id, name) values ($1, $2)
                on conflict (id) do nothing

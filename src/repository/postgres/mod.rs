@@ -14,27 +14,67 @@ pub use subscriptions::PgSubscriptionRepository;
 pub use webhooks::{PgWebhookStore, WebhookEffect};
 pub use workflows::PgWorkflowRepository;
 
-/// Attempts of an idempotent read whose pooled connection turned out to be dead.
-const READ_ATTEMPTS: u32 = 3;
+/// Attempts at a statement whose pooled connection turned out to be dead: after a mass
+/// termination every pooled connection may be dead, and each failed attempt retires one (the
+/// pool drops a connection whose release check fails), so one more than the pool holds
+/// always reaches a live or a new connection.
+fn lost_connection_attempts(pool: &sqlx::PgPool) -> u32 {
+    pool.options().get_max_connections() + 1
+}
 
-/// Runs an idempotent read again (up to [`READ_ATTEMPTS`] in all) when its pooled connection
-/// turned out to be dead.
+/// A pooled connection for a write, checked with a ping first. The pool does not test the
+/// connections it hands out (a ping before every query would double the round trips of every
+/// read; reads retry instead, see [`read_retrying`]), but a write cannot be sent twice: one
+/// whose connection died mid-way may have committed. So writes pay the ping and take another
+/// connection when it fails — nothing was sent yet.
+async fn writable(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+    use sqlx::Connection as _;
+    let attempts = lost_connection_attempts(pool);
+    let mut attempt = 1;
+    loop {
+        let mut conn = pool.acquire().await?;
+        match conn.ping().await {
+            Ok(()) => return Ok(conn),
+            Err(error) => {
+                conn.close_on_drop();
+                if attempt >= attempts || !connection_was_lost(&error) {
+                    return Err(error);
+                }
+                log::debug!("a pooled connection was dead before a write ({error}); another");
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Runs an idempotent read again when its pooled connection turned out to be dead.
 ///
 /// A pooled connection can be terminated (`pg_terminate_backend`, a failover, a middlebox
-/// reset) after the pool's liveness check and before the query runs. That is not the database
-/// being unavailable: another attempt answers. After a mass termination the next pooled
-/// connection may be dying too (a loaded server delivers the terminations over some
-/// milliseconds), hence more than one retry; a lost connection fails fast, and with the
-/// server really gone the next attempt ends in the pool's acquire timeout, which is not
-/// retried. Only reads are retried — a write whose connection died may have committed.
-async fn read_retrying<T, Fut>(mut read: impl FnMut() -> Fut) -> Result<T, sqlx::Error>
+/// reset) while it sits in the pool, and the pool only checks connections that sat idle for
+/// a while. That is not the database being unavailable: another attempt answers. A lost
+/// connection fails fast, and with the server really gone the next attempt ends in the pool's
+/// acquire timeout, which is not retried. Only reads are retried — a write whose connection
+/// died may have committed (writes check their connection first, see [`writable`]).
+async fn read_retrying<T, Fut>(
+    pool: &sqlx::PgPool,
+    read: impl FnMut() -> Fut,
+) -> Result<T, sqlx::Error>
+where
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    retrying(lost_connection_attempts(pool), read).await
+}
+
+async fn retrying<T, Fut>(attempts: u32, mut read: impl FnMut() -> Fut) -> Result<T, sqlx::Error>
 where
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
     let mut attempt = 1;
     loop {
         match read().await {
-            Err(error) if attempt < READ_ATTEMPTS && connection_was_lost(&error) => {
+            Err(error) if attempt < attempts && connection_was_lost(&error) => {
                 log::debug!("a pooled connection was lost during a read ({error}); retrying");
                 attempt += 1;
             }
@@ -74,18 +114,15 @@ mod tests {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Err::<(), _>(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()))
         };
-        assert!(read_retrying(lost).await.is_err());
-        assert_eq!(
-            calls.load(std::sync::atomic::Ordering::SeqCst),
-            READ_ATTEMPTS
-        );
+        assert!(retrying(4, lost).await.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
 
         let calls = std::sync::atomic::AtomicU32::new(0);
         let timed_out = || async {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Err::<(), _>(sqlx::Error::PoolTimedOut)
         };
-        assert!(read_retrying(timed_out).await.is_err());
+        assert!(retrying(4, timed_out).await.is_err());
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

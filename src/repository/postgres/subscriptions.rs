@@ -28,7 +28,7 @@ struct SubscriptionRow {
 #[async_trait::async_trait]
 impl SubscriptionRepository for PgSubscriptionRepository {
     async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
-        let row: Option<SubscriptionRow> = read_retrying(|| {
+        let row: Option<SubscriptionRow> = read_retrying(&self.pool, || {
             sqlx::query_as(
                 r#"select plan, status, current_period_end from subscriptions where location_id = $1"#,
             )

@@ -37,7 +37,8 @@ impl PgWebhookStore {
     /// Records the event id and applies the event in one transaction, so a replay (even a
     /// concurrent one) changes nothing and a failure leaves no half-applied event.
     pub async fn apply(&self, event: &WebhookEvent) -> Result<WebhookEffect, RepositoryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = super::writable(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let first_time: Option<String> = sqlx::query_scalar(
             r#"insert into webhook_events (id, type, location_id) values ($1, $2, $3)
                on conflict (id) do nothing returning id"#,

@@ -59,7 +59,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
-        let summaries: Vec<WorkflowSummary> = read_retrying(|| {
+        let summaries: Vec<WorkflowSummary> = read_retrying(&self.pool, || {
             sqlx::query_as(
                 r#"select id, name, status, version, step_count, trigger_count, updated_at
                    from workflows
@@ -78,7 +78,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
-        let row: Option<WorkflowRow> = read_retrying(|| {
+        let row: Option<WorkflowRow> = read_retrying(&self.pool, || {
             sqlx::query_as(GET_SQL)
                 .bind(location_id)
                 .bind(id)
@@ -113,7 +113,9 @@ impl WorkflowRepository for PgWorkflowRepository {
             Some(expected) => query.bind(expected),
             None => query,
         };
-        let row = query.fetch_optional(&self.pool).await?;
+        let mut conn = super::writable(&self.pool).await?;
+        let row = query.fetch_optional(&mut *conn).await?;
+        drop(conn);
         match row {
             Some(row) if row.inserted == Some(true) => Ok(PutOutcome::Created(row.workflow)),
             Some(row) => Ok(PutOutcome::Replaced(row.workflow)),
@@ -124,10 +126,11 @@ impl WorkflowRepository for PgWorkflowRepository {
     }
 
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
+        let mut conn = super::writable(&self.pool).await?;
         let deleted = sqlx::query(r#"delete from workflows where location_id = $1 and id = $2"#)
             .bind(location_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
         if deleted.rows_affected() == 0 {
             return Err(RepositoryError::NotFound("Workflow"));
