@@ -160,7 +160,18 @@ impl<'a> CacheKeys<'a> {
     }
 }
 
+fn needs_escape(c: char) -> bool {
+    matches!(c, '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\')
+        || c.is_whitespace()
+        || c.is_control()
+}
+
 fn escape_into(out: &mut String, s: &str) {
+    // Ids are almost always plain: copy them whole (keys are built on every request).
+    if !s.chars().any(needs_escape) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\' => {
