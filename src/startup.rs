@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
+use actix_web::middleware::{from_fn, Condition, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
 use crate::cache::{Cache, CacheError, CacheSettings, Resource};
@@ -109,10 +109,13 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
             .wrap(ErrorHandlers::new().default_handler(envelope_plain_errors))
             .wrap(from_fn(request_id_middleware))
             .wrap(http_metrics.clone())
-            .wrap(
+            // The access log renders its format for every request even when its lines are
+            // filtered out: leave it out unless they are wanted.
+            .wrap(Condition::new(
+                access_log_enabled(),
                 Logger::new(ACCESS_LOG_FORMAT)
                     .custom_request_replace("method", |req| req.method().to_string()),
-            )
+            ))
             .app_data(data.clone())
             .app_data(
                 web::JsonConfig::default()
@@ -140,6 +143,11 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// Whether the logger lets the access log's lines (info, actix's logger target) through.
+fn access_log_enabled() -> bool {
+    log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info)
 }
 
 /// CORS for the one configured frontend origin; without `FRONTEND_URL`, no origin is allowed.

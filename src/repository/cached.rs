@@ -263,7 +263,15 @@ impl CachedApiKeyRepository {
     }
 
     fn key(&self, key_hash: &[u8]) -> CacheKey {
-        self.cache.keys().api_key(&hex::encode(key_hash))
+        // Built on every authenticated request: encode into a stack buffer, not a char iterator.
+        let mut hex_buf = [0u8; 64];
+        match hex::encode_to_slice(key_hash, &mut hex_buf) {
+            Ok(()) => self
+                .cache
+                .keys()
+                .api_key(std::str::from_utf8(&hex_buf).unwrap_or_default()),
+            Err(_) => self.cache.keys().api_key(&hex::encode(key_hash)),
+        }
     }
 }
 

@@ -113,6 +113,18 @@ async fn sigterm_stops_the_server_gracefully_with_exit_0() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
+    // With RUST_LOG=info the access log is on: one line per request, with its id.
+    let access_line = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("\"GET /live\" 200") && line.contains("req=") {
+                return line;
+            }
+        }
+        panic!("no access log line for GET /live");
+    })
+    .await
+    .unwrap();
+    assert!(!access_line.contains('?'), "{access_line}");
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill")
