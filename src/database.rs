@@ -1,9 +1,11 @@
 //! The Postgres pool and migrations.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 
 use crate::config::{mask_url, DatabaseSettings};
 
@@ -25,9 +27,116 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// A pool with explicit bounds. It connects lazily, so the service starts (and reports
 /// `unhealthy`) while Postgres is down instead of refusing to start.
 pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError> {
+    pool(settings, settings.max_connections)
+}
+
+/// The server's pool and, out of the same `DATABASE_MAX_CONNECTIONS` budget, the dedicated
+/// connections of the hottest read (see [`HotConnections`]): half of the budget when it is at
+/// least [`MIN_BUDGET_FOR_HOT`], else none (everything goes through the pool).
+pub fn connect_lazy_split(
+    settings: &DatabaseSettings,
+) -> Result<(PgPool, Option<HotConnections>), DatabaseError> {
+    let hot = if settings.max_connections >= MIN_BUDGET_FOR_HOT {
+        settings.max_connections / 2
+    } else {
+        0
+    };
+    let pool = pool(settings, settings.max_connections - hot)?;
+    let hot = (hot > 0).then(|| -> Result<_, DatabaseError> {
+        Ok(HotConnections {
+            slots: (0..hot).map(|_| Mutex::new(None)).collect(),
+            free: Semaphore::new(hot as usize),
+            next: AtomicUsize::new(0),
+            options: connect_options(settings)?,
+            acquire_timeout: settings.acquire_timeout,
+        })
+    });
+    Ok((pool, hot.transpose()?))
+}
+
+/// Below this budget the pool keeps every connection.
+const MIN_BUDGET_FOR_HOT: u32 = 4;
+
+/// A few connections held outside the pool for the one read on every cache miss (a workflow
+/// by id). sqlx's pool pings every connection when it is released (unconditionally, in
+/// 0.8): a second round trip per read, which Postgres and this process both pay. These are
+/// checked out without a ping and never released to the pool. Each lives in a slot: taken
+/// out while a statement runs and put back after it completed; a statement that was dropped
+/// mid-way (a request deadline) or lost its connection drops the connection, and the slot
+/// connects again on its next use (bounded by `DATABASE_ACQUIRE_TIMEOUT_MS`).
+pub struct HotConnections {
+    slots: Vec<Mutex<Option<PgConnection>>>,
+    /// One permit per slot nobody holds.
+    free: Semaphore,
+    next: AtomicUsize,
+    options: PgConnectOptions,
+    acquire_timeout: Duration,
+}
+
+/// A slot, held for one statement.
+pub struct HotSlot<'a> {
+    slot: MutexGuard<'a, Option<PgConnection>>,
+    hot: &'a HotConnections,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl HotConnections {
+    /// How many connections there are (a read retries one more time than that).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A free slot, waiting in line (first come, first served) for one to be freed within
+    /// the acquire timeout (`PoolTimedOut`, like the pool's).
+    pub async fn checkout(&self) -> Result<HotSlot<'_>, sqlx::Error> {
+        let permit = tokio::time::timeout(self.acquire_timeout, self.free.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        // A permit guarantees a slot nobody holds; the rotating start spreads the use.
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.slots.len();
+        for i in 0..n {
+            if let Some(Ok(slot)) = self.slots.get((start + i) % n).map(Mutex::try_lock) {
+                return Ok(HotSlot {
+                    slot,
+                    hot: self,
+                    _permit: permit,
+                });
+            }
+        }
+        Err(sqlx::Error::PoolClosed)
+    }
+}
+
+impl HotSlot<'_> {
+    /// The slot's connection, taken out of it (connected first if the slot is empty).
+    pub async fn take(&mut self) -> Result<PgConnection, sqlx::Error> {
+        if let Some(conn) = self.slot.take() {
+            return Ok(conn);
+        }
+        tokio::time::timeout(
+            self.hot.acquire_timeout,
+            PgConnection::connect_with(&self.hot.options),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    /// Puts a connection whose statement completed back.
+    pub fn put_back(&mut self, conn: PgConnection) {
+        *self.slot = Some(conn);
+    }
+}
+
+fn pool(settings: &DatabaseSettings, max_connections: u32) -> Result<PgPool, DatabaseError> {
     let options = connect_options(settings)?;
     Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
+        .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(Some(Duration::from_secs(300)))
@@ -38,7 +147,7 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError
         .before_acquire(|conn, meta| {
             Box::pin(async move {
                 if meta.idle_for >= PING_IF_IDLE_FOR {
-                    sqlx::Connection::ping(conn).await?;
+                    Connection::ping(conn).await?;
                 }
                 Ok(true)
             })

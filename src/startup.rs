@@ -46,7 +46,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let db = database::connect_lazy(&settings.database)?;
+        let (db, hot) = database::connect_lazy_split(&settings.database)?;
         if settings.database.run_migrations {
             database::migrate(&db, &settings.database).await?;
         }
@@ -56,7 +56,7 @@ impl Application {
             None => log::info!("cache: no redis configured; in-process tier only"),
         }
         let cache = Cache::new(cache_settings(&settings), &metrics.registry)?;
-        let state = AppState::new(settings, db, cache, metrics);
+        let state = AppState::with_hot_reads(settings, db, hot, cache, metrics);
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),

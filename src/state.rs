@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
+use crate::database::HotConnections;
 use crate::metrics::Metrics;
 use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
@@ -41,10 +42,21 @@ pub struct AppState {
 impl AppState {
     /// Postgres repositories, each read through the cache.
     pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
+        Self::with_hot_reads(settings, db, None, cache, metrics)
+    }
+
+    /// As [`AppState::new`], with dedicated connections for workflow reads by id.
+    pub fn with_hot_reads(
+        settings: Settings,
+        db: PgPool,
+        hot: Option<HotConnections>,
+        cache: Cache,
+        metrics: Metrics,
+    ) -> Self {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
-            Arc::new(PgWorkflowRepository::new(db.clone())),
+            Arc::new(PgWorkflowRepository::new(db.clone()).with_hot_reads(hot.map(Arc::new))),
             reads.clone().bypassing(bypass),
         ));
         let analysis = AnalysisService::new(

@@ -1,6 +1,10 @@
-use sqlx::PgPool;
+use std::sync::Arc;
 
-use super::read_retrying;
+use sqlx::{PgConnection, PgPool};
+
+use super::{connection_was_lost, read_retrying, retrying};
+
+use crate::database::HotConnections;
 
 use crate::repository::{
     Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
@@ -10,12 +14,42 @@ use crate::repository::{
 #[derive(Clone)]
 pub struct PgWorkflowRepository {
     pool: PgPool,
+    /// When set, [`WorkflowRepository::get`] (every cache miss) runs on these instead of the pool.
+    hot: Option<Arc<HotConnections>>,
 }
 
 impl PgWorkflowRepository {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, hot: None }
     }
+
+    pub fn with_hot_reads(mut self, hot: Option<Arc<HotConnections>>) -> Self {
+        self.hot = hot.filter(|hot| !hot.is_empty());
+        self
+    }
+}
+
+/// One attempt at `GET_SQL` on a dedicated connection. The connection goes back to its slot
+/// only after the statement completed (a row, no row, or an error Postgres answered); one
+/// that was lost, or whose statement was dropped mid-way, is dropped with it.
+async fn hot_get(
+    hot: &HotConnections,
+    location_id: &str,
+    id: &str,
+) -> Result<Option<WorkflowRow>, sqlx::Error> {
+    let mut slot = hot.checkout().await?;
+    let mut conn: PgConnection = slot.take().await?;
+    let result = sqlx::query_as(GET_SQL)
+        .bind(location_id)
+        .bind(id)
+        .fetch_optional(&mut conn)
+        .await;
+    match &result {
+        Ok(_) => slot.put_back(conn),
+        Err(error @ sqlx::Error::Database(_)) if !connection_was_lost(error) => slot.put_back(conn),
+        Err(_) => {}
+    }
+    result
 }
 
 /// A workflow row, and whether the write that returned it inserted it.
@@ -78,13 +112,23 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
-        let row: Option<WorkflowRow> = read_retrying(&self.pool, || {
-            sqlx::query_as(GET_SQL)
-                .bind(location_id)
-                .bind(id)
-                .fetch_optional(&self.pool)
-        })
-        .await?;
+        let row: Option<WorkflowRow> = match &self.hot {
+            // Every dedicated connection may have been lost at once: one more attempt than
+            // there are reaches a new one.
+            Some(hot) => {
+                let attempts = u32::try_from(hot.len() + 1).unwrap_or(u32::MAX);
+                retrying(attempts, || hot_get(hot, location_id, id)).await?
+            }
+            None => {
+                read_retrying(&self.pool, || {
+                    sqlx::query_as(GET_SQL)
+                        .bind(location_id)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                })
+                .await?
+            }
+        };
         let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow;
         Fetched::encode(&workflow, ReadSource::Bypass)
     }
