@@ -1,11 +1,9 @@
 //! The Postgres pool and migrations.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
-use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 
 use crate::config::{mask_url, DatabaseSettings};
 
@@ -31,11 +29,11 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError
 }
 
 /// The server's pool and, out of the same `DATABASE_MAX_CONNECTIONS` budget, the dedicated
-/// connections of the hottest read (see [`HotConnections`]): half of the budget when it is at
+/// connections of the hottest read (see [`HotReads`]): half of the budget when it is at
 /// least [`MIN_BUDGET_FOR_HOT`], else none (everything goes through the pool).
 pub fn connect_lazy_split(
     settings: &DatabaseSettings,
-) -> Result<(PgPool, Option<HotConnections>), DatabaseError> {
+) -> Result<(PgPool, Option<HotReads>), DatabaseError> {
     let hot = if settings.max_connections >= MIN_BUDGET_FOR_HOT {
         settings.max_connections / 2
     } else {
@@ -43,94 +41,69 @@ pub fn connect_lazy_split(
     };
     let pool = pool(settings, settings.max_connections - hot)?;
     let hot = (hot > 0).then(|| -> Result<_, DatabaseError> {
-        Ok(HotConnections {
-            slots: (0..hot).map(|_| Mutex::new(None)).collect(),
-            free: Semaphore::new(hot as usize),
-            next: AtomicUsize::new(0),
+        let manager = HotConnectionManager {
             options: connect_options(settings)?,
-            acquire_timeout: settings.acquire_timeout,
-        })
+        };
+        Ok(bb8::Pool::builder()
+            .max_size(hot)
+            .min_idle(None)
+            .test_on_check_out(false)
+            .connection_timeout(settings.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .build_unchecked(manager))
     });
-    Ok((pool, hot.transpose()?))
+    hot.transpose().map(|hot| (pool, hot))
 }
 
 /// Below this budget the pool keeps every connection.
 const MIN_BUDGET_FOR_HOT: u32 = 4;
 
-/// A few connections held outside the pool for the one read on every cache miss (a workflow
-/// by id). sqlx's pool pings every connection when it is released (unconditionally, in
-/// 0.8): a second round trip per read, which Postgres and this process both pay. These are
-/// checked out without a ping and never released to the pool. Each lives in a slot: taken
-/// out while a statement runs and put back after it completed; a statement that was dropped
-/// mid-way (a request deadline) or lost its connection drops the connection, and the slot
-/// connects again on its next use (bounded by `DATABASE_ACQUIRE_TIMEOUT_MS`).
-pub struct HotConnections {
-    slots: Vec<Mutex<Option<PgConnection>>>,
-    /// One permit per slot nobody holds.
-    free: Semaphore,
-    next: AtomicUsize,
+/// A few connections kept apart from sqlx's pool for the one read on every cache miss (a
+/// workflow by id): sqlx 0.8 pings every connection it takes back (unconditionally), a second
+/// round trip per read that Postgres and this process both pay. This bb8 pool of plain sqlx
+/// connections pings none; a connection whose statement did not complete (its connection was
+/// lost, or a request deadline dropped it mid-way) is reported broken and never reused.
+pub type HotReads = bb8::Pool<HotConnectionManager>;
+
+pub struct HotConnectionManager {
     options: PgConnectOptions,
-    acquire_timeout: Duration,
 }
 
-/// A slot, held for one statement.
-pub struct HotSlot<'a> {
-    slot: MutexGuard<'a, Option<PgConnection>>,
-    hot: &'a HotConnections,
-    _permit: SemaphorePermit<'a>,
+/// A dedicated connection, and whether a statement started on it has not completed.
+pub struct HotConnection {
+    pub conn: PgConnection,
+    pub in_statement: bool,
 }
 
-impl HotConnections {
-    /// How many connections there are (a read retries one more time than that).
-    pub fn len(&self) -> usize {
-        self.slots.len()
+impl bb8::ManageConnection for HotConnectionManager {
+    type Connection = HotConnection;
+    type Error = sqlx::Error;
+
+    async fn connect(&self) -> Result<HotConnection, sqlx::Error> {
+        let conn = PgConnection::connect_with(&self.options).await?;
+        Ok(HotConnection {
+            conn,
+            in_statement: false,
+        })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+    async fn is_valid(&self, conn: &mut HotConnection) -> Result<(), sqlx::Error> {
+        conn.conn.ping().await
     }
 
-    /// A free slot, waiting in line (first come, first served) for one to be freed within
-    /// the acquire timeout (`PoolTimedOut`, like the pool's).
-    pub async fn checkout(&self) -> Result<HotSlot<'_>, sqlx::Error> {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.free.acquire())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        // A permit guarantees a slot nobody holds; the rotating start spreads the use.
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.slots.len();
-        for i in 0..n {
-            if let Some(Ok(slot)) = self.slots.get((start + i) % n).map(Mutex::try_lock) {
-                return Ok(HotSlot {
-                    slot,
-                    hot: self,
-                    _permit: permit,
-                });
-            }
-        }
-        Err(sqlx::Error::PoolClosed)
+    fn has_broken(&self, conn: &mut HotConnection) -> bool {
+        conn.in_statement
     }
 }
 
-impl HotSlot<'_> {
-    /// The slot's connection, taken out of it (connected first if the slot is empty).
-    pub async fn take(&mut self) -> Result<PgConnection, sqlx::Error> {
-        if let Some(conn) = self.slot.take() {
-            return Ok(conn);
-        }
-        tokio::time::timeout(
-            self.hot.acquire_timeout,
-            PgConnection::connect_with(&self.hot.options),
-        )
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)?
-    }
-
-    /// Puts a connection whose statement completed back.
-    pub fn put_back(&mut self, conn: PgConnection) {
-        *self.slot = Some(conn);
-    }
+/// A dedicated connection within the acquire timeout (`PoolTimedOut` after it, like sqlx's pool).
+pub async fn hot_connection(
+    hot: &HotReads,
+) -> Result<bb8::PooledConnection<'_, HotConnectionManager>, sqlx::Error> {
+    hot.get().await.map_err(|error| match error {
+        bb8::RunError::User(error) => error,
+        bb8::RunError::TimedOut => sqlx::Error::PoolTimedOut,
+    })
 }
 
 fn pool(settings: &DatabaseSettings, max_connections: u32) -> Result<PgPool, DatabaseError> {

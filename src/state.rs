@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::database::HotConnections;
+use crate::database::HotReads;
 use crate::metrics::Metrics;
 use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
@@ -49,14 +49,14 @@ impl AppState {
     pub fn with_hot_reads(
         settings: Settings,
         db: PgPool,
-        hot: Option<HotConnections>,
+        hot: Option<HotReads>,
         cache: Cache,
         metrics: Metrics,
     ) -> Self {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
-            Arc::new(PgWorkflowRepository::new(db.clone()).with_hot_reads(hot.map(Arc::new))),
+            Arc::new(PgWorkflowRepository::new(db.clone()).with_hot_reads(hot)),
             reads.clone().bypassing(bypass),
         ));
         let analysis = AnalysisService::new(

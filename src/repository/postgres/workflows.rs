@@ -1,10 +1,8 @@
-use std::sync::Arc;
-
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::{connection_was_lost, read_retrying, retrying};
 
-use crate::database::HotConnections;
+use crate::database::{hot_connection, HotReads};
 
 use crate::repository::{
     Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
@@ -15,7 +13,7 @@ use crate::repository::{
 pub struct PgWorkflowRepository {
     pool: PgPool,
     /// When set, [`WorkflowRepository::get`] (every cache miss) runs on these instead of the pool.
-    hot: Option<Arc<HotConnections>>,
+    hot: Option<HotReads>,
 }
 
 impl PgWorkflowRepository {
@@ -23,32 +21,32 @@ impl PgWorkflowRepository {
         Self { pool, hot: None }
     }
 
-    pub fn with_hot_reads(mut self, hot: Option<Arc<HotConnections>>) -> Self {
-        self.hot = hot.filter(|hot| !hot.is_empty());
+    pub fn with_hot_reads(mut self, hot: Option<HotReads>) -> Self {
+        self.hot = hot;
         self
     }
 }
 
-/// One attempt at `GET_SQL` on a dedicated connection. The connection goes back to its slot
-/// only after the statement completed (a row, no row, or an error Postgres answered); one
-/// that was lost, or whose statement was dropped mid-way, is dropped with it.
+/// One attempt at `GET_SQL` on a dedicated connection. The connection is reused only when
+/// the statement completed (a row, no row, or an error Postgres answered); one that was lost,
+/// or whose statement was dropped mid-way, stays marked and the pool discards it.
 async fn hot_get(
-    hot: &HotConnections,
+    hot: &HotReads,
     location_id: &str,
     id: &str,
 ) -> Result<Option<WorkflowRow>, sqlx::Error> {
-    let mut slot = hot.checkout().await?;
-    let mut conn: PgConnection = slot.take().await?;
+    let mut conn = hot_connection(hot).await?;
+    conn.in_statement = true;
     let result = sqlx::query_as(GET_SQL)
         .bind(location_id)
         .bind(id)
-        .fetch_optional(&mut conn)
+        .fetch_optional(&mut conn.conn)
         .await;
-    match &result {
-        Ok(_) => slot.put_back(conn),
-        Err(error @ sqlx::Error::Database(_)) if !connection_was_lost(error) => slot.put_back(conn),
-        Err(_) => {}
-    }
+    conn.in_statement = match &result {
+        Ok(_) => false,
+        Err(error @ sqlx::Error::Database(_)) => connection_was_lost(error),
+        Err(_) => true,
+    };
     result
 }
 
@@ -116,7 +114,7 @@ impl WorkflowRepository for PgWorkflowRepository {
             // Every dedicated connection may have been lost at once: one more attempt than
             // there are reaches a new one.
             Some(hot) => {
-                let attempts = u32::try_from(hot.len() + 1).unwrap_or(u32::MAX);
+                let attempts = hot.state().connections.max(1) + 1;
                 retrying(attempts, || hot_get(hot, location_id, id)).await?
             }
             None => {
