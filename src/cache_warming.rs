@@ -33,6 +33,8 @@ async fn warm(
 ) -> Result<usize, crate::repository::RepositoryError> {
     // L1 only keeps copies once the invalidation subscriber listens.
     cache.wait_ready(WARM_BUDGET / 2).await;
+    // Before the read: a write committed after it invalidates, and then must win.
+    let ticket = cache.begin_warming();
     let recent = workflows.recently_updated(WARM_COUNT).await?;
     let mut entries = Vec::with_capacity(recent.len());
     for (location_id, workflow) in recent {
@@ -43,5 +45,5 @@ async fn warm(
             ttl::WORKFLOW,
         ));
     }
-    Ok(cache.warm(entries, WARM_CONCURRENCY).await)
+    Ok(cache.warm(ticket, entries, WARM_CONCURRENCY).await)
 }

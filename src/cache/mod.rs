@@ -711,15 +711,22 @@ impl Cache {
         }
     }
 
+    /// Take this before reading what [`Cache::warm`] will store: an invalidation after it
+    /// wins over the warmed copy, exactly as for a load (the stale-set race).
+    pub fn begin_warming(&self) -> guard::Ticket {
+        self.0.guard.ticket()
+    }
+
     /// Fill both tiers with preloaded values (startup warming), at most `max_concurrency` at
-    /// a time. Fills are guarded like loads (a concurrent invalidation wins). Returns the
-    /// number of entries written to L1. Bound the total time with your own timeout.
+    /// a time. Fills are guarded like loads: a key invalidated since `ticket` was taken is
+    /// not filled. Returns the number of entries written to L1. Bound the total time with
+    /// your own timeout.
     pub async fn warm(
         &self,
+        ticket: guard::Ticket,
         entries: Vec<(CacheKey, Bytes, Duration)>,
         max_concurrency: usize,
     ) -> usize {
-        let ticket = self.0.guard.ticket();
         futures::stream::iter(entries)
             .map(|(k, v, ttl)| {
                 let i = self.0.clone();

@@ -523,6 +523,26 @@ async fn l1_is_bounded_by_entries_and_bytes() {
 }
 
 #[tokio::test]
+async fn warming_never_puts_back_a_value_invalidated_after_it_was_read() {
+    let p = prefix();
+    let (c, _r) = ready_cache(&p).await;
+    let key = c.keys().workflow("loc1", "written");
+    let other = c.keys().workflow("loc1", "untouched");
+    // Warming read both rows; then a write to one of them committed and invalidated it.
+    let ticket = c.begin_warming();
+    c.invalidate(std::slice::from_ref(&key)).await;
+    let entries = vec![
+        (key.clone(), B("old"), Duration::from_secs(60)),
+        (other.clone(), B("fresh"), Duration::from_secs(60)),
+    ];
+    assert_eq!(c.warm(ticket, entries, 2).await, 1);
+    assert!(c.get(&key).await.is_none(), "the old row was warmed back");
+    let (b, _rb) = ready_cache(&p).await;
+    assert!(b.get(&key).await.is_none(), "the old row reached Redis");
+    assert_eq!(c.get(&other).await.unwrap().bytes, B("fresh"));
+}
+
+#[tokio::test]
 async fn warm_fills_both_tiers() {
     let p = prefix();
     let (c, _r) = ready_cache(&p).await;
@@ -535,7 +555,8 @@ async fn warm_fills_both_tiers() {
             )
         })
         .collect();
-    assert_eq!(c.warm(entries, 4).await, 20);
+    let ticket = c.begin_warming();
+    assert_eq!(c.warm(ticket, entries, 4).await, 20);
     assert_eq!(
         c.get(&c.keys().workflow("loc1", "w3")).await.unwrap().tier,
         Tier::L1
