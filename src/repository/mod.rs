@@ -157,9 +157,11 @@ pub struct WorkflowSummary {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A stored workflow; `D` is how its definition is held: parsed (the default), or as the raw
+/// JSON Postgres returned when a read only passes it on (the miss path).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
-pub struct StoredWorkflow {
+pub struct StoredWorkflow<D = serde_json::Value> {
     pub id: String,
     pub name: String,
     pub status: String,
@@ -169,7 +171,7 @@ pub struct StoredWorkflow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[sqlx(json)]
-    pub definition: serde_json::Value,
+    pub definition: D,
 }
 
 /// A validated document ready to be stored.

@@ -34,7 +34,7 @@ async fn hot_get(
     hot: &HotReads,
     location_id: &str,
     id: &str,
-) -> Result<Option<WorkflowRow>, sqlx::Error> {
+) -> Result<Option<RawWorkflowRow>, sqlx::Error> {
     let mut conn = hot_connection(hot).await?;
     conn.in_statement = true;
     let result = sqlx::query_as(GET_SQL)
@@ -52,11 +52,15 @@ async fn hot_get(
 
 /// A workflow row, and whether the write that returned it inserted it.
 #[derive(sqlx::FromRow)]
-struct WorkflowRow {
+struct WorkflowRow<D = serde_json::Value> {
     #[sqlx(flatten)]
-    workflow: StoredWorkflow,
+    workflow: StoredWorkflow<D>,
     inserted: Option<bool>,
 }
+
+/// A read only passes the definition on: kept as the JSON text Postgres sent, not parsed into
+/// a tree and written out again (that was ~8 % of the miss path).
+type RawWorkflowRow = WorkflowRow<Box<serde_json::value::RawValue>>;
 
 const GET_SQL: &str = r#"
     select id, name, status, version, step_count, trigger_count, created_at, updated_at,
@@ -110,7 +114,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
-        let row: Option<WorkflowRow> = match &self.hot {
+        let row: Option<RawWorkflowRow> = match &self.hot {
             // Every dedicated connection may have been lost at once: one more attempt than
             // there are reaches a new one.
             Some(hot) => {
@@ -128,7 +132,10 @@ impl WorkflowRepository for PgWorkflowRepository {
             }
         };
         let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow;
-        Fetched::encode(&workflow, ReadSource::Bypass)
+        Ok(Fetched::from_json(
+            serde_json::to_vec(&workflow)?.into(),
+            ReadSource::Bypass,
+        ))
     }
 
     async fn put(
