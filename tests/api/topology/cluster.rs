@@ -171,21 +171,16 @@ async fn a_cluster_primary_killed_under_load_costs_no_errors_and_the_service_fol
     let seeded = seed(&a, &location, 20).await;
     let slot_key = format!("{{{location}}}");
     let slot_key = slot_key.as_str();
-    let total = scaled(2_000);
 
-    let load_a = Load::reads(&a.address, &seeded, 4, total / 2);
-    let load_b = Load::reads(&b.address, &seeded, 4, total / 2);
-    load_a.wait_for(total / 8).await;
-    let killed_at = Instant::now();
-    let old = cluster.kill_primary_for_key(slot_key).await;
-    cluster
-        .wait_for_failover(slot_key, &old, Duration::from_secs(30))
-        .await;
-    let failover = killed_at.elapsed();
-    let done = load_a.done.load(std::sync::atomic::Ordering::SeqCst);
-    load_a.wait_for(done + 200).await;
-    let tally_a = load_a.finish().await;
-    let tally_b = load_b.finish().await;
+    let (failover, tally_a, tally_b) = load_both_through(&a, &b, &seeded, async {
+        let killed_at = Instant::now();
+        let old = cluster.kill_primary_for_key(slot_key).await;
+        cluster
+            .wait_for_failover(slot_key, &old, Duration::from_secs(30))
+            .await;
+        killed_at.elapsed()
+    })
+    .await;
 
     wait_cache_check(&a, Duration::from_secs(15), |c| c["type"] == "redis").await;
     wait_cache_check(&b, Duration::from_secs(15), |c| c["type"] == "redis").await;
@@ -193,25 +188,15 @@ async fn a_cluster_primary_killed_under_load_costs_no_errors_and_the_service_fol
     let stale = stale_reads_across(&a, &b, &seeded.key, 20).await;
     let check = cache_check(&a).await;
 
-    for (name, tally) in [("A", &tally_a), ("B", &tally_b)] {
-        Row {
-            scenario: "Cluster primary SIGKILLed under load",
-            requests: tally.count(),
-            five_xx: tally.five_xx(),
-            stale_reads: stale,
-            stale_served: tally.stale_served(),
-            lost_writes: 0,
-            recovery: format!(
-                "instance {name}: failover {failover:?}; L2 hit after {tries} tries; health {}",
-                check["topology"]
-            ),
-            p99: tally.p99(),
-        }
-        .print();
-        assert_eq!(tally.five_xx(), 0, "{}", tally.summary());
-        assert_eq!(tally.wrong(), 0, "{}", tally.summary());
-    }
-    assert_eq!(stale, 0, "stale reads after the failover");
+    report_failover(
+        "Cluster primary SIGKILLed under load",
+        [&tally_a, &tally_b],
+        stale,
+        &format!(
+            "failover {failover:?}; L2 hit after {tries} tries; health {}",
+            check["topology"]
+        ),
+    );
     assert_eq!(check["topology"]["answering"], 5, "{check}");
 }
 

@@ -2,11 +2,13 @@
 //! cross-instance checks.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::faults::harness::client;
+use crate::faults::harness::{client, scaled, Load, Row, Seeded, Tally};
 use crate::helpers::{sample_workflow, spawn_app_with, spawn_sibling, TestApp};
 
 /// Two instances (same database, prefix and Redis topology), both connected to Redis.
@@ -113,4 +115,42 @@ pub async fn stale_reads_across(a: &TestApp, b: &TestApp, key: &str, rounds: usi
         }
     }
     stale
+}
+
+/// Reads on both instances (4 tasks each, `total` in all) while `fault` runs — started once an
+/// eighth of them is done — and 200 more on the first instance after it returned.
+pub async fn load_both_through<T>(
+    a: &TestApp,
+    b: &TestApp,
+    seeded: &Seeded,
+    fault: impl Future<Output = T>,
+) -> (T, Tally, Tally) {
+    let total = scaled(2_000);
+    let load_a = Load::reads(&a.address, seeded, 4, total / 2);
+    let load_b = Load::reads(&b.address, seeded, 4, total / 2);
+    load_a.wait_for(total / 8).await;
+    let outcome = fault.await;
+    let done = load_a.done.load(Ordering::SeqCst);
+    load_a.wait_for(done + 200).await;
+    (outcome, load_a.finish().await, load_b.finish().await)
+}
+
+/// One report row per instance; no 5xx, every body correct, no stale read afterwards.
+pub fn report_failover(scenario: &'static str, tallies: [&Tally; 2], stale: usize, recovery: &str) {
+    for (name, tally) in ["A", "B"].into_iter().zip(tallies) {
+        Row {
+            scenario,
+            requests: tally.count(),
+            five_xx: tally.five_xx(),
+            stale_reads: stale,
+            stale_served: tally.stale_served(),
+            lost_writes: 0,
+            recovery: format!("instance {name}: {recovery}"),
+            p99: tally.p99(),
+        }
+        .print();
+        assert_eq!(tally.five_xx(), 0, "{}", tally.summary());
+        assert_eq!(tally.wrong(), 0, "{}", tally.summary());
+    }
+    assert_eq!(stale, 0, "stale reads after the failover");
 }
