@@ -14,6 +14,8 @@ same database and Redis with the same oha parameters: the "Peer" table.
 Environment: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64),
 BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), BENCH_PORT (3977), BENCH_ANALYSIS_STEPS (400), DATABASE_ADMIN_URL
 (postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
+BENCH_ONLY=l1,open,analyses,list,cached,l2,miss,down runs the ceiling and those groups only and
+prints them (no report, no peer): a quick look while working on one path.
 """
 
 import ctypes
@@ -42,6 +44,7 @@ WORKFLOWS = int(os.environ.get("BENCH_WORKFLOWS", "1000"))
 ADMIN_URL = os.environ.get("DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 PORT = int(os.environ.get("BENCH_PORT", "3977"))
+ONLY = {group.strip() for group in os.environ.get("BENCH_ONLY", "").split(",") if group.strip()}
 BENCH_DB = f"gwd_bench_{os.getpid()}"
 PG_BENCH_DB = f"gwd_pgbench_{os.getpid()}"
 HOT_SET = 100
@@ -221,12 +224,16 @@ class Peer:
 class PeerRun:
     """The peer's cases in this run, or why there are none."""
 
-    def __init__(self):
+    def __init__(self, skipped=None):
         self.cases = {}
         self.info = None
-        self.skipped = self._prepare()
+        self.skipped = skipped or self._prepare()
         if self.skipped:
             print(f"bench-load: peer skipped: {self.skipped}", flush=True)
+
+    @classmethod
+    def skip(cls, why):
+        return cls(skipped=why)
 
     def _prepare(self):
         node, npm = shutil.which("node"), shutil.which("npm")
@@ -472,6 +479,12 @@ def single_flight(counts):
     return results
 
 
+def selected(group):
+    """BENCH_ONLY=l1,open,analyses,cached,l2,miss,down (comma-separated): a quick look at a few
+    groups while working on them; the report and BENCHMARKS.md are left alone."""
+    return not ONLY or group in ONLY
+
+
 def main():
     global OHA
     # SIGTERM unwinds like Ctrl-C, so the `finally` below stops what was started.
@@ -479,68 +492,103 @@ def main():
     OHA = ensure_oha()
     run(["cargo", "build", "--release", "--locked", "--bin", "ghl-workflow-debugger"], cwd=ROOT)
     run([str(ROOT / "scripts" / "ensure-services.sh")])
-    peer = PeerRun()
+    peer = PeerRun() if not ONLY else PeerRun.skip("BENCH_ONLY")
     db_url, definition_bytes = seed()
-    cases = {}
+    cases, flights, redis_get, pg_tps = {}, {}, None, None
     try:
         server = Server(db_url)
         cases["ceiling: GET /live"] = oha([url("/live")])
-        cases[L1_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
-        # The peer's case right after the Rust one; the Rust server stays up, idle, meanwhile.
-        peer.measure(L1_CASE, db_url, lambda port: [*auth(), "--rand-regex-url", hot_ids_regex(port)])
+        if selected("l1"):
+            cases[L1_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+            # The peer's case right after the Rust one; the Rust server stays up, idle, meanwhile.
+            peer.measure(L1_CASE, db_url, lambda port: [*auth(), "--rand-regex-url", hot_ids_regex(port)])
         ceiling_rate = cases["ceiling: GET /live"]["rps"]
         rate = max(1, int(ceiling_rate * 0.2))
-        cases["ceiling at 20 % rate (open loop)"] = oha([url("/live")], rate=rate)
-        cases[L1_OPEN_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
-        cases[L1_UNDER_ANALYSES_CASE], cases[ANALYSES_CASE] = l1_while_analyses_run(rate)
-        cases["list: GET /api/workflows?limit=20"] = oha([*auth(), url("/api/workflows?limit=20")])
-        cases["analysis cached: GET /api/workflows/{id}/analysis"] = oha(
-            [*auth(), "--rand-regex-url", analysis_regex()])
-        flights = single_flight([64, 256, 1000])
+        if selected("open") or selected("analyses"):
+            cases["ceiling at 20 % rate (open loop)"] = oha([url("/live")], rate=rate)
+            cases[L1_OPEN_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
+        if selected("analyses"):
+            cases[L1_UNDER_ANALYSES_CASE], cases[ANALYSES_CASE] = l1_while_analyses_run(rate)
+        if selected("list"):
+            cases["list: GET /api/workflows?limit=20"] = oha([*auth(), url("/api/workflows?limit=20")])
+        if selected("cached"):
+            cases["analysis cached: GET /api/workflows/{id}/analysis"] = oha(
+                [*auth(), "--rand-regex-url", analysis_regex()])
+        if not ONLY:
+            flights = single_flight([64, 256, 1000])
         server.stop()
 
-        # Workflow reads skip L1; the API-key lookup stays in L1, as in production.
-        server = Server(db_url, CACHE_L1_BYPASS="true")
-        cases[L2_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
-        server.stop()
-
-        cluster = LocalCluster()
-        try:
-            server = Server(db_url, CACHE_L1_BYPASS="true", REDIS_URL="", REDIS_CLUSTER_NODES=cluster.nodes())
-            cases[CLUSTER_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+        if selected("l2"):
+            # Workflow reads skip L1; the API-key lookup stays in L1, as in production.
+            server = Server(db_url, CACHE_L1_BYPASS="true")
+            cases[L2_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
             server.stop()
-        finally:
-            cluster.stop()
+            redis_get = redis_benchmark()
 
-        server = Server(db_url, CACHE_L1_CAPACITY=200)
-        cases["uniform over 1,000 workflows (L1 of 200: L1 misses, L2 hits)"] = oha(
-            [*auth(), "--rand-regex-url", all_ids_regex()])
-        server.stop()
+        if not ONLY:
+            cluster = LocalCluster()
+            try:
+                server = Server(db_url, CACHE_L1_BYPASS="true", REDIS_URL="", REDIS_CLUSTER_NODES=cluster.nodes())
+                cases[CLUSTER_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
+                server.stop()
+            finally:
+                cluster.stop()
 
-        server = Server(db_url, CACHE_BYPASS="true")
-        cases[MISS_CASE] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
-        peer.measure(MISS_CASE, db_url, lambda port: [*auth(), "--rand-regex-url", all_ids_regex(port)],
-                     CACHE_BYPASS="true")
-        cases["analysis uncached (bypass)"] = oha([*auth(), "--rand-regex-url", analysis_regex()])
-        server.stop()
+            server = Server(db_url, CACHE_L1_CAPACITY=200)
+            cases["uniform over 1,000 workflows (L1 of 200: L1 misses, L2 hits)"] = oha(
+                [*auth(), "--rand-regex-url", all_ids_regex()])
+            server.stop()
 
-        closed = socket.socket()
-        closed.bind(("127.0.0.1", 0))
-        dead_port = closed.getsockname()[1]
-        closed.close()
-        server = Server(db_url, REDIS_URL=f"redis://127.0.0.1:{dead_port}")
-        cases["Redis down: breaker open, L1-miss traffic"] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
-        server.stop()
+        if selected("miss") or selected("down"):
+            server = Server(db_url, CACHE_BYPASS="true")
+            cases[MISS_CASE] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
+            peer.measure(MISS_CASE, db_url, lambda port: [*auth(), "--rand-regex-url", all_ids_regex(port)],
+                         CACHE_BYPASS="true")
+            if not ONLY:
+                cases["analysis uncached (bypass)"] = oha([*auth(), "--rand-regex-url", analysis_regex()])
+            server.stop()
 
-        redis_get = redis_benchmark()
-        pg_tps = pgbench()
+        if selected("down"):
+            closed = socket.socket()
+            closed.bind(("127.0.0.1", 0))
+            dead_port = closed.getsockname()[1]
+            closed.close()
+            server = Server(db_url, REDIS_URL=f"redis://127.0.0.1:{dead_port}")
+            cases["Redis down: breaker open, L1-miss traffic"] = oha([*auth(), "--rand-regex-url", all_ids_regex()])
+            server.stop()
+
+        if selected("miss"):
+            redis_get = redis_get or (redis_benchmark() if not ONLY else None)
+            pg_tps = pgbench()
+        if not ONLY:
+            redis_get = redis_get or redis_benchmark()
     finally:
         try:
             server.stop()
         except Exception:
             pass
         psql(ADMIN_URL, f'drop database if exists "{BENCH_DB}" with (force)')
+    if ONLY:
+        return quick_look(cases, redis_get, pg_tps)
     report(cases, flights, redis_get, pg_tps, definition_bytes, peer)
+
+
+def quick_look(cases, redis_get, pg_tps):
+    """BENCH_ONLY: the measured cases and their ratios on stdout, nothing written."""
+    ceiling = cases["ceiling: GET /live"]
+    for name, r in cases.items():
+        print(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+              f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling")
+    if L1_UNDER_ANALYSES_CASE in cases:
+        print(f"L1 p99 with analyses / without: "
+              f"{cases[L1_UNDER_ANALYSES_CASE]['p99_ms'] / max(cases[L1_OPEN_CASE]['p99_ms'], 1e-9):.2f}")
+    if L1_OPEN_CASE in cases:
+        print(f"L1 p99 / ceiling p99 at 20 %: "
+              f"{cases[L1_OPEN_CASE]['p99_ms'] / max(cases['ceiling at 20 % rate (open loop)']['p99_ms'], 1e-9):.2f}")
+    if redis_get and L2_CASE in cases:
+        print(f"L2 / redis-benchmark GET: {cases[L2_CASE]['rps'] / redis_get:.2f}")
+    if pg_tps and MISS_CASE in cases:
+        print(f"miss / pgbench -S: {cases[MISS_CASE]['rps'] / pg_tps:.2f}")
 
 
 def peer_section(cases, peer):

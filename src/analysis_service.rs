@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use tokio::sync::Semaphore;
 
+use crate::analysis_pool::{AnalysisPool, PoolError};
 use crate::cache::{ttl, Cache, CacheKey};
 use crate::domain::analysis::{
     analyze_location, analyze_workflow, findings_involving, AnalysisReport, Issue, LocationReport,
@@ -50,8 +50,8 @@ pub struct AnalysisService {
     analyses: Arc<dyn AnalysisRepository>,
     reads: ReadThrough,
     cache: Cache,
-    /// Bounds how many analyses run at once, so they cannot starve the HTTP workers.
-    permits: Arc<Semaphore>,
+    /// Where analyses run: never on the HTTP workers, at most `ANALYSIS_CONCURRENCY` at once.
+    pool: AnalysisPool,
     /// `CACHE_BYPASS`: analyses are computed on every request (benchmarks).
     bypass: bool,
 }
@@ -61,7 +61,7 @@ impl AnalysisService {
         workflows: Arc<dyn WorkflowRepository>,
         analyses: Arc<dyn AnalysisRepository>,
         reads: ReadThrough,
-        concurrency: usize,
+        pool: AnalysisPool,
         bypass: bool,
     ) -> Self {
         Self {
@@ -69,7 +69,7 @@ impl AnalysisService {
             analyses,
             cache: reads.cache.clone(),
             reads,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            pool,
             bypass,
         }
     }
@@ -167,14 +167,34 @@ impl AnalysisService {
         Ok(fetched)
     }
 
-    /// A document that is not stored: analyzed, neither cached nor recorded.
+    /// Runs `work` (parsing a large request body, say) on the analysis pool instead of an
+    /// HTTP worker.
+    pub async fn off_workers<T, F>(&self, work: F) -> Result<T, RepositoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.on_blocking_pool(work).await
+    }
+
+    /// A document that is not stored: analyzed, neither cached nor recorded. Returns the
+    /// serialized report as the plan may see it (written out on the pool too: a large
+    /// document's report is large).
     pub async fn ad_hoc_report(
         &self,
         document: WorkflowDocument,
         workflow_id: String,
-    ) -> Result<AnalysisReport, RepositoryError> {
-        self.on_blocking_pool(move || analyze_workflow(&workflow_id, 0, &document, Utc::now()))
-            .await
+        plan: Plan,
+    ) -> Result<Bytes, RepositoryError> {
+        self.on_blocking_pool(move || {
+            let mut report = analyze_workflow(&workflow_id, 0, &document, Utc::now());
+            if !plan.features().full_analysis {
+                report.truncate_for_free_plan();
+            }
+            serde_json::to_vec(&report).map(Bytes::from)
+        })
+        .await?
+        .map_err(RepositoryError::from)
     }
 
     /// Stored analyses within the plan's retention, newest first.
@@ -253,22 +273,17 @@ impl AnalysisService {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let _permit = Arc::clone(&self.permits)
-            .acquire_owned()
+        self.pool
+            .run(work)
             .await
-            .map_err(|_| RepositoryError::Computation("the analysis pool is closed".to_owned()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|error| RepositoryError::Computation(error.to_string()))
+            .map_err(|error: PoolError| RepositoryError::Computation(error.to_string()))
     }
 }
 
 /// Whether the serialized `json` holds `id` as a JSON string anywhere (as serde_json writes it).
 fn mentions(json: &[u8], id: &str) -> Result<bool, RepositoryError> {
     let needle = serde_json::to_vec(id)?;
-    Ok(json
-        .windows(needle.len())
-        .any(|window| window == needle.as_slice()))
+    Ok(memchr::memmem::find(json, &needle).is_some())
 }
 
 /// The top-level `"version"` of a serialized workflow, found without parsing the rest: it

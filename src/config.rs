@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::analysis_pool::AnalysisPriority;
 use crate::cache::{NodeAddr, NodeAuth, RedisTopology};
 
 /// Where the service runs; shown as `environment` in health.
@@ -90,8 +91,10 @@ pub struct Settings {
     pub rate_limit_window: Duration,
     pub frontend_url: Option<String>,
     pub max_workflow_steps: usize,
-    /// Analyses computed at once on the blocking pool.
+    /// Analyses computed at once (threads of the analysis pool).
     pub analysis_concurrency: usize,
+    /// `ANALYSIS_LOW_PRIORITY` (default on): analysis threads yield the CPU to request handling.
+    pub analysis_priority: AnalysisPriority,
 }
 
 impl Settings {
@@ -168,6 +171,11 @@ impl Settings {
                 Some(1),
                 "a positive number of analyses computed at once",
             )?,
+            analysis_priority: if env.flag("ANALYSIS_LOW_PRIORITY", true)? {
+                AnalysisPriority::Idle
+            } else {
+                AnalysisPriority::Normal
+            },
         })
     }
 
@@ -447,6 +455,10 @@ mod tests {
         assert_eq!(settings.rate_limit_window, Duration::from_secs(60));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
         assert_eq!(settings.database.acquire_timeout, Duration::from_secs(1));
+        assert_eq!(settings.analysis_concurrency, 1);
+        assert_eq!(settings.analysis_priority, AnalysisPriority::Idle);
+        let normal = settings_from(&[DB, ("ANALYSIS_LOW_PRIORITY", "false")]).unwrap();
+        assert_eq!(normal.analysis_priority, AnalysisPriority::Normal);
     }
 
     #[test]
@@ -467,6 +479,7 @@ mod tests {
             ("CACHE_PREFIX", "has space"),
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "30000"),
             ("FRONTEND_URL", "not a url"),
+            ("ANALYSIS_LOW_PRIORITY", "sometimes"),
         ];
         for (name, value) in cases {
             let err = settings_from(&[DB, (name, value)]).unwrap_err();

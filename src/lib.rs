@@ -1,6 +1,7 @@
 //! GHL Workflow Debugger backend: stores GoHighLevel automation workflows per location,
 //! finds what is wrong in them and serves it through a layered cache.
 
+pub mod analysis_pool;
 pub mod analysis_service;
 pub mod api_keys;
 pub mod auth;

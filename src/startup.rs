@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
+use crate::analysis_pool::PoolError;
 use crate::cache::{Cache, CacheError, CacheSettings, Resource};
 use crate::cache_warming::spawn_warming;
 use crate::config::Settings;
@@ -30,6 +31,8 @@ pub enum StartupError {
     Metrics(#[from] MetricsError),
     #[error("could not set up the cache: {0}")]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    AnalysisPool(#[from] PoolError),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -56,7 +59,7 @@ impl Application {
             None => log::info!("cache: no redis configured; in-process tier only"),
         }
         let cache = Cache::new(cache_settings(&settings), &metrics.registry)?;
-        let state = AppState::with_hot_reads(settings, db, hot, cache, metrics);
+        let state = AppState::with_hot_reads(settings, db, hot, cache, metrics)?;
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),

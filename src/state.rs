@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 
+use crate::analysis_pool::{AnalysisPool, PoolError};
 use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
@@ -41,7 +42,12 @@ pub struct AppState {
 
 impl AppState {
     /// Postgres repositories, each read through the cache.
-    pub fn new(settings: Settings, db: PgPool, cache: Cache, metrics: Metrics) -> Self {
+    pub fn new(
+        settings: Settings,
+        db: PgPool,
+        cache: Cache,
+        metrics: Metrics,
+    ) -> Result<Self, PoolError> {
         Self::with_hot_reads(settings, db, None, cache, metrics)
     }
 
@@ -52,7 +58,7 @@ impl AppState {
         hot: Option<HotReads>,
         cache: Cache,
         metrics: Metrics,
-    ) -> Self {
+    ) -> Result<Self, PoolError> {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
@@ -63,10 +69,10 @@ impl AppState {
             Arc::clone(&workflows),
             Arc::new(PgAnalysisRepository::new(db.clone())),
             reads.clone(),
-            settings.analysis_concurrency,
+            AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
             bypass,
         );
-        Self {
+        Ok(Self {
             settings: Arc::new(settings),
             locations: Arc::new(PgLocationRepository::new(db.clone())),
             workflows,
@@ -85,6 +91,6 @@ impl AppState {
             cache,
             metrics,
             started_at: Instant::now(),
-        }
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! The Redis tier: a bb8 pool of connections to the configured topology, every operation
 //! (checkout + command) under one budget.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bb8::{ErrorSink, ManageConnection, Pool};
@@ -11,14 +12,35 @@ use tokio::time::{timeout_at, Instant};
 use super::metrics::Metrics;
 use super::topology::{Connector, NodeAddr, RedisConn, RedisTopology, SubscriberTarget};
 
-/// A pooled connection plus a "replace me" flag: the bb8 managers never report a
-/// multiplexed connection as broken, so after an I/O error, a READONLY reply (a demoted
-/// primary) or repeated timeouts we mark it here and bb8 drops it on return instead of
-/// handing a dead connection out forever.
+/// A pooled connection plus its health. Both connection kinds are multiplexed: a caller takes
+/// a clone and hands the pooled one straight back, so concurrent commands share a few
+/// connections and are pipelined on them (one write and one read for many requests, on our
+/// side and on Redis's). The bb8 managers never report a multiplexed connection as broken,
+/// so after an I/O error, a READONLY reply (a demoted primary) or repeated timeouts a caller
+/// marks the shared health here and bb8 drops the connection the next time it comes back,
+/// instead of handing a dead connection out forever.
 pub struct L2Conn {
-    pub conn: RedisConn,
-    broken: bool,
-    timeouts: u8,
+    conn: RedisConn,
+    health: Arc<ConnHealth>,
+}
+
+#[derive(Default)]
+struct ConnHealth {
+    broken: AtomicBool,
+    timeouts: AtomicU8,
+}
+
+impl ConnHealth {
+    fn timed_out(&self) {
+        if self
+            .timeouts
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+            >= 3
+        {
+            self.broken.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -32,8 +54,7 @@ impl ManageConnection for L2Manager {
         let conn = self.0.connect().await?;
         Ok(L2Conn {
             conn,
-            broken: false,
-            timeouts: 0,
+            health: Arc::default(),
         })
     }
 
@@ -45,7 +66,7 @@ impl ManageConnection for L2Manager {
     }
 
     fn has_broken(&self, conn: &mut L2Conn) -> bool {
-        conn.broken
+        conn.health.broken.load(Ordering::Relaxed)
     }
 }
 
@@ -161,28 +182,26 @@ impl L2 {
     {
         let deadline = Instant::now() + budget;
         let pool = self.pool();
-        let mut conn = match timeout_at(deadline, pool.get()).await {
+        let (mut conn, health) = match timeout_at(deadline, pool.get()).await {
             Err(_) => return Err(L2Error::Timeout),
             Ok(Err(bb8::RunError::TimedOut)) => return Err(L2Error::Timeout),
             Ok(Err(bb8::RunError::User(e))) => return Err(L2Error::Redis(e)),
-            Ok(Ok(c)) => c,
+            // Back to the pool at once: the clone shares the multiplexed connection.
+            Ok(Ok(pooled)) => (pooled.conn.clone(), Arc::clone(&pooled.health)),
         };
-        match timeout_at(deadline, f(&mut conn.conn)).await {
+        match timeout_at(deadline, f(&mut conn)).await {
             Err(_) => {
-                conn.timeouts = conn.timeouts.saturating_add(1);
-                if conn.timeouts >= 3 {
-                    conn.broken = true;
-                }
+                health.timed_out();
                 Err(L2Error::Timeout)
             }
             Ok(Err(e)) => {
-                if conn.conn.is_fatal(&e) {
-                    conn.broken = true;
+                if conn.is_fatal(&e) {
+                    health.broken.store(true, Ordering::Relaxed);
                 }
                 Err(L2Error::Redis(e))
             }
             Ok(Ok(v)) => {
-                conn.timeouts = 0;
+                health.timeouts.store(0, Ordering::Relaxed);
                 Ok(v)
             }
         }

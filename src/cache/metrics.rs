@@ -27,7 +27,6 @@ const TYPES: [&str; 2] = ["memory", "redis"];
 pub struct Metrics {
     /// Pre-resolved `cache_operations_total` children: [type][op][resource].
     ops: Vec<IntCounter>,
-    pub l1_duration: Histogram,
     pub l2_duration: Histogram,
     pub breaker_state: IntGauge,
     pub l1_entries: IntGauge,
@@ -87,7 +86,7 @@ impl Metrics {
         let dur = HistogramVec::new(
             HistogramOpts::new(
                 "cache_operation_duration_seconds",
-                "Cache lookup latency by tier",
+                "Redis (L2) lookup latency; in-process lookups (~100 ns) are counted, not timed",
             )
             .buckets(vec![
                 0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -98,7 +97,6 @@ impl Metrics {
         r.register(Box::new(dur.clone()))?;
         Ok(Metrics {
             ops,
-            l1_duration: dur.with_label_values(&["l1"]),
             l2_duration: dur.with_label_values(&["l2"]),
             breaker_state: gauge(
                 r,

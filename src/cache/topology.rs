@@ -174,7 +174,9 @@ fn join(nodes: &[NodeAddr]) -> String {
 
 /// One pooled connection, whatever the topology. Commands go through [`ConnectionLike`], so
 /// the cache's code is the same for all three; a Cluster connection routes each key's
-/// command to its slot's primary and follows MOVED/failovers itself.
+/// command to its slot's primary and follows MOVED/failovers itself. Both are multiplexed:
+/// clones share one connection.
+#[derive(Clone)]
 pub enum RedisConn {
     Node(MultiplexedConnection),
     Cluster(ClusterConnection),

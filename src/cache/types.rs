@@ -163,6 +163,15 @@ pub struct CacheRead {
     pub status: CacheStatus,
 }
 
+/// What the in-process tier alone says about a key ([`crate::cache::Cache::probe_l1`]).
+#[derive(Debug)]
+pub enum L1Probe {
+    /// A fresh hit: the answer.
+    Fresh(CacheRead),
+    /// Not fresh here; `stale` is an expired copy still within its grace period.
+    Missed { stale: Option<Bytes> },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError<E> {
     /// The loader failed and no stale value existed; shared by every single-flight waiter.

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{ttl, Cache, CacheKey, Invalidation, LoadError};
+use crate::cache::{ttl, Cache, CacheKey, Invalidation, L1Probe, LoadError};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
     within, ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, ReadSource,
@@ -62,7 +62,13 @@ impl ReadThrough {
         let read = if self.bypass {
             tokio::time::timeout(self.deadline, self.cache.load_bypass(load)).await
         } else {
-            tokio::time::timeout(self.deadline, self.cache.get_or_load(key, ttl, load)).await
+            // A fresh L1 hit answers before a deadline is even set up (the hot path).
+            let stale = match self.cache.probe_l1(key) {
+                L1Probe::Fresh(read) => return loaded(Ok(read), not_found),
+                L1Probe::Missed { stale } => stale,
+            };
+            let rest = self.cache.load_after_l1(key, ttl, load, stale);
+            tokio::time::timeout(self.deadline, rest).await
         };
         match read {
             Ok(read) => loaded(read, not_found),

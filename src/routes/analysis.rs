@@ -1,7 +1,8 @@
 //! Analyses: of a stored workflow, of an ad-hoc document, of a whole location; and history.
 
+use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{mime, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,34 +53,80 @@ async fn stored_analysis_response(
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AnalyzeRequest {
+struct AnalyzeRequest {
     workflow_id: Option<String>,
     workflow: Option<Value>,
     location_id: Option<String>,
 }
 
+/// What a `POST /api/analyze` asks for, checked.
+enum AnalyzeTarget {
+    Stored(String),
+    Document(Box<WorkflowDocument>, String),
+}
+
 /// `{workflowId}` analyzes a stored workflow; `{workflow}` a document that is not stored.
+/// The body (up to a few MB of workflow) is parsed and the report written out on the analysis
+/// pool, not on the HTTP workers that serve cached reads.
 pub async fn analyze(
     tenant: Tenant,
     state: web::Data<AppState>,
-    body: web::Json<AnalyzeRequest>,
+    request: HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
-    tenant.check_named_location(request.location_id.as_deref())?;
+    require_json(&request)?;
+    let max_steps = state.settings.max_workflow_steps;
+    let (target, location_id) = state
+        .analysis
+        .off_workers(move || parse_analyze_request(&body, max_steps))
+        .await??;
+    tenant.check_named_location(location_id.as_deref())?;
     check_analysis_quota(&state, &tenant).await?;
-    match (request.workflow_id, request.workflow) {
-        (Some(id), None) => stored_analysis_response(&state, &tenant, workflow_id(&id)?).await,
-        (None, Some(document)) => {
-            let (document, id) = ad_hoc_document(&document, state.settings.max_workflow_steps)?;
-            let report = state.analysis.ad_hoc_report(document, id).await?;
+    match target {
+        AnalyzeTarget::Stored(id) => stored_analysis_response(&state, &tenant, &id).await,
+        AnalyzeTarget::Document(document, id) => {
             let plan = tenant_plan(&state, &tenant).await?;
-            Ok(report_response(report, plan, ReadSource::Bypass))
+            let report = state.analysis.ad_hoc_report(*document, id, plan).await?;
+            let mut response = success_raw(StatusCode::OK, &report);
+            add_cache_headers(&mut response, ReadSource::Bypass);
+            Ok(response)
         }
-        _ => Err(ApiError::Validation(vec![FieldError::new(
-            "workflowId",
-            "give exactly one of workflowId (a stored workflow) or workflow (a document)",
-        )])),
     }
+}
+
+/// As actix's JSON extractor: `application/json` or a `+json` type.
+fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
+    let is_json = matches!(
+        request.mime_type(),
+        Ok(Some(mime)) if mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)
+    );
+    if is_json {
+        Ok(())
+    } else {
+        Err(JsonPayloadError::ContentType.into())
+    }
+}
+
+fn parse_analyze_request(
+    body: &[u8],
+    max_steps: usize,
+) -> Result<(AnalyzeTarget, Option<String>), ApiError> {
+    let request: AnalyzeRequest =
+        serde_json::from_slice(body).map_err(JsonPayloadError::Deserialize)?;
+    let target = match (request.workflow_id, request.workflow) {
+        (Some(id), None) => AnalyzeTarget::Stored(workflow_id(&id)?.to_owned()),
+        (None, Some(document)) => {
+            let (document, id) = ad_hoc_document(&document, max_steps)?;
+            AnalyzeTarget::Document(Box::new(document), id)
+        }
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "workflowId",
+                "give exactly one of workflowId (a stored workflow) or workflow (a document)",
+            )]))
+        }
+    };
+    Ok((target, request.location_id))
 }
 
 /// An ad-hoc document: structurally usable and within the size bound. Duplicate ids and

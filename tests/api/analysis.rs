@@ -215,6 +215,61 @@ async fn post_analyze_takes_a_stored_id_or_an_unstored_document() {
     assert_eq!(analyses_rows(&app).await, 1);
 }
 
+/// The analyze body is read as bytes and parsed off the HTTP workers: the same 4xx as any
+/// JSON route.
+#[tokio::test]
+async fn post_analyze_refuses_unreadable_bodies_like_any_json_route() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    let post = |content_type: &str, body: String| {
+        app.client
+            .post(app.url("/api/analyze"))
+            .bearer_auth(&key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let malformed = post("application/json", "{\"workflow\": ".into())
+        .await
+        .unwrap();
+    let wrong_type = post("application/json", r#"{"workflowId": 5}"#.into())
+        .await
+        .unwrap();
+    let unknown_field = post("application/json", r#"{"workflowId": "a", "x": 1}"#.into())
+        .await
+        .unwrap();
+    let not_json = post("text/plain", r#"{"workflowId": "a"}"#.into())
+        .await
+        .unwrap();
+    let vendor_json = post(
+        "application/vnd.api+json",
+        r#"{"workflowId": "nope"}"#.into(),
+    )
+    .await
+    .unwrap();
+    let oversized = post(
+        "application/json",
+        format!(r#"{{"workflowId": "{}"}}"#, "x".repeat(3 * 1024 * 1024)),
+    )
+    .await
+    .unwrap();
+
+    let code = |body: Value| body["error"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(code(malformed.json().await.unwrap()), "BAD_REQUEST");
+    assert_eq!(wrong_type.status(), 400);
+    assert_eq!(unknown_field.status(), 400);
+    assert_eq!(not_json.status(), 415);
+    assert_eq!(
+        code(not_json.json().await.unwrap()),
+        "UNSUPPORTED_MEDIA_TYPE"
+    );
+    assert_eq!(vendor_json.status(), 404);
+    assert_eq!(oversized.status(), 413);
+    assert_eq!(code(oversized.json().await.unwrap()), "PAYLOAD_TOO_LARGE");
+}
+
 #[tokio::test]
 async fn location_analysis_finds_a_cascade_and_the_workflows_share_it() {
     let app = spawn_app().await;

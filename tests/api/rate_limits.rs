@@ -279,7 +279,7 @@ async fn state_beside(app: &TestApp) -> AppState {
     let cache = Cache::new(cache_settings(&settings), &metrics.registry).unwrap();
     assert!(cache.wait_ready(Duration::from_secs(3)).await);
     let db = database::connect_lazy(&settings.database).unwrap();
-    AppState::new(settings, db, cache, metrics)
+    AppState::new(settings, db, cache, metrics).unwrap()
 }
 
 #[tokio::test]
