@@ -44,6 +44,7 @@ WORKFLOWS = int(os.environ.get("BENCH_WORKFLOWS", "1000"))
 ADMIN_URL = os.environ.get("DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 PORT = int(os.environ.get("BENCH_PORT", "3977"))
+RUNNING_SERVER = None  # the Rust server now up, whose CPU time each case reads
 ONLY = {group.strip() for group in os.environ.get("BENCH_ONLY", "").split(",") if group.strip()}
 BENCH_DB = f"gwd_bench_{os.getpid()}"
 PG_BENCH_DB = f"gwd_pgbench_{os.getpid()}"
@@ -128,6 +129,8 @@ class Server:
                    CACHE_PREFIX=f"gwdbench{os.getpid()}", DATABASE_MAX_CONNECTIONS="16")
         env.update({k: str(v) for k, v in extra.items()})
         self.proc = subprocess.Popen([str(BINARY), "serve"], env=env)
+        global RUNNING_SERVER
+        RUNNING_SERVER = self
         for _ in range(100):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{PORT}/ready", timeout=1)
@@ -138,7 +141,18 @@ class Server:
         if self.proc.poll() is not None:  # e.g. the port is taken: never measure someone else's server
             raise RuntimeError(f"the server exited with status {self.proc.returncode} while starting")
 
+    def cpu_seconds(self):
+        """CPU time (user + system) the server has used so far, from /proc (Linux)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
     def stop(self):
+        global RUNNING_SERVER
+        if RUNNING_SERVER is self:
+            RUNNING_SERVER = None
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=15)
@@ -263,7 +277,7 @@ class PeerRun:
         peer = None
         try:
             peer = Peer(db_url, self.info["processes"], **extra)
-            self.cases[name] = oha(args(peer.port))
+            self.cases[name] = oha(args(peer.port), server_cpu=False)
         except Exception as error:
             self.skipped = f"failed in '{name}': {error}"
             print(f"bench-load: peer {self.skipped}", file=sys.stderr, flush=True)
@@ -349,12 +363,20 @@ def oha_command(args, duration, rate):
     return cmd + args
 
 
-def oha(args, duration=DURATION, rate=None):
+def oha(args, duration=DURATION, rate=None, server_cpu=True):
+    """One measured case. With the Rust server up (and server_cpu), also its CPU time per
+    request: what the server itself spends, apart from oha and the rest of the machine."""
     subprocess.run(oha_command(args, WARMUP, rate), capture_output=True)
     cmd = oha_command(args, duration, rate)
     COMMANDS.append(" ".join(cmd))
+    server = RUNNING_SERVER if server_cpu else None
+    before = server.cpu_seconds() if server else None
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return oha_result(out)
+    after = server.cpu_seconds() if server else None
+    result = oha_result(out)
+    if before is not None and after is not None and result["requests"]:
+        result["server_cpu_us_per_req"] = round((after - before) * 1e6 / result["requests"], 1)
+    return result
 
 
 def oha_result(out):
@@ -578,7 +600,8 @@ def quick_look(cases, redis_get, pg_tps):
     ceiling = cases["ceiling: GET /live"]
     for name, r in cases.items():
         print(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-              f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling")
+              f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling, "
+              f"server {r.get('server_cpu_us_per_req')} µs CPU/request")
     if L1_UNDER_ANALYSES_CASE in cases:
         print(f"L1 p99 with analyses / without: "
               f"{cases[L1_UNDER_ANALYSES_CASE]['p99_ms'] / max(cases[L1_OPEN_CASE]['p99_ms'], 1e-9):.2f}")
@@ -626,8 +649,9 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
     ceiling = cases["ceiling: GET /live"]
     rows = []
     for name, r in cases.items():
+        cpu = r.get("server_cpu_us_per_req")
         rows.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-                    f"{r['rps'] / ceiling['rps']:.2f} |")
+                    f"{r['rps'] / ceiling['rps']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} |")
     l1 = cases[L1_CASE]
     l2 = cases[L2_CASE]
     l2_cluster = cases[CLUSTER_CASE]
@@ -657,8 +681,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         f"{LOCATIONS} locations × {WORKFLOWS} workflows (definition ≈ {definition_bytes} B of JSON); "
         f"oha, {CONNECTIONS} connections, {DURATION} s per case after a {WARMUP} s warm-up.",
         "",
-        "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling |",
-        "|---|---|---|---|---|---|",
+        "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling | server CPU µs/req |",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Physical ceilings in the same run: `redis-benchmark GET -d 2048 -c 50` {redis_get:.0f} req/s; "

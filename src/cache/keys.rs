@@ -9,6 +9,9 @@ use std::fmt::Write as _;
 
 use super::wire::FORMAT_VERSION;
 
+/// `:v{FORMAT_VERSION}:`, the segment after the prefix (a test keeps the two equal).
+const VERSION_SEGMENT: &str = ":v2:";
+
 /// What a key caches; also the `resource` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resource {
@@ -87,14 +90,21 @@ impl<'a> CacheKeys<'a> {
     }
 
     fn build(&self, resource: Resource, tag: &str, ids: &[&str], loc: bool) -> CacheKey {
-        let mut key = String::with_capacity(48);
-        let _ = write!(
-            key,
-            "{}:v{}:{}:{{",
-            self.prefix,
-            FORMAT_VERSION,
-            resource.as_str()
+        // Built on every request: plain pushes, no formatting machinery.
+        let resource_name = resource.as_str();
+        let ids_len: usize = ids.iter().map(|id| id.len() + 1).sum();
+        let mut key = String::with_capacity(
+            self.prefix.len()
+                + VERSION_SEGMENT.len()
+                + resource_name.len()
+                + tag.len()
+                + ids_len
+                + 4,
         );
+        key.push_str(self.prefix);
+        key.push_str(VERSION_SEGMENT);
+        key.push_str(resource_name);
+        key.push_str(":{");
         escape_into(&mut key, tag);
         key.push('}');
         for id in ids {
@@ -166,24 +176,30 @@ fn needs_escape(c: char) -> bool {
         || c.is_control()
 }
 
+/// `needs_escape` for an ASCII byte; any non-ASCII byte sends the id to the char-wise path.
+fn plain_ascii(b: u8) -> bool {
+    b.is_ascii()
+        && !b.is_ascii_control()
+        && !matches!(
+            b,
+            b' ' | b'%' | b':' | b'{' | b'}' | b'*' | b'?' | b'[' | b']' | b'\\'
+        )
+}
+
 fn escape_into(out: &mut String, s: &str) {
     // Ids are almost always plain: copy them whole (keys are built on every request).
-    if !s.chars().any(needs_escape) {
+    if s.bytes().all(plain_ascii) {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        match c {
-            '%' | ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\' => {
-                let _ = write!(out, "%{:02X}", c as u32);
+        if needs_escape(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
             }
-            c if c.is_whitespace() || c.is_control() => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    let _ = write!(out, "%{b:02X}");
-                }
-            }
-            c => out.push(c),
+        } else {
+            out.push(c);
         }
     }
 }
@@ -191,6 +207,18 @@ fn escape_into(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_segment_follows_the_wire_format_version() {
+        assert_eq!(VERSION_SEGMENT, format!(":v{FORMAT_VERSION}:"));
+    }
+
+    #[test]
+    fn the_ascii_fast_path_agrees_with_the_char_rules() {
+        for b in 0u8..128 {
+            assert_eq!(plain_ascii(b), !needs_escape(char::from(b)), "byte {b}");
+        }
+    }
 
     #[test]
     fn key_formats_put_the_location_in_a_hash_tag() {
