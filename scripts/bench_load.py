@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -371,12 +372,22 @@ def oha(args, duration=DURATION, rate=None, server_cpu=True):
     COMMANDS.append(" ".join(cmd))
     server = RUNNING_SERVER if server_cpu else None
     before = server.cpu_seconds() if server else None
+    oha_before = children_cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    oha_cpu = children_cpu_seconds() - oha_before
     after = server.cpu_seconds() if server else None
     result = oha_result(out)
-    if before is not None and after is not None and result["requests"]:
-        result["server_cpu_us_per_req"] = round((after - before) * 1e6 / result["requests"], 1)
+    if result["requests"]:
+        result["oha_cpu_us_per_req"] = round(oha_cpu * 1e6 / result["requests"], 1)
+        if before is not None and after is not None:
+            result["server_cpu_us_per_req"] = round((after - before) * 1e6 / result["requests"], 1)
     return result
+
+
+def children_cpu_seconds():
+    """CPU time (user + system) of this script's finished children: oha's, after each run."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def oha_result(out):
@@ -601,7 +612,7 @@ def quick_look(cases, redis_get, pg_tps):
     for name, r in cases.items():
         print(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
               f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling, "
-              f"server {r.get('server_cpu_us_per_req')} µs CPU/request")
+              f"CPU µs/request: server {r.get('server_cpu_us_per_req')}, oha {r.get('oha_cpu_us_per_req')}")
     if L1_UNDER_ANALYSES_CASE in cases:
         print(f"L1 p99 with analyses / without: "
               f"{cases[L1_UNDER_ANALYSES_CASE]['p99_ms'] / max(cases[L1_OPEN_CASE]['p99_ms'], 1e-9):.2f}")
@@ -649,9 +660,10 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
     ceiling = cases["ceiling: GET /live"]
     rows = []
     for name, r in cases.items():
-        cpu = r.get("server_cpu_us_per_req")
+        cpu, oha_cpu = r.get("server_cpu_us_per_req"), r.get("oha_cpu_us_per_req")
         rows.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-                    f"{r['rps'] / ceiling['rps']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} |")
+                    f"{r['rps'] / ceiling['rps']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} | "
+                    f"{'' if oha_cpu is None else f'{oha_cpu:.1f}'} |")
     l1 = cases[L1_CASE]
     l2 = cases[L2_CASE]
     l2_cluster = cases[CLUSTER_CASE]
@@ -681,8 +693,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         f"{LOCATIONS} locations × {WORKFLOWS} workflows (definition ≈ {definition_bytes} B of JSON); "
         f"oha, {CONNECTIONS} connections, {DURATION} s per case after a {WARMUP} s warm-up.",
         "",
-        "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling | server CPU µs/req |",
-        "|---|---|---|---|---|---|---|",
+        "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling | server CPU µs/req | oha CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Physical ceilings in the same run: `redis-benchmark GET -d 2048 -c 50` {redis_get:.0f} req/s; "
