@@ -48,12 +48,13 @@ struct WorkflowHead {
 pub struct AnalysisService {
     workflows: Arc<dyn WorkflowRepository>,
     analyses: Arc<dyn AnalysisRepository>,
+    /// Location reports: always through the cache.
     reads: ReadThrough,
+    /// Per-workflow analyses: `CACHE_BYPASS` computes them on every request (benchmarks).
+    analysis_reads: ReadThrough,
     cache: Cache,
     /// Where analyses run: never on the HTTP workers, at most `ANALYSIS_CONCURRENCY` at once.
     pool: AnalysisPool,
-    /// `CACHE_BYPASS`: analyses are computed on every request (benchmarks).
-    bypass: bool,
 }
 
 impl AnalysisService {
@@ -68,26 +69,25 @@ impl AnalysisService {
             workflows,
             analyses,
             cache: reads.cache.clone(),
+            analysis_reads: reads.clone().bypassing(bypass),
             reads,
             pool,
-            bypass,
         }
     }
 
-    async fn read_through<F, Fut>(
+    async fn read_through<M, F, Fut>(
         &self,
         key: &CacheKey,
-        load: F,
+        make_load: M,
     ) -> Result<(Bytes, ReadSource), RepositoryError>
     where
+        M: FnOnce() -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
     {
         let fetched: Fetched<AnalysisReport> = self
-            .reads
-            .clone()
-            .bypassing(self.bypass)
-            .read(key, ttl::ANALYSIS, "Analysis", load)
+            .analysis_reads
+            .read(key, ttl::ANALYSIS, "Analysis", make_load)
             .await?;
         Ok((fetched.json, fetched.source))
     }
@@ -110,14 +110,16 @@ impl AnalysisService {
             .cache
             .keys()
             .analysis(location_id, workflow_id, version, RULES_VERSION);
-        let (service, location) = (self.clone(), location_id.to_owned());
         let (json, source) = self
-            .read_through(&key, move || async move {
-                let stored = fetched.decode()?;
-                service
-                    .compute_and_record(&location, stored)
-                    .await
-                    .map(Some)
+            .read_through(&key, || {
+                let (service, location) = (self.clone(), location_id.to_owned());
+                move || async move {
+                    let stored = fetched.decode()?;
+                    service
+                        .compute_and_record(&location, stored)
+                        .await
+                        .map(Some)
+                }
             })
             .await?;
         let location = self.location_fetched(location_id).await?;
@@ -154,15 +156,12 @@ impl AnalysisService {
             .cache
             .keys()
             .location_analysis(location_id, RULES_VERSION);
-        let (service, location) = (self.clone(), location_id.to_owned());
         let fetched: Fetched<LocationReport> = self
             .reads
-            .read(
-                &key,
-                ttl::ANALYSIS,
-                "Location analysis",
-                move || async move { service.compute_location(&location).await.map(Some) },
-            )
+            .read(&key, ttl::ANALYSIS, "Location analysis", || {
+                let (service, location) = (self.clone(), location_id.to_owned());
+                move || async move { service.compute_location(&location).await.map(Some) }
+            })
             .await?;
         Ok(fetched)
     }

@@ -46,28 +46,31 @@ impl ReadThrough {
         self
     }
 
-    /// Reads `key`; `load` answers `Ok(None)` for "not found".
-    pub async fn read<T, F, Fut>(
+    /// Reads `key`; the loader `make_load` returns answers `Ok(None)` for "not found".
+    /// `make_load` is called only when the in-process tier cannot answer: a hit neither clones
+    /// what a load would need nor sets up a deadline (Arc clones are atomic operations on
+    /// cache lines every HTTP worker shares).
+    pub async fn read<T, M, F, Fut>(
         &self,
         key: &CacheKey,
         ttl: Duration,
         not_found: &'static str,
-        load: F,
+        make_load: M,
     ) -> Result<Fetched<T>, RepositoryError>
     where
         T: Serialize + DeserializeOwned,
+        M: FnOnce() -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
     {
         let read = if self.bypass {
-            tokio::time::timeout(self.deadline, self.cache.load_bypass(load)).await
+            tokio::time::timeout(self.deadline, self.cache.load_bypass(make_load())).await
         } else {
-            // A fresh L1 hit answers before a deadline is even set up (the hot path).
             let stale = match self.cache.probe_l1(key) {
                 L1Probe::Fresh(read) => return loaded(Ok(read), not_found),
                 L1Probe::Missed { stale } => stale,
             };
-            let rest = self.cache.load_after_l1(key, ttl, load, stale);
+            let rest = self.cache.load_after_l1(key, ttl, make_load(), stale);
             tokio::time::timeout(self.deadline, rest).await
         };
         match read {
@@ -159,10 +162,10 @@ impl WorkflowRepository for CachedWorkflowRepository {
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
         let key = self.cache.keys().workflows(location_id);
-        let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
         self.reads
-            .read(&key, ttl::MEDIUM, "Workflows", move || async move {
-                found(inner.list(&location_id).await)
+            .read(&key, ttl::MEDIUM, "Workflows", || {
+                let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
+                move || async move { found(inner.list(&location_id).await) }
             })
             .await
     }
@@ -173,14 +176,14 @@ impl WorkflowRepository for CachedWorkflowRepository {
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
         let key = self.cache.keys().workflow(location_id, id);
-        let (inner, location_id, id) = (
-            Arc::clone(&self.inner),
-            location_id.to_owned(),
-            id.to_owned(),
-        );
         self.reads
-            .read(&key, ttl::WORKFLOW, "Workflow", move || async move {
-                found(inner.get(&location_id, &id).await)
+            .read(&key, ttl::WORKFLOW, "Workflow", || {
+                let (inner, location_id, id) = (
+                    Arc::clone(&self.inner),
+                    location_id.to_owned(),
+                    id.to_owned(),
+                );
+                move || async move { found(inner.get(&location_id, &id).await) }
             })
             .await
     }
@@ -236,10 +239,10 @@ impl CachedSubscriptionRepository {
 impl SubscriptionRepository for CachedSubscriptionRepository {
     async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
         let key = self.reads.cache.keys().subscription(location_id);
-        let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
         self.reads
-            .read(&key, ttl::MEDIUM, "Subscription", move || async move {
-                found(inner.get(&location_id).await)
+            .read(&key, ttl::MEDIUM, "Subscription", || {
+                let (inner, location_id) = (Arc::clone(&self.inner), location_id.to_owned());
+                move || async move { found(inner.get(&location_id).await) }
             })
             .await
     }
@@ -285,13 +288,15 @@ impl CachedApiKeyRepository {
 impl ApiKeyRepository for CachedApiKeyRepository {
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
         let key = self.key(key_hash);
-        let (inner, hash) = (Arc::clone(&self.inner), key_hash.to_vec());
         let read = self
             .reads
-            .read::<ApiKeyOwner, _, _>(&key, ttl::USER, "API key", move || async move {
-                match inner.find_owner(&hash).await? {
-                    Some(owner) => Ok(Some(Bytes::from(serde_json::to_vec(&owner)?))),
-                    None => Ok(None),
+            .read::<ApiKeyOwner, _, _, _>(&key, ttl::USER, "API key", || {
+                let (inner, hash) = (Arc::clone(&self.inner), key_hash.to_vec());
+                move || async move {
+                    match inner.find_owner(&hash).await? {
+                        Some(owner) => Ok(Some(Bytes::from(serde_json::to_vec(&owner)?))),
+                        None => Ok(None),
+                    }
                 }
             })
             .await;
