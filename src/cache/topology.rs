@@ -144,24 +144,6 @@ impl RedisTopology {
             } => format!("sentinel master {master:?} via {}", join(sentinels)),
         }
     }
-
-    /// Nodes named by the configuration (seeds, or sentinels).
-    pub fn configured_nodes(&self) -> Vec<NodeAddr> {
-        match self {
-            RedisTopology::Single { url } => url::Url::parse(url)
-                .ok()
-                .and_then(|u| {
-                    Some(NodeAddr {
-                        host: u.host_str()?.to_owned(),
-                        port: u.port().unwrap_or(6379),
-                    })
-                })
-                .into_iter()
-                .collect(),
-            RedisTopology::Cluster { nodes, .. } => nodes.clone(),
-            RedisTopology::Sentinel { sentinels, .. } => sentinels.clone(),
-        }
-    }
 }
 
 fn join(nodes: &[NodeAddr]) -> String {
@@ -561,7 +543,8 @@ pub struct TopologyHealth {
 /// single node is reported by the caller, which already pinged it through the pool.
 pub async fn probe_nodes(topology: &RedisTopology, budget: Duration) -> TopologyHealth {
     let (nodes, auth, primary) = match topology {
-        RedisTopology::Single { .. } => (topology.configured_nodes(), NodeAuth::default(), None),
+        // The caller pings a single node through the pool; nothing more to ask here.
+        RedisTopology::Single { .. } => (Vec::new(), NodeAuth::default(), None),
         RedisTopology::Cluster { nodes, auth } => {
             let members = cluster_members(nodes, auth, budget).await;
             (members.unwrap_or_else(|| nodes.clone()), auth.clone(), None)
