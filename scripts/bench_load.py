@@ -59,6 +59,11 @@ L2_CASE = "L2 hit: same, L1 off for workflows"
 CLUSTER_CASE = "L2 hit through a 3-primary Redis Cluster, L1 off for workflows"
 L1_OPEN_CASE = "L1 hit at 20 % rate (open loop)"
 L1_UNDER_ANALYSES_CASE = "L1 hit at 20 % rate (open loop) while analyses saturate the pool"
+CEILING_CASE = "ceiling: GET /live"
+# The cases send an API key and draw their URLs from a regex (oha --rand-regex-url); this
+# ceiling makes oha do the same, so the ratios compare what the server does, not oha's work.
+LIKE_CEILING_CASE = "ceiling as the cases send it: GET /live?n={1..100}, random URLs, API-key header"
+OPEN_CEILING_CASE = "ceiling at 20 % rate (open loop), as the cases send it"
 CACHED_ANALYSIS_CASE = "analysis cached: GET /api/workflows/{id}/analysis"
 ANALYSES_CASE = "ad-hoc analyses driving the pool: POST /api/analyze (concurrent with the case above)"
 # The ad-hoc document of the "while analyses run" case: a chain of this many steps, so each
@@ -424,6 +429,11 @@ def url_regex(path_regex, port=PORT):
     return f"http://127[.]0[.]0[.]1:{port}" + path_regex
 
 
+def live_regex():
+    """/live with 100 different query strings: oha's URL work as in the cases."""
+    return url_regex("/live[?]n=([1-9]|[1-9][0-9]|100)")
+
+
 def hot_ids_regex(port=PORT):
     return url_regex("/api/workflows/wf-([1-9]|[1-9][0-9]|100)", port)
 
@@ -534,11 +544,13 @@ def median_round(rounds):
     """Per case, the round with the median req/s (p99 targets: the median of the per-round
     ratios, kept in ROUND_RATIOS)."""
     pairs = {
-        "l1_rps": (L1_CASE, "rps", "ceiling: GET /live"),
-        "l1_p99": (L1_CASE, "p99_ms", "ceiling: GET /live"),
-        "open_p99": (L1_OPEN_CASE, "p99_ms", "ceiling at 20 % rate (open loop)"),
+        "l1_rps_plain": (L1_CASE, "rps", CEILING_CASE),
+        "l1_rps": (L1_CASE, "rps", LIKE_CEILING_CASE),
+        "l1_p99": (L1_CASE, "p99_ms", LIKE_CEILING_CASE),
+        "open_p99": (L1_OPEN_CASE, "p99_ms", OPEN_CEILING_CASE),
         "busy_p99": (L1_UNDER_ANALYSES_CASE, "p99_ms", L1_OPEN_CASE),
-        "cached_rps": (CACHED_ANALYSIS_CASE, "rps", "ceiling: GET /live"),
+        "cached_rps_plain": (CACHED_ANALYSIS_CASE, "rps", CEILING_CASE),
+        "cached_rps": (CACHED_ANALYSIS_CASE, "rps", LIKE_CEILING_CASE),
     }
     for name, (case, metric, base) in pairs.items():
         ROUND_RATIOS[name] = median([round_ratio(r, case, metric, base) for r in rounds])
@@ -572,7 +584,10 @@ def main():
             # The cases compared with the ceiling, side by side, ROUNDS times: the machine's
             # speed drifts between minutes, so each ratio is taken within a round, then the
             # median round is reported.
-            measured = {"ceiling: GET /live": oha([url("/live")])}
+            measured = {
+                CEILING_CASE: oha([url("/live")]),
+                LIKE_CEILING_CASE: oha([*auth(), "--rand-regex-url", live_regex()]),
+            }
             if selected("l1"):
                 measured[L1_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()])
                 if n == 0:
@@ -580,9 +595,9 @@ def main():
                     peer.measure(L1_CASE, db_url,
                                  lambda port: [*auth(), "--rand-regex-url", hot_ids_regex(port)])
             if n == 0:
-                rate = max(1, int(measured["ceiling: GET /live"]["rps"] * 0.2))
+                rate = max(1, int(measured[CEILING_CASE]["rps"] * 0.2))
             if selected("open") or selected("analyses"):
-                measured["ceiling at 20 % rate (open loop)"] = oha([url("/live")], rate=rate)
+                measured[OPEN_CEILING_CASE] = oha([*auth(), "--rand-regex-url", live_regex()], rate=rate)
                 measured[L1_OPEN_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
             if selected("analyses"):
                 measured[L1_UNDER_ANALYSES_CASE], measured[ANALYSES_CASE] = l1_while_analyses_run(rate)
@@ -655,7 +670,7 @@ def main():
 
 def quick_look(cases, redis_get, pg_tps):
     """BENCH_ONLY: the measured cases and their ratios on stdout, nothing written."""
-    ceiling = cases["ceiling: GET /live"]
+    ceiling = cases[CEILING_CASE]
     for name, r in cases.items():
         print(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
               f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling, "
@@ -701,7 +716,7 @@ def peer_section(cases, peer):
 
 
 def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
-    ceiling = cases["ceiling: GET /live"]
+    ceiling = cases[CEILING_CASE]
     rows = []
     for name, r in cases.items():
         cpu, oha_cpu = r.get("server_cpu_us_per_req"), r.get("oha_cpu_us_per_req")
@@ -713,13 +728,15 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
     miss = cases[MISS_CASE]
     down = cases["Redis down: breaker open, L1-miss traffic"]
     targets = [
-        ("L1 hit / ceiling", ROUND_RATIOS["l1_rps"], "≥ 0.85"),
-        ("L1 p99 / ceiling p99, open loop at 20 %", ROUND_RATIOS["open_p99"], "≤ 1.3"),
-        ("L1 p99 / ceiling p99, saturation", ROUND_RATIOS["l1_p99"], "≤ 1.1"),
+        ("L1 hit / ceiling as the cases send it", ROUND_RATIOS["l1_rps"], "≥ 0.85"),
+        ("L1 hit / plain `GET /live`", ROUND_RATIOS["l1_rps_plain"], "recorded"),
+        ("L1 p99 / ceiling p99 (as the cases send it), open loop at 20 %", ROUND_RATIOS["open_p99"], "≤ 1.3"),
+        ("L1 p99 / ceiling p99 (as the cases send it), saturation", ROUND_RATIOS["l1_p99"], "≤ 1.1"),
         ("L1 p99 with analyses running / without, open loop at 20 %", ROUND_RATIOS["busy_p99"], "≤ 1.2"),
         ("L2 hit / redis-benchmark GET", l2["rps"] / redis_get, "≥ 0.60"),
         ("miss / pgbench -S", miss["rps"] / pg_tps, "≥ 0.25"),
-        ("cached analysis / ceiling", ROUND_RATIOS["cached_rps"], "≥ 0.75"),
+        ("cached analysis / ceiling as the cases send it", ROUND_RATIOS["cached_rps"], "≥ 0.75"),
+        ("cached analysis / plain `GET /live`", ROUND_RATIOS["cached_rps_plain"], "recorded"),
         ("Redis down / miss", down["rps"] / miss["rps"], "≥ 0.9"),
         ("L2 hit through a 3-primary Cluster / single-node L2 hit", l2_cluster["rps"] / l2["rps"], "recorded"),
     ]
@@ -731,7 +748,10 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         f"{LOCATIONS} locations × {WORKFLOWS} workflows (definition ≈ {definition_bytes} B of JSON); "
         f"oha, {CONNECTIONS} connections, {DURATION} s per case after a {WARMUP} s warm-up. "
         f"The ceiling, L1 and cached-analysis cases ran {ROUNDS} times, interleaved: each row gives "
-        f"the median run, and each of their targets the median of the ratios taken within a round.",
+        f"the median run, and each of their targets the median of the ratios taken within a round. "
+        f"The ratio column is to plain `GET /live`; the targets compare with the ceiling as the cases "
+        f"send it (the same API-key header, and oha drawing each URL from a regex; in this run it "
+        f"answered {cases[LIKE_CEILING_CASE]['rps'] / ceiling['rps']:.2f} × the plain ceiling's req/s).",
         "",
         "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling | server CPU µs/req | oha CPU µs/req |",
         "|---|---|---|---|---|---|---|---|",
