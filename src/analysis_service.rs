@@ -167,13 +167,16 @@ impl AnalysisService {
     }
 
     /// Runs `work` (parsing a large request body, say) on the analysis pool instead of an
-    /// HTTP worker.
+    /// HTTP worker, within the request deadline: analysis threads yield the CPU to request
+    /// handling, so on a saturated instance the request answers 503 rather than waiting on.
     pub async fn off_workers<T, F>(&self, work: F) -> Result<T, RepositoryError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        self.on_blocking_pool(work).await
+        tokio::time::timeout(self.reads.deadline(), self.on_blocking_pool(work))
+            .await
+            .unwrap_or(Err(RepositoryError::AnalysisBusy))
     }
 
     /// A document that is not stored: analyzed, neither cached nor recorded. Returns the
@@ -185,7 +188,7 @@ impl AnalysisService {
         workflow_id: String,
         plan: Plan,
     ) -> Result<Bytes, RepositoryError> {
-        self.on_blocking_pool(move || {
+        self.off_workers(move || {
             let mut report = analyze_workflow(&workflow_id, 0, &document, Utc::now());
             if !plan.features().full_analysis {
                 report.truncate_for_free_plan();
@@ -386,6 +389,46 @@ fn skip_value(json: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis_pool::AnalysisPriority;
+    use crate::cache::CacheSettings;
+    use crate::repository::postgres::{PgAnalysisRepository, PgWorkflowRepository};
+    use std::time::Duration;
+
+    /// A service whose pool has one thread and whose requests wait at most 50 ms. Its
+    /// repositories are never reached here (the pool alone is exercised).
+    fn service_with_one_thread() -> AnalysisService {
+        let cache = Cache::new(CacheSettings::default(), &prometheus::Registry::new())
+            .expect("in-process cache");
+        let db =
+            sqlx::PgPool::connect_lazy("postgres://unused@127.0.0.1:1/unused").expect("lazy pool");
+        AnalysisService::new(
+            Arc::new(PgWorkflowRepository::new(db.clone())),
+            Arc::new(PgAnalysisRepository::new(db)),
+            ReadThrough::new(cache, Duration::from_millis(50)),
+            AnalysisPool::new(1, AnalysisPriority::Normal).expect("pool"),
+            false,
+        )
+    }
+
+    #[tokio::test]
+    async fn work_the_pool_cannot_start_within_the_deadline_is_refused_not_queued_forever() {
+        let service = service_with_one_thread();
+        let occupied = service.clone();
+        let first = tokio::spawn(async move {
+            occupied
+                .off_workers(|| std::thread::sleep(Duration::from_millis(300)))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        let waiting = service.off_workers(|| "late").await;
+        let _ = first.await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let later = service.off_workers(|| "on time").await;
+
+        assert!(matches!(waiting, Err(RepositoryError::AnalysisBusy)));
+        assert_eq!(later.expect("a free thread"), "on time");
+    }
 
     fn parsed(json: &[u8]) -> Option<i64> {
         serde_json::from_slice::<WorkflowHead>(json)

@@ -196,6 +196,10 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             message: "The database did not answer in time, try again shortly".to_owned(),
             source: None,
         }),
+        E::AnalysisBusy => Some(ApiError::ServiceUnavailable {
+            message: "The analysis could not start in time because the server is busy, try again shortly".to_owned(),
+            source: None,
+        }),
         E::NotPropagated => Some(ApiError::ServiceUnavailable {
             message: "The change was saved, but not every server could be told yet, so reads may briefly show the previous version; read it back before retrying".to_owned(),
             source: None,

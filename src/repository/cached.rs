@@ -83,6 +83,11 @@ impl ReadThrough {
         }
     }
 
+    /// Longest a request waits on work it cannot do itself (Postgres, the analysis pool).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// Database work that is not a cached read (a write, a history page), within the same
     /// deadline.
     pub async fn bounded<T>(

@@ -33,6 +33,10 @@ pub enum RepositoryError {
     /// `statement_timeout` cannot fire then).
     #[error("the database did not answer in time")]
     TimedOut,
+    /// No analysis thread took the work within the request deadline (the instance's CPU is
+    /// busy serving requests, which analyses yield to).
+    #[error("the analysis pool did not get to the work in time")]
+    AnalysisBusy,
     /// The write committed, but the cache could not make every instance drop what it
     /// replaced (Redis answered, the invalidation did not get through in time): answering it
     /// as a success could be followed by reads of the previous version elsewhere.

@@ -19,6 +19,10 @@ use crate::routes::responses::add_cache_headers;
 use crate::routes::workflows::workflow_id;
 use crate::state::AppState;
 
+/// Bodies up to this size (a `workflowId`, a small document) are parsed where they arrive;
+/// larger documents on the analysis pool, so they cannot hold up cached reads.
+const PARSE_ON_WORKER_UP_TO: usize = 16 * 1024;
+
 /// Issues a free plan sees of a location-wide analysis.
 const FREE_LOCATION_ISSUES: usize = 3;
 
@@ -66,8 +70,8 @@ enum AnalyzeTarget {
 }
 
 /// `{workflowId}` analyzes a stored workflow; `{workflow}` a document that is not stored.
-/// The body (up to a few MB of workflow) is parsed and the report written out on the analysis
-/// pool, not on the HTTP workers that serve cached reads.
+/// A large body (up to the body limit of workflow) is parsed, and an ad-hoc report written
+/// out, on the analysis pool rather than on the HTTP workers that serve cached reads.
 pub async fn analyze(
     tenant: Tenant,
     state: web::Data<AppState>,
@@ -76,10 +80,14 @@ pub async fn analyze(
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
     let max_steps = state.settings.max_workflow_steps;
-    let (target, location_id) = state
-        .analysis
-        .off_workers(move || parse_analyze_request(&body, max_steps))
-        .await??;
+    let (target, location_id) = if body.len() <= PARSE_ON_WORKER_UP_TO {
+        parse_analyze_request(&body, max_steps)?
+    } else {
+        state
+            .analysis
+            .off_workers(move || parse_analyze_request(&body, max_steps))
+            .await??
+    };
     tenant.check_named_location(location_id.as_deref())?;
     check_analysis_quota(&state, &tenant).await?;
     match target {

@@ -255,7 +255,31 @@ async fn post_analyze_refuses_unreadable_bodies_like_any_json_route() {
     .await
     .unwrap();
 
+    // Over 16 KB: parsed on the analysis pool, with the same answers.
+    let large_malformed = post(
+        "application/json",
+        format!(r#"{{"workflow": "{}"#, "x".repeat(20_000)),
+    )
+    .await
+    .unwrap();
+    let steps: Vec<Value> = (0..200)
+        .map(|n| json!({"id": format!("s{n}"), "type": "send_email", "config": {"subject": "Hi", "body": "x".repeat(100), "to": "a@example.com"}, "next": format!("s{}", n + 1)}))
+        .collect();
+    let mut large_document = sample_workflow("Large");
+    large_document["steps"] = Value::Array(steps);
+    let large = post(
+        "application/json",
+        json!({"workflow": large_document}).to_string(),
+    )
+    .await
+    .unwrap();
+
     let code = |body: Value| body["error"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(large_malformed.status(), 400);
+    assert_eq!(code(large_malformed.json().await.unwrap()), "BAD_REQUEST");
+    assert_eq!(large.status(), 200);
+    let large: Value = large.json().await.unwrap();
+    assert_eq!(large["data"]["workflowId"], "ad-hoc");
     assert_eq!(malformed.status(), 400);
     assert_eq!(code(malformed.json().await.unwrap()), "BAD_REQUEST");
     assert_eq!(wrong_type.status(), 400);
