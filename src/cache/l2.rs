@@ -206,12 +206,19 @@ impl L2 {
     {
         let deadline = Instant::now() + budget;
         let pool = self.pool();
-        let (mut conn, health) = match timeout_at(deadline, pool.get()).await {
-            Err(_) => return Err(L2Error::Timeout),
-            Ok(Err(bb8::RunError::TimedOut)) => return Err(L2Error::Timeout),
-            Ok(Err(bb8::RunError::User(e))) => return Err(L2Error::Redis(e)),
-            // Back to the pool at once: the clone shares the multiplexed connection.
-            Ok(Ok(pooled)) => (pooled.conn.clone(), Arc::clone(&pooled.health)),
+        let (mut conn, health) = loop {
+            let pooled = match timeout_at(deadline, pool.get()).await {
+                Err(_) => return Err(L2Error::Timeout),
+                Ok(Err(bb8::RunError::TimedOut)) => return Err(L2Error::Timeout),
+                Ok(Err(bb8::RunError::User(e))) => return Err(L2Error::Redis(e)),
+                Ok(Ok(pooled)) => pooled,
+            };
+            // Marked broken by another caller after it went back to the pool: returning it
+            // now makes bb8 drop it, and the next checkout connects afresh.
+            if !pooled.health.broken.load(Ordering::Relaxed) {
+                // Back to the pool at once: the clone shares the multiplexed connection.
+                break (pooled.conn.clone(), Arc::clone(&pooled.health));
+            }
         };
         match timeout_at(deadline, f(&mut conn)).await {
             Err(_) => {
@@ -221,6 +228,10 @@ impl L2 {
             Ok(Err(e)) => {
                 if conn.is_fatal(&e) {
                     health.broken.store(true, Ordering::Relaxed);
+                    // Connections die together (a restart, a failover, CLIENT KILL, a cut
+                    // network) and every thread's pool may hold one that nothing has used
+                    // since: drop them all now rather than fail one command per pool later.
+                    self.reset_pool();
                 }
                 Err(L2Error::Redis(e))
             }
