@@ -577,15 +577,7 @@ pub async fn wait_health(app: &TestApp, want: &str, max: Duration) -> Option<Dur
     let t = Instant::now();
     while t.elapsed() < max {
         let asked = Instant::now();
-        let body: Value = client
-            .get(app.url("/health/detailed"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = health_detailed(&client, app, Duration::from_secs(2)).await;
         assert!(
             asked.elapsed() < Duration::from_secs(1),
             "/health/detailed took {:?}",
@@ -597,6 +589,21 @@ pub async fn wait_health(app: &TestApp, want: &str, max: Duration) -> Option<Dur
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     None
+}
+
+/// The `/health/detailed` body. Shared by `wait_health` and the topology checks so that health
+/// is asked for one way; the timeout is the caller's, since fault polling must give up on a
+/// hung answer long before the client's default.
+pub async fn health_detailed(client: &reqwest::Client, app: &TestApp, timeout: Duration) -> Value {
+    client
+        .get(app.url("/health/detailed"))
+        .timeout(timeout)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// `/internal/cache-stats` data.

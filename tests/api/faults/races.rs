@@ -2,6 +2,7 @@
 //! itself — a load that read the old row before a write must not refill either tier after
 //! the invalidation — is pinned at the cache level in `cache::basic`.)
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -123,48 +124,72 @@ async fn subscriber_lost_across_a_write() -> Outcome {
     observe(&a, &b, &key, new, acked, Duration::from_secs(5)).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_frozen_across_a_write_converges_after_the_thaw_and_never_resurrects_the_old_version()
-{
-    let freeze = Duration::from_millis(1_500);
+/// 8a and 8b repeat their race the same way (log and check each round, one row with the
+/// totals) and differ only in the race, its checks and the row's wording. `check` also gets
+/// what the race answers besides its `Outcome`; `recovery` gets the last stale read and the
+/// latest convergence, formatted. Answers the stale reads in all rounds.
+async fn repeat_race<T, F: Future<Output = (Outcome, T)>>(
+    scenario: &'static str,
+    rounds: usize,
+    race: impl Fn() -> F,
+    check: impl Fn(&Outcome, T),
+    recovery: impl FnOnce(String, String) -> String,
+) -> usize {
     let (mut stale, mut worst_stale, mut worst_converged) = (0, None, None);
-    for round in 0..3 {
-        let (o, c_lag) = frozen_across_a_write(freeze).await;
+    for round in 0..rounds {
+        let (o, extra) = race().await;
         eprintln!(
             "round {round}: other instance stale {} times, last {} after the ack, new version {} after the ack",
             o.stale_after_ack,
             ms(o.last_stale),
             ms(o.converged)
         );
-        assert_eq!(
-            o.writer_stale, 0,
-            "the writing instance served its old version"
-        );
-        assert_eq!(c_lag, 0, "a fresh instance read the old version from Redis");
-        let converged = o.converged.expect("the other instance never saw the write");
-        assert!(
-            converged < freeze + Duration::from_secs(5),
-            "not converged within 5 s of the thaw: {converged:?}"
-        );
+        check(&o, extra);
         stale += o.stale_after_ack;
         worst_stale = worst_stale.max(o.last_stale);
         worst_converged = worst_converged.max(o.converged);
     }
     Row {
-        scenario: "8a. Redis frozen 1.5 s across a write, then thawed (x3)",
+        scenario,
         requests: 0,
         five_xx: 0,
         stale_reads: stale,
         stale_served: 0,
         lost_writes: 0,
-        recovery: format!(
-            "other instance served the old version until {} after the ack (converged {}); writer and a fresh instance never did",
-            ms(worst_stale),
-            ms(worst_converged)
-        ),
+        recovery: recovery(ms(worst_stale), ms(worst_converged)),
         p99: Duration::ZERO,
     }
     .print();
+    stale
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_across_a_write_converges_after_the_thaw_and_never_resurrects_the_old_version()
+{
+    let freeze = Duration::from_millis(1_500);
+    repeat_race(
+        "8a. Redis frozen 1.5 s across a write, then thawed (x3)",
+        3,
+        || frozen_across_a_write(freeze),
+        |o, c_lag| {
+            assert_eq!(
+                o.writer_stale, 0,
+                "the writing instance served its old version"
+            );
+            assert_eq!(c_lag, 0, "a fresh instance read the old version from Redis");
+            let converged = o.converged.expect("the other instance never saw the write");
+            assert!(
+                converged < freeze + Duration::from_secs(5),
+                "not converged within 5 s of the thaw: {converged:?}"
+            );
+        },
+        |worst_stale, worst_converged| {
+            format!(
+                "other instance served the old version until {worst_stale} after the ack (converged {worst_converged}); writer and a fresh instance never did"
+            )
+        },
+    )
+    .await;
 }
 
 // Strict: an instance whose subscriber cannot hear Redis stops answering from L1 (and
@@ -186,39 +211,24 @@ async fn redis_frozen_across_a_write_never_serves_the_old_version_after_the_ack(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pubsub_message_lost_while_the_subscriber_reconnects_never_leaves_the_old_version() {
-    let (mut stale, mut worst_stale, mut worst_converged) = (0, None, None);
-    for round in 0..5 {
-        let o = subscriber_lost_across_a_write().await;
-        eprintln!(
-            "round {round}: other instance stale {} times, last {} after the ack, new version {} after the ack",
-            o.stale_after_ack,
-            ms(o.last_stale),
-            ms(o.converged)
-        );
-        assert_eq!(o.writer_stale, 0);
-        assert!(
-            o.converged.is_some(),
-            "the other instance never saw the write"
-        );
-        stale += o.stale_after_ack;
-        worst_stale = worst_stale.max(o.last_stale);
-        worst_converged = worst_converged.max(o.converged);
-    }
-    Row {
-        scenario: "8b. Pub/sub subscribers killed right before a write (x5)",
-        requests: 0,
-        five_xx: 0,
-        stale_reads: stale,
-        stale_served: 0,
-        lost_writes: 0,
-        recovery: format!(
-            "old version after the ack: last {}; new version seen {} after the ack",
-            ms(worst_stale),
-            ms(worst_converged)
-        ),
-        p99: Duration::ZERO,
-    }
-    .print();
+    let stale = repeat_race(
+        "8b. Pub/sub subscribers killed right before a write (x5)",
+        5,
+        || async { (subscriber_lost_across_a_write().await, ()) },
+        |o, ()| {
+            assert_eq!(o.writer_stale, 0);
+            assert!(
+                o.converged.is_some(),
+                "the other instance never saw the write"
+            );
+        },
+        |worst_stale, worst_converged| {
+            format!(
+                "old version after the ack: last {worst_stale}; new version seen {worst_converged} after the ack"
+            )
+        },
+    )
+    .await;
     assert_eq!(stale, 0, "the old version was served after the ack");
 }
 

@@ -3,13 +3,14 @@
 //! not in its logs (debug level), health, metrics, cache stats or error bodies.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::harness::*;
 use super::proxy::{Fault, FaultProxy};
-use crate::helpers::{sample_workflow, TestDatabase};
+use crate::helpers::{sample_workflow, TestApp, TestDatabase};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ghl-workflow-debugger");
 const REDIS_PASSWORD: &str = "CanaryRedisPw7731";
@@ -18,6 +19,26 @@ const TOKEN: &str = "CanaryInternalToken4420";
 const WEBHOOK_SECRET: &str = "CanaryWebhookSecret9902";
 const CANARIES: [&str; 4] = [REDIS_PASSWORD, DB_PASSWORD, TOKEN, WEBHOOK_SECRET];
 
+/// Both scans start the real binary with exactly the variables they list (`spawn_binary`
+/// clears the rest), so each test names in one place every value the binary could leak.
+async fn start(vars: &[(&str, String)]) -> (Child, Arc<Mutex<String>>, TestApp) {
+    let env: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    spawn_binary(&env).await
+}
+
+/// Both scans read the logs only after a graceful shutdown, so that what the binary logs while
+/// stopping is scanned too.
+async fn stop(child: &mut Child, logs: &Mutex<String>) -> String {
+    let pid = child.id().unwrap().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    logs.lock().unwrap().clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_faults() {
     let mut redis = RedisServer::start(Some(REDIS_PASSWORD)).await;
@@ -25,7 +46,7 @@ async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_
     let db = TestDatabase::create().await;
     let mut db_url = db.url.clone();
     db_url.set_password(Some(DB_PASSWORD)).unwrap();
-    let env: HashMap<String, String> = [
+    let (mut child, logs, app) = start(&[
         ("DATABASE_URL", db_url.to_string()),
         (
             "REDIS_URL",
@@ -40,11 +61,8 @@ async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_
         ("RATE_LIMIT_ENABLED", "false".to_owned()),
         ("SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
         ("RUST_LOG", "debug".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let (mut child, logs, app) = spawn_binary(&env).await;
+    ])
+    .await;
     let base = app.address.clone();
     let http = client();
     let mut seen = String::new();
@@ -136,11 +154,7 @@ async fn no_secret_appears_in_logs_health_metrics_stats_or_error_bodies_through_
     }
     proxy.set(Fault::Pass);
 
-    let pid = child.id().unwrap().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status().await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = logs.lock().unwrap().clone();
+    let logs = stop(&mut child, &logs).await;
 
     let found: Vec<(&str, usize, usize)> = CANARIES
         .iter()
@@ -208,7 +222,7 @@ async fn no_secret_appears_when_postgres_is_unreachable() {
     assert!(!failed.status.success(), "{startup}");
 
     // Without migrations it serves, and answers 503.
-    let env: HashMap<String, String> = [
+    let (mut child, logs, app) = start(&[
         ("DATABASE_URL", url.clone()),
         ("RUN_MIGRATIONS", "false".to_owned()),
         ("RUST_LOG", "debug".to_owned()),
@@ -216,11 +230,8 @@ async fn no_secret_appears_when_postgres_is_unreachable() {
         ("PORT", "0".to_owned()),
         ("WORKERS", "1".to_owned()),
         ("SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let (mut child, logs, app) = spawn_binary(&env).await;
+    ])
+    .await;
     let base = app.address.clone();
     let http = client();
     let mut answers = String::new();
@@ -240,11 +251,7 @@ async fn no_secret_appears_when_postgres_is_unreachable() {
         answers.push_str(&format!("{} {:?}\n", r.status(), r.headers()));
         answers.push_str(&r.text().await.unwrap());
     }
-    let pid = child.id().unwrap().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status().await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = logs.lock().unwrap().clone();
+    let logs = stop(&mut child, &logs).await;
 
     assert!(answers.contains("503"), "{answers}");
     for (what, text) in [
