@@ -1,5 +1,5 @@
-//! The Redis tier: a bb8 pool of connections to the configured topology, every operation
-//! (checkout + command) under one budget.
+//! The Redis tier: bb8 pools (one per thread) of multiplexed connections to the configured
+//! topology, every operation (checkout + command) under one budget.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
