@@ -1,4 +1,4 @@
-//! Serving analyses. An analysis is computed off the HTTP workers, on a bounded blocking pool,
+//! Serving analyses. An analysis is computed off the HTTP workers, on the bounded analysis pool,
 //! once per (location, workflow, version, rules version): cached under a key holding all four
 //! (a new version or a new rule set is never answered with an old analysis) and recorded in
 //! `analyses` the first time.
@@ -174,7 +174,7 @@ impl AnalysisService {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        tokio::time::timeout(self.reads.deadline(), self.on_blocking_pool(work))
+        tokio::time::timeout(self.reads.deadline(), self.on_analysis_threads(work))
             .await
             .unwrap_or(Err(RepositoryError::AnalysisBusy))
     }
@@ -189,10 +189,7 @@ impl AnalysisService {
         plan: Plan,
     ) -> Result<Bytes, RepositoryError> {
         self.off_workers(move || {
-            let mut report = analyze_workflow(&workflow_id, 0, &document, Utc::now());
-            if !plan.features().full_analysis {
-                report.truncate_for_free_plan();
-            }
+            let report = analyze_workflow(&workflow_id, 0, &document, Utc::now()).for_plan(plan);
             serde_json::to_vec(&report).map(Bytes::from)
         })
         .await?
@@ -221,7 +218,7 @@ impl AnalysisService {
     ) -> Result<Bytes, RepositoryError> {
         let (id, version) = (stored.id.clone(), stored.version);
         let report = self
-            .on_blocking_pool(move || {
+            .on_analysis_threads(move || {
                 let document =
                     WorkflowDocument::from_json(&stored.definition).map_err(|errors| {
                         RepositoryError::Computation(format!(
@@ -251,7 +248,7 @@ impl AnalysisService {
     async fn compute_location(&self, location_id: &str) -> Result<Bytes, RepositoryError> {
         let definitions = self.workflows.definitions(location_id).await?;
         let report = self
-            .on_blocking_pool(move || {
+            .on_analysis_threads(move || {
                 // A stored definition that no longer parses is left out rather than failing
                 // the whole location.
                 let documents: Vec<(String, WorkflowDocument)> = definitions
@@ -270,7 +267,7 @@ impl AnalysisService {
         Ok(Bytes::from(serde_json::to_vec(&report)?))
     }
 
-    async fn on_blocking_pool<T, F>(&self, work: F) -> Result<T, RepositoryError>
+    async fn on_analysis_threads<T, F>(&self, work: F) -> Result<T, RepositoryError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,

@@ -249,11 +249,8 @@ async fn tenant_plan(state: &AppState, tenant: &Tenant) -> Result<Plan, ApiError
 }
 
 /// The report as the plan may see it (free: first 3 issues, 2 recommendations, `upgrade`).
-fn report_response(mut report: AnalysisReport, plan: Plan, source: ReadSource) -> HttpResponse {
-    if !plan.features().full_analysis {
-        report.truncate_for_free_plan();
-    }
-    let mut response = success(report);
+fn report_response(report: AnalysisReport, plan: Plan, source: ReadSource) -> HttpResponse {
+    let mut response = success(report.for_plan(plan));
     add_cache_headers(&mut response, source);
     response
 }

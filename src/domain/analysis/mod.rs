@@ -109,6 +109,15 @@ pub struct AnalysisReport {
 }
 
 impl AnalysisReport {
+    /// The report as `plan` may see it: whole on a plan with full analysis, else truncated
+    /// as [`AnalysisReport::truncate_for_free_plan`] says.
+    pub fn for_plan(mut self, plan: crate::domain::plan::Plan) -> Self {
+        if !plan.features().full_analysis {
+            self.truncate_for_free_plan();
+        }
+        self
+    }
+
     /// Free plan: the first 3 issues and 2 recommendations. `issuesSummary`, the score and
     /// the grade still describe every issue. `upgrade` is always set (`hidden` may be 0).
     pub fn truncate_for_free_plan(&mut self) {
