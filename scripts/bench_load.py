@@ -190,7 +190,7 @@ class Peer:
 
     def __init__(self, db_url, processes, **extra):
         self.port = free_port()
-        # Its keys are `peer:gwdbench<pid>:…`, never the Rust service's `gwdbench<pid>:v2:…`.
+        # Its keys are `peer:gwdbench<pid>:…`, never the Rust service's `gwdbench<pid>:v3:…`.
         env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=REDIS_URL, PORT=str(self.port), HOST="127.0.0.1",
                    NODE_ENV="production", WORKERS=str(processes), CACHE_PREFIX=f"gwdbench{os.getpid()}",
                    DATABASE_MAX_CONNECTIONS="16")

@@ -2,7 +2,7 @@
 //! and analyses per hour.
 //!
 //! The count lives in Redis so every instance shares it: one Lua script per request does
-//! `INCR` and, for a new counter, `PEXPIRE window` on `{prefix}:v1:ratelimit:{location}:minute`
+//! `INCR` and, for a new counter, `PEXPIRE window` on `{prefix}:v{format}:ratelimit:{location}:minute`
 //! (a fixed window that starts with the location's first request; the location id sits in a
 //! hash tag like every other key). It runs through the cache's own pool, budget and circuit
 //! breaker ([`Cache::count_in_window`](crate::cache::Cache::count_in_window)); when Redis is not

@@ -8,6 +8,7 @@
 //! grows past its bound, `floor` is raised instead (every in-flight fill is skipped).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,11 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// The invalidation sequence the ticket was taken at (see [`Guard::seq`]).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     pub fn expired(&self) -> bool {
         self.at.elapsed() >= TOMBSTONE_TTL
     }
@@ -40,6 +46,8 @@ struct State {
 #[derive(Default)]
 pub struct Guard {
     state: Mutex<State>,
+    /// `state.seq`, readable without the lock (written under it).
+    seq: AtomicU64,
 }
 
 impl Guard {
@@ -58,6 +66,12 @@ impl Guard {
         }
     }
 
+    /// The number of invalidations so far, without taking the lock: a reader that sees the
+    /// same number as a ticket's knows nothing was invalidated since that ticket.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
     /// Record an invalidation of `keys` and run `drop_local` (L1 removal) under the lock.
     pub fn invalidate<'k>(
         &self,
@@ -67,6 +81,7 @@ impl Guard {
         let mut st = self.lock();
         st.seq += 1;
         let seq = st.seq;
+        self.seq.store(seq, Ordering::Release);
         let now = Instant::now();
         for k in keys {
             st.recent.insert(k.to_owned(), (seq, now));
@@ -86,6 +101,7 @@ impl Guard {
         let mut st = self.lock();
         st.seq += 1;
         st.floor = st.seq;
+        self.seq.store(st.seq, Ordering::Release);
         st.recent.clear();
         clear_local();
     }
@@ -131,6 +147,8 @@ mod tests {
         );
         g.invalidate_all(|| {});
         assert!(!g.is_current("b", t2));
+        assert_eq!(g.seq(), g.ticket().seq());
+        assert_ne!(g.seq(), t2.seq());
         assert!(g.is_current("b", g.ticket()));
     }
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::wire::FORMAT_VERSION;
 
 /// `:v{FORMAT_VERSION}:`, the segment after the prefix (a test keeps the two equal).
-const VERSION_SEGMENT: &str = ":v2:";
+const VERSION_SEGMENT: &str = ":v3:";
 
 /// What a key caches; also the `resource` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -225,26 +225,26 @@ mod tests {
         let k = CacheKeys::new("gwd");
         assert_eq!(
             k.workflow("loc1", "wf9").as_str(),
-            "gwd:v2:workflow:{loc1}:wf9"
+            "gwd:v3:workflow:{loc1}:wf9"
         );
-        assert_eq!(k.workflows("loc1").as_str(), "gwd:v2:workflows:{loc1}");
+        assert_eq!(k.workflows("loc1").as_str(), "gwd:v3:workflows:{loc1}");
         assert_eq!(
             k.analysis("loc1", "wf9", 7, "r3").as_str(),
-            "gwd:v2:analysis:{loc1}:wf9:7:r3"
+            "gwd:v3:analysis:{loc1}:wf9:7:r3"
         );
         assert_eq!(
             k.subscription("loc1").as_str(),
-            "gwd:v2:subscription:{loc1}"
+            "gwd:v3:subscription:{loc1}"
         );
-        assert_eq!(k.location("loc1").as_str(), "gwd:v2:location:{loc1}");
-        assert_eq!(k.api_key("abc").as_str(), "gwd:v2:api_key:{abc}");
+        assert_eq!(k.location("loc1").as_str(), "gwd:v3:location:{loc1}");
+        assert_eq!(k.api_key("abc").as_str(), "gwd:v3:api_key:{abc}");
         assert_eq!(
             k.rate_limit("loc1", "minute"),
-            "gwd:v2:ratelimit:{loc1}:minute"
+            "gwd:v3:ratelimit:{loc1}:minute"
         );
         assert_eq!(
             k.rate_limit("a}:b", "hour"),
-            "gwd:v2:ratelimit:{a%7D%3Ab}:hour"
+            "gwd:v3:ratelimit:{a%7D%3Ab}:hour"
         );
         assert_eq!(k.workflow("loc1", "wf9").location_id(), Some("loc1"));
         assert_eq!(k.api_key("abc").location_id(), None);
@@ -262,15 +262,15 @@ mod tests {
         // A crafted id cannot produce another location's key.
         let forged = k.workflow("a}:wf1:{b", "x");
         assert_ne!(forged, k.workflow("a", "wf1"));
-        assert_eq!(forged.as_str(), "gwd:v2:workflow:{a%7D%3Awf1%3A%7Bb}:x");
+        assert_eq!(forged.as_str(), "gwd:v3:workflow:{a%7D%3Awf1%3A%7Bb}:x");
         assert_eq!(k.workflow("a:b", "c"), k.workflow("a:b", "c"));
         assert_ne!(
             k.workflow("a:b", "c").as_str(),
             k.workflow("a", "b:c").as_str()
         );
         // Glob characters are escaped so SCAN MATCH patterns stay literal.
-        assert_eq!(k.location("*").as_str(), "gwd:v2:location:{%2A}");
-        assert_eq!(k.location("a b").as_str(), "gwd:v2:location:{a%20b}");
+        assert_eq!(k.location("*").as_str(), "gwd:v3:location:{%2A}");
+        assert_eq!(k.location("a b").as_str(), "gwd:v3:location:{a%20b}");
     }
 
     #[test]

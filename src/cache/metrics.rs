@@ -133,7 +133,7 @@ impl Metrics {
             coalesced: counter(
                 r,
                 "cache_coalesced_total",
-                "Reads that joined an in-flight load",
+                "Reads that joined an in-flight Redis read or load",
             )?,
             loads: counter(r, "cache_loads_total", "Loader calls")?,
             l2_timeouts: counter(

@@ -13,9 +13,12 @@
 //! TTLs are jittered by the cache itself (±10 %).
 //!
 //! # Single flight
-//! The first miss of a key spawns a task that does the L2 lookup, the load and the fills;
-//! concurrent misses await the same `Shared` future (counted as `coalesced`). Because the work
-//! runs in its own task, a caller whose future is dropped strands nobody and the fill still
+//! Two levels. After an L1 miss, the requests of one worker thread share one Redis GET per
+//! key (`thread_flights`: no lock and no cross-thread wake-up on an L2 hit). When Redis has
+//! no fresh value, the first miss of a key in the process spawns a task that looks at Redis
+//! once more (a load may have filled it meanwhile), loads and fills; concurrent misses await
+//! the same `Shared` future. Both count their joiners as `coalesced`. Because the load runs
+//! in its own task, a caller whose future is dropped strands nobody and the fill still
 //! happens. Loader errors are `E: Send + Sync + 'static`, handed to every waiter as
 //! `LoadError::Loader(Arc<E>)` (one error value, many waiters: no `Clone` needed).
 //!
@@ -108,6 +111,7 @@ mod l1;
 pub mod l2;
 pub mod metrics;
 mod tasks;
+mod thread_flights;
 pub mod topology;
 pub mod ttl;
 mod types;
@@ -140,6 +144,7 @@ use wire::Record;
 
 use l1::{L1Entry, L1Weigher, L1};
 use tasks::{reconnect_loop, subscriber_loop};
+use thread_flights::ThreadFlights;
 
 #[derive(Clone)]
 enum LoadFailure {
@@ -149,6 +154,7 @@ enum LoadFailure {
 
 type SharedLoad = Shared<BoxFuture<'static, Result<CacheRead, LoadFailure>>>;
 
+#[derive(Clone)]
 enum L2Look {
     Fresh(Option<Bytes>),
     Stale(Bytes),
@@ -195,6 +201,8 @@ struct Inner {
     guard: Guard,
     m: Metrics,
     inflight: Mutex<HashMap<(String, TypeId), (u64, SharedLoad)>>,
+    /// Redis reads after an L1 miss, shared by the requests of one worker thread.
+    l2_reads: ThreadFlights<L2Look>,
     flight_ids: AtomicU64,
     writes: Arc<Semaphore>,
     pending: Mutex<HashSet<String>>,
@@ -294,6 +302,7 @@ impl Cache {
             breaker: Breaker::new(settings.breaker_threshold),
             guard: Guard::default(),
             inflight: Mutex::new(HashMap::new()),
+            l2_reads: ThreadFlights::new(settings.l2_budget),
             flight_ids: AtomicU64::new(0),
             writes: Arc::new(Semaphore::new(settings.max_pending_writes.max(1))),
             pending: Mutex::new(HashSet::new()),
@@ -386,7 +395,7 @@ impl Cache {
             _ => {}
         }
         let ticket = i.guard.ticket();
-        match i.l2_lookup(key, ticket).await {
+        match i.l2_lookup(key, ticket, true).await {
             L2Look::Fresh(v) => v.map(|bytes| CacheHit {
                 bytes,
                 tier: Tier::L2,
@@ -548,7 +557,27 @@ impl Cache {
         if i.s.bypass {
             return self.load_bypass(loader).await;
         }
-        let l1_stale = stale;
+        let mut l1_stale = stale;
+        let l2_read = i.l2_usable();
+        if l2_read {
+            match self.l2_read_shared(key).await {
+                L2Look::Fresh(value) => {
+                    return Ok(CacheRead {
+                        value,
+                        status: CacheStatus::Hit(Tier::L2),
+                    })
+                }
+                L2Look::Stale(b) => {
+                    l1_stale.get_or_insert(b);
+                }
+                L2Look::Miss => {}
+            }
+            // A load that ended while this thread read Redis filled L1 (its Redis fill may
+            // still be on the way): no second load for it.
+            if let Some(read) = i.l1_fresh_uncounted(key) {
+                return Ok(read);
+            }
+        }
         let fkey = (key.as_str().to_owned(), TypeId::of::<E>());
         let fut = {
             let mut map = lock(&i.inflight);
@@ -566,7 +595,7 @@ impl Cache {
                 };
                 let handle = tokio::spawn(async move {
                     let _guard = guard;
-                    inner.load(key, ttl, loader, l1_stale).await
+                    inner.load(key, ttl, loader, l1_stale, !l2_read).await
                 });
                 let shared = async move { handle.await.unwrap_or(Err(LoadFailure::Panicked)) }
                     .boxed()
@@ -583,6 +612,31 @@ impl Cache {
             },
             Err(LoadFailure::Panicked) => Err(LoadError::Panicked),
         }
+    }
+
+    /// This thread's Redis read of `key`, shared with its other requests for the same key
+    /// (see `thread_flights`).
+    async fn l2_read_shared(&self, key: &CacheKey) -> L2Look {
+        let i = &self.0;
+        let ticket = i.guard.ticket();
+        let (look, joined) = i
+            .l2_reads
+            .run(key.as_str(), ticket.seq(), || {
+                let (inner, key) = (Arc::clone(&self.0), key.clone());
+                // A panic must not reach the requests that joined: it becomes a miss, and the
+                // load (a task of its own) reports whatever is wrong.
+                std::panic::AssertUnwindSafe(
+                    async move { inner.l2_lookup(&key, ticket, true).await },
+                )
+                .catch_unwind()
+                .map(|read| read.unwrap_or(L2Look::Miss))
+                .boxed()
+            })
+            .await;
+        if joined {
+            i.m.coalesced.inc();
+        }
+        look
     }
 
     /// Call the loader with the cache bypassed (status BYPASS, no fills).
@@ -859,6 +913,21 @@ impl Inner {
     }
 
     /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
+    /// A fresh L1 answer for `key` without counting the lookup (a second look by a request
+    /// whose miss was already counted).
+    fn l1_fresh_uncounted(&self, key: &CacheKey) -> Option<CacheRead> {
+        let l1 = self.l1.as_ref()?;
+        if self.s.l1_skip.contains(&key.resource()) {
+            return None;
+        }
+        let e = l1.get(key.as_str())?;
+        let now = now_ms();
+        (now < e.logical_ms && self.lease_valid(now)).then(|| CacheRead {
+            value: (!e.negative).then_some(e.bytes),
+            status: CacheStatus::Hit(Tier::L1),
+        })
+    }
+
     fn l1_get(&self, key: &CacheKey) -> Option<(L1Entry, bool)> {
         let l1 = self.l1.as_ref()?;
         if self.s.l1_skip.contains(&key.resource()) {
@@ -981,8 +1050,14 @@ impl Inner {
         .is_ok()
     }
 
-    async fn l2_lookup(&self, key: &CacheKey, ticket: Ticket) -> L2Look {
-        if self.l2.is_none() || !self.breaker.allows() || !self.lease_valid(now_ms()) {
+    /// Whether a Redis read may answer now (configured, breaker closed, lease held).
+    fn l2_usable(&self) -> bool {
+        self.l2.is_some() && self.breaker.allows() && self.lease_valid(now_ms())
+    }
+
+    /// `count_miss: false` for a second look after a miss was already counted.
+    async fn l2_lookup(&self, key: &CacheKey, ticket: Ticket, count_miss: bool) -> L2Look {
+        if !self.l2_usable() {
             return L2Look::Miss;
         }
         let res = key.resource();
@@ -1006,7 +1081,9 @@ impl Inner {
                 return L2Look::Miss;
             }
             Ok(None) => {
-                self.m.op(Layer::Redis, Op::Miss, res).inc();
+                if count_miss {
+                    self.m.op(Layer::Redis, Op::Miss, res).inc();
+                }
                 return L2Look::Miss;
             }
             Ok(Some(raw)) => Bytes::from(raw),
@@ -1019,7 +1096,9 @@ impl Inner {
         let (value, logical, written) = match wire::decode(raw.clone()) {
             Err(_) => {
                 self.m.decode_errors.inc();
-                self.m.op(Layer::Redis, Op::Miss, res).inc();
+                if count_miss {
+                    self.m.op(Layer::Redis, Op::Miss, res).inc();
+                }
                 log::warn!("cache: undecodable value in redis, deleting it");
                 let k = key.as_str().to_owned();
                 self.spawn_write(move |i| {
@@ -1039,7 +1118,9 @@ impl Inner {
                 return L2Look::Miss;
             }
             Ok(Record::Tombstone) => {
-                self.m.op(Layer::Redis, Op::Miss, res).inc();
+                if count_miss {
+                    self.m.op(Layer::Redis, Op::Miss, res).inc();
+                }
                 return L2Look::Miss;
             }
             Ok(Record::Value {
@@ -1053,11 +1134,15 @@ impl Inner {
             }) => (None, logical_exp_ms, written_ms),
         };
         if written < trusted || !lease {
-            self.m.op(Layer::Redis, Op::Miss, res).inc();
+            if count_miss {
+                self.m.op(Layer::Redis, Op::Miss, res).inc();
+            }
             return L2Look::Miss;
         }
         if now >= logical {
-            self.m.op(Layer::Redis, Op::Miss, res).inc();
+            if count_miss {
+                self.m.op(Layer::Redis, Op::Miss, res).inc();
+            }
             return match value {
                 Some(v) if now < logical + self.s.stale_grace.as_millis() as u64 => {
                     L2Look::Stale(v)
@@ -1217,12 +1302,15 @@ impl Inner {
     }
 
     /// The single-flight body: L2 lookup, load, fills, stale fallback.
+    /// `count_l2_miss: false` when the caller already read Redis and counted its miss (the
+    /// look here only closes the window in which another load filled it).
     async fn load<E, F, Fut>(
         self: Arc<Self>,
         key: CacheKey,
         ttl: Duration,
         loader: F,
         l1_stale: Option<Bytes>,
+        count_l2_miss: bool,
     ) -> Result<CacheRead, LoadFailure>
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -1231,7 +1319,7 @@ impl Inner {
     {
         let ticket = self.guard.ticket();
         let mut stale = l1_stale;
-        match self.l2_lookup(&key, ticket).await {
+        match self.l2_lookup(&key, ticket, count_l2_miss).await {
             L2Look::Fresh(value) => {
                 return Ok(CacheRead {
                     value,

@@ -673,7 +673,7 @@ mod tests {
 
     #[test]
     fn keys_group_by_the_slot_redis_hashes() {
-        assert_eq!(hash_tag("gwd:v2:workflow:{loc1}:wf"), "loc1");
+        assert_eq!(hash_tag("gwd:v3:workflow:{loc1}:wf"), "loc1");
         assert_eq!(hash_tag("a{}b{c}"), "a{}b{c}");
         assert_eq!(hash_tag("no-tag"), "no-tag");
         assert_eq!(hash_tag("x{open"), "x{open");

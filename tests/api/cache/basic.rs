@@ -80,6 +80,68 @@ async fn hit_from_l2_after_l1_is_cleared_and_in_another_instance() {
     assert!(pttl > 0);
 }
 
+fn must_not_load() -> impl FnOnce() -> futures::future::Ready<Result<Option<Bytes>, std::io::Error>>
+{
+    || futures::future::ready(Err(std::io::Error::other("the loader must not be called")))
+}
+
+/// An instance whose L1 never holds workflows, so every read of one goes to Redis.
+async fn l2_only_cache(p: &str) -> (ghl_workflow_debugger::cache::Cache, prometheus::Registry) {
+    let (c, r) = cache(CacheSettings {
+        l1_skip: vec![Resource::Workflow],
+        ..settings(p, Some(SHARED_REDIS))
+    });
+    assert!(c.wait_ready(Duration::from_secs(3)).await);
+    (c, r)
+}
+
+#[tokio::test]
+async fn concurrent_l1_misses_on_one_thread_share_one_redis_read() {
+    let p = prefix();
+    let (writer, _rw) = ready_cache(&p).await;
+    let (reader, _rr) = l2_only_cache(&p).await;
+    let key = writer.keys().workflow("loc1", "wf-shared");
+    writer.set(&key, B("v"), Duration::from_secs(60)).await;
+    let reads = (0..50).map(|_| reader.get_or_load(&key, Duration::from_secs(60), must_not_load()));
+    for read in futures::future::join_all(reads).await {
+        let read = read.unwrap();
+        assert_eq!(
+            (read.status, read.value),
+            (CacheStatus::Hit(Tier::L2), Some(B("v")))
+        );
+    }
+    let stats = reader.stats();
+    assert_eq!(
+        (stats.l2.hits, stats.coalesced, stats.loads),
+        (1, 49, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_read_that_starts_after_an_invalidation_does_not_share_an_older_redis_read() {
+    let p = prefix();
+    let (writer, _rw) = ready_cache(&p).await;
+    let (reader, _rr) = l2_only_cache(&p).await;
+    let key = writer.keys().workflow("loc1", "wf-switch");
+    writer.set(&key, B("old"), Duration::from_secs(60)).await;
+    let before = reader.get_or_load(&key, Duration::from_secs(60), must_not_load());
+    futures::pin_mut!(before);
+    assert!(
+        futures::poll!(before.as_mut()).is_pending(),
+        "the GET is on its way"
+    );
+    // The older GET may well complete (with "old") while this runs.
+    reader.invalidate(std::slice::from_ref(&key)).await;
+    writer.set(&key, B("new"), Duration::from_secs(60)).await;
+    let after = reader
+        .get_or_load(&key, Duration::from_secs(60), must_not_load())
+        .await
+        .unwrap();
+    assert_eq!(after.value, Some(B("new")));
+    assert_eq!(before.await.unwrap().value, Some(B("old")));
+}
+
 #[tokio::test]
 async fn skipped_resources_never_use_l1_and_others_still_do() {
     let p = prefix();

@@ -1,6 +1,7 @@
 //! A real Sentinel setup (1 primary, 1 replica, 3 sentinels): the service finds the primary
 //! through the sentinels and follows it when it is killed under load.
 
+use ghl_workflow_debugger::cache::wire::FORMAT_VERSION;
 use std::time::{Duration, Instant};
 
 use super::common::*;
@@ -109,7 +110,7 @@ async fn a_manual_sentinel_failover_is_followed_while_the_old_primary_still_answ
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let marker = format!("{prefix}:v2:workflow:{{locSwitch}}:after1");
+    let marker = format!("{prefix}:v{FORMAT_VERSION}:workflow:{{locSwitch}}:after1");
     let exists: bool = redis::cmd("EXISTS")
         .arg(&marker)
         .query_async(&mut admin)
