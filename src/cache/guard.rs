@@ -55,9 +55,15 @@ impl Guard {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Taken without the lock (every L1 miss takes one). Seeing an invalidation's number
+    /// means that invalidation had begun before this read: a fill it must lose is refused by
+    /// [`Guard::fill_if_current`] (under the lock), and the second drop that
+    /// [`Cache::invalidate`](super::Cache::invalidate) makes once the tombstone is in Redis
+    /// begins only after the tombstone landed, so a read ticketed after it cannot see the old
+    /// value in Redis.
     pub fn ticket(&self) -> Ticket {
         Ticket {
-            seq: self.lock().seq,
+            seq: self.seq(),
             at: Instant::now(),
             wall_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -1,14 +1,13 @@
 //! The Redis tier: bb8 pools (one per thread) of multiplexed connections to the configured
 //! topology, every operation (checkout + command) under one budget.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::ThreadId;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bb8::{ErrorSink, ManageConnection, Pool};
 use redis::RedisError;
+use thread_local::ThreadLocal;
 use tokio::time::{timeout_at, Instant};
 
 use super::metrics::Metrics;
@@ -105,12 +104,12 @@ pub enum L2Error {
 /// One pool per thread that uses Redis. A multiplexed connection's I/O runs as a task on
 /// the runtime that opened it; each actix worker is a runtime of its own, so a connection
 /// shared across workers would cost every command two cross-thread wake-ups (measured: a
-/// fifth of the server's CPU on the L2-hit path). The pools live behind a lock so that they
-/// can be replaced wholesale after an outage (every connection is suspect then; new ones
-/// connect lazily).
+/// fifth of the server's CPU on the L2-hit path). Each thread's slot has a lock of its own,
+/// uncontended but for [`L2::reset_pool`], which empties every slot after an outage (every
+/// connection is suspect then; new ones connect lazily).
 pub struct L2 {
     manager: L2Manager,
-    pools: RwLock<HashMap<ThreadId, Pool<L2Manager>>>,
+    pools: ThreadLocal<Mutex<Option<Pool<L2Manager>>>>,
     size: u32,
     sink: Sink,
     connect_timeout: Duration,
@@ -133,7 +132,7 @@ impl L2 {
         let connect_timeout = budget.max(Duration::from_millis(250));
         Ok(L2 {
             manager,
-            pools: RwLock::new(HashMap::new()),
+            pools: ThreadLocal::new(),
             size,
             sink,
             connect_timeout,
@@ -146,32 +145,27 @@ impl L2 {
     /// This thread's pool (built on first use, so its connections run on this thread's
     /// runtime).
     pub fn pool(&self) -> Pool<L2Manager> {
-        let thread = std::thread::current().id();
-        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = pools.get(&thread) {
-            return pool.clone();
-        }
-        drop(pools);
-        let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
-        pools
-            .entry(thread)
-            .or_insert_with(|| {
-                build_pool(
-                    self.manager.clone(),
-                    self.size,
-                    self.connect_timeout,
-                    self.sink.clone(),
-                )
-            })
-            .clone()
+        let mut slot = self
+            .pools
+            .get_or_default()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| {
+            build_pool(
+                self.manager.clone(),
+                self.size,
+                self.connect_timeout,
+                self.sink.clone(),
+            )
+        })
+        .clone()
     }
 
     /// Drop every pooled connection (they reconnect on demand).
     pub fn reset_pool(&self) {
-        self.pools
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        for slot in self.pools.iter() {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 
     pub fn known_primary(&self) -> Option<NodeAddr> {
@@ -191,10 +185,15 @@ impl L2 {
 
     /// Connections and idle connections over every thread's pool.
     pub fn pool_state(&self) -> (u32, u32) {
-        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
-        pools.values().map(Pool::state).fold((0, 0), |(c, i), s| {
-            (c + s.connections, i + s.idle_connections)
-        })
+        self.pools
+            .iter()
+            .filter_map(|slot| {
+                let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                slot.as_ref().map(Pool::state)
+            })
+            .fold((0, 0), |(c, i), s| {
+                (c + s.connections, i + s.idle_connections)
+            })
     }
 
     /// Run one command: checkout + command under one deadline.

@@ -962,10 +962,16 @@ impl Inner {
 
     /// With Redis configured, L1 keeps copies only while the invalidation subscriber listens:
     /// a copy taken while it does not could outlive a write made on another instance.
+    /// Whether an L1 fill of `res` would be kept now (without the invalidation subscriber,
+    /// L1 would miss other instances' invalidations).
+    fn l1_keeps(&self, res: Resource) -> bool {
+        self.l1.is_some()
+            && (self.l2.is_none() || self.subscribed.load(Ordering::Acquire))
+            && !self.s.l1_skip.contains(&res)
+    }
+
     fn l1_insert(&self, key: &str, e: L1Entry, res: Resource) {
-        if self.l2.is_some() && !self.subscribed.load(Ordering::Acquire)
-            || self.s.l1_skip.contains(&res)
-        {
+        if !self.l1_keeps(res) {
             return;
         }
         if let Some(l1) = &self.l1 {
@@ -1151,6 +1157,9 @@ impl Inner {
             };
         }
         self.m.op(Layer::Redis, Op::Hit, res).inc();
+        if !self.l1_keeps(res) {
+            return L2Look::Fresh(value);
+        }
         let entry = L1Entry {
             bytes: value.clone().unwrap_or_default(),
             logical_ms: logical,

@@ -29,14 +29,14 @@ pub(super) struct ThreadFlights<T: Send + Sync + 'static> {
 
 struct Flights<T> {
     next_id: u64,
-    by_key: HashMap<String, Flight<T>>,
+    by_key: HashMap<String, Flight<T>, foldhash::fast::RandomState>,
 }
 
 impl<T> Default for Flights<T> {
     fn default() -> Self {
         Self {
             next_id: 0,
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
         }
     }
 }
