@@ -50,21 +50,17 @@ impl Resource {
     }
 }
 
-/// A full cache key: resource, owning location (none for `api_key`) and the Redis key.
+/// A full cache key: its resource and the Redis key (every kind but `api_key` names its
+/// location in a hash tag).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     resource: Resource,
-    location_id: Option<String>,
     key: String,
 }
 
 impl CacheKey {
     pub fn resource(&self) -> Resource {
         self.resource
-    }
-    /// The owning location; `None` only for [`Resource::ApiKey`].
-    pub fn location_id(&self) -> Option<&str> {
-        self.location_id.as_deref()
     }
     /// The full Redis key (also the L1 key).
     pub fn as_str(&self) -> &str {
@@ -89,7 +85,7 @@ impl<'a> CacheKeys<'a> {
         CacheKeys { prefix }
     }
 
-    fn build(&self, resource: Resource, tag: &str, ids: &[&str], loc: bool) -> CacheKey {
+    fn build(&self, resource: Resource, tag: &str, ids: &[&str]) -> CacheKey {
         // Built on every request: plain pushes, no formatting machinery.
         let resource_name = resource.as_str();
         let ids_len: usize = ids.iter().map(|id| id.len() + 1).sum();
@@ -111,20 +107,16 @@ impl<'a> CacheKeys<'a> {
             key.push(':');
             escape_into(&mut key, id);
         }
-        CacheKey {
-            resource,
-            location_id: loc.then(|| tag.to_owned()),
-            key,
-        }
+        CacheKey { resource, key }
     }
 
     /// One workflow with its full definition.
     pub fn workflow(&self, location_id: &str, workflow_id: &str) -> CacheKey {
-        self.build(Resource::Workflow, location_id, &[workflow_id], true)
+        self.build(Resource::Workflow, location_id, &[workflow_id])
     }
     /// The location's whole workflow summary list (one key).
     pub fn workflows(&self, location_id: &str) -> CacheKey {
-        self.build(Resource::Workflows, location_id, &[], true)
+        self.build(Resource::Workflows, location_id, &[])
     }
     /// Analysis of one workflow version under one rules version.
     pub fn analysis(
@@ -134,29 +126,29 @@ impl<'a> CacheKeys<'a> {
         workflow_version: i64,
         rules_version: &str,
     ) -> CacheKey {
-        let ver = workflow_version.to_string();
+        let mut ver = itoa::Buffer::new();
+        let ver = ver.format(workflow_version);
         self.build(
             Resource::Analysis,
             location_id,
-            &[workflow_id, &ver, rules_version],
-            true,
+            &[workflow_id, ver, rules_version],
         )
     }
     /// The location-wide (cross-workflow) analysis under one rules version; `*` cannot be a
     /// workflow id, so it never meets a workflow's analysis key.
     pub fn location_analysis(&self, location_id: &str, rules_version: &str) -> CacheKey {
-        self.build(Resource::Analysis, location_id, &["*", rules_version], true)
+        self.build(Resource::Analysis, location_id, &["*", rules_version])
     }
     pub fn subscription(&self, location_id: &str) -> CacheKey {
-        self.build(Resource::Subscription, location_id, &[], true)
+        self.build(Resource::Subscription, location_id, &[])
     }
     /// The location/user record (the original's `CacheKeys.user`).
     pub fn location(&self, location_id: &str) -> CacheKey {
-        self.build(Resource::Location, location_id, &[], true)
+        self.build(Resource::Location, location_id, &[])
     }
     /// Api key lookup by key hash; the only key not scoped by location (its value names it).
     pub fn api_key(&self, key_hash: &str) -> CacheKey {
-        self.build(Resource::ApiKey, key_hash, &[], false)
+        self.build(Resource::ApiKey, key_hash, &[])
     }
     /// A rate-limit counter (not a cached value, so a plain Redis key rather than a
     /// [`CacheKey`]): `{prefix}:v{FORMAT}:ratelimit:{{locationId}}:{window}`.
@@ -246,8 +238,6 @@ mod tests {
             k.rate_limit("a}:b", "hour"),
             "gwd:v3:ratelimit:{a%7D%3Ab}:hour"
         );
-        assert_eq!(k.workflow("loc1", "wf9").location_id(), Some("loc1"));
-        assert_eq!(k.api_key("abc").location_id(), None);
         assert_eq!(k.analysis("l", "w", 1, "r").resource(), Resource::Analysis);
     }
 

@@ -1068,16 +1068,11 @@ impl Inner {
         }
         let res = key.resource();
         let t = std::time::Instant::now();
-        let k = key.as_str().to_owned();
+        let mut get = redis::cmd("GET");
+        get.arg(key.as_str());
         let got = self
             .l2_run(self.s.l2_budget, move |c| {
-                async move {
-                    redis::cmd("GET")
-                        .arg(k)
-                        .query_async::<Option<Vec<u8>>>(c)
-                        .await
-                }
-                .boxed()
+                async move { get.query_async::<Option<Vec<u8>>>(c).await }.boxed()
             })
             .await;
         self.m.l2_duration.observe(t.elapsed().as_secs_f64());
