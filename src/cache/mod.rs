@@ -161,6 +161,24 @@ enum L2Look {
     Miss,
 }
 
+impl L2Look {
+    /// The read to answer with (a fresh value or "not found"); otherwise keeps a stale value
+    /// in `stale` (unless it holds one already) for when the load fails.
+    fn answer(self, stale: &mut Option<Bytes>) -> Option<CacheRead> {
+        match self {
+            L2Look::Fresh(value) => Some(CacheRead {
+                value,
+                status: CacheStatus::Hit(Tier::L2),
+            }),
+            L2Look::Stale(b) => {
+                stale.get_or_insert(b);
+                None
+            }
+            L2Look::Miss => None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct BusMessage {
     i: String,
@@ -560,17 +578,8 @@ impl Cache {
         let mut l1_stale = stale;
         let l2_read = i.l2_usable();
         if l2_read {
-            match self.l2_read_shared(key).await {
-                L2Look::Fresh(value) => {
-                    return Ok(CacheRead {
-                        value,
-                        status: CacheStatus::Hit(Tier::L2),
-                    })
-                }
-                L2Look::Stale(b) => {
-                    l1_stale.get_or_insert(b);
-                }
-                L2Look::Miss => {}
+            if let Some(read) = self.l2_read_shared(key).await.answer(&mut l1_stale) {
+                return Ok(read);
             }
             // A load that ended while this thread read Redis filled L1 (its Redis fill may
             // still be on the way): no second load for it.
@@ -1323,17 +1332,9 @@ impl Inner {
     {
         let ticket = self.guard.ticket();
         let mut stale = l1_stale;
-        match self.l2_lookup(&key, ticket, count_l2_miss).await {
-            L2Look::Fresh(value) => {
-                return Ok(CacheRead {
-                    value,
-                    status: CacheStatus::Hit(Tier::L2),
-                })
-            }
-            L2Look::Stale(b) => {
-                stale.get_or_insert(b);
-            }
-            L2Look::Miss => {}
+        let look = self.l2_lookup(&key, ticket, count_l2_miss).await;
+        if let Some(read) = look.answer(&mut stale) {
+            return Ok(read);
         }
         self.m.loads.inc();
         match loader().await {

@@ -141,19 +141,34 @@ mod tests {
         }
     }
 
+    /// Lets every flight polled before it start, then completes them.
+    async fn release(gate: &tokio::sync::Notify) {
+        tokio::task::yield_now().await;
+        gate.notify_waiters();
+    }
+
+    /// Flights, a count of the flights started and the gate that completes them.
+    fn fixture(
+        max_age: Duration,
+    ) -> (
+        ThreadFlights<u32>,
+        Arc<AtomicUsize>,
+        Arc<tokio::sync::Notify>,
+    ) {
+        (
+            ThreadFlights::new(max_age),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_reads_of_one_key_share_one_flight_and_leave_nothing_behind() {
-        let flights = ThreadFlights::new(Duration::from_secs(5));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(tokio::sync::Notify::new());
+        let (flights, calls, gate) = fixture(Duration::from_secs(5));
         let reads = futures::future::join_all(
             (0..10).map(|_| flights.run("k", 1, counted(&calls, &gate, 7))),
         );
-        let release = async {
-            tokio::task::yield_now().await;
-            gate.notify_waiters();
-        };
-        let (results, ()) = futures::join!(reads, release);
+        let (results, ()) = futures::join!(reads, release(&gate));
         let values: Vec<u32> = results.iter().map(|(v, _)| *v).collect();
         assert_eq!(values, vec![7; 10]);
         assert_eq!(results.iter().filter(|(_, joined)| *joined).count(), 9);
@@ -163,16 +178,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_read_after_an_invalidation_does_not_join_an_older_flight() {
-        let flights = ThreadFlights::new(Duration::from_secs(5));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(tokio::sync::Notify::new());
+        let (flights, calls, gate) = fixture(Duration::from_secs(5));
         let before = flights.run("k", 1, counted(&calls, &gate, 1));
         let after = flights.run("k", 2, counted(&calls, &gate, 2));
-        let release = async {
-            tokio::task::yield_now().await;
-            gate.notify_waiters();
-        };
-        let ((old, _), (new, joined), ()) = futures::join!(before, after, release);
+        let ((old, _), (new, joined), ()) = futures::join!(before, after, release(&gate));
         assert_eq!((old, new, joined), (1, 2, false));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(flights.len_here(), 0);
@@ -180,9 +189,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_abandoned_flight_is_replaced_once_it_is_too_old() {
-        let flights = ThreadFlights::new(Duration::from_millis(20));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(tokio::sync::Notify::new());
+        let (flights, calls, gate) = fixture(Duration::from_millis(20));
         let abandoned = flights.run("k", 1, counted(&calls, &gate, 1));
         futures::pin_mut!(abandoned);
         assert!(futures::poll!(abandoned.as_mut()).is_pending());

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::common::*;
 use bytes::Bytes;
-use ghl_workflow_debugger::cache::{CacheSettings, CacheStatus, LoadError, Resource, Tier};
+use ghl_workflow_debugger::cache::{Cache, CacheSettings, CacheStatus, LoadError, Resource, Tier};
 use redis::AsyncCommands;
 
 const B: fn(&'static str) -> Bytes = Bytes::from_static_str;
@@ -85,23 +85,27 @@ fn must_not_load() -> impl FnOnce() -> futures::future::Ready<Result<Option<Byte
     || futures::future::ready(Err(std::io::Error::other("the loader must not be called")))
 }
 
-/// An instance whose L1 never holds workflows, so every read of one goes to Redis.
-async fn l2_only_cache(p: &str) -> (ghl_workflow_debugger::cache::Cache, prometheus::Registry) {
-    let (c, r) = cache(CacheSettings {
+/// A workflow key that one instance wrote to Redis, and a second instance whose L1 never
+/// holds workflows, so every read of it goes to Redis.
+async fn written_and_read_through_redis(
+    id: &str,
+    value: &'static str,
+) -> (Cache, Cache, ghl_workflow_debugger::cache::CacheKey) {
+    let p = prefix();
+    let (writer, _) = ready_cache(&p).await;
+    let (reader, _) = cache(CacheSettings {
         l1_skip: vec![Resource::Workflow],
-        ..settings(p, Some(SHARED_REDIS))
+        ..settings(&p, Some(SHARED_REDIS))
     });
-    assert!(c.wait_ready(Duration::from_secs(3)).await);
-    (c, r)
+    assert!(reader.wait_ready(Duration::from_secs(3)).await);
+    let key = writer.keys().workflow("loc1", id);
+    writer.set(&key, B(value), Duration::from_secs(60)).await;
+    (writer, reader, key)
 }
 
 #[tokio::test]
 async fn concurrent_l1_misses_on_one_thread_share_one_redis_read() {
-    let p = prefix();
-    let (writer, _rw) = ready_cache(&p).await;
-    let (reader, _rr) = l2_only_cache(&p).await;
-    let key = writer.keys().workflow("loc1", "wf-shared");
-    writer.set(&key, B("v"), Duration::from_secs(60)).await;
+    let (_writer, reader, key) = written_and_read_through_redis("wf-shared", "v").await;
     let reads = (0..50).map(|_| reader.get_or_load(&key, Duration::from_secs(60), must_not_load()));
     for read in futures::future::join_all(reads).await {
         let read = read.unwrap();
@@ -120,11 +124,7 @@ async fn concurrent_l1_misses_on_one_thread_share_one_redis_read() {
 
 #[tokio::test]
 async fn a_read_that_starts_after_an_invalidation_does_not_share_an_older_redis_read() {
-    let p = prefix();
-    let (writer, _rw) = ready_cache(&p).await;
-    let (reader, _rr) = l2_only_cache(&p).await;
-    let key = writer.keys().workflow("loc1", "wf-switch");
-    writer.set(&key, B("old"), Duration::from_secs(60)).await;
+    let (writer, reader, key) = written_and_read_through_redis("wf-switch", "old").await;
     let before = reader.get_or_load(&key, Duration::from_secs(60), must_not_load());
     futures::pin_mut!(before);
     assert!(
