@@ -921,7 +921,6 @@ impl Inner {
             .set(lock(&self.pending).len() as i64);
     }
 
-    /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
     /// A fresh L1 answer for `key` without counting the lookup (a second look by a request
     /// whose miss was already counted).
     fn l1_fresh_uncounted(&self, key: &CacheKey) -> Option<CacheRead> {
@@ -937,6 +936,7 @@ impl Inner {
         })
     }
 
+    /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
     fn l1_get(&self, key: &CacheKey) -> Option<(L1Entry, bool)> {
         let l1 = self.l1.as_ref()?;
         if self.s.l1_skip.contains(&key.resource()) {
@@ -969,10 +969,9 @@ impl Inner {
         res
     }
 
-    /// With Redis configured, L1 keeps copies only while the invalidation subscriber listens:
-    /// a copy taken while it does not could outlive a write made on another instance.
-    /// Whether an L1 fill of `res` would be kept now (without the invalidation subscriber,
-    /// L1 would miss other instances' invalidations).
+    /// Whether an L1 fill of `res` would be kept now. With Redis configured, L1 keeps copies
+    /// only while the invalidation subscriber listens: a copy taken while it does not could
+    /// outlive a write made on another instance.
     fn l1_keeps(&self, res: Resource) -> bool {
         self.l1.is_some()
             && (self.l2.is_none() || self.subscribed.load(Ordering::Acquire))
