@@ -257,6 +257,14 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// A fresh L1 entry as the answer to a read.
+fn l1_hit(e: L1Entry) -> CacheRead {
+    CacheRead {
+        value: (!e.negative).then_some(e.bytes),
+        status: CacheStatus::Hit(Tier::L1),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -546,10 +554,7 @@ impl Cache {
             return L1Probe::Missed { stale: None };
         }
         match self.0.l1_get(key) {
-            Some((e, true)) => L1Probe::Fresh(CacheRead {
-                value: (!e.negative).then_some(e.bytes),
-                status: CacheStatus::Hit(Tier::L1),
-            }),
+            Some((e, true)) => L1Probe::Fresh(l1_hit(e)),
             Some((e, false)) if !e.negative => L1Probe::Missed {
                 stale: Some(e.bytes),
             },
@@ -924,31 +929,30 @@ impl Inner {
     /// A fresh L1 answer for `key` without counting the lookup (a second look by a request
     /// whose miss was already counted).
     fn l1_fresh_uncounted(&self, key: &CacheKey) -> Option<CacheRead> {
-        let l1 = self.l1.as_ref()?;
-        if self.s.l1_skip.contains(&key.resource()) {
-            return None;
-        }
-        let e = l1.get(key.as_str())?;
-        let now = now_ms();
-        (now < e.logical_ms && self.lease_valid(now)).then(|| CacheRead {
-            value: (!e.negative).then_some(e.bytes),
-            status: CacheStatus::Hit(Tier::L1),
-        })
+        let e = self.l1_for(key.resource())?.get(key.as_str())?;
+        self.l1_answers(&e, now_ms()).then(|| l1_hit(e))
+    }
+
+    /// L1, unless it is off or skips `res`.
+    fn l1_for(&self, res: Resource) -> Option<&L1> {
+        self.l1.as_ref().filter(|_| !self.s.l1_skip.contains(&res))
+    }
+
+    /// Whether an L1 entry may answer at `now` (fresh, and the lease held).
+    fn l1_answers(&self, e: &L1Entry, now: u64) -> bool {
+        now < e.logical_ms && self.lease_valid(now)
     }
 
     /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
     fn l1_get(&self, key: &CacheKey) -> Option<(L1Entry, bool)> {
-        let l1 = self.l1.as_ref()?;
-        if self.s.l1_skip.contains(&key.resource()) {
-            return None;
-        }
+        let l1 = self.l1_for(key.resource())?;
         // Not timed: a hit takes ~100 ns, less than reading the clock twice and observing a
         // histogram would add to it.
         let found = l1.get(key.as_str());
         let res = match found {
             Some(e) => {
                 let now = now_ms();
-                if now < e.logical_ms && self.lease_valid(now) {
+                if self.l1_answers(&e, now) {
                     self.m.op(Layer::Memory, Op::Hit, key.resource()).inc();
                     Some((e, true))
                 } else if now < e.physical_ms {
@@ -973,9 +977,7 @@ impl Inner {
     /// only while the invalidation subscriber listens: a copy taken while it does not could
     /// outlive a write made on another instance.
     fn l1_keeps(&self, res: Resource) -> bool {
-        self.l1.is_some()
-            && (self.l2.is_none() || self.subscribed.load(Ordering::Acquire))
-            && !self.s.l1_skip.contains(&res)
+        self.l1_for(res).is_some() && (self.l2.is_none() || self.subscribed.load(Ordering::Acquire))
     }
 
     fn l1_insert(&self, key: &str, e: L1Entry, res: Resource) {
