@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use crate::request_id::current_request_id;
+use crate::request_id::{current_request_id, with_current_request_id};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,10 +16,36 @@ pub struct Meta {
 impl Meta {
     pub fn now() -> Self {
         Self {
-            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            timestamp: now_timestamp(),
             request_id: current_request_id(),
         }
     }
+}
+
+/// [`Meta`] as it is written into an already-serialized body: borrowed, so a cache hit copies
+/// neither the request id nor an intermediate buffer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaRef<'a> {
+    timestamp: &'a str,
+    request_id: &'a str,
+}
+
+fn now_timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Appends this request's `meta` object to `body`.
+fn write_meta(body: &mut Vec<u8>) {
+    let timestamp = now_timestamp();
+    with_current_request_id(|request_id| {
+        let meta = MetaRef {
+            timestamp: &timestamp,
+            request_id,
+        };
+        // Two strings into a Vec: serializing cannot fail.
+        let _ = serde_json::to_writer(&mut *body, &meta);
+    });
 }
 
 #[derive(Debug, Serialize)]
@@ -68,14 +94,35 @@ pub fn error_body(error: ErrorPayload<'_>) -> serde_json::Value {
 /// `{success: true, data: <json>, meta}` around already-serialized JSON (a cache hit is written
 /// as it is stored, without parsing it again).
 pub fn success_raw(status: StatusCode, data_json: &[u8]) -> HttpResponse {
-    let meta = serde_json::to_vec(&Meta::now()).unwrap_or_else(|_| b"{}".to_vec());
-    let mut body = Vec::with_capacity(data_json.len() + meta.len() + 40);
+    // The meta object is about 90 bytes (a 24-byte timestamp, a request id of at most 128).
+    let mut body = Vec::with_capacity(data_json.len() + 200);
     body.extend_from_slice(br#"{"success":true,"data":"#);
     body.extend_from_slice(data_json);
     body.extend_from_slice(br#","meta":"#);
-    body.extend_from_slice(&meta);
+    write_meta(&mut body);
     body.push(b'}');
     HttpResponse::build(status)
         .content_type("application/json")
         .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_raw_body_is_the_envelope_around_the_stored_json() {
+        let response = success_raw(StatusCode::OK, br#"{"id":"wf-1"}"#);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+
+        assert_eq!(parsed["success"], true);
+        assert_eq!(parsed["data"]["id"], "wf-1");
+        let meta = parsed["meta"].as_object().unwrap();
+        assert_eq!(meta.len(), 2);
+        assert!(chrono::DateTime::parse_from_rfc3339(meta["timestamp"].as_str().unwrap()).is_ok());
+        assert!(uuid::Uuid::parse_str(meta["requestId"].as_str().unwrap()).is_ok());
+    }
 }

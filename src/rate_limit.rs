@@ -231,12 +231,12 @@ async fn count(state: &AppState, location_id: &str, quota: Quota) -> Option<Rate
 /// The location's effective plan; when the subscription cannot be read (the database is down
 /// and nothing is cached) the free plan's limits apply, so the limiter never fails a request.
 async fn plan_of(state: &AppState, location_id: &str) -> Plan {
-    let subscription = match state.subscriptions.get(location_id).await {
-        Ok(fetched) => fetched.decode(),
+    let plan = match state.subscriptions.get(location_id).await {
+        Ok(fetched) => fetched.effective_plan(),
         Err(error) => Err(error),
     };
-    match subscription {
-        Ok(subscription) => subscription.effective_plan(),
+    match plan {
+        Ok(plan) => plan,
         Err(RepositoryError::NotFound(_)) => Plan::Free,
         Err(error) => {
             log::warn!("rate limit: subscription unreadable, applying the free plan: {error}");

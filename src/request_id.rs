@@ -18,9 +18,15 @@ tokio::task_local! {
 
 /// The id of the request being served, or a fresh one outside a request.
 pub fn current_request_id() -> String {
-    CURRENT_REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| new_request_id())
+    with_current_request_id(str::to_owned)
+}
+
+/// [`current_request_id`] lent to `use_id` rather than copied.
+pub fn with_current_request_id<R>(mut use_id: impl FnMut(&str) -> R) -> R {
+    match CURRENT_REQUEST_ID.try_with(|id| use_id(id)) {
+        Ok(result) => result,
+        Err(_) => use_id(&new_request_id()),
+    }
 }
 
 fn new_request_id() -> String {

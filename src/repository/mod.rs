@@ -215,9 +215,31 @@ impl Subscription {
     }
 
     pub fn effective_plan(&self) -> Plan {
-        let plan = Plan::parse(&self.plan).unwrap_or(Plan::Free);
-        let status = SubscriptionStatus::parse(&self.status).unwrap_or(SubscriptionStatus::Active);
-        crate::domain::plan::effective_plan(plan, status)
+        plan_in_force(&self.plan, &self.status)
+    }
+}
+
+/// The plan a subscription's `plan` and `status` columns grant (an unknown plan is free, an
+/// unknown status active).
+fn plan_in_force(plan: &str, status: &str) -> Plan {
+    let plan = Plan::parse(plan).unwrap_or(Plan::Free);
+    let status = SubscriptionStatus::parse(status).unwrap_or(SubscriptionStatus::Active);
+    crate::domain::plan::effective_plan(plan, status)
+}
+
+impl Fetched<Subscription> {
+    /// [`Subscription::effective_plan`] read from the cached JSON without decoding the rest:
+    /// every rate-limited request and every analysis read asks for it.
+    pub fn effective_plan(&self) -> Result<Plan, RepositoryError> {
+        #[derive(Deserialize)]
+        struct PlanColumns<'a> {
+            #[serde(borrow)]
+            plan: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            status: std::borrow::Cow<'a, str>,
+        }
+        let columns: PlanColumns = serde_json::from_slice(&self.json)?;
+        Ok(plan_in_force(&columns.plan, &columns.status))
     }
 }
 
@@ -339,4 +361,34 @@ pub trait ApiKeyRepository: Send + Sync {
     async fn revoke(&self, key_id: uuid::Uuid) -> Result<Vec<u8>, RepositoryError>;
     /// Drops remembered lookups of these keys (revoked elsewhere).
     async fn forget(&self, key_hashes: &[Vec<u8>]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_read_from_cached_json_is_the_decoded_subscriptions_plan() {
+        let cases = [
+            ("agency", "active"),
+            ("agency", "canceled"),
+            ("pro", "past_due"),
+            ("no-such-plan", "active"),
+            ("pro", "no-such-status"),
+        ];
+        for (plan, status) in cases {
+            let subscription = Subscription {
+                location_id: "loc\"escaped".to_owned(),
+                plan: plan.to_owned(),
+                status: status.to_owned(),
+                current_period_end: Some(Utc::now()),
+            };
+            let fetched = Fetched::encode(&subscription, ReadSource::Bypass).unwrap();
+            assert_eq!(
+                fetched.effective_plan().unwrap(),
+                subscription.effective_plan(),
+                "{plan}/{status}"
+            );
+        }
+    }
 }

@@ -240,12 +240,8 @@ pub async fn get_history(
 }
 
 async fn tenant_plan(state: &AppState, tenant: &Tenant) -> Result<Plan, ApiError> {
-    let subscription = state
-        .subscriptions
-        .get(&tenant.location_id)
-        .await?
-        .decode()?;
-    Ok(subscription.effective_plan())
+    let subscription = state.subscriptions.get(&tenant.location_id).await?;
+    Ok(subscription.effective_plan()?)
 }
 
 /// The report as the plan may see it (free: first 3 issues, 2 recommendations, `upgrade`).

@@ -21,6 +21,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, Route};
 
 use crate::error::ApiError;
+use crate::metrics::RoutePattern;
 use crate::rate_limit::rate_limit_headers;
 
 /// Paths under this prefix are tenant routes: API-key auth, rate limits, `no-store`.
@@ -101,7 +102,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 let (_, resource) = group.remove(at);
                 group.insert(at, (path, resource.route(endpoint.route)));
             }
-            None => group.push((path, resource(path).route(endpoint.route))),
+            None => group.push((path, resource(path, endpoint.path).route(endpoint.route))),
         }
     }
     for (_, resource) in root {
@@ -117,9 +118,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config.service(scope);
 }
 
-/// A resource whose other methods answer 405 (the app's 404 would otherwise apply).
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(HttpResponse::MethodNotAllowed))
+/// A resource whose other methods answer 405 (the app's 404 would otherwise apply), labelled
+/// with its full pattern for the request metrics.
+fn resource(path: &str, pattern: &'static str) -> Resource {
+    web::resource(path)
+        .app_data(RoutePattern(pattern))
+        .default_service(web::to(HttpResponse::MethodNotAllowed))
 }
 
 /// Unknown routes answer 404 in the envelope.

@@ -296,3 +296,39 @@ async fn cache_bypass_reads_workflows_and_analyses_from_postgres_every_time() {
         assert_eq!(cache_headers(&response).0, "BYPASS", "{path}");
     }
 }
+
+#[tokio::test]
+async fn request_metrics_are_labelled_by_route_pattern_never_by_path() {
+    let app = spawn_app().await;
+    let key = app.create_location("locPatternTenant").await;
+    app.put_workflow(&key, "wf-secret-id", &sample_workflow("Labels"))
+        .await;
+    app.api_get(&key, "/api/workflows/wf-secret-id").await;
+    app.client
+        .patch(app.url("/api/workflows/wf-secret-id"))
+        .send()
+        .await
+        .unwrap();
+    app.get("/no/such/route").await;
+    app.get("/metrics").await;
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+
+    let series = |endpoint: &str, method: &str, status: &str| {
+        format!(
+            r#"http_http_requests_total{{endpoint="{endpoint}",method="{method}",status="{status}"}} 1"#
+        )
+    };
+    assert!(
+        text.contains(&series("/api/workflows/{id}", "GET", "200")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&series("/api/workflows/{id}", "PATCH", "405")),
+        "{text}"
+    );
+    assert!(text.contains(&series("UNKNOWN", "GET", "404")), "{text}");
+    assert!(text.contains(r#"http_http_requests_duration_seconds_bucket{endpoint="/api/workflows/{id}",method="GET",status="200",le="+Inf"} 1"#), "{text}");
+    assert!(!text.contains(r#"endpoint="/metrics""#), "{text}");
+    assert!(!text.contains("wf-secret-id") && !text.contains("/no/such/route"));
+}

@@ -1,11 +1,14 @@
 //! The Prometheus registry shared by the HTTP middleware and the service's own metrics.
 
-use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+mod http;
+
+pub use http::{HttpMetrics, RoutePattern};
+
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
-    pub http: PrometheusMetrics,
+    pub http: HttpMetrics,
     pub registry: Registry,
     /// `rate_limit_decisions_total{quota, outcome, store}` (no tenant labels).
     pub rate_limit: IntCounterVec,
@@ -20,14 +23,7 @@ pub struct MetricsError(String);
 impl Metrics {
     pub fn new() -> Result<Self, MetricsError> {
         let registry = Registry::new();
-        // `/metrics` is served by our own handler (it needs a token), so the middleware
-        // only measures requests and never answers them.
-        let http = PrometheusMetricsBuilder::new("http")
-            .registry(registry.clone())
-            .exclude("/metrics")
-            .mask_unmatched_patterns("UNKNOWN")
-            .build()
-            .map_err(|error| MetricsError(error.to_string()))?;
+        let http = HttpMetrics::new(&registry).map_err(|error| MetricsError(error.to_string()))?;
         let rate_limit = IntCounterVec::new(
             Opts::new(
                 "rate_limit_decisions_total",
