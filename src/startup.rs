@@ -101,7 +101,6 @@ impl Application {
 fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let settings = Arc::clone(&state.settings);
     let http_metrics = state.metrics.http.clone();
-    let data = web::Data::new(state);
     let body_limit = settings.body_limit_bytes;
     let cors_settings = Arc::clone(&settings);
     let mut server = HttpServer::new(move || {
@@ -119,7 +118,9 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
                 Logger::new(ACCESS_LOG_FORMAT)
                     .custom_request_replace("method", |req| req.method().to_string()),
             ))
-            .app_data(data.clone())
+            // Each worker gets its own `Data` (a clone of the state's Arcs): every request
+            // clones it, and one shared reference count would bounce between the cores.
+            .app_data(web::Data::new(state.clone()))
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)

@@ -121,7 +121,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                 let mut ping = tokio::time::interval(Duration::from_millis(super::PING_MS));
                 ping.tick().await;
                 let mut pings: u64 = 0;
-                'listen: loop {
+                let lost: String = 'listen: loop {
                     tokio::select! {
                         _ = rx.changed() => return,
                         msg = stream.next() => match msg {
@@ -129,7 +129,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                                 let Some(i) = weak.upgrade() else { return };
                                 i.on_bus_message(m.get_payload_bytes());
                             }
-                            None => break,
+                            None => break "the connection closed".to_owned(),
                         },
                         _ = ping.tick() => {
                             let sent = now_ms();
@@ -138,8 +138,10 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                                 sink.ping::<redis::Value>(),
                             )
                             .await;
-                            if !matches!(pong, Ok(Ok(_))) {
-                                break;
+                            match pong {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(error)) => break format!("PING failed: {error}"),
+                                Err(_) => break "PING unanswered within 1 s".to_owned(),
                             }
                             let Some(i) = weak.upgrade() else { return };
                             // Every message published before this PING reached Redis came
@@ -148,7 +150,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                             while let Some(queued) = stream.next().now_or_never() {
                                 match queued {
                                     Some(m) => i.on_bus_message(m.get_payload_bytes()),
-                                    None => break 'listen,
+                                    None => break 'listen "the connection closed".to_owned(),
                                 }
                             }
                             i.heard_from_redis(sent);
@@ -157,15 +159,16 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                             // reply counts the receivers a writer waits for: follow the slot
                             // when a failover moved it.
                             if pings.is_multiple_of(10) && !i.still_owns_channel(node.as_ref()).await {
-                                log::warn!("cache: invalidation channel moved to another node; resubscribing");
-                                break;
+                                break "the channel moved to another node".to_owned();
                             }
                         }
                     }
-                }
+                };
                 let Some(i) = weak.upgrade() else { return };
                 i.subscribed.store(false, Ordering::Release);
-                log::warn!("cache: invalidation subscriber lost; clearing L1");
+                log::warn!(
+                    "cache: invalidation subscriber lost ({lost}); clearing L1 and resubscribing"
+                );
                 i.clear_l1("invalidation subscriber disconnected");
             }
             _ => attempt = attempt.saturating_add(1),
