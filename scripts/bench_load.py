@@ -18,6 +18,8 @@ BENCH_ROUNDS (3): rounds of the cases compared with the ceiling, and of the L2-h
 runs of redis-benchmark.
 BENCH_ONLY=l1,open,analyses,list,cached,l2,miss,down runs the ceiling and those groups only and
 prints them (no report, no peer): a quick look while working on one path.
+BENCH_BINARY=<path> measures that build instead of building this checkout's (an A/B of two
+commits: build each in its own worktree, run the quick look with each binary).
 """
 
 import ctypes
@@ -36,7 +38,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "release" / "ghl-workflow-debugger"
+# BENCH_BINARY: measure another build (e.g. an earlier commit's, for an A/B) instead of building this one.
+BINARY = Path(os.environ.get("BENCH_BINARY") or ROOT / "target" / "release" / "ghl-workflow-debugger")
 PEER_DIR = ROOT / "bench" / "peers" / "node"
 OUT_DIR = ROOT / "bench" / "out"
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
@@ -152,10 +155,12 @@ class Server:
             raise RuntimeError(f"the server exited with status {self.proc.returncode} while starting")
 
     def cpu_seconds(self):
-        """CPU time (user + system) the server has used so far, from /proc (Linux)."""
+        """(user + system, user) CPU time the server has used so far, from /proc (Linux). The
+        user part is the server's own code; the system part is mostly the kernel's TCP work."""
         try:
             fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            tick = os.sysconf("SC_CLK_TCK")
+            return (int(fields[11]) + int(fields[12])) / tick, int(fields[11]) / tick
         except (OSError, IndexError, ValueError):
             return None
 
@@ -389,7 +394,8 @@ def oha(args, duration=DURATION, rate=None, server_cpu=True):
     if result["requests"]:
         result["oha_cpu_us_per_req"] = round(oha_cpu * 1e6 / result["requests"], 1)
         if before is not None and after is not None:
-            result["server_cpu_us_per_req"] = round((after - before) * 1e6 / result["requests"], 1)
+            result["server_cpu_us_per_req"] = round((after[0] - before[0]) * 1e6 / result["requests"], 1)
+            result["server_user_us_per_req"] = round((after[1] - before[1]) * 1e6 / result["requests"], 2)
     return result
 
 
@@ -595,7 +601,8 @@ def main():
     # SIGTERM unwinds like Ctrl-C, so the `finally` below stops what was started.
     signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     OHA = ensure_oha()
-    run(["cargo", "build", "--release", "--locked", "--bin", "ghl-workflow-debugger"], cwd=ROOT)
+    if not os.environ.get("BENCH_BINARY"):
+        run(["cargo", "build", "--release", "--locked", "--bin", "ghl-workflow-debugger"], cwd=ROOT)
     run([str(ROOT / "scripts" / "ensure-services.sh")])
     peer = PeerRun() if not ONLY else PeerRun.skip("BENCH_ONLY")
     db_url, definition_bytes = seed()
@@ -691,7 +698,8 @@ def quick_look(cases, redis_get, pg_tps):
     for name, r in cases.items():
         print(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
               f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling, "
-              f"CPU µs/request: server {r.get('server_cpu_us_per_req')}, oha {r.get('oha_cpu_us_per_req')}")
+              f"CPU µs/request: server {r.get('server_cpu_us_per_req')} "
+              f"(user {r.get('server_user_us_per_req')}), oha {r.get('oha_cpu_us_per_req')}")
     for name, ratio in ROUND_RATIOS.items():
         if ratio is not None:
             print(f"median of the per-round ratios, {name}: {ratio:.2f}")
