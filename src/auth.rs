@@ -55,14 +55,12 @@ impl FromRequest for Tenant {
                     "An API key is required (Authorization: Bearer <key>)".to_owned(),
                 )
             })?;
-            let owner = state
+            let location_id = state
                 .api_keys
-                .find_owner(&key_hash)
+                .find_location(&key_hash)
                 .await?
                 .ok_or_else(|| ApiError::Unauthorized("The API key is not valid".to_owned()))?;
-            let tenant = Tenant {
-                location_id: owner.location_id,
-            };
+            let tenant = Tenant { location_id };
             tenant.check_named_location(named_location.as_deref())?;
             if let Some(limit) = check_request_limit(&state, &tenant.location_id).await {
                 request.extensions_mut().insert(limit);

@@ -22,30 +22,68 @@ impl Meta {
     }
 }
 
-/// [`Meta`] as it is written into an already-serialized body: borrowed, so a cache hit copies
-/// neither the request id nor an intermediate buffer.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MetaRef<'a> {
-    timestamp: &'a str,
-    request_id: &'a str,
-}
-
 fn now_timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    let mut timestamp = Vec::with_capacity(TIMESTAMP_LEN);
+    write_timestamp(&mut timestamp, chrono::Utc::now());
+    String::from_utf8(timestamp).unwrap_or_default()
 }
 
-/// Appends this request's `meta` object to `body`.
-fn write_meta(body: &mut Vec<u8>) {
-    let timestamp = now_timestamp();
-    with_current_request_id(|request_id| {
-        let meta = MetaRef {
-            timestamp: &timestamp,
-            request_id,
-        };
-        // Two strings into a Vec: serializing cannot fail.
-        let _ = serde_json::to_writer(&mut *body, &meta);
+/// `2026-11-29T11:59:30.123Z`: RFC 3339 in UTC with milliseconds.
+const TIMESTAMP_LEN: usize = 24;
+
+thread_local! {
+    /// The formatted second of the last timestamp this thread wrote, with that second. Every
+    /// response carries a timestamp and a busy worker writes many per second: only the
+    /// milliseconds are formatted anew.
+    static FORMATTED_SECOND: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+fn write_timestamp(out: &mut Vec<u8>, now: chrono::DateTime<chrono::Utc>) {
+    let second = now.timestamp();
+    FORMATTED_SECOND.with_borrow_mut(|(cached_second, prefix)| {
+        if *cached_second != second {
+            // `…T11:59:30.` without the milliseconds and the zone.
+            let mut formatted = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            formatted.pop();
+            formatted.push('.');
+            *prefix = formatted;
+            *cached_second = second;
+        }
+        out.extend_from_slice(prefix.as_bytes());
     });
+    let millis = now.timestamp_subsec_millis().min(999);
+    out.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ]);
+}
+
+/// Appends this request's `meta` object to `body`, as [`Meta`] serializes.
+fn write_meta(body: &mut Vec<u8>) {
+    body.extend_from_slice(br#"{"timestamp":""#);
+    write_timestamp(body, chrono::Utc::now());
+    body.extend_from_slice(br#"","requestId":"#);
+    with_current_request_id(|request_id| write_json_string(body, request_id));
+    body.push(b'}');
+}
+
+/// `text` as a JSON string. Request ids are plain (a UUID, or a client's id of letters,
+/// digits and `-_.:`) and are copied as they are; anything else goes through serde_json.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    let plain = text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f);
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serializing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -124,5 +162,40 @@ mod tests {
         assert_eq!(meta.len(), 2);
         assert!(chrono::DateTime::parse_from_rfc3339(meta["timestamp"].as_str().unwrap()).is_ok());
         assert!(uuid::Uuid::parse_str(meta["requestId"].as_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them_in_and_across_seconds() {
+        let base = chrono::DateTime::parse_from_rfc3339("2026-11-29T23:59:58.000Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        for offset_ms in [0, 5, 42, 999, 1000, 1001, 1999, 2000, 2345, 86_400_000] {
+            let now = base + chrono::Duration::milliseconds(offset_ms);
+            let mut written = Vec::new();
+            write_timestamp(&mut written, now);
+
+            let expected = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+            assert_eq!(expected.len(), TIMESTAMP_LEN);
+        }
+    }
+
+    #[test]
+    fn request_ids_are_written_as_json_strings_whatever_they_hold() {
+        for text in [
+            "3f6c1d2e-0000-4000-8000-000000000000",
+            "a.b:c_d-e",
+            "q\"uote",
+            "back\\slash",
+            "tab\t",
+            "café",
+            "",
+        ] {
+            let mut written = Vec::new();
+            write_json_string(&mut written, text);
+
+            let parsed: String = serde_json::from_slice(&written).unwrap();
+            assert_eq!(parsed, text);
+        }
     }
 }

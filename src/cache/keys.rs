@@ -169,13 +169,30 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// `needs_escape` for an ASCII byte; any non-ASCII byte sends the id to the char-wise path.
-fn plain_ascii(b: u8) -> bool {
+const fn plain_ascii_rule(b: u8) -> bool {
     b.is_ascii()
         && !b.is_ascii_control()
         && !matches!(
             b,
             b' ' | b'%' | b':' | b'{' | b'}' | b'*' | b'?' | b'[' | b']' | b'\\'
         )
+}
+
+/// [`plain_ascii_rule`] for every byte: the fast path runs over every id of every key built
+/// per request (a 64-character key hash among them), and a table lookup is a few
+/// instructions where the rule is a dozen.
+const PLAIN_ASCII: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = plain_ascii_rule(byte as u8);
+        byte += 1;
+    }
+    table
+};
+
+fn plain_ascii(b: u8) -> bool {
+    PLAIN_ASCII[usize::from(b)]
 }
 
 fn escape_into(out: &mut String, s: &str) {
@@ -210,6 +227,8 @@ mod tests {
         for b in 0u8..128 {
             assert_eq!(plain_ascii(b), !needs_escape(char::from(b)), "byte {b}");
         }
+        // A byte of a multi-byte character is never plain: such ids take the char-wise path.
+        assert!((128u8..=255).all(|b| !plain_ascii(b)));
     }
 
     #[test]

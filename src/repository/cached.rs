@@ -287,11 +287,12 @@ impl CachedApiKeyRepository {
             Err(_) => self.cache.keys().api_key(&hex::encode(key_hash)),
         }
     }
-}
 
-#[async_trait::async_trait]
-impl ApiKeyRepository for CachedApiKeyRepository {
-    async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
+    /// The cached owner record of a key hash; `None` for an unknown or revoked key.
+    async fn read_owner(
+        &self,
+        key_hash: &[u8],
+    ) -> Result<Option<Fetched<ApiKeyOwner>>, RepositoryError> {
         let key = self.key(key_hash);
         let read = self
             .reads
@@ -306,10 +307,27 @@ impl ApiKeyRepository for CachedApiKeyRepository {
             })
             .await;
         match read {
-            Ok(fetched) => Ok(Some(fetched.decode()?)),
+            Ok(fetched) => Ok(Some(fetched)),
             Err(RepositoryError::NotFound(_)) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl ApiKeyRepository for CachedApiKeyRepository {
+    async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
+        self.read_owner(key_hash)
+            .await?
+            .map(|fetched| fetched.decode())
+            .transpose()
+    }
+
+    async fn find_location(&self, key_hash: &[u8]) -> Result<Option<String>, RepositoryError> {
+        self.read_owner(key_hash)
+            .await?
+            .map(|fetched| fetched.location_id())
+            .transpose()
     }
 
     async fn create(

@@ -243,6 +243,20 @@ impl Fetched<Subscription> {
     }
 }
 
+impl Fetched<ApiKeyOwner> {
+    /// [`ApiKeyOwner::location_id`] read from the cached JSON without decoding the key id.
+    pub fn location_id(&self) -> Result<String, RepositoryError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct LocationColumn<'a> {
+            #[serde(borrow)]
+            location_id: std::borrow::Cow<'a, str>,
+        }
+        let column: LocationColumn = serde_json::from_slice(&self.json)?;
+        Ok(column.location_id.into_owned())
+    }
+}
+
 /// Who an API key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -351,6 +365,14 @@ pub trait SubscriptionRepository: Send + Sync {
 pub trait ApiKeyRepository: Send + Sync {
     /// The owner of an active key (not revoked, location not uninstalled).
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError>;
+    /// The location of an active key: [`find_owner`](Self::find_owner) for a caller that
+    /// needs nothing else (every authenticated request).
+    async fn find_location(&self, key_hash: &[u8]) -> Result<Option<String>, RepositoryError> {
+        Ok(self
+            .find_owner(key_hash)
+            .await?
+            .map(|owner| owner.location_id))
+    }
     async fn create(
         &self,
         location_id: &str,
@@ -389,6 +411,22 @@ mod tests {
                 subscription.effective_plan(),
                 "{plan}/{status}"
             );
+        }
+    }
+
+    #[test]
+    fn the_location_read_from_cached_json_is_the_decoded_owners_location() {
+        for location_id in ["loc_1", "loc\"quoted\\", "lieu-é-\u{1F600}"] {
+            let owner = ApiKeyOwner {
+                key_id: uuid::Uuid::new_v4(),
+                location_id: location_id.to_owned(),
+            };
+            let fetched = Fetched::encode(&owner, ReadSource::Bypass).unwrap();
+            assert_eq!(
+                fetched.location_id().unwrap(),
+                fetched.decode().unwrap().location_id
+            );
+            assert_eq!(fetched.location_id().unwrap(), location_id);
         }
     }
 }

@@ -105,9 +105,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
             None => group.push((path, resource(path, endpoint.path).route(endpoint.route))),
         }
     }
-    for (_, resource) in root {
-        config.service(resource);
-    }
     let mut scope = web::scope(API_SCOPE)
         // Tenant data must never sit in a shared or browser cache.
         .wrap(DefaultHeaders::new().add(("Cache-Control", "private, no-store")))
@@ -115,7 +112,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
     for (_, resource) in api {
         scope = scope.service(resource);
     }
+    // The tenant routes are registered first: they carry the traffic, and the router tries
+    // services in order, so an `/api` request is not compared with every root path first.
+    // Every `/api/…` path is in the scope, so the order changes no match.
     config.service(scope);
+    for (_, resource) in root {
+        config.service(resource);
+    }
 }
 
 /// A resource whose other methods answer 405 (the app's 404 would otherwise apply), labelled

@@ -1,6 +1,6 @@
 //! Response helpers shared by the tenant-data handlers.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::de::DeserializeOwned;
@@ -16,16 +16,17 @@ pub fn fetched_response<T: Serialize + DeserializeOwned>(fetched: &Fetched<T>) -
     response
 }
 
+// Constants, so the names are checked once at compile time rather than on every response.
+const CACHE_STATUS_HEADER: HeaderName = HeaderName::from_static("x-cache-status");
+const CACHE_TIER_HEADER: HeaderName = HeaderName::from_static("x-cache-tier");
+
 pub fn add_cache_headers(response: &mut HttpResponse, source: ReadSource) {
     let headers = response.headers_mut();
     headers.insert(
-        header::HeaderName::from_static("x-cache-status"),
+        CACHE_STATUS_HEADER,
         HeaderValue::from_static(source.status()),
     );
     if let Some(tier) = source.tier() {
-        headers.insert(
-            header::HeaderName::from_static("x-cache-tier"),
-            HeaderValue::from_static(tier),
-        );
+        headers.insert(CACHE_TIER_HEADER, HeaderValue::from_static(tier));
     }
 }
