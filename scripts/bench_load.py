@@ -135,21 +135,31 @@ def seed():
     return url, size
 
 
+def server_env(db_url, port=PORT, **extra):
+    """The environment every measured server runs with: logging at warn, no rate limit."""
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=REDIS_URL, PORT=str(port), HOST="127.0.0.1",
+               RUST_LOG="warn", RATE_LIMIT_ENABLED="false", RUN_MIGRATIONS="false",
+               CACHE_PREFIX=f"gwdbench{os.getpid()}", DATABASE_MAX_CONNECTIONS="16")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def wait_until_ready(port=PORT, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+
+
 class Server:
     def __init__(self, db_url, **extra):
-        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=REDIS_URL, PORT=str(PORT), HOST="127.0.0.1",
-                   RUST_LOG="warn", RATE_LIMIT_ENABLED="false", RUN_MIGRATIONS="false",
-                   CACHE_PREFIX=f"gwdbench{os.getpid()}", DATABASE_MAX_CONNECTIONS="16")
-        env.update({k: str(v) for k, v in extra.items()})
-        self.proc = subprocess.Popen([str(BINARY), "serve"], env=env)
+        self.proc = subprocess.Popen([str(BINARY), "serve"], env=server_env(db_url, **extra))
         global RUNNING_SERVER
         RUNNING_SERVER = self
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/ready", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.1)
+        wait_until_ready()
         time.sleep(0.5)  # the cache's startup probe and subscriber
         if self.proc.poll() is not None:  # e.g. the port is taken: never measure someone else's server
             raise RuntimeError(f"the server exited with status {self.proc.returncode} while starting")

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import bench_load as bench
 
@@ -44,18 +43,12 @@ HOST = "127.0.0.1"
 
 
 def serve_under_callgrind(db_url, out_file):
-    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=bench.REDIS_URL, PORT=str(PORT),
-               HOST=HOST, RUST_LOG="warn", RATE_LIMIT_ENABLED="false",
-               RUN_MIGRATIONS="false", CACHE_PREFIX=f"gwdcallgrind{os.getpid()}", WORKERS="1")
+    env = bench.server_env(db_url, port=PORT, HOST=HOST, WORKERS="1",
+                           CACHE_PREFIX=f"gwdcallgrind{os.getpid()}")
     server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
                                str(bench.BINARY), "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/ready", timeout=1)
-            break
-        except Exception:
-            time.sleep(0.2)
+    bench.wait_until_ready(PORT, seconds=60)
     # Under valgrind the cache's startup probe may miss Redis; give it time to reconnect.
     time.sleep(8)
     return server
