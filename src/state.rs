@@ -22,6 +22,7 @@ use crate::repository::postgres::{
 use crate::repository::{
     ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
 };
+use crate::routes::SummaryPages;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,6 +39,8 @@ pub struct AppState {
     pub analysis: AnalysisService,
     /// Rate-limit windows counted here while Redis is unavailable.
     pub local_windows: Arc<LocalWindows>,
+    /// Cached workflow lists split into their summaries, so a page is cut, not parsed.
+    pub summary_pages: Arc<SummaryPages>,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
             )),
             webhooks: PgWebhookStore::new(db.clone()),
             local_windows: Arc::new(LocalWindows::default()),
+            summary_pages: Arc::new(SummaryPages::default()),
             db,
             cache,
             metrics,

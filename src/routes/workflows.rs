@@ -3,16 +3,15 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Tenant;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
-use crate::envelope::success_with_status;
+use crate::envelope::{success_raw, success_with_status};
 use crate::error::{ApiError, FieldError};
 use crate::repository::{NewWorkflow, PutOutcome};
-use crate::routes::pagination::{Page, Pagination};
+use crate::routes::pagination::Page;
 use crate::routes::responses::{add_cache_headers, fetched_response};
 use crate::state::AppState;
 
@@ -51,51 +50,26 @@ impl TryFrom<ListQuery> for ListRequest {
     }
 }
 
-/// `status` of one cached summary (a `WorkflowSummary`), read without parsing the rest.
-fn has_status(summary: &RawValue, status: &str) -> bool {
-    #[derive(Deserialize)]
-    struct StatusOnly<'a> {
-        #[serde(borrow)]
-        status: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_str::<StatusOnly>(summary.get()).is_ok_and(|s| s.status == status)
-}
-
-#[derive(Serialize)]
-struct ListResponse<'a> {
-    workflows: &'a [&'a RawValue],
-    count: usize,
-    pagination: Pagination,
-}
-
 pub async fn list_workflows(
     tenant: Tenant,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let request = ListRequest::try_from(query.into_inner())?;
-    let fetched = state.workflows.list(&tenant.location_id).await?;
-    // The summaries stay as their cached JSON (a location can have thousands): only the
-    // status of each is read, and only to filter.
-    let mut all: Vec<&RawValue> =
-        serde_json::from_slice(&fetched.json).map_err(ApiError::internal)?;
-    if let Some(status) = &request.status {
-        all.retain(|summary| has_status(summary, status));
-    }
-    let start = request.page.offset().min(all.len());
-    let end = start
-        .saturating_add(request.page.limit as usize)
-        .min(all.len());
-    let workflows = &all[start..end];
-    let mut response = success_with_status(
-        StatusCode::OK,
-        ListResponse {
-            workflows,
-            count: workflows.len(),
-            pagination: request.page.describe(all.len()),
-        },
-    );
-    add_cache_headers(&mut response, fetched.source);
+    let list = state.workflows.list(&tenant.location_id).await?;
+    // The summaries stay as their cached JSON (a location can have thousands): the page is
+    // cut from the list, which is split into its summaries once per cached copy.
+    let data = state
+        .summary_pages
+        .page(
+            &tenant.location_id,
+            &list,
+            request.status.as_deref(),
+            request.page,
+        )
+        .map_err(ApiError::internal)?;
+    let mut response = success_raw(StatusCode::OK, &data);
+    add_cache_headers(&mut response, list.source);
     Ok(response)
 }
 

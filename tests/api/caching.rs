@@ -136,6 +136,38 @@ async fn lists_are_invalidated_by_writes() {
     assert_eq!(count(one), 1);
 }
 
+/// A list served from L1 is cut from a split kept beside it; a write on either instance
+/// must still show on the next page read, from both.
+#[tokio::test]
+async fn pages_cut_from_a_kept_list_follow_writes_on_both_instances() {
+    let app = spawn_app().await;
+    let sibling = spawn_sibling(&app).await;
+    let key = app.create_location("locA").await;
+    app.put_workflow(&key, "wf1", &sample_workflow("one")).await;
+    for instance in [&app, &sibling] {
+        instance.api_get(&key, "/api/workflows").await;
+        let warm = instance.api_get(&key, "/api/workflows").await;
+        assert_eq!(warm.headers()["x-cache-tier"], "l1");
+    }
+
+    app.put_workflow(&key, "wf2", &sample_workflow("two")).await;
+
+    for instance in [&app, &sibling] {
+        // The first read refills the tiers; the second is an L1 hit on the new list.
+        for _ in 0..2 {
+            let page: Value = instance
+                .api_get(&key, "/api/workflows?limit=1&page=2")
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(page["data"]["count"], 1);
+            assert_eq!(page["data"]["pagination"]["total"], 2);
+            assert_eq!(page["data"]["pagination"]["hasMore"], false);
+        }
+    }
+}
+
 #[tokio::test]
 async fn tenant_isolation_holds_with_a_warm_cache_on_both_instances() {
     let app = spawn_app().await;
