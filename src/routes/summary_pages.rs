@@ -91,7 +91,26 @@ struct SplitList {
 
 struct Summary {
     at: Range<usize>,
-    status: Option<String>,
+    status: Status,
+}
+
+/// A summary's status as far as the list's filter tells them apart (it accepts only these
+/// two), so a split allocates nothing per summary.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Draft,
+    Published,
+    Other,
+}
+
+impl Status {
+    fn of(text: Option<&str>) -> Self {
+        match text {
+            Some("draft") => Self::Draft,
+            Some("published") => Self::Published,
+            _ => Self::Other,
+        }
+    }
 }
 
 impl SplitList {
@@ -110,9 +129,12 @@ impl SplitList {
                 let start = element.get().as_ptr() as usize - base;
                 Summary {
                     at: start..start + element.get().len(),
-                    status: serde_json::from_str::<StatusOnly>(element.get())
-                        .ok()
-                        .map(|summary| summary.status.into_owned()),
+                    status: Status::of(
+                        serde_json::from_str::<StatusOnly>(element.get())
+                            .ok()
+                            .as_ref()
+                            .map(|summary| summary.status.as_ref()),
+                    ),
                 }
             })
             .collect();
@@ -125,10 +147,14 @@ impl SplitList {
     }
 
     fn page_json(&self, status: Option<&str>, page: Page) -> Vec<u8> {
+        // Any other status matches no summary, as a string comparison would.
+        let wanted = status.map(|text| Status::of(Some(text)));
         let matching: Vec<&Summary> = self
             .summaries
             .iter()
-            .filter(|summary| status.is_none() || summary.status.as_deref() == status)
+            .filter(|summary| {
+                wanted.is_none_or(|wanted| wanted != Status::Other && summary.status == wanted)
+            })
             .collect();
         let start = page.offset().min(matching.len());
         let end = start
@@ -170,7 +196,11 @@ mod tests {
                 json!({
                     "id": format!("wf-{n}"),
                     "name": format!("Workflow \"{n}\", [x]"),
-                    "status": if n % 2 == 0 { "draft" } else { "published" },
+                    "status": match n {
+                        7 => "archived",
+                        n if n % 2 == 0 => "draft",
+                        _ => "published",
+                    },
                     "version": n,
                 })
             })
