@@ -15,6 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::domain::workflow::WorkflowStatus;
 use crate::repository::{Fetched, ReadSource, WorkflowSummary};
 use crate::routes::pagination::Page;
 
@@ -91,25 +92,16 @@ struct SplitList {
 
 struct Summary {
     at: Range<usize>,
-    status: Status,
+    /// `None` for any status but the two the list's filter accepts.
+    status: Option<WorkflowStatus>,
 }
 
-/// A summary's status as far as the list's filter tells them apart (it accepts only these
-/// two), so a split allocates nothing per summary.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Draft,
-    Published,
-    Other,
-}
-
-impl Status {
-    fn of(text: Option<&str>) -> Self {
-        match text {
-            Some("draft") => Self::Draft,
-            Some("published") => Self::Published,
-            _ => Self::Other,
-        }
+/// A stored status as the filter tells them apart: nothing is allocated per summary.
+fn filterable_status(text: &str) -> Option<WorkflowStatus> {
+    match text {
+        "draft" => Some(WorkflowStatus::Draft),
+        "published" => Some(WorkflowStatus::Published),
+        _ => None,
     }
 }
 
@@ -129,12 +121,9 @@ impl SplitList {
                 let start = element.get().as_ptr() as usize - base;
                 Summary {
                     at: start..start + element.get().len(),
-                    status: Status::of(
-                        serde_json::from_str::<StatusOnly>(element.get())
-                            .ok()
-                            .as_ref()
-                            .map(|summary| summary.status.as_ref()),
-                    ),
+                    status: serde_json::from_str::<StatusOnly>(element.get())
+                        .ok()
+                        .and_then(|summary| filterable_status(&summary.status)),
                 }
             })
             .collect();
@@ -148,12 +137,14 @@ impl SplitList {
 
     fn page_json(&self, status: Option<&str>, page: Page) -> Vec<u8> {
         // Any other status matches no summary, as a string comparison would.
-        let wanted = status.map(|text| Status::of(Some(text)));
+        let wanted = status.map(filterable_status);
         let matching: Vec<&Summary> = self
             .summaries
             .iter()
             .filter(|summary| {
-                wanted.is_none_or(|wanted| wanted != Status::Other && summary.status == wanted)
+                wanted
+                    .as_ref()
+                    .is_none_or(|wanted| wanted.is_some() && summary.status == *wanted)
             })
             .collect();
         let start = page.offset().min(matching.len());
