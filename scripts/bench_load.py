@@ -16,8 +16,14 @@ BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), BENCH_PORT (3977), BENCH_ANALYSIS_
 (postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
 BENCH_ROUNDS (3): rounds of the cases compared with the ceiling, and of the L2-hit case between
 runs of redis-benchmark.
-BENCH_ONLY=l1,open,analyses,list,cached,l2,miss,down runs the ceiling and those groups only and
-prints them (no report, no peer): a quick look while working on one path.
+BENCH_ONLY=l1,open,analyses,list,cached,split,l2,miss,down runs the ceiling and those groups only
+and prints them (no report, no peer): a quick look while working on one path.
+
+Two layouts. In the main one, oha and the server share every core, as on a small machine where
+both must run. With two cores or more, the "separate cores" group repeats the ceiling, L1-hit
+and cached-analysis cases with oha (one thread) on the first core and the server on the others:
+at saturation the shared layout's tail is set by how the kernel time-slices four busy threads
+over two cores, not by the request's path (BENCHMARKS.md, "Reading the load run").
 BENCH_BINARY=<path> measures that build instead of building this checkout's (an A/B of two
 commits: build each in its own worktree, run the quick look with each binary).
 """
@@ -69,6 +75,10 @@ CEILING_CASE = "ceiling: GET /live"
 LIKE_CEILING_CASE = "ceiling as the cases send it: GET /live?n={1..100}, random URLs, API-key header"
 OPEN_CEILING_CASE = "ceiling at 20 % rate (open loop), as the cases send it"
 CACHED_ANALYSIS_CASE = "analysis cached: GET /api/workflows/{id}/analysis"
+# The same three cases with oha (one thread) pinned to the first core and the server to the rest.
+SPLIT_CEILING_CASE = "separate cores: ceiling as the cases send it"
+SPLIT_L1_CASE = "separate cores: L1 hit"
+SPLIT_CACHED_CASE = "separate cores: analysis cached"
 ANALYSES_CASE = "ad-hoc analyses driving the pool: POST /api/analyze (concurrent with the case above)"
 # The ad-hoc document of the "while analyses run" case: a chain of this many steps, so each
 # request is mostly analysis (on the bounded pool), little HTTP and JSON (on the workers).
@@ -154,9 +164,26 @@ def wait_until_ready(port=PORT, seconds=10.0):
             time.sleep(0.1)
 
 
+def load_and_server_cores():
+    """(oha's core, the server's cores) for the separate-cores layout, or None with fewer than two."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+    return (cores[:1], cores[1:]) if len(cores) >= 2 else None
+
+
+def pinned_to(cores):
+    """A preexec_fn that pins the child to `cores` (None: no pinning)."""
+    return None if cores is None else (lambda: os.sched_setaffinity(0, cores))
+
+
 class Server:
-    def __init__(self, db_url, **extra):
-        self.proc = subprocess.Popen([str(BINARY), "serve"], env=server_env(db_url, **extra))
+    def __init__(self, db_url, cores=None, **extra):
+        # Pinned to fewer cores, the server starts as many HTTP workers as it may use (actix
+        # counts the cores it is allowed on).
+        self.proc = subprocess.Popen([str(BINARY), "serve"], env=server_env(db_url, **extra),
+                                     preexec_fn=pinned_to(cores))
         global RUNNING_SERVER
         RUNNING_SERVER = self
         wait_until_ready()
@@ -381,23 +408,27 @@ class LocalCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def oha_command(args, duration, rate):
+def oha_command(args, duration, rate, cores=None):
     cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{duration}s"]
+    if cores is not None:
+        # oha starts a thread per core of the machine, whatever its affinity.
+        cmd += ["--worker-threads", str(len(cores))]
     if rate:
         cmd += ["-q", str(rate), "--latency-correction"]
     return cmd + args
 
 
-def oha(args, duration=DURATION, rate=None, server_cpu=True):
+def oha(args, duration=DURATION, rate=None, server_cpu=True, cores=None):
     """One measured case. With the Rust server up (and server_cpu), also its CPU time per
-    request: what the server itself spends, apart from oha and the rest of the machine."""
-    subprocess.run(oha_command(args, WARMUP, rate), capture_output=True)
-    cmd = oha_command(args, duration, rate)
-    COMMANDS.append(" ".join(cmd))
+    request: what the server itself spends, apart from oha and the rest of the machine.
+    `cores`: oha runs pinned to those, one thread each."""
+    subprocess.run(oha_command(args, WARMUP, rate, cores), capture_output=True, preexec_fn=pinned_to(cores))
+    cmd = oha_command(args, duration, rate, cores)
+    COMMANDS.append(" ".join(cmd) + ("" if cores is None else f"  # pinned to core {','.join(map(str, cores))}"))
     server = RUNNING_SERVER if server_cpu else None
     before = server.cpu_seconds() if server else None
     oha_before = children_cpu_seconds()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, preexec_fn=pinned_to(cores)).stdout
     oha_cpu = children_cpu_seconds() - oha_before
     after = server.cpu_seconds() if server else None
     result = oha_result(out)
@@ -590,9 +621,14 @@ def median_round(rounds):
         "busy_p99": (L1_UNDER_ANALYSES_CASE, "p99_ms", L1_OPEN_CASE),
         "cached_rps_plain": (CACHED_ANALYSIS_CASE, "rps", CEILING_CASE),
         "cached_rps": (CACHED_ANALYSIS_CASE, "rps", LIKE_CEILING_CASE),
+        "split_l1_rps": (SPLIT_L1_CASE, "rps", SPLIT_CEILING_CASE),
+        "split_l1_p99": (SPLIT_L1_CASE, "p99_ms", SPLIT_CEILING_CASE),
+        "split_cached_rps": (SPLIT_CACHED_CASE, "rps", SPLIT_CEILING_CASE),
     }
     for name, (case, metric, base) in pairs.items():
-        ROUND_RATIOS[name] = median([round_ratio(r, case, metric, base) for r in rounds])
+        ratio = median([round_ratio(r, case, metric, base) for r in rounds])
+        if ratio is not None:  # each layout's rounds set their own ratios
+            ROUND_RATIOS[name] = ratio
     chosen = {}
     for case in rounds[0]:
         runs = sorted((r[case] for r in rounds if case in r), key=lambda result: result["rps"])
@@ -601,8 +637,8 @@ def median_round(rounds):
 
 
 def selected(group):
-    """BENCH_ONLY=l1,open,analyses,cached,l2,miss,down (comma-separated): a quick look at a few
-    groups while working on them; the report and BENCHMARKS.md are left alone."""
+    """BENCH_ONLY=l1,open,analyses,list,cached,split,l2,miss,down (comma-separated): a quick
+    look at a few groups while working on them; the report and BENCHMARKS.md are left alone."""
     return not ONLY or group in ONLY
 
 
@@ -650,6 +686,10 @@ def main():
         if not ONLY:
             flights = single_flight([64, 256, 1000])
         server.stop()
+
+        layout = load_and_server_cores()
+        if selected("split") and layout:
+            cases.update(separate_cores_rounds(db_url, *layout))
 
         if selected("l2"):
             cases[L2_CASE], redis_get = l2_against_redis_benchmark(db_url)
@@ -702,12 +742,32 @@ def main():
     report(cases, flights, redis_get, pg_tps, definition_bytes, peer)
 
 
+def separate_cores_rounds(db_url, load_cores, server_cores):
+    """The ceiling, L1-hit and cached-analysis cases with oha on `load_cores` and the server on
+    `server_cores`, ROUNDS times: the median round of each (ratios: ROUND_RATIOS)."""
+    server = Server(db_url, cores=server_cores)
+    try:
+        rounds = [{
+            SPLIT_CEILING_CASE: oha([*auth(), "--rand-regex-url", live_regex()], cores=load_cores),
+            SPLIT_L1_CASE: oha([*auth(), "--rand-regex-url", hot_ids_regex()], cores=load_cores),
+            SPLIT_CACHED_CASE: oha([*auth(), "--rand-regex-url", analysis_regex()], cores=load_cores),
+        } for _ in range(ROUNDS)]
+    finally:
+        server.stop()
+    return median_round(rounds)
+
+
+def ceiling_of(name, cases):
+    """The ceiling a case's "ratio to ceiling" column divides by: its own layout's."""
+    split = name.startswith("separate cores") and SPLIT_CEILING_CASE in cases
+    return cases[SPLIT_CEILING_CASE if split else CEILING_CASE]
+
+
 def quick_look(cases, redis_get, pg_tps):
     """BENCH_ONLY: the measured cases and their ratios on stdout, nothing written."""
-    ceiling = cases[CEILING_CASE]
     for name, r in cases.items():
         print(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-              f"{r['errors']} errors, {r['rps'] / ceiling['rps']:.2f} of the ceiling, "
+              f"{r['errors']} errors, {r['rps'] / ceiling_of(name, cases)['rps']:.2f} of the ceiling, "
               f"CPU µs/request: server {r.get('server_cpu_us_per_req')} "
               f"(user {r.get('server_user_us_per_req')}), oha {r.get('oha_cpu_us_per_req')}")
     for name, ratio in ROUND_RATIOS.items():
@@ -756,7 +816,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
     for name, r in cases.items():
         cpu, oha_cpu = r.get("server_cpu_us_per_req"), r.get("oha_cpu_us_per_req")
         rows.append(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-                    f"{r['rps'] / ceiling['rps']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} | "
+                    f"{r['rps'] / ceiling_of(name, cases)['rps']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} | "
                     f"{'' if oha_cpu is None else f'{oha_cpu:.1f}'} |")
     l2 = cases[L2_CASE]
     l2_cluster = cases[CLUSTER_CASE]
@@ -774,6 +834,9 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         ("cached analysis / plain `GET /live`", ROUND_RATIOS["cached_rps_plain"], "recorded"),
         ("Redis down / miss", down["rps"] / miss["rps"], "≥ 0.9"),
         ("L2 hit through a 3-primary Cluster / single-node L2 hit", l2_cluster["rps"] / l2["rps"], "recorded"),
+        ("separate cores: L1 hit / ceiling", ROUND_RATIOS.get("split_l1_rps"), "≥ 0.85"),
+        ("separate cores: L1 p99 / ceiling p99, saturation", ROUND_RATIOS.get("split_l1_p99"), "≤ 1.1"),
+        ("separate cores: cached analysis / ceiling", ROUND_RATIOS.get("split_cached_rps"), "≥ 0.75"),
     ]
     peer_lines, peer_json = peer_section(cases, peer)
     machine = f"{os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}"
@@ -784,8 +847,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         f"oha, {CONNECTIONS} connections, {DURATION} s per case after a {WARMUP} s warm-up. "
         f"The ceiling, L1 and cached-analysis cases ran {ROUNDS} times, interleaved: each row gives "
         f"the median run, and each of their targets the median of the ratios taken within a round. "
-        f"The ratio column is to plain `GET /live`; the targets compare with the ceiling as the cases "
-        f"send it (the same API-key header, and oha drawing each URL from a regex; in this run it "
+        f"The ratio column is to plain `GET /live` (for the separate-cores rows: to that layout's "
+        f"ceiling); the targets compare with the ceiling as the cases send it (the same API-key header, and oha drawing each URL from a regex; in this run it "
         f"answered {cases[LIKE_CEILING_CASE]['rps'] / ceiling['rps']:.2f} × the plain ceiling's req/s).",
         "",
         "| case | req/s | p50 ms | p99 ms | errors | ratio to ceiling | server CPU µs/req | oha CPU µs/req |",
@@ -799,7 +862,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         "",
         "| target | measured | wanted |",
         "|---|---|---|",
-        *[f"| {name} | {value:.2f} | {want} |" for name, value, want in targets],
+        *[f"| {name} | {'not measured (one core)' if value is None else f'{value:.2f}'} | {want} |"
+          for name, value, want in targets],
         "",
         "Single flight (concurrent requests for one cold key → loader calls): "
         + ", ".join(f"{n} → {loads}" for n, loads in flights.items()) + ".",
