@@ -80,6 +80,9 @@ SPLIT_CEILING_CASE = "separate cores: ceiling as the cases send it"
 SPLIT_L1_CASE = "separate cores: L1 hit"
 SPLIT_CACHED_CASE = "separate cores: analysis cached"
 ANALYSES_CASE = "ad-hoc analyses driving the pool: POST /api/analyze (concurrent with the case above)"
+# A control for the case above: the same L1 case beside a busy loop at idle priority, no code of
+# ours, i.e. what any idle-priority work on one core costs the HTTP side on this machine.
+L1_BESIDE_IDLE_LOOP_CASE = "L1 hit at 20 % rate (open loop) beside a busy loop at idle priority (control)"
 # The ad-hoc document of the "while analyses run" case: a chain of this many steps, so each
 # request is mostly analysis (on the bounded pool), little HTTP and JSON (on the workers).
 ANALYSIS_STEPS = int(os.environ.get("BENCH_ANALYSIS_STEPS", "400"))
@@ -535,6 +538,21 @@ def l1_while_analyses_run(rate):
     return l1, oha_result(out)
 
 
+def l1_beside_idle_loop(rate):
+    """The open-loop L1 case beside a Python busy loop under SCHED_IDLE, as the analysis pool
+    runs: the control for the case above."""
+    loop = subprocess.Popen([sys.executable, "-c",
+                             "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+                             "while True: pass"])
+    try:
+        time.sleep(0.5)
+        COMMANDS.append(f"{sys.executable} -c '<busy loop under SCHED_IDLE>'  # concurrently with the next command")
+        return oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
+    finally:
+        loop.kill()
+        loop.wait()
+
+
 def metric(name):
     text = urllib.request.urlopen(url("/metrics")).read().decode()
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
@@ -619,6 +637,7 @@ def median_round(rounds):
         "l1_p99": (L1_CASE, "p99_ms", LIKE_CEILING_CASE),
         "open_p99": (L1_OPEN_CASE, "p99_ms", OPEN_CEILING_CASE),
         "busy_p99": (L1_UNDER_ANALYSES_CASE, "p99_ms", L1_OPEN_CASE),
+        "idle_loop_p99": (L1_BESIDE_IDLE_LOOP_CASE, "p99_ms", L1_OPEN_CASE),
         "cached_rps_plain": (CACHED_ANALYSIS_CASE, "rps", CEILING_CASE),
         "cached_rps": (CACHED_ANALYSIS_CASE, "rps", LIKE_CEILING_CASE),
         "split_l1_rps": (SPLIT_L1_CASE, "rps", SPLIT_CEILING_CASE),
@@ -677,6 +696,7 @@ def main():
                 measured[L1_OPEN_CASE] = oha([*auth(), "--rand-regex-url", hot_ids_regex()], rate=rate)
             if selected("analyses"):
                 measured[L1_UNDER_ANALYSES_CASE], measured[ANALYSES_CASE] = l1_while_analyses_run(rate)
+                measured[L1_BESIDE_IDLE_LOOP_CASE] = l1_beside_idle_loop(rate)
             if selected("cached"):
                 measured[CACHED_ANALYSIS_CASE] = oha([*auth(), "--rand-regex-url", analysis_regex()])
             rounds.append(measured)
@@ -828,6 +848,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         ("L1 p99 / ceiling p99 (as the cases send it), open loop at 20 %", ROUND_RATIOS["open_p99"], "≤ 1.3"),
         ("L1 p99 / ceiling p99 (as the cases send it), saturation", ROUND_RATIOS["l1_p99"], "≤ 1.1"),
         ("L1 p99 with analyses running / without, open loop at 20 %", ROUND_RATIOS["busy_p99"], "≤ 1.2"),
+        ("L1 p99 beside an idle-priority busy loop (control, no code of ours) / without",
+         ROUND_RATIOS.get("idle_loop_p99"), "recorded"),
         ("L2 hit / redis-benchmark GET", l2["rps"] / redis_get, "≥ 0.60"),
         ("miss / pgbench -S", miss["rps"] / pg_tps, "≥ 0.25"),
         ("cached analysis / ceiling as the cases send it", ROUND_RATIOS["cached_rps"], "≥ 0.75"),
