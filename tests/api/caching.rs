@@ -32,12 +32,7 @@ pub async fn wait_for_redis(app: &TestApp) {
 }
 
 async fn version_seen(app: &TestApp, key: &str, id: &str) -> i64 {
-    let body: Value = app
-        .api_get(key, &format!("/api/workflows/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.api_get_json(key, &format!("/api/workflows/{id}")).await;
     body["data"]["version"].as_i64().unwrap()
 }
 
@@ -118,19 +113,9 @@ async fn lists_are_invalidated_by_writes() {
     let key = app.create_location("locA").await;
     let count = |body: Value| body["data"]["count"].as_u64().unwrap();
 
-    let empty: Value = app
-        .api_get(&key, "/api/workflows")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let empty: Value = app.api_get_json(&key, "/api/workflows").await;
     app.put_workflow(&key, "wf1", &sample_workflow("one")).await;
-    let one: Value = app
-        .api_get(&key, "/api/workflows")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.api_get_json(&key, "/api/workflows").await;
 
     assert_eq!(count(empty), 0);
     assert_eq!(count(one), 1);
@@ -156,11 +141,8 @@ async fn pages_cut_from_a_kept_list_follow_writes_on_both_instances() {
         // The first read refills the tiers; the second is an L1 hit on the new list.
         for _ in 0..2 {
             let page: Value = instance
-                .api_get(&key, "/api/workflows?limit=1&page=2")
-                .await
-                .json()
-                .await
-                .unwrap();
+                .api_get_json(&key, "/api/workflows?limit=1&page=2")
+                .await;
             assert_eq!(page["data"]["count"], 1);
             assert_eq!(page["data"]["pagination"]["total"], 2);
             assert_eq!(page["data"]["pagination"]["hasMore"], false);
@@ -197,12 +179,7 @@ async fn tenant_isolation_holds_with_a_warm_cache_on_both_instances() {
         for path in ["/api/workflows/shared-name", "/api/workflows/shared-name"] {
             assert_eq!(instance.api_get(&key_b, path).await.status(), 404);
         }
-        let list: Value = instance
-            .api_get(&key_b, "/api/workflows")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list: Value = instance.api_get_json(&key_b, "/api/workflows").await;
         assert_eq!(list["data"]["count"], 0);
     }
 }

@@ -181,6 +181,11 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `api_get`'s body as JSON, whatever the status (assert the status with `api_get`).
+    pub async fn api_get_json(&self, key: &str, path: &str) -> serde_json::Value {
+        self.api_get(key, path).await.json().await.expect("json")
+    }
+
     pub async fn put_workflow(
         &self,
         key: &str,
