@@ -58,7 +58,7 @@ pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bo
                     let budget = i.probe_budget();
                     if i.ping(budget).await && i.replay_pending(budget).await {
                         i.trusted_after_ms
-                            .fetch_max(now_ms() + super::TRUST_MARGIN_MS, Ordering::AcqRel);
+                            .fetch_max(now_ms() + super::bus::TRUST_MARGIN_MS, Ordering::AcqRel);
                         i.breaker.close();
                         i.connected.store(true, Ordering::Release);
                         log::info!("cache: redis reachable again; circuit breaker closed");
@@ -118,7 +118,7 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                 first = false;
                 let (mut sink, mut stream) = ps.split();
                 // Frequent pings keep the lease (`LEASE_MS`) alive while Redis answers.
-                let mut ping = tokio::time::interval(Duration::from_millis(super::PING_MS));
+                let mut ping = tokio::time::interval(Duration::from_millis(super::bus::PING_MS));
                 ping.tick().await;
                 let mut pings: u64 = 0;
                 let lost: String = 'listen: loop {

@@ -1,0 +1,295 @@
+//! Invalidation after a write: drop here, tombstone in Redis, publish, wait for the
+//! acknowledgements; what failed waits in the pending set and is replayed.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::future::FutureExt;
+
+use super::{
+    bus::{BusMessage, LEASE_MS, SILENCE_MS},
+    guard::TOMBSTONE_TTL,
+    l2::L2Error,
+    lock,
+    metrics::{Layer, Op},
+    now_ms, topology, wire, Cache, CacheKey, Inner, Invalidation,
+};
+
+/// Budget of one attempt of the Redis part of an invalidation (tombstones + publish).
+pub(super) const INVALIDATION_BUDGET: Duration = Duration::from_millis(250);
+/// How long a write keeps retrying the Redis part of its invalidation.
+pub(super) const INVALIDATION_DEADLINE: Duration = Duration::from_millis(700);
+pub(super) const ACK_KEY_TTL_MS: u64 = 5_000;
+
+pub(super) const PENDING_CAP: usize = 10_000;
+
+impl Cache {
+    /// `invalidate(&[key])`.
+    pub async fn del(&self, key: &CacheKey) -> Invalidation {
+        self.invalidate(std::slice::from_ref(key)).await
+    }
+
+    /// Drop keys from L1, tombstone them in L2 and tell the other instances. Call after the
+    /// write committed, and answer the write only if this does not return
+    /// [`Invalidation::Unconfirmed`] (see the module doc, "Writes").
+    pub async fn invalidate(&self, keys: &[CacheKey]) -> Invalidation {
+        if keys.is_empty() {
+            return Invalidation::Applied;
+        }
+        let i = &self.0;
+        i.drop_local(keys.iter().map(|k| k.as_str()));
+        for k in keys {
+            i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
+        }
+        if i.l2.is_none() {
+            return Invalidation::Applied;
+        }
+        let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let started = tokio::time::Instant::now();
+        let mut attempt: u32 = 0;
+        // Tried even with the breaker open: the breaker keeps reads fast, but an open breaker
+        // says nothing about whether the other instances still hear Redis (they may have
+        // reconnected already, or their pings pass where 50 ms reads time out).
+        let outcome = loop {
+            let ack_key = i.next_ack_key();
+            let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
+            let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
+            match i.l2_invalidate(&raw, Some(&ack_key), budget).await {
+                Ok(receivers) => {
+                    for k in keys {
+                        i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
+                    }
+                    // A receiver that has not acknowledged a lease after PUBLISH answered has
+                    // a lapsed lease: its last answered PING was sent before the message.
+                    let lease = Duration::from_millis(LEASE_MS + 20);
+                    i.wait_for_acks(&ack_key, receivers, tokio::time::Instant::now() + lease)
+                        .await;
+                    break Invalidation::Applied;
+                }
+                Err(_) if i.silent_for(now_ms()) >= SILENCE_MS => {
+                    break Invalidation::RedisUnreachable
+                }
+                Err(_) if started.elapsed() >= INVALIDATION_DEADLINE => {
+                    break Invalidation::Unconfirmed
+                }
+                Err(_) => {
+                    attempt += 1;
+                    let pause = Duration::from_millis(u64::from(attempt.min(5)) * 10);
+                    tokio::time::sleep(
+                        pause.min(INVALIDATION_DEADLINE.saturating_sub(started.elapsed())),
+                    )
+                    .await;
+                }
+            }
+        };
+        if outcome != Invalidation::Applied {
+            i.add_pending(raw);
+            if outcome == Invalidation::Unconfirmed {
+                i.m.unconfirmed_invalidations.inc();
+                log::warn!(
+                    "cache: an invalidation could not be applied in Redis within {INVALIDATION_DEADLINE:?} while Redis still answers this instance; the write is not confirmed"
+                );
+            }
+        }
+        // Reads on this instance between the first drop and the tombstone may have refilled
+        // L1 from the old L2 value (or an old load): drop again, now that L2 holds the
+        // tombstone (or, when Redis is unreachable, once nothing will be read from it).
+        i.drop_local(keys.iter().map(|k| k.as_str()));
+        outcome
+    }
+
+    /// Remove everything from this instance's L1 only (tests, admin).
+    pub fn clear_l1(&self) {
+        self.0.clear_l1("clear_l1");
+    }
+}
+
+impl Inner {
+    /// Drop keys from L1 (guarded) and detach their in-flight loads, so that a read
+    /// arriving after the invalidation starts a new load instead of joining an old one.
+    pub(super) fn drop_local<'k>(&self, keys: impl Iterator<Item = &'k str>) {
+        let mut dropped: Vec<String> = Vec::new();
+        self.guard.invalidate(keys, |k| {
+            if let Some(l1) = &self.l1 {
+                l1.remove(k);
+            }
+            dropped.push(k.to_owned());
+        });
+        let mut map = lock(&self.inflight);
+        if !map.is_empty() {
+            map.retain(|(k, _), _| !dropped.contains(k));
+        }
+    }
+
+    pub(super) fn clear_l1(&self, why: &str) {
+        log::debug!("cache: clearing L1 ({why})");
+        self.guard.invalidate_all(|| {
+            if let Some(l1) = &self.l1 {
+                l1.clear();
+            }
+        });
+        lock(&self.inflight).clear();
+    }
+
+    /// Tombstone `keys` in L2 and publish them, in one pipeline; answers how many subscribers
+    /// received the message.
+    pub(super) async fn l2_invalidate(
+        &self,
+        keys: &[String],
+        ack_key: Option<&str>,
+        budget: Duration,
+    ) -> Result<i64, L2Error> {
+        let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, now_ms(), b"");
+        let msg = serde_json::to_vec(&BusMessage::drop_keys(&self.s.instance_id, keys, ack_key))
+            .unwrap_or_default();
+        let keys = keys.to_vec();
+        let channel = self.channel.clone();
+        let px = TOMBSTONE_TTL.as_millis() as u64;
+        self.l2_run(budget, move |c| {
+            async move {
+                if !c.is_cluster() {
+                    let mut p = redis::pipe();
+                    for k in &keys {
+                        p.cmd("SET").arg(k).arg(&tomb).arg("PX").arg(px).ignore();
+                    }
+                    p.cmd("PUBLISH").arg(channel).arg(msg);
+                    let (receivers,): (i64,) = p.query_async(c).await?;
+                    return Ok(receivers);
+                }
+                // A Cluster refuses a pipeline whose commands hash to different slots: one
+                // pipeline per hash tag (a location's keys share one), then the PUBLISH, which
+                // is routed to the channel's slot.
+                for group in topology::group_by_hash_tag(&keys) {
+                    let mut p = redis::pipe();
+                    for k in group {
+                        p.cmd("SET").arg(k).arg(&tomb).arg("PX").arg(px).ignore();
+                    }
+                    p.query_async::<()>(c).await?;
+                }
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(msg)
+                    .query_async::<i64>(c)
+                    .await
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    pub(super) fn add_pending(&self, keys: Vec<String>) {
+        let mut p = lock(&self.pending);
+        if p.len() + keys.len() > PENDING_CAP {
+            self.pending_overflow.store(true, Ordering::Release);
+            p.clear();
+        } else {
+            p.extend(keys);
+        }
+        self.m.pending_invalidations.set(p.len() as i64);
+    }
+
+    /// Replay invalidations whose L2 part failed. True when nothing is left.
+    pub(super) async fn replay_pending(&self, budget: Duration) -> bool {
+        let keys: Vec<String> = lock(&self.pending).drain().collect();
+        let overflow = self.pending_overflow.swap(false, Ordering::AcqRel);
+        for (n, chunk) in keys.chunks(500).enumerate() {
+            if self.l2_invalidate(chunk, None, budget).await.is_err() {
+                self.add_pending(keys[n * 500..].to_vec());
+                if overflow {
+                    self.pending_overflow.store(true, Ordering::Release);
+                }
+                return false;
+            }
+        }
+        if overflow {
+            let msg = BusMessage::clear_all(&self.s.instance_id);
+            if self.publish(&msg, budget).await.is_err() {
+                self.pending_overflow.store(true, Ordering::Release);
+                return false;
+            }
+        }
+        if !keys.is_empty() {
+            log::info!("cache: replayed {} pending invalidations", keys.len());
+        }
+        self.m
+            .pending_invalidations
+            .set(lock(&self.pending).len() as i64);
+        true
+    }
+
+    pub(super) fn next_ack_key(&self) -> String {
+        let seq = self.ack_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}:ack:{}:{seq}", self.s.prefix, self.s.instance_id)
+    }
+
+    /// Tells the writer this instance no longer serves the invalidated keys.
+    pub(super) async fn acknowledge(&self, ack_key: String) {
+        let _ = self
+            .l2_run(self.s.l2_budget.max(INVALIDATION_BUDGET), move |c| {
+                async move {
+                    redis::pipe()
+                        .cmd("INCR")
+                        .arg(&ack_key)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(&ack_key)
+                        .arg(ACK_KEY_TTL_MS)
+                        .ignore()
+                        .query_async::<()>(c)
+                        .await
+                }
+                .boxed()
+            })
+            .await;
+    }
+
+    /// Waits until the `expected` receivers of an invalidation acknowledged it, or until
+    /// `lapsed` (by then every receiver that did not has a lapsed lease: it neither serves L1
+    /// nor trusts L2 until it hears Redis again, and then it clears L1 — or it has processed
+    /// the message, which came before any later PING answer). Acknowledgements only make a
+    /// write faster; a receiver that does not answer is counted.
+    pub(super) async fn wait_for_acks(
+        &self,
+        ack_key: &str,
+        expected: i64,
+        lapsed: tokio::time::Instant,
+    ) {
+        if expected <= 0 {
+            return;
+        }
+        let mut pause = Duration::from_micros(250);
+        let mut acked = None;
+        loop {
+            let left = lapsed.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let key = ack_key.to_owned();
+            if let Ok(n) = self
+                .l2_run(left.max(self.s.l2_budget), move |c| {
+                    async move {
+                        redis::cmd("GET")
+                            .arg(key)
+                            .query_async::<Option<i64>>(c)
+                            .await
+                    }
+                    .boxed()
+                })
+                .await
+            {
+                acked = n;
+            }
+            if acked.unwrap_or(0) >= expected {
+                return;
+            }
+            let left = lapsed.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        self.m.ack_timeouts.inc();
+        log::warn!(
+            "cache: {} of {expected} receivers acknowledged an invalidation; waited out their lease",
+            acked.unwrap_or(0)
+        );
+    }
+}
