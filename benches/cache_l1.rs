@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion};
-use ghl_workflow_debugger::cache::{Cache, CacheSettings, CacheStatus, RedisTopology, Tier};
+use ghl_workflow_debugger::cache::{Cache, CacheSettings, CacheStatus, Tier};
+use ghl_workflow_debugger::config::RedisTopology;
 
 const N: usize = 10_000;
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::config::AnalysisPriority;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     #[error("could not start the analysis threads: {0}")]
@@ -16,15 +18,6 @@ pub enum PoolError {
     Closed,
     #[error("an analysis panicked: {0}")]
     Panicked(String),
-}
-
-/// How analysis threads are scheduled against the HTTP workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnalysisPriority {
-    /// `SCHED_IDLE`: analyses run only when request handling leaves a core free.
-    Idle,
-    /// The same priority as the HTTP workers.
-    Normal,
 }
 
 #[derive(Clone)]

@@ -63,13 +63,12 @@ impl AnalysisService {
         analyses: Arc<dyn AnalysisRepository>,
         reads: ReadThrough,
         pool: AnalysisPool,
-        bypass: bool,
     ) -> Self {
         Self {
             workflows,
             analyses,
             cache: reads.cache.clone(),
-            analysis_reads: reads.clone().bypassing(bypass),
+            analysis_reads: reads.entity_reads(),
             reads,
             pool,
         }
@@ -386,8 +385,8 @@ fn skip_value(json: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis_pool::AnalysisPriority;
     use crate::cache::CacheSettings;
+    use crate::config::AnalysisPriority;
     use crate::repository::postgres::{PgAnalysisRepository, PgWorkflowRepository};
     use std::time::Duration;
 
@@ -403,7 +402,6 @@ mod tests {
             Arc::new(PgAnalysisRepository::new(db)),
             ReadThrough::new(cache, Duration::from_millis(50)),
             AnalysisPool::new(1, AnalysisPriority::Normal).expect("pool"),
-            false,
         )
     }
 

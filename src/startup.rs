@@ -8,7 +8,7 @@ use actix_web::middleware::{from_fn, Condition, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
 use crate::analysis_pool::PoolError;
-use crate::cache::{Cache, CacheError, CacheSettings, Resource};
+use crate::cache::{Cache, CacheError, CacheSettings};
 use crate::cache_warming::spawn_warming;
 use crate::config::Settings;
 use crate::database::{self, DatabaseError};
@@ -58,7 +58,10 @@ impl Application {
             Some(topology) => log::info!("cache: redis {}", topology.describe()),
             None => log::info!("cache: no redis configured; in-process tier only"),
         }
-        let cache = Cache::new(cache_settings(&settings), &metrics.registry)?;
+        let cache = Cache::new(
+            CacheSettings::from_config(&settings.cache),
+            &metrics.registry,
+        )?;
         let state = AppState::with_hot_reads(settings, db, hot, cache, metrics)?;
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -178,24 +181,5 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
     match &settings.frontend_url {
         Some(origin) => cors.allowed_origin(origin),
         None => cors,
-    }
-}
-
-/// The cache's view of the settings.
-pub fn cache_settings(settings: &Settings) -> CacheSettings {
-    let cache = &settings.cache;
-    CacheSettings {
-        prefix: cache.prefix.clone(),
-        redis: cache.topology.clone(),
-        l1_capacity: cache.l1_capacity,
-        l1_max_bytes: cache.l1_max_bytes,
-        l2_budget: cache.l2_budget,
-        l2_pool_size: cache.pool_size,
-        l1_skip: if cache.l1_bypass {
-            vec![Resource::Workflow, Resource::Workflows, Resource::Analysis]
-        } else {
-            Vec::new()
-        },
-        ..CacheSettings::default()
     }
 }

@@ -63,17 +63,15 @@ impl AppState {
         metrics: Metrics,
     ) -> Result<Self, PoolError> {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
-        let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
             Arc::new(PgWorkflowRepository::new(db.clone()).with_hot_reads(hot)),
-            reads.clone().bypassing(bypass),
+            reads.entity_reads(),
         ));
         let analysis = AnalysisService::new(
             Arc::clone(&workflows),
             Arc::new(PgAnalysisRepository::new(db.clone())),
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
-            bypass,
         );
         Ok(Self {
             settings: Arc::new(settings),

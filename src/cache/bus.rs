@@ -9,7 +9,8 @@ use futures::future::FutureExt;
 use serde::Deserialize;
 use serde::Serialize;
 
-use super::{l2, l2::L2Error, now_ms, topology, Inner, RedisTopology};
+use super::{l2, l2::L2Error, now_ms, topology, Inner};
+use crate::config::{NodeAddr, RedisTopology};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct BusMessage {
@@ -126,7 +127,7 @@ impl Inner {
     /// Whether `node` (where the subscriber listens) still owns the invalidation channel's
     /// slot. Always true outside a Cluster; when the owner cannot be asked, keep listening
     /// (the subscriber's own PING decides whether the connection is alive).
-    pub(crate) async fn still_owns_channel(&self, node: Option<&topology::NodeAddr>) -> bool {
+    pub(crate) async fn still_owns_channel(&self, node: Option<&NodeAddr>) -> bool {
         let (Some(node), Some(l2)) = (node, &self.l2) else {
             return true;
         };

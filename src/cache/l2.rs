@@ -11,7 +11,8 @@ use thread_local::ThreadLocal;
 use tokio::time::{timeout_at, Instant};
 
 use super::metrics::Metrics;
-use super::topology::{Connector, NodeAddr, RedisConn, RedisTopology, SubscriberTarget};
+use super::topology::{Connector, RedisConn, SubscriberTarget};
+use crate::config::{NodeAddr, RedisTopology};
 
 /// A pooled connection plus its health. Both connection kinds are multiplexed: a caller takes
 /// a clone and hands the pooled one straight back, so concurrent commands share a few

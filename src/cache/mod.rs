@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 
 pub use breaker::BreakerState;
 pub use keys::{CacheKey, CacheKeys, Resource};
-pub use topology::{NodeAddr, NodeAuth, RedisTopology, TopologyHealth};
+pub use topology::TopologyHealth;
 pub use types::*;
 
 use breaker::Breaker;
@@ -229,6 +229,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RedisTopology;
     use bytes::Bytes;
     use l1::ENTRY_OVERHEAD;
     use quick_cache::Weighter;

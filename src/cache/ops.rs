@@ -10,8 +10,9 @@ use super::{
     l2, lock,
     metrics::{Layer, Op},
     topology, Cache, CacheError, CacheHealth, CacheStats, CacheType, HealthStatus, Inner, L1Stats,
-    L2Stats, RedisTopology, Resource, TopologyHealth, WindowCount,
+    L2Stats, Resource, TopologyHealth, WindowCount,
 };
+use crate::config::{NodeAddr, RedisTopology};
 
 impl Cache {
     /// Drop every entry of this namespace: L1 here and (via pub/sub) on other instances, and
@@ -238,7 +239,7 @@ impl Inner {
     /// the only node. Returns the keys removed.
     pub(super) async fn flush_node(
         &self,
-        node: Option<topology::NodeAddr>,
+        node: Option<NodeAddr>,
         step: Duration,
     ) -> Result<u64, CacheError> {
         let pattern = format!("{}:*", l2::glob_escape(&self.s.prefix));

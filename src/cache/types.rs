@@ -7,7 +7,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::breaker::BreakerState;
-use super::topology::{RedisTopology, TopologyHealth};
+use super::topology::TopologyHealth;
+use crate::config::{CacheConfig, RedisTopology};
 
 /// Cache configuration (typed settings; the service maps env vars onto it).
 #[derive(Debug, Clone)]
@@ -35,6 +36,10 @@ pub struct CacheSettings {
     pub instance_id: String,
     /// Skip both tiers in `get_or_load` (status BYPASS). Default false.
     pub bypass: bool,
+    /// `CACHE_BYPASS`: workflow and analysis reads skip both tiers (benchmarks of the
+    /// uncached path); auth and plan lookups stay cached. The repositories ask for it through
+    /// `ReadThrough::entity_reads`.
+    pub bypass_entity_reads: bool,
     /// Resources that never use the in-process tier (benchmarks of the Redis tier). Default
     /// none.
     pub l1_skip: Vec<super::Resource>,
@@ -57,8 +62,34 @@ impl Default for CacheSettings {
             negative_ttl: Duration::from_secs(30),
             instance_id: format!("{:016x}", rand::random::<u64>()),
             bypass: false,
+            bypass_entity_reads: false,
             l1_skip: Vec::new(),
             max_pending_writes: 256,
+        }
+    }
+}
+
+impl CacheSettings {
+    /// The cache's view of its configuration (`CACHE_*`, `REDIS_*`).
+    pub fn from_config(config: &CacheConfig) -> Self {
+        CacheSettings {
+            prefix: config.prefix.clone(),
+            redis: config.topology.clone(),
+            l1_capacity: config.l1_capacity,
+            l1_max_bytes: config.l1_max_bytes,
+            l2_budget: config.l2_budget,
+            l2_pool_size: config.pool_size,
+            bypass_entity_reads: config.bypass,
+            l1_skip: if config.l1_bypass {
+                vec![
+                    super::Resource::Workflow,
+                    super::Resource::Workflows,
+                    super::Resource::Analysis,
+                ]
+            } else {
+                Vec::new()
+            },
+            ..CacheSettings::default()
         }
     }
 }

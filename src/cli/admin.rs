@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api_keys::{api_key_hash, generate_api_key};
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheSettings};
 use crate::config::Settings;
 use crate::database;
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
 use crate::routes::is_valid_location_id;
-use crate::startup::cache_settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -81,8 +80,11 @@ pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<(), AdminEr
         AdminError::Invalid("--id must be the key id (a UUID) printed at creation".to_owned())
     })?;
     let pool = database::connect_lazy(&settings.database)?;
-    let cache = Cache::new(cache_settings(settings), &prometheus::Registry::new())
-        .map_err(|error| AdminError::Repository(format!("cache: {error}")))?;
+    let cache = Cache::new(
+        CacheSettings::from_config(&settings.cache),
+        &prometheus::Registry::new(),
+    )
+    .map_err(|error| AdminError::Repository(format!("cache: {error}")))?;
     if settings.cache.topology.is_some() && !cache.wait_ready(Duration::from_secs(3)).await {
         log::warn!(
             "Redis did not answer; running instances forget the key when their cached lookup expires"

@@ -41,9 +41,13 @@ impl ReadThrough {
         }
     }
 
-    pub fn bypassing(mut self, bypass: bool) -> Self {
-        self.bypass = bypass;
-        self
+    /// The reads of workflows and analyses: they skip both tiers when the cache is set to
+    /// (`CACHE_BYPASS`), while auth and plan lookups stay cached.
+    pub fn entity_reads(&self) -> Self {
+        Self {
+            bypass: self.cache.settings().bypass_entity_reads,
+            ..self.clone()
+        }
     }
 
     /// Reads `key`; the loader `make_load` returns answers `Ok(None)` for "not found".

@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use ghl_workflow_debugger::auth::Tenant;
-use ghl_workflow_debugger::cache::Cache;
+use ghl_workflow_debugger::cache::{Cache, CacheSettings};
 use ghl_workflow_debugger::database;
 use ghl_workflow_debugger::error::ApiError;
 use ghl_workflow_debugger::metrics::Metrics;
 use ghl_workflow_debugger::rate_limit::check_analysis_quota;
-use ghl_workflow_debugger::startup::cache_settings;
 use ghl_workflow_debugger::state::AppState;
 use serde_json::{json, Value};
 
@@ -276,7 +275,11 @@ async fn unauthenticated_requests_are_refused_before_any_count() {
 async fn state_beside(app: &TestApp) -> AppState {
     let settings = settings_from(&app.env);
     let metrics = Metrics::new().unwrap();
-    let cache = Cache::new(cache_settings(&settings), &metrics.registry).unwrap();
+    let cache = Cache::new(
+        CacheSettings::from_config(&settings.cache),
+        &metrics.registry,
+    )
+    .unwrap();
     assert!(cache.wait_ready(Duration::from_secs(3)).await);
     let db = database::connect_lazy(&settings.database).unwrap();
     AppState::new(settings, db, cache, metrics).unwrap()

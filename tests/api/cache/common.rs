@@ -3,7 +3,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ghl_workflow_debugger::cache::{Cache, CacheSettings, RedisTopology};
+use ghl_workflow_debugger::cache::{Cache, CacheSettings};
+use ghl_workflow_debugger::config::RedisTopology;
 
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 

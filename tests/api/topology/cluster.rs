@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use ghl_workflow_debugger::cache::{
-    Cache, CacheSettings, CacheStatus, NodeAddr, NodeAuth, RedisTopology,
-};
+use ghl_workflow_debugger::cache::{Cache, CacheSettings, CacheStatus};
+use ghl_workflow_debugger::config::{NodeAddr, NodeAuth, RedisTopology};
 
 use super::common::*;
 use super::harness::RedisCluster;

@@ -2,15 +2,19 @@
 //!
 //! Every variable is parsed once, here; a missing or malformed one becomes a
 //! [`ConfigError`] that names it and says what is expected, without echoing
-//! secret values.
+//! secret values. `env` holds the lookup helpers and parsers, `redis` the Redis topology
+//! types. This module imports nothing else of the crate: every layer may depend on it.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::analysis_pool::AnalysisPriority;
-use crate::cache::{NodeAddr, NodeAuth, RedisTopology};
+mod env;
+mod redis;
+
+use env::Lookup;
+pub use redis::{mask_url, NodeAddr, NodeAuth, RedisTopology};
 
 /// Where the service runs; shown as `environment` in health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +32,15 @@ impl AppEnvironment {
     }
 }
 
+/// How analysis threads are scheduled against the HTTP workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalysisPriority {
+    /// `SCHED_IDLE`: analyses run only when request handling leaves a core free.
+    Idle,
+    /// The same priority as the HTTP workers.
+    Normal,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("configuration error: {variable} {problem}")]
 pub struct ConfigError {
@@ -36,7 +49,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+    pub(super) fn new(variable: &'static str, problem: impl Into<String>) -> Self {
         Self {
             variable,
             problem: problem.into(),
@@ -54,7 +67,8 @@ pub struct DatabaseSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct RedisSettings {
+/// The cache tiers: where Redis is (if anywhere), the namespace, and both tiers' bounds.
+pub struct CacheConfig {
     /// `None` when no Redis is configured (`REDIS_URL`, `REDIS_CLUSTER_NODES` and
     /// `REDIS_SENTINELS` unset or empty): the in-memory tier only.
     pub topology: Option<RedisTopology>,
@@ -81,7 +95,7 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub database: DatabaseSettings,
-    pub cache: RedisSettings,
+    pub cache: CacheConfig,
     pub internal_api_token: Option<String>,
     pub metrics_token: Option<String>,
     pub webhook_secret: Option<String>,
@@ -132,7 +146,7 @@ impl Settings {
                 statement_timeout: env.millis("DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 600_000)?,
                 run_migrations: env.flag("RUN_MIGRATIONS", true)?,
             },
-            cache: RedisSettings {
+            cache: CacheConfig {
                 topology: env.redis_topology()?,
                 prefix: env.cache_prefix()?,
                 l1_capacity: env.parsed(
@@ -181,250 +195,6 @@ impl Settings {
 
     pub fn is_production(&self) -> bool {
         self.environment == AppEnvironment::Production
-    }
-}
-
-/// Replaces the password of a URL with `***` so it can be logged or shown.
-pub fn mask_url(url: &Url) -> String {
-    let mut masked = url.clone();
-    if masked.password().is_some() {
-        // Only fails for URLs that cannot have credentials, which never carry a password.
-        let _ = masked.set_password(Some("***"));
-    }
-    masked.to_string()
-}
-
-struct Lookup<'a, F: Fn(&str) -> Option<String>>(&'a F);
-
-impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
-    /// A set, non-blank value, trimmed.
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn parsed<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        default: Option<T>,
-        expected: &str,
-    ) -> Result<T, ConfigError> {
-        match self.get(name) {
-            Some(raw) => raw
-                .parse()
-                .map_err(|_| ConfigError::new(name, format!("is invalid: expected {expected}"))),
-            None => default
-                .ok_or_else(|| ConfigError::new(name, format!("is missing: expected {expected}"))),
-        }
-    }
-
-    fn optional_parsed<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        expected: &str,
-    ) -> Result<Option<T>, ConfigError> {
-        self.get(name)
-            .map(|raw| {
-                raw.parse()
-                    .map_err(|_| ConfigError::new(name, format!("is invalid: expected {expected}")))
-            })
-            .transpose()
-    }
-
-    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None => Ok(default),
-            Some("true" | "1" | "yes" | "on") => Ok(true),
-            Some("false" | "0" | "no" | "off") => Ok(false),
-            Some(_) => Err(ConfigError::new(name, "is invalid: expected true or false")),
-        }
-    }
-
-    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.parsed(name, Some(default), "a whole number of seconds")
-            .map(Duration::from_secs)
-    }
-
-    fn bounded_seconds(
-        &self,
-        name: &'static str,
-        default: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        let expected = format!("a whole number of seconds from 1 to {max}");
-        let value: u64 = self.parsed(name, Some(default), &expected)?;
-        if value == 0 || value > max {
-            return Err(ConfigError::new(
-                name,
-                format!("is out of range: expected {expected}"),
-            ));
-        }
-        Ok(Duration::from_secs(value))
-    }
-
-    fn millis(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
-        let expected = format!("a whole number of milliseconds from 1 to {max}");
-        let value: u64 = self.parsed(name, Some(default), &expected)?;
-        if value == 0 || value > max {
-            return Err(ConfigError::new(
-                name,
-                format!("is out of range: expected {expected}"),
-            ));
-        }
-        Ok(Duration::from_millis(value))
-    }
-
-    fn secret(&self, name: &str) -> Option<String> {
-        self.get(name)
-    }
-
-    fn environment(&self) -> Result<AppEnvironment, ConfigError> {
-        match self
-            .get("APP_ENV")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("development") => Ok(AppEnvironment::Development),
-            Some("production") => Ok(AppEnvironment::Production),
-            Some(_) => Err(ConfigError::new(
-                "APP_ENV",
-                "is invalid: expected development or production",
-            )),
-        }
-    }
-
-    fn database_url(&self) -> Result<Url, ConfigError> {
-        const EXPECTED: &str =
-            "a Postgres URL like postgres://user:password@localhost:5432/ghl_workflow_debugger";
-        let raw = self.get("DATABASE_URL").ok_or_else(|| {
-            ConfigError::new("DATABASE_URL", format!("is missing: expected {EXPECTED}"))
-        })?;
-        // The parse error is not shown: it could quote the secret-bearing URL.
-        let url = Url::parse(&raw).map_err(|_| {
-            ConfigError::new("DATABASE_URL", format!("is invalid: expected {EXPECTED}"))
-        })?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") || url.host_str().is_none() {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                format!("is invalid: expected {EXPECTED}"),
-            ));
-        }
-        Ok(url)
-    }
-
-    /// At most one of `REDIS_URL`, `REDIS_CLUSTER_NODES` and `REDIS_SENTINELS` picks the
-    /// topology; `REDIS_USERNAME`/`REDIS_PASSWORD` are the data nodes' credentials for the
-    /// last two (a single node carries them in its URL).
-    fn redis_topology(&self) -> Result<Option<RedisTopology>, ConfigError> {
-        let chosen: Vec<&'static str> = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"]
-            .into_iter()
-            .filter(|name| self.get(name).is_some())
-            .collect();
-        if chosen.len() > 1 {
-            return Err(ConfigError::new(
-                chosen[1],
-                format!(
-                    "conflicts with {}: set only one of REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS",
-                    chosen[0]
-                ),
-            ));
-        }
-        if self.get("REDIS_SENTINEL_MASTER").is_some() && chosen != ["REDIS_SENTINELS"] {
-            return Err(ConfigError::new(
-                "REDIS_SENTINEL_MASTER",
-                "is set without REDIS_SENTINELS: expected both, or neither",
-            ));
-        }
-        let auth = NodeAuth {
-            username: self.get("REDIS_USERNAME"),
-            password: self.get("REDIS_PASSWORD"),
-        };
-        match chosen.first().copied() {
-            None => Ok(None),
-            Some("REDIS_URL") => self.redis_url().map(Some),
-            Some("REDIS_CLUSTER_NODES") => Ok(Some(RedisTopology::Cluster {
-                nodes: self.node_list("REDIS_CLUSTER_NODES")?,
-                auth,
-            })),
-            Some(_) => {
-                let master = self.get("REDIS_SENTINEL_MASTER").ok_or_else(|| {
-                    ConfigError::new(
-                        "REDIS_SENTINEL_MASTER",
-                        "is missing: expected the name the Sentinels monitor, e.g. mymaster",
-                    )
-                })?;
-                Ok(Some(RedisTopology::Sentinel {
-                    sentinels: self.node_list("REDIS_SENTINELS")?,
-                    master,
-                    auth,
-                    sentinel_password: self.get("REDIS_SENTINEL_PASSWORD"),
-                }))
-            }
-        }
-    }
-
-    fn redis_url(&self) -> Result<RedisTopology, ConfigError> {
-        const EXPECTED: &str = "a Redis URL like redis://[user:password@]host:6379[/db], or empty for the in-memory tier only";
-        let raw = self.get("REDIS_URL").unwrap_or_default();
-        let url = Url::parse(&raw).map_err(|_| {
-            ConfigError::new("REDIS_URL", format!("is invalid: expected {EXPECTED}"))
-        })?;
-        if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                format!("is invalid: expected {EXPECTED}"),
-            ));
-        }
-        Ok(RedisTopology::single(url.to_string()))
-    }
-
-    fn node_list(&self, name: &'static str) -> Result<Vec<NodeAddr>, ConfigError> {
-        let expected = "is invalid: expected host:port[,host:port…]";
-        let raw = self.get(name).unwrap_or_default();
-        let nodes = raw
-            .split(',')
-            .filter(|part| !part.trim().is_empty())
-            .map(|part| NodeAddr::parse(part).ok_or_else(|| ConfigError::new(name, expected)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if nodes.is_empty() {
-            return Err(ConfigError::new(name, expected));
-        }
-        Ok(nodes)
-    }
-
-    fn cache_prefix(&self) -> Result<String, ConfigError> {
-        let prefix = self.get("CACHE_PREFIX").unwrap_or_else(|| "gwd".to_owned());
-        let valid = prefix.len() <= 64
-            && prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !valid {
-            return Err(ConfigError::new(
-                "CACHE_PREFIX",
-                "is invalid: expected up to 64 characters of letters, digits, '_', '-' or '.'",
-            ));
-        }
-        Ok(prefix)
-    }
-
-    fn frontend_url(&self) -> Result<Option<String>, ConfigError> {
-        let Some(raw) = self.get("FRONTEND_URL") else {
-            return Ok(None);
-        };
-        let url = Url::parse(&raw).map_err(|_| {
-            ConfigError::new(
-                "FRONTEND_URL",
-                "is invalid: expected an origin like https://app.example.com",
-            )
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ConfigError::new(
-                "FRONTEND_URL",
-                "is invalid: expected an origin like https://app.example.com",
-            ));
-        }
-        Ok(Some(url.origin().ascii_serialization()))
     }
 }
 
