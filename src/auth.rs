@@ -4,7 +4,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use crate::api_keys::api_key_hash;
+use crate::domain::api_key::api_key_hash;
 use crate::error::ApiError;
 use crate::operator_auth::bearer_token;
 use crate::rate_limit::check_request_limit;

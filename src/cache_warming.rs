@@ -20,7 +20,7 @@ pub fn spawn_warming(cache: Cache, workflows: PgWorkflowRepository) {
             Ok(Ok(count)) => log::info!("cache warmed with {count} workflows"),
             Ok(Err(error)) => log::warn!(
                 "cache warming skipped: {}",
-                crate::error::error_chain(&error)
+                crate::telemetry::error_chain(&error)
             ),
             Err(_) => log::warn!("cache warming stopped after {WARM_BUDGET:?}"),
         }

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::envelope::{error_body, ErrorPayload};
+use crate::telemetry::error_chain;
 
 /// One offending field of a request body or query (`details.errors[]`).
 pub use crate::domain::workflow::FieldError;
@@ -108,18 +109,6 @@ impl ApiError {
             _ => {}
         }
     }
-}
-
-/// `a: b: c` for an error and its sources, logged once at the boundary.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl ResponseError for ApiError {

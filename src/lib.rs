@@ -3,7 +3,6 @@
 
 pub mod analysis_pool;
 pub mod analysis_service;
-pub mod api_keys;
 pub mod auth;
 pub mod cache;
 pub mod cache_warming;
@@ -23,3 +22,4 @@ pub mod routes;
 pub mod seed;
 pub mod startup;
 pub mod state;
+pub mod telemetry;

@@ -1,9 +1,9 @@
 //! Demo data for `make dev`: one location, a known API key and a handful of workflows,
 //! some healthy and some broken in the ways the analyzer reports. Idempotent.
 
-use crate::api_keys::api_key_hash;
 use crate::config::Settings;
 use crate::database::{self, DatabaseError};
+use crate::domain::api_key::api_key_hash;
 
 pub const DEMO_LOCATION_ID: &str = "demoLocAcme7Hq2Vx9Lp4Tz";
 pub const DEMO_LOCATION_NAME: &str = "Acme Roofing (demo)";

@@ -10,7 +10,7 @@ use redis::RedisError;
 use thread_local::ThreadLocal;
 use tokio::time::{timeout_at, Instant};
 
-use super::metrics::Metrics;
+use super::metrics::CacheMetrics;
 use super::topology::{Connector, RedisConn, SubscriberTarget};
 use crate::config::{NodeAddr, RedisTopology};
 
@@ -125,7 +125,7 @@ impl L2 {
         topology: &RedisTopology,
         size: u32,
         budget: Duration,
-        metrics: &Metrics,
+        metrics: &CacheMetrics,
     ) -> Result<L2, RedisError> {
         let manager = L2Manager(Connector::new(topology, budget)?);
         let subscriber = SubscriberTarget::new(topology)?;

@@ -24,7 +24,7 @@ pub enum Op {
 const OPS: [&str; 5] = ["hit", "miss", "set", "del", "error"];
 const TYPES: [&str; 2] = ["memory", "redis"];
 
-pub struct Metrics {
+pub struct CacheMetrics {
     /// Pre-resolved `cache_operations_total` children: [type][op][resource].
     ops: Vec<IntCounter>,
     pub l2_duration: Histogram,
@@ -47,9 +47,9 @@ pub struct Metrics {
     pub unconfirmed_invalidations: IntCounter,
 }
 
-impl std::fmt::Debug for Metrics {
+impl std::fmt::Debug for CacheMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
+        f.write_str("CacheMetrics")
     }
 }
 
@@ -65,8 +65,8 @@ fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     Ok(g)
 }
 
-impl Metrics {
-    pub fn new(r: &Registry) -> prometheus::Result<Metrics> {
+impl CacheMetrics {
+    pub fn new(r: &Registry) -> prometheus::Result<CacheMetrics> {
         let ops_vec = IntCounterVec::new(
             Opts::new(
                 "cache_operations_total",
@@ -95,7 +95,7 @@ impl Metrics {
             &["tier"],
         )?;
         r.register(Box::new(dur.clone()))?;
-        Ok(Metrics {
+        Ok(CacheMetrics {
             ops,
             l2_duration: dur.with_label_values(&["l2"]),
             breaker_state: gauge(

@@ -53,7 +53,7 @@ use flights::SharedLoad;
 use guard::Guard;
 use l1::{L1Entry, L1Weigher, L1};
 use l2::L2;
-use metrics::Metrics;
+use metrics::CacheMetrics;
 use reads::L2Look;
 use tasks::{reconnect_loop, subscriber_loop};
 use thread_flights::ThreadFlights;
@@ -64,7 +64,7 @@ struct Inner {
     l2: Option<L2>,
     breaker: Breaker,
     guard: Guard,
-    m: Metrics,
+    m: CacheMetrics,
     inflight: Mutex<HashMap<(String, TypeId), (u64, SharedLoad)>>,
     /// Redis reads after an L1 miss, shared by the requests of one worker thread.
     l2_reads: ThreadFlights<L2Look>,
@@ -136,7 +136,7 @@ impl Cache {
             }
             None => None,
         };
-        let m = Metrics::new(registry)?;
+        let m = CacheMetrics::new(registry)?;
         let l1 = (settings.l1_capacity > 0).then(|| {
             let min = (settings.l1_max_bytes / settings.l1_capacity).max(1);
             L1::with_weighter(

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api_keys::{api_key_hash, generate_api_key};
 use crate::cache::{Cache, CacheSettings};
 use crate::config::Settings;
 use crate::database;
+use crate::domain::api_key::{api_key_hash, generate_api_key};
+use crate::domain::ids::is_valid_location_id;
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
-use crate::routes::is_valid_location_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

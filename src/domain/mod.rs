@@ -1,6 +1,10 @@
-//! The product's own logic, free of I/O: workflow documents, plans, analysis.
+//! The product's own logic, free of I/O: workflow documents, plans, analysis, the ids and
+//! page bounds the API accepts, API-key hashing. Imports nothing else of the crate.
 
 pub mod analysis;
+pub mod api_key;
+pub mod ids;
+pub mod pagination;
 pub mod plan;
 pub mod webhook;
 pub mod workflow;

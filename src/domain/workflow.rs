@@ -142,7 +142,7 @@ pub struct TimeWindow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Settings {
+pub struct WorkflowSettings {
     pub allow_reentry: bool,
     pub stop_on_response: bool,
     pub time_window: Option<TimeWindow>,
@@ -181,7 +181,7 @@ pub struct Step {
 pub struct WorkflowDocument {
     pub name: String,
     pub status: WorkflowStatus,
-    pub settings: Settings,
+    pub settings: WorkflowSettings,
     pub triggers: Vec<Trigger>,
     pub start: Option<String>,
     pub steps: Vec<Step>,
@@ -292,7 +292,7 @@ impl WorkflowDocument {
         };
 
         let settings_obj = obj_of(root.get("settings"));
-        let settings = Settings {
+        let settings = WorkflowSettings {
             allow_reentry: bool_of(settings_obj.get("allowReentry")),
             stop_on_response: bool_of(settings_obj.get("stopOnResponse")),
             time_window: parse_time_window(settings_obj.get("timeWindow")),

@@ -8,13 +8,13 @@ use serde_json::Value;
 
 use crate::auth::Tenant;
 use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
+use crate::domain::pagination::{Page, Pagination};
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
 use crate::envelope::{success, success_raw};
 use crate::error::{ApiError, FieldError};
 use crate::rate_limit::check_analysis_quota;
 use crate::repository::{HistoryEntry, ReadSource};
-use crate::routes::pagination::{Page, Pagination};
 use crate::routes::responses::add_cache_headers;
 use crate::routes::workflows::workflow_id;
 use crate::state::AppState;

@@ -4,7 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::api_keys::{api_key_hash, generate_api_key};
+use crate::domain::api_key::{api_key_hash, generate_api_key};
+use crate::domain::ids::is_valid_location_id;
 use crate::envelope::{success, success_with_status};
 use crate::error::{ApiError, FieldError};
 use crate::operator_auth::OperatorAccess;
@@ -46,13 +47,6 @@ impl TryFrom<CreateLocationRequest> for NewLocation {
             Err(ApiError::Validation(errors))
         }
     }
-}
-
-pub fn is_valid_location_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
 pub async fn create_location(

@@ -7,16 +7,13 @@ mod health;
 mod internal;
 mod metrics;
 mod openapi;
-mod pagination;
 mod responses;
 mod subscription;
 mod summary_pages;
 mod webhooks;
 mod workflows;
 
-pub use internal::is_valid_location_id;
 pub use summary_pages::SummaryPages;
-pub use workflows::is_valid_workflow_id;
 
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, DefaultHeaders};

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::domain::pagination::Page;
 use crate::domain::workflow::WorkflowStatus;
 use crate::repository::{Fetched, ReadSource, WorkflowSummary};
-use crate::routes::pagination::Page;
 
 /// Locations whose split lists are kept, and the bytes of lists they may hold between them
 /// (a list L1 has dropped stays alive while its split does).

@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Tenant;
+use crate::domain::ids::is_valid_workflow_id;
+use crate::domain::pagination::Page;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
 use crate::envelope::{success_raw, success_with_status};
 use crate::error::{ApiError, FieldError};
 use crate::repository::{NewWorkflow, PutOutcome};
-use crate::routes::pagination::Page;
 use crate::routes::responses::{add_cache_headers, fetched_response};
 use crate::state::AppState;
 
@@ -162,13 +163,6 @@ fn valid_new_workflow_id(raw: &str) -> Result<&str, ApiError> {
             "must be 1-128 letters, digits, '_', '-', '.' or ':'",
         )]))
     }
-}
-
-pub fn is_valid_workflow_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 /// `If-Match: 3`, `If-Match: "3"` or `W/"3"`; anything else is a 400.

@@ -27,7 +27,10 @@ async fn create_location_returns_a_key_once_and_stores_only_its_hash() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(stored, ghl_workflow_debugger::api_keys::api_key_hash(key));
+    assert_eq!(
+        stored,
+        ghl_workflow_debugger::domain::api_key::api_key_hash(key)
+    );
     pool.close().await;
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::error::FieldError;
+use super::workflow::FieldError;
 
 pub const MAX_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
