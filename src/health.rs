@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::cache::HealthStatus;
+use crate::repository::postgres::database;
 use crate::state::AppState;
 
 pub const SERVICE_NAME: &str = "ghl-workflow-debugger";
@@ -68,7 +69,7 @@ pub fn identity(state: &AppState, status: Status) -> Identity {
 
 /// `true` when Postgres answers a trivial query within the budget.
 pub async fn database_answers(pool: &PgPool) -> bool {
-    let query = sqlx::query("select 1").execute(pool);
+    let query = database::ping(pool);
     match tokio::time::timeout(DATABASE_CHECK_BUDGET, query).await {
         Ok(Ok(_)) => true,
         Ok(Err(error)) => {

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
+use ghl_workflow_debugger::cli::seed;
 use ghl_workflow_debugger::cli::{admin, analyze};
 use ghl_workflow_debugger::config::{ConfigError, Settings};
+use ghl_workflow_debugger::repository::postgres::database;
 use ghl_workflow_debugger::startup::Application;
-use ghl_workflow_debugger::{database, seed};
 
 /// GHL Workflow Debugger backend.
 #[derive(Parser)]

@@ -7,16 +7,16 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Condition, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 
-use crate::analysis_pool::PoolError;
 use crate::cache::{Cache, CacheError, CacheSettings};
-use crate::cache_warming::spawn_warming;
 use crate::config::Settings;
-use crate::database::{self, DatabaseError};
-use crate::error::{envelope_plain_errors, ApiError};
+use crate::http;
+use crate::http::error::{envelope_plain_errors, ApiError};
+use crate::http::request_id::request_id_middleware;
 use crate::metrics::{Metrics, MetricsError};
+use crate::repository::postgres::database::{self, DatabaseError};
 use crate::repository::postgres::PgWorkflowRepository;
-use crate::request_id::request_id_middleware;
-use crate::routes;
+use crate::services::analysis_pool::PoolError;
+use crate::services::cache_warming::spawn_warming;
 use crate::state::AppState;
 
 /// The access log line: no query string (it may carry ids a client considers private),
@@ -137,8 +137,8 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
                 web::PathConfig::default().error_handler(|error, _| ApiError::from(error).into()),
             )
             .wrap(cors(settings))
-            .configure(routes::configure)
-            .default_service(web::to(routes::not_found))
+            .configure(http::configure)
+            .default_service(web::to(http::not_found))
     })
     .shutdown_timeout(settings.shutdown_timeout.as_secs())
     .listen(listener)
@@ -165,7 +165,7 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
             actix_web::http::header::AUTHORIZATION,
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::IF_MATCH,
-            crate::request_id::REQUEST_ID_HEADER,
+            crate::http::request_id::REQUEST_ID_HEADER,
         ])
         .expose_headers([
             "x-request-id",

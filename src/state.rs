@@ -5,16 +5,13 @@ use std::time::Instant;
 
 use sqlx::PgPool;
 
-use crate::analysis_pool::{AnalysisPool, PoolError};
-use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::database::HotReads;
 use crate::metrics::Metrics;
-use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
     CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository, ReadThrough,
 };
+use crate::repository::postgres::database::HotReads;
 use crate::repository::postgres::{
     PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository,
     PgWebhookStore, PgWorkflowRepository,
@@ -22,7 +19,11 @@ use crate::repository::postgres::{
 use crate::repository::{
     ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
 };
-use crate::routes::SummaryPages;
+use crate::services::analysis::AnalysisService;
+use crate::services::analysis_pool::{AnalysisPool, PoolError};
+use crate::services::plans::Plans;
+use crate::services::rate_limiter::RateLimiter;
+use crate::services::summary_pages::SummaryPages;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -37,8 +38,9 @@ pub struct AppState {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
     pub analysis: AnalysisService,
-    /// Rate-limit windows counted here while Redis is unavailable.
-    pub local_windows: Arc<LocalWindows>,
+    /// The one plan lookup (limits and what an analysis shows).
+    pub plans: Plans,
+    pub rate_limiter: Arc<RateLimiter>,
     /// Cached workflow lists split into their summaries, so a page is cut, not parsed.
     pub summary_pages: Arc<SummaryPages>,
 }
@@ -73,22 +75,32 @@ impl AppState {
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
         );
+        let subscriptions: Arc<dyn SubscriptionRepository> =
+            Arc::new(CachedSubscriptionRepository::new(
+                Arc::new(PgSubscriptionRepository::new(db.clone())),
+                reads.clone(),
+            ));
+        let plans = Plans::new(Arc::clone(&subscriptions));
         Ok(Self {
-            settings: Arc::new(settings),
             locations: Arc::new(PgLocationRepository::new(db.clone())),
             workflows,
             analysis,
-            subscriptions: Arc::new(CachedSubscriptionRepository::new(
-                Arc::new(PgSubscriptionRepository::new(db.clone())),
-                reads.clone(),
-            )),
+            subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(
                 Arc::new(PgApiKeyRepository::new(db.clone())),
                 reads,
             )),
             webhooks: PgWebhookStore::new(db.clone()),
-            local_windows: Arc::new(LocalWindows::default()),
+            rate_limiter: Arc::new(RateLimiter::new(
+                cache.clone(),
+                plans.clone(),
+                settings.rate_limit_enabled,
+                settings.rate_limit_window,
+                metrics.rate_limit.clone(),
+            )),
+            plans,
             summary_pages: Arc::new(SummaryPages::default()),
+            settings: Arc::new(settings),
             db,
             cache,
             metrics,

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crate::cache::{Cache, CacheSettings};
 use crate::config::Settings;
-use crate::database;
 use crate::domain::api_key::{api_key_hash, generate_api_key};
 use crate::domain::ids::is_valid_location_id;
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
+use crate::repository::postgres::database;
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
 

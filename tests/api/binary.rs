@@ -72,7 +72,7 @@ async fn seed_demo_can_run_twice_without_duplicating() {
             String::from_utf8_lossy(&output.stderr)
         );
         let stdout = String::from_utf8(output.stdout).unwrap();
-        assert!(stdout.contains(ghl_workflow_debugger::seed::DEMO_API_KEY));
+        assert!(stdout.contains(ghl_workflow_debugger::cli::seed::DEMO_API_KEY));
     }
     let pool = sqlx::PgPool::connect(db.url.as_str()).await.unwrap();
     let counts: (i64, i64, i64) = sqlx::query_as(

@@ -1,4 +1,4 @@
-use ghl_workflow_debugger::database;
+use ghl_workflow_debugger::repository::postgres::database;
 
 use crate::helpers::{base_environment, settings_from, TestDatabase};
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use ghl_workflow_debugger::routes::route_table;
+use ghl_workflow_debugger::http::route_table;
 use serde_json::Value;
 
 use crate::helpers::spawn_app;

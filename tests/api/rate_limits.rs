@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
-use ghl_workflow_debugger::auth::Tenant;
 use ghl_workflow_debugger::cache::{Cache, CacheSettings};
-use ghl_workflow_debugger::database;
-use ghl_workflow_debugger::error::ApiError;
 use ghl_workflow_debugger::metrics::Metrics;
-use ghl_workflow_debugger::rate_limit::check_analysis_quota;
+use ghl_workflow_debugger::repository::postgres::database;
+use ghl_workflow_debugger::services::rate_limiter::RateLimitExceeded;
 use ghl_workflow_debugger::state::AppState;
 use serde_json::{json, Value};
 
@@ -294,23 +292,22 @@ async fn the_analysis_quota_allows_the_plans_analyses_per_hour_then_429() {
     app.create_location("locA").await;
     app.create_location("locB").await;
     let state = state_beside(&app).await;
-    let tenant = |id: &str| Tenant {
-        location_id: id.to_owned(),
-    };
 
     for n in 0..10 {
-        let info = check_analysis_quota(&state, &tenant("locA"))
+        let info = state
+            .rate_limiter
+            .count_analysis("locA")
             .await
             .unwrap()
             .unwrap();
         assert_eq!((info.limit, info.remaining), (10, 9 - n));
         assert!(info.shared, "counted in Redis");
     }
-    let over = check_analysis_quota(&state, &tenant("locA")).await;
-    let other = check_analysis_quota(&state, &tenant("locB")).await;
+    let over = state.rate_limiter.count_analysis("locA").await;
+    let other = state.rate_limiter.count_analysis("locB").await;
 
     match over {
-        Err(ApiError::RateLimited { retry_after_secs }) => {
+        Err(RateLimitExceeded { retry_after_secs }) => {
             assert!((3_590..=3_600).contains(&retry_after_secs))
         }
         other => panic!("expected 429, got {other:?}"),
@@ -328,7 +325,9 @@ async fn the_analysis_quota_allows_the_plans_analyses_per_hour_then_429() {
     )
     .await;
     state.subscriptions.forget("locB").await;
-    let agency = check_analysis_quota(&state, &tenant("locB"))
+    let agency = state
+        .rate_limiter
+        .count_analysis("locB")
         .await
         .unwrap()
         .unwrap();
@@ -340,12 +339,11 @@ async fn the_analysis_quota_is_off_when_rate_limits_are_off() {
     let app = crate::helpers::spawn_app().await;
     app.create_location("locA").await;
     let state = state_beside(&app).await;
-    let tenant = Tenant {
-        location_id: "locA".to_owned(),
-    };
 
     for _ in 0..20 {
-        assert!(check_analysis_quota(&state, &tenant)
+        assert!(state
+            .rate_limiter
+            .count_analysis("locA")
             .await
             .unwrap()
             .is_none());

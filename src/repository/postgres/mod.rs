@@ -2,7 +2,9 @@
 
 mod analyses;
 mod api_keys;
+pub mod database;
 mod locations;
+pub mod seed;
 mod subscriptions;
 mod webhooks;
 mod workflows;

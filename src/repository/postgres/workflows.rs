@@ -2,7 +2,7 @@ use sqlx::PgPool;
 
 use super::{connection_was_lost, read_retrying, retrying};
 
-use crate::database::{hot_connection, HotReads};
+use crate::repository::postgres::database::{hot_connection, HotReads};
 
 use crate::repository::{
     Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,

@@ -2,11 +2,11 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::auth::Tenant;
 use crate::domain::plan::{Features, Limits};
-use crate::envelope::success;
-use crate::error::ApiError;
-use crate::routes::responses::add_cache_headers;
+use crate::http::auth::Tenant;
+use crate::http::envelope::success;
+use crate::http::error::ApiError;
+use crate::http::responses::add_cache_headers;
 use crate::state::AppState;
 
 #[derive(Serialize)]

@@ -4,7 +4,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
 
-pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../../openapi.json");
 
 pub async fn openapi_document() -> HttpResponse {
     HttpResponse::Ok()

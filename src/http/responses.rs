@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::envelope::success_raw;
+use crate::http::envelope::success_raw;
 use crate::repository::{Fetched, ReadSource};
 
 /// A read served through the cache: the stored JSON in the envelope, with the cache headers.

@@ -2,26 +2,23 @@
 //! [`endpoints`], [`route_table`] lists them, and `openapi.json` (served at `/openapi.json`)
 //! documents them — a test keeps the document and the table equal.
 
-mod analysis;
-mod health;
-mod internal;
-mod metrics;
-mod openapi;
+pub mod auth;
+pub mod envelope;
+pub mod error;
+mod handlers;
+pub mod rate_limit;
+pub mod request_id;
 mod responses;
-mod subscription;
-mod summary_pages;
-mod webhooks;
-mod workflows;
 
-pub use summary_pages::SummaryPages;
+use handlers::{analysis, health, internal, metrics, openapi, subscription, webhooks, workflows};
 
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, Route};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::rate_limit::rate_limit_headers;
 use crate::metrics::RoutePattern;
-use crate::rate_limit::rate_limit_headers;
 
 /// Paths under this prefix are tenant routes: API-key auth, rate limits, `no-store`.
 const API_SCOPE: &str = "/api";

@@ -181,3 +181,8 @@ pub async fn ensure_database_exists(settings: &DatabaseSettings) -> Result<(), s
     }
     Ok(())
 }
+
+/// One trivial round trip: whether Postgres answers at all (health and readiness).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1").execute(pool).await.map(|_| ())
+}

@@ -6,17 +6,16 @@ use actix_web::{mime, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::Tenant;
 use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
 use crate::domain::pagination::{Page, Pagination};
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
-use crate::envelope::{success, success_raw};
-use crate::error::{ApiError, FieldError};
-use crate::rate_limit::check_analysis_quota;
+use crate::http::auth::Tenant;
+use crate::http::envelope::{success, success_raw};
+use crate::http::error::{ApiError, FieldError};
+use crate::http::responses::add_cache_headers;
+use crate::http::workflows::workflow_id;
 use crate::repository::{HistoryEntry, ReadSource};
-use crate::routes::responses::add_cache_headers;
-use crate::routes::workflows::workflow_id;
 use crate::state::AppState;
 
 /// Bodies up to this size (a `workflowId`, a small document) are parsed where they arrive;
@@ -32,7 +31,10 @@ pub async fn get_workflow_analysis(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = workflow_id(&path)?;
-    check_analysis_quota(&state, &tenant).await?;
+    state
+        .rate_limiter
+        .count_analysis(&tenant.location_id)
+        .await?;
     stored_analysis_response(&state, &tenant, id).await
 }
 
@@ -45,7 +47,7 @@ async fn stored_analysis_response(
         .analysis
         .workflow_analysis(&tenant.location_id, id)
         .await?;
-    let plan = tenant_plan(state, tenant).await?;
+    let plan = state.plans.effective_plan(&tenant.location_id).await;
     if plan.features().full_analysis && analysis.location_findings.is_empty() {
         let mut response = success_raw(StatusCode::OK, &analysis.json);
         add_cache_headers(&mut response, analysis.source);
@@ -89,11 +91,14 @@ pub async fn analyze(
             .await??
     };
     tenant.check_named_location(location_id.as_deref())?;
-    check_analysis_quota(&state, &tenant).await?;
+    state
+        .rate_limiter
+        .count_analysis(&tenant.location_id)
+        .await?;
     match target {
         AnalyzeTarget::Stored(id) => stored_analysis_response(&state, &tenant, &id).await,
         AnalyzeTarget::Document(document, id) => {
-            let plan = tenant_plan(&state, &tenant).await?;
+            let plan = state.plans.effective_plan(&tenant.location_id).await;
             let report = state.analysis.ad_hoc_report(*document, id, plan).await?;
             let mut response = success_raw(StatusCode::OK, &report);
             add_cache_headers(&mut response, ReadSource::Bypass);
@@ -179,9 +184,12 @@ pub async fn get_location_analysis(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_analysis_quota(&state, &tenant).await?;
+    state
+        .rate_limiter
+        .count_analysis(&tenant.location_id)
+        .await?;
     let (mut report, source) = state.analysis.location_report(&tenant.location_id).await?;
-    let plan = tenant_plan(&state, &tenant).await?;
+    let plan = state.plans.effective_plan(&tenant.location_id).await;
     let upgrade = (!plan.features().full_analysis).then(|| {
         let hidden = report.issues.len().saturating_sub(FREE_LOCATION_ISSUES);
         report.issues.truncate(FREE_LOCATION_ISSUES);
@@ -224,7 +232,7 @@ pub async fn get_history(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let plan = tenant_plan(&state, &tenant).await?;
+    let plan = state.plans.effective_plan(&tenant.location_id).await;
     let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
     let history = state
         .analysis
@@ -237,11 +245,6 @@ pub async fn get_history(
         pagination: page.describe(total),
         retention_days: plan.limits().history_retention_days,
     }))
-}
-
-async fn tenant_plan(state: &AppState, tenant: &Tenant) -> Result<Plan, ApiError> {
-    let subscription = state.subscriptions.get(&tenant.location_id).await?;
-    Ok(subscription.effective_plan()?)
 }
 
 /// The report as the plan may see it (free: first 3 issues, 2 recommendations, `upgrade`).

@@ -1,13 +1,17 @@
-//! API-key authentication of `/api/*`: a bearer key names exactly one location.
+//! Who is calling: a tenant's API key on `/api/*` ([`Tenant`], a bearer key names exactly one
+//! location) or an operator's token on `/internal/*` and `/metrics` ([`OperatorAccess`]), both
+//! read from `Authorization: Bearer` by [`bearer_token`].
 
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
+use subtle::ConstantTimeEq;
+
+use crate::config::Settings;
 use crate::domain::api_key::api_key_hash;
-use crate::error::ApiError;
-use crate::operator_auth::bearer_token;
-use crate::rate_limit::check_request_limit;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// The location the caller's key belongs to. Extract it first in a handler, so nothing about
@@ -62,7 +66,7 @@ impl FromRequest for Tenant {
                 .ok_or_else(|| ApiError::Unauthorized("The API key is not valid".to_owned()))?;
             let tenant = Tenant { location_id };
             tenant.check_named_location(named_location.as_deref())?;
-            if let Some(limit) = check_request_limit(&state, &tenant.location_id).await {
+            if let Some(limit) = state.rate_limiter.count_request(&tenant.location_id).await {
                 request.extensions_mut().insert(limit);
                 limit.enforce()?;
             }
@@ -76,4 +80,65 @@ fn query_location_id(request: &HttpRequest) -> Option<String> {
     url::form_urlencoded::parse(request.query_string().as_bytes())
         .find(|(name, _)| name == "locationId")
         .map(|(_, value)| value.into_owned())
+}
+
+/// `Ok` when the request may use an operator route guarded by `expected`.
+///
+/// Without a configured token the routes are open in development (local tooling) and do not
+/// exist in production, so a forgotten token never exposes them.
+pub fn check_operator_token(
+    request: &HttpRequest,
+    expected: Option<&str>,
+    settings: &Settings,
+) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return if settings.is_production() {
+            Err(ApiError::NotFound("Route not found".to_owned()))
+        } else {
+            Ok(())
+        };
+    };
+    let presented = bearer_token(request)
+        .ok_or_else(|| ApiError::Unauthorized("A bearer token is required".to_owned()))?;
+    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "The bearer token is not valid".to_owned(),
+        ))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Extracting this proves the caller may use `/internal/*`. Put it before body extractors so
+/// an unauthenticated caller learns nothing about the body's validity.
+pub struct OperatorAccess;
+
+impl FromRequest for OperatorAccess {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let outcome = match request.app_data::<web::Data<AppState>>() {
+            Some(state) => check_operator_token(
+                request,
+                state.settings.internal_api_token.as_deref(),
+                &state.settings,
+            )
+            .map(|()| OperatorAccess),
+            None => Err(ApiError::internal("application state is not registered")),
+        };
+        std::future::ready(outcome)
+    }
 }

@@ -1,7 +1,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
-use crate::operator_auth::check_operator_token;
+use crate::http::auth::check_operator_token;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Prometheus text; guarded by `METRICS_TOKEN`, else `INTERNAL_API_TOKEN`.

@@ -6,8 +6,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::domain::webhook::WebhookEvent;
-use crate::envelope::success;
-use crate::error::ApiError;
+use crate::http::envelope::success;
+use crate::http::error::ApiError;
 use crate::repository::postgres::WebhookEffect;
 use crate::repository::within;
 use crate::state::AppState;

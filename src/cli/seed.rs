@@ -2,8 +2,9 @@
 //! some healthy and some broken in the ways the analyzer reports. Idempotent.
 
 use crate::config::Settings;
-use crate::database::{self, DatabaseError};
 use crate::domain::api_key::api_key_hash;
+use crate::repository::postgres::database::{self, DatabaseError};
+use crate::repository::postgres::seed::{insert_demo_data, DemoData};
 
 pub const DEMO_LOCATION_ID: &str = "demoLocAcme7Hq2Vx9Lp4Tz";
 pub const DEMO_LOCATION_NAME: &str = "Acme Roofing (demo)";
@@ -13,23 +14,23 @@ pub const DEMO_API_KEY: &str = "gwd_demo_4f7c2a9e1b6d3f8a0c5e7b9d2a4f6c8e";
 const DEMO_WORKFLOWS: &[(&str, &str)] = &[
     (
         "new-lead-nurture",
-        include_str!("../demo/workflows/new-lead-nurture.json"),
+        include_str!("../../demo/workflows/new-lead-nurture.json"),
     ),
     (
         "appointment-reminder",
-        include_str!("../demo/workflows/appointment-reminder.json"),
+        include_str!("../../demo/workflows/appointment-reminder.json"),
     ),
     (
         "spinning-follow-up",
-        include_str!("../demo/workflows/spinning-follow-up.json"),
+        include_str!("../../demo/workflows/spinning-follow-up.json"),
     ),
     (
         "hot-lead-retrigger",
-        include_str!("../demo/workflows/hot-lead-retrigger.json"),
+        include_str!("../../demo/workflows/hot-lead-retrigger.json"),
     ),
     (
         "broken-draft",
-        include_str!("../demo/workflows/broken-draft.json"),
+        include_str!("../../demo/workflows/broken-draft.json"),
     ),
 ];
 
@@ -52,59 +53,22 @@ pub async fn seed_demo(settings: &Settings) -> Result<(), SeedError> {
     database::ensure_database_exists(&settings.database).await?;
     let pool = database::connect_lazy(&settings.database)?;
     database::migrate(&pool, &settings.database).await?;
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        r#"insert into locations (id, name) values ($1, $2)
-           on conflict (id) do nothing"#,
-    )
-    .bind(DEMO_LOCATION_ID)
-    .bind(DEMO_LOCATION_NAME)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, 'demo')
-           on conflict (key_hash) do nothing"#,
-    )
-    .bind(DEMO_LOCATION_ID)
-    .bind(api_key_hash(DEMO_API_KEY))
-    .execute(&mut *tx)
-    .await?;
+    let mut workflows = Vec::with_capacity(DEMO_WORKFLOWS.len());
     for (id, text) in DEMO_WORKFLOWS {
         let definition: serde_json::Value =
             serde_json::from_str(text).map_err(|e| SeedError::Document(id, e))?;
-        insert_demo_workflow(&mut tx, id, &definition).await?;
+        workflows.push((*id, definition));
     }
-    tx.commit().await?;
-    pool.close().await;
-    print_demo_banner(settings);
-    Ok(())
-}
-
-async fn insert_demo_workflow(
-    tx: &mut sqlx::PgConnection,
-    id: &str,
-    definition: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    let count = |field: &str| {
-        definition
-            .get(field)
-            .and_then(serde_json::Value::as_array)
-            .map_or(0, |items| i32::try_from(items.len()).unwrap_or(i32::MAX))
+    let demo = DemoData {
+        location_id: DEMO_LOCATION_ID,
+        location_name: DEMO_LOCATION_NAME,
+        key_hash: api_key_hash(DEMO_API_KEY),
+        workflows,
     };
-    sqlx::query(
-        r#"insert into workflows (location_id, id, name, status, version, definition, step_count, trigger_count)
-           values ($1, $2, $3, $4, 1, $5, $6, $7)
-           on conflict (location_id, id) do nothing"#,
-    )
-    .bind(DEMO_LOCATION_ID)
-    .bind(id)
-    .bind(definition.get("name").and_then(serde_json::Value::as_str).unwrap_or(id))
-    .bind(definition.get("status").and_then(serde_json::Value::as_str).unwrap_or("draft"))
-    .bind(definition)
-    .bind(count("steps"))
-    .bind(count("triggers"))
-    .execute(tx)
-    .await?;
+    let seeded = insert_demo_data(&pool, &demo).await;
+    pool.close().await;
+    seeded?;
+    print_demo_banner(settings);
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use crate::request_id::{current_request_id, with_current_request_id};
+use crate::http::request_id::{current_request_id, with_current_request_id};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

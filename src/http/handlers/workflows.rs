@@ -6,14 +6,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::Tenant;
 use crate::domain::ids::is_valid_workflow_id;
 use crate::domain::pagination::Page;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
-use crate::envelope::{success_raw, success_with_status};
-use crate::error::{ApiError, FieldError};
+use crate::http::auth::Tenant;
+use crate::http::envelope::{success_raw, success_with_status};
+use crate::http::error::{ApiError, FieldError};
+use crate::http::responses::{add_cache_headers, fetched_response};
 use crate::repository::{NewWorkflow, PutOutcome};
-use crate::routes::responses::{add_cache_headers, fetched_response};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]

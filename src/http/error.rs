@@ -4,7 +4,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::envelope::{error_body, ErrorPayload};
+use crate::http::envelope::{error_body, ErrorPayload};
+use crate::services::rate_limiter::RateLimitExceeded;
 use crate::telemetry::error_chain;
 
 /// One offending field of a request body or query (`details.errors[]`).
@@ -107,6 +108,14 @@ impl ApiError {
                 source: Some(source),
             } => log::warn!("{message}: {}", error_chain(source.as_ref())),
             _ => {}
+        }
+    }
+}
+
+impl From<RateLimitExceeded> for ApiError {
+    fn from(exceeded: RateLimitExceeded) -> Self {
+        ApiError::RateLimited {
+            retry_after_secs: exceeded.retry_after_secs,
         }
     }
 }

@@ -10,28 +10,19 @@
 //! per-instance, bounded in-memory map instead — limits stay enforced, per instance.
 //!
 //! The limit runs *after* authentication, because it needs the key's location and that
-//! location's plan (read through the cached subscription repository). The [`Tenant`] extractor
-//! calls [`check_request_limit`] and leaves the outcome in the request's extensions, where
-//! [`rate_limit_headers`] (a middleware on the `/api` scope) turns it into
-//! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds until the
-//! window resets) on every response, the 429 included.
+//! location's plan ([`Plans`]). The web layer's `Tenant` extractor asks
+//! [`RateLimiter::count_request`] and leaves the outcome in the request's extensions, where a
+//! middleware on the `/api` scope turns it into the `X-RateLimit-*` headers.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::HttpMessage;
+use prometheus::IntCounterVec;
 
-use crate::auth::Tenant;
-use crate::cache::WindowCount;
+use crate::cache::{Cache, WindowCount};
 use crate::domain::plan::Plan;
-use crate::error::ApiError;
-use crate::repository::RepositoryError;
-use crate::state::AppState;
+use crate::services::plans::Plans;
 
 /// Windows remembered per instance while Redis is unavailable (two per active location);
 /// the least recently used ones go first, so memory stays bounded.
@@ -39,10 +30,6 @@ const LOCAL_WINDOWS_CAPACITY: usize = 100_000;
 
 /// The analysis quota's window (the plans' "per hour").
 pub const ANALYSIS_WINDOW: Duration = Duration::from_secs(3_600);
-
-pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-pub const REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-pub const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// What is being counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +47,6 @@ impl Quota {
             Self::Requests => limits.requests_per_minute,
             Self::Analyses => limits.analyses_per_hour,
         })
-    }
-
-    fn window(self, state: &AppState) -> Duration {
-        match self {
-            Self::Requests => state.settings.rate_limit_window,
-            Self::Analyses => ANALYSIS_WINDOW,
-        }
     }
 
     fn as_str(self) -> &'static str {
@@ -113,16 +93,23 @@ impl RateLimitInfo {
         self.resets_in.as_millis().div_ceil(1_000).max(1) as u64
     }
 
-    /// `Err(429)` when the event did not fit.
-    pub fn enforce(self) -> Result<Self, ApiError> {
+    /// `Err` when the event did not fit (answered 429 with `Retry-After`).
+    pub fn enforce(self) -> Result<Self, RateLimitExceeded> {
         if self.allowed {
             Ok(self)
         } else {
-            Err(ApiError::RateLimited {
+            Err(RateLimitExceeded {
                 retry_after_secs: self.reset_secs(),
             })
         }
     }
+}
+
+/// A location went over one of its plan's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limit exceeded; retry after {retry_after_secs} s")]
+pub struct RateLimitExceeded {
+    pub retry_after_secs: u64,
 }
 
 /// The per-instance fallback: fixed windows in a bounded map (quick_cache; evicting a window
@@ -182,92 +169,87 @@ impl LocalWindows {
     }
 }
 
-/// Counts one request of `location_id` against its plan's per-window limit. `None` when
-/// `RATE_LIMIT_ENABLED=false`. The caller decides what to do with an exceeded limit
-/// ([`RateLimitInfo::enforce`]) so the headers can still be set on the 429.
-pub async fn check_request_limit(state: &AppState, location_id: &str) -> Option<RateLimitInfo> {
-    count(state, location_id, Quota::Requests).await
+/// Counts requests and analyses per location against its plan: in Redis through the cache
+/// when it answers, else in this instance's [`LocalWindows`].
+pub struct RateLimiter {
+    cache: Cache,
+    plans: Plans,
+    local: LocalWindows,
+    enabled: bool,
+    request_window: Duration,
+    /// `rate_limit_decisions_total{quota, outcome, store}`.
+    decisions: IntCounterVec,
 }
 
-/// Counts one analysis of the tenant against its plan's hourly quota: `Ok` when it may run
-/// (`None` when limits are off), else 429 `RATE_LIMIT_EXCEEDED` with `Retry-After`.
-/// Call it before starting the analysis itself.
-pub async fn check_analysis_quota(
-    state: &AppState,
-    tenant: &Tenant,
-) -> Result<Option<RateLimitInfo>, ApiError> {
-    count(state, &tenant.location_id, Quota::Analyses)
-        .await
-        .map(RateLimitInfo::enforce)
-        .transpose()
-}
-
-async fn count(state: &AppState, location_id: &str, quota: Quota) -> Option<RateLimitInfo> {
-    if !state.settings.rate_limit_enabled {
-        return None;
-    }
-    let limit = quota.limit(plan_of(state, location_id).await);
-    let window = quota.window(state);
-    let key = state
-        .cache
-        .keys()
-        .rate_limit(location_id, quota.key_segment());
-    let info = match state.cache.count_in_window(&key, window).await {
-        Some(counted) => RateLimitInfo::new(limit, counted, true),
-        None => RateLimitInfo::new(limit, state.local_windows.count(&key, window), false),
-    };
-    state
-        .metrics
-        .rate_limit
-        .with_label_values(&[
-            quota.as_str(),
-            if info.allowed { "allowed" } else { "limited" },
-            if info.shared { "redis" } else { "memory" },
-        ])
-        .inc();
-    Some(info)
-}
-
-/// The location's effective plan; when the subscription cannot be read (the database is down
-/// and nothing is cached) the free plan's limits apply, so the limiter never fails a request.
-async fn plan_of(state: &AppState, location_id: &str) -> Plan {
-    let plan = match state.subscriptions.get(location_id).await {
-        Ok(fetched) => fetched.effective_plan(),
-        Err(error) => Err(error),
-    };
-    match plan {
-        Ok(plan) => plan,
-        Err(RepositoryError::NotFound(_)) => Plan::Free,
-        Err(error) => {
-            log::warn!("rate limit: subscription unreadable, applying the free plan: {error}");
-            Plan::Free
+impl RateLimiter {
+    /// `enabled: false` (`RATE_LIMIT_ENABLED=false`) counts nothing.
+    pub fn new(
+        cache: Cache,
+        plans: Plans,
+        enabled: bool,
+        request_window: Duration,
+        decisions: IntCounterVec,
+    ) -> Self {
+        Self {
+            cache,
+            plans,
+            local: LocalWindows::default(),
+            enabled,
+            request_window,
+            decisions,
         }
     }
-}
 
-/// Adds the `X-RateLimit-*` headers of the request's counted window (left in the request's
-/// extensions by the [`Tenant`] extractor) to the response, errors included.
-pub async fn rate_limit_headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut response = next.call(req).await?;
-    let info = response
-        .request()
-        .extensions()
-        .get::<RateLimitInfo>()
-        .copied();
-    if let Some(info) = info {
-        let headers = response.headers_mut();
-        for (name, value) in [
-            (LIMIT_HEADER, info.limit),
-            (REMAINING_HEADER, info.remaining),
-            (RESET_HEADER, info.reset_secs()),
-        ] {
-            headers.insert(name, HeaderValue::from(value));
-        }
+    /// Counts one request of `location_id` against its plan's per-window limit. `None` when
+    /// limits are off. The caller decides what to do with an exceeded limit
+    /// ([`RateLimitInfo::enforce`]) so the headers can still be set on the 429.
+    pub async fn count_request(&self, location_id: &str) -> Option<RateLimitInfo> {
+        self.count(location_id, Quota::Requests).await
     }
-    Ok(response)
+
+    /// Counts one analysis against the plan's hourly quota: `Ok` when it may run (`None` when
+    /// limits are off). Call it before starting the analysis itself.
+    pub async fn count_analysis(
+        &self,
+        location_id: &str,
+    ) -> Result<Option<RateLimitInfo>, RateLimitExceeded> {
+        self.count(location_id, Quota::Analyses)
+            .await
+            .map(RateLimitInfo::enforce)
+            .transpose()
+    }
+
+    /// Windows counted in this instance's memory (while Redis was unavailable).
+    pub fn local_windows(&self) -> usize {
+        self.local.len()
+    }
+
+    async fn count(&self, location_id: &str, quota: Quota) -> Option<RateLimitInfo> {
+        if !self.enabled {
+            return None;
+        }
+        let limit = quota.limit(self.plans.effective_plan(location_id).await);
+        let window = match quota {
+            Quota::Requests => self.request_window,
+            Quota::Analyses => ANALYSIS_WINDOW,
+        };
+        let key = self
+            .cache
+            .keys()
+            .rate_limit(location_id, quota.key_segment());
+        let info = match self.cache.count_in_window(&key, window).await {
+            Some(counted) => RateLimitInfo::new(limit, counted, true),
+            None => RateLimitInfo::new(limit, self.local.count(&key, window), false),
+        };
+        self.decisions
+            .with_label_values(&[
+                quota.as_str(),
+                if info.allowed { "allowed" } else { "limited" },
+                if info.shared { "redis" } else { "memory" },
+            ])
+            .inc();
+        Some(info)
+    }
 }
 
 #[cfg(test)]
@@ -305,10 +287,12 @@ mod tests {
         assert!(last.enforce().is_ok());
         let over = RateLimitInfo::new(20, counted(21), true);
         assert_eq!(over.reset_secs(), 2);
-        match over.enforce() {
-            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 2),
-            other => panic!("expected 429, got {other:?}"),
-        }
+        assert_eq!(
+            over.enforce(),
+            Err(RateLimitExceeded {
+                retry_after_secs: 2
+            })
+        );
     }
 
     #[test]

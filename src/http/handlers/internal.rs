@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use crate::domain::api_key::{api_key_hash, generate_api_key};
 use crate::domain::ids::is_valid_location_id;
-use crate::envelope::{success, success_with_status};
-use crate::error::{ApiError, FieldError};
-use crate::operator_auth::OperatorAccess;
+use crate::http::auth::OperatorAccess;
+use crate::http::envelope::{success, success_with_status};
+use crate::http::error::{ApiError, FieldError};
 use crate::repository::{within, CreatedLocation};
 use crate::state::AppState;
 

@@ -1,0 +1,65 @@
+//! The demo data of `make dev` (`cli::seed`), written idempotently: what exists is kept.
+
+use sqlx::PgPool;
+
+/// One location, its demo key and its workflows (id, §7 document).
+pub struct DemoData {
+    pub location_id: &'static str,
+    pub location_name: &'static str,
+    pub key_hash: Vec<u8>,
+    pub workflows: Vec<(&'static str, serde_json::Value)>,
+}
+
+/// Inserts what is missing of `demo`, in one transaction.
+pub async fn insert_demo_data(pool: &PgPool, demo: &DemoData) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        r#"insert into locations (id, name) values ($1, $2)
+           on conflict (id) do nothing"#,
+    )
+    .bind(demo.location_id)
+    .bind(demo.location_name)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, 'demo')
+           on conflict (key_hash) do nothing"#,
+    )
+    .bind(demo.location_id)
+    .bind(&demo.key_hash)
+    .execute(&mut *tx)
+    .await?;
+    for (id, definition) in &demo.workflows {
+        insert_workflow(&mut tx, demo.location_id, id, definition).await?;
+    }
+    tx.commit().await
+}
+
+async fn insert_workflow(
+    tx: &mut sqlx::PgConnection,
+    location_id: &str,
+    id: &str,
+    definition: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let count = |field: &str| {
+        definition
+            .get(field)
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, |items| i32::try_from(items.len()).unwrap_or(i32::MAX))
+    };
+    sqlx::query(
+        r#"insert into workflows (location_id, id, name, status, version, definition, step_count, trigger_count)
+           values ($1, $2, $3, $4, 1, $5, $6, $7)
+           on conflict (location_id, id) do nothing"#,
+    )
+    .bind(location_id)
+    .bind(id)
+    .bind(definition.get("name").and_then(serde_json::Value::as_str).unwrap_or(id))
+    .bind(definition.get("status").and_then(serde_json::Value::as_str).unwrap_or("draft"))
+    .bind(definition)
+    .bind(count("steps"))
+    .bind(count("triggers"))
+    .execute(tx)
+    .await?;
+    Ok(())
+}

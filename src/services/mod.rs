@@ -1,0 +1,11 @@
+//! What the service does between the web layer and the repositories, with no actix-web here:
+//! analyses (and the threads they run on), the rate limiter, the cached list pages, cache
+//! warming.
+
+pub mod analysis;
+pub mod analysis_pool;
+pub mod cache_warming;
+mod json_scan;
+pub mod plans;
+pub mod rate_limiter;
+pub mod summary_pages;
