@@ -230,83 +230,30 @@ impl Inner {
             return L2Look::Miss;
         }
         let res = key.resource();
-        let t = std::time::Instant::now();
-        let mut get = redis::cmd("GET");
-        get.arg(key.as_str());
-        let got = self
-            .l2_run(self.s.l2_budget, move |c| {
-                async move { get.query_async::<Option<Vec<u8>>>(c).await }.boxed()
-            })
-            .await;
-        self.m.l2_duration.observe(t.elapsed().as_secs_f64());
-        let raw = match got {
-            Err(_) => {
-                self.m.op(Layer::Redis, Op::Error, res).inc();
-                return L2Look::Miss;
+        let miss = || {
+            if count_miss {
+                self.m.op(Layer::Redis, Op::Miss, res).inc();
             }
-            Ok(None) => {
-                if count_miss {
-                    self.m.op(Layer::Redis, Op::Miss, res).inc();
-                }
-                return L2Look::Miss;
-            }
-            Ok(Some(raw)) => Bytes::from(raw),
+            L2Look::Miss
+        };
+        let raw = match self.l2_get(key).await {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return miss(),
+            Err(()) => return L2Look::Miss,
         };
         let now = now_ms();
         // Lease first: a lease regained during the GET raises `trusted_after_ms` before it
         // renews the lease.
         let lease = self.lease_valid(now);
         let trusted = self.trusted_after_ms.load(Ordering::Acquire);
-        let (value, logical, written) = match wire::decode(raw.clone()) {
-            Err(_) => {
-                self.m.decode_errors.inc();
-                if count_miss {
-                    self.m.op(Layer::Redis, Op::Miss, res).inc();
-                }
-                log::warn!("cache: undecodable value in redis, deleting it");
-                let k = key.as_str().to_owned();
-                self.spawn_write(move |i| {
-                    async move {
-                        let script = i.del_script.clone();
-                        let _ = i
-                            .l2_run(i.s.l2_budget, move |c| {
-                                async move {
-                                    script.key(k).arg(raw.as_ref()).invoke_async::<i64>(c).await
-                                }
-                                .boxed()
-                            })
-                            .await;
-                    }
-                    .boxed()
-                });
-                return L2Look::Miss;
-            }
-            Ok(Record::Tombstone) => {
-                if count_miss {
-                    self.m.op(Layer::Redis, Op::Miss, res).inc();
-                }
-                return L2Look::Miss;
-            }
-            Ok(Record::Value {
-                payload,
-                logical_exp_ms,
-                written_ms,
-            }) => (Some(payload), logical_exp_ms, written_ms),
-            Ok(Record::Negative {
-                logical_exp_ms,
-                written_ms,
-            }) => (None, logical_exp_ms, written_ms),
+        let Some((value, logical, written)) = self.decode_l2(key, raw) else {
+            return miss();
         };
         if written < trusted || !lease {
-            if count_miss {
-                self.m.op(Layer::Redis, Op::Miss, res).inc();
-            }
-            return L2Look::Miss;
+            return miss();
         }
         if now >= logical {
-            if count_miss {
-                self.m.op(Layer::Redis, Op::Miss, res).inc();
-            }
+            miss();
             return match value {
                 Some(v) if now < logical + self.s.stale_grace.as_millis() as u64 => {
                     L2Look::Stale(v)
@@ -332,5 +279,58 @@ impl Inner {
             self.l1_insert(key.as_str(), entry, res);
         });
         L2Look::Fresh(value)
+    }
+
+    /// The raw value of `key` in Redis, timed; `Err` (counted as an error) when Redis failed.
+    async fn l2_get(&self, key: &CacheKey) -> Result<Option<Bytes>, ()> {
+        let t = std::time::Instant::now();
+        let mut get = redis::cmd("GET");
+        get.arg(key.as_str());
+        let got = self
+            .l2_run(self.s.l2_budget, move |c| {
+                async move { get.query_async::<Option<Vec<u8>>>(c).await }.boxed()
+            })
+            .await;
+        self.m.l2_duration.observe(t.elapsed().as_secs_f64());
+        got.map(|raw| raw.map(Bytes::from)).map_err(|_| {
+            self.m.op(Layer::Redis, Op::Error, key.resource()).inc();
+        })
+    }
+
+    /// `(value or "not found", logical expiry, written)` of a value read from Redis; `None`
+    /// for a tombstone and for bytes that do not decode (those are deleted, if unchanged).
+    fn decode_l2(&self, key: &CacheKey, raw: Bytes) -> Option<(Option<Bytes>, u64, u64)> {
+        match wire::decode(raw.clone()) {
+            Err(_) => {
+                self.m.decode_errors.inc();
+                log::warn!("cache: undecodable value in redis, deleting it");
+                let k = key.as_str().to_owned();
+                self.spawn_write(move |i| {
+                    async move {
+                        let script = i.del_script.clone();
+                        let _ = i
+                            .l2_run(i.s.l2_budget, move |c| {
+                                async move {
+                                    script.key(k).arg(raw.as_ref()).invoke_async::<i64>(c).await
+                                }
+                                .boxed()
+                            })
+                            .await;
+                    }
+                    .boxed()
+                });
+                None
+            }
+            Ok(Record::Tombstone) => None,
+            Ok(Record::Value {
+                payload,
+                logical_exp_ms,
+                written_ms,
+            }) => Some((Some(payload), logical_exp_ms, written_ms)),
+            Ok(Record::Negative {
+                logical_exp_ms,
+                written_ms,
+            }) => Some((None, logical_exp_ms, written_ms)),
+        }
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::breaker::BreakerState;
 use super::{lock, now_ms, Inner};
+use crate::config::NodeAddr;
 
 /// Breaker probing with capped backoff, pending-invalidation replay, gauge refresh.
 pub(super) async fn reconnect_loop(weak: Weak<Inner>, mut rx: watch::Receiver<bool>) {
@@ -116,53 +117,8 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                     i.heard_from_redis(sent);
                 }
                 first = false;
-                let (mut sink, mut stream) = ps.split();
-                // Frequent pings keep the lease (`LEASE_MS`) alive while Redis answers.
-                let mut ping = tokio::time::interval(Duration::from_millis(super::bus::PING_MS));
-                ping.tick().await;
-                let mut pings: u64 = 0;
-                let lost: String = 'listen: loop {
-                    tokio::select! {
-                        _ = rx.changed() => return,
-                        msg = stream.next() => match msg {
-                            Some(m) => {
-                                let Some(i) = weak.upgrade() else { return };
-                                i.on_bus_message(m.get_payload_bytes());
-                            }
-                            None => break "the connection closed".to_owned(),
-                        },
-                        _ = ping.tick() => {
-                            let sent = now_ms();
-                            let pong = tokio::time::timeout(
-                                Duration::from_secs(1),
-                                sink.ping::<redis::Value>(),
-                            )
-                            .await;
-                            match pong {
-                                Ok(Ok(_)) => {}
-                                Ok(Err(error)) => break format!("PING failed: {error}"),
-                                Err(_) => break "PING unanswered within 1 s".to_owned(),
-                            }
-                            let Some(i) = weak.upgrade() else { return };
-                            // Every message published before this PING reached Redis came
-                            // before its answer and is already queued: apply those first,
-                            // then renew the lease from when the PING was sent.
-                            while let Some(queued) = stream.next().now_or_never() {
-                                match queued {
-                                    Some(m) => i.on_bus_message(m.get_payload_bytes()),
-                                    None => break 'listen "the connection closed".to_owned(),
-                                }
-                            }
-                            i.heard_from_redis(sent);
-                            pings += 1;
-                            // PUBLISH goes to the slot's current owner, and only that node's
-                            // reply counts the receivers a writer waits for: follow the slot
-                            // when a failover moved it.
-                            if pings.is_multiple_of(10) && !i.still_owns_channel(node.as_ref()).await {
-                                break "the channel moved to another node".to_owned();
-                            }
-                        }
-                    }
+                let Some(lost) = listen(&weak, &mut rx, ps, node).await else {
+                    return;
                 };
                 let Some(i) = weak.upgrade() else { return };
                 i.subscribed.store(false, Ordering::Release);
@@ -178,6 +134,64 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = rx.changed() => return,
+        }
+    }
+}
+
+/// Listens on a subscribed connection: applies messages, pings to keep the lease, follows
+/// the channel's slot. Returns why the connection was given up, or `None` at shutdown.
+async fn listen(
+    weak: &Weak<Inner>,
+    rx: &mut watch::Receiver<bool>,
+    ps: redis::aio::PubSub,
+    node: Option<NodeAddr>,
+) -> Option<String> {
+    let (mut sink, mut stream) = ps.split();
+    // Frequent pings keep the lease (`LEASE_MS`) alive while Redis answers.
+    let mut ping = tokio::time::interval(Duration::from_millis(super::bus::PING_MS));
+    ping.tick().await;
+    let mut pings: u64 = 0;
+    'listen: loop {
+        tokio::select! {
+            _ = rx.changed() => return None,
+            msg = stream.next() => match msg {
+                Some(m) => {
+                    let i = weak.upgrade()?;
+                    i.on_bus_message(m.get_payload_bytes());
+                }
+                None => break Some("the connection closed".to_owned()),
+            },
+            _ = ping.tick() => {
+                let sent = now_ms();
+                let pong = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    sink.ping::<redis::Value>(),
+                )
+                .await;
+                match pong {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => break Some(format!("PING failed: {error}")),
+                    Err(_) => break Some("PING unanswered within 1 s".to_owned()),
+                }
+                let i = weak.upgrade()?;
+                // Every message published before this PING reached Redis came
+                // before its answer and is already queued: apply those first,
+                // then renew the lease from when the PING was sent.
+                while let Some(queued) = stream.next().now_or_never() {
+                    match queued {
+                        Some(m) => i.on_bus_message(m.get_payload_bytes()),
+                        None => break 'listen Some("the connection closed".to_owned()),
+                    }
+                }
+                i.heard_from_redis(sent);
+                pings += 1;
+                // PUBLISH goes to the slot's current owner, and only that node's
+                // reply counts the receivers a writer waits for: follow the slot
+                // when a failover moved it.
+                if pings.is_multiple_of(10) && !i.still_owns_channel(node.as_ref()).await {
+                    break Some("the channel moved to another node".to_owned());
+                }
+            }
         }
     }
 }
