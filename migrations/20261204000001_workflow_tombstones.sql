@@ -28,3 +28,14 @@ $$;
 create trigger workflows_remember_last_version
     after delete on workflows
     for each row execute function workflows_remember_last_version();
+
+-- Workflows deleted before this migration left their last analysed version in the history:
+-- their successors start after it too.
+insert into workflow_tombstones (location_id, workflow_id, last_version)
+select a.location_id, a.workflow_id, max(a.workflow_version)
+from analyses a
+where a.workflow_version >= 1
+  and not exists (
+      select 1 from workflows w where w.location_id = a.location_id and w.id = a.workflow_id
+  )
+group by a.location_id, a.workflow_id;
