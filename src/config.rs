@@ -28,6 +28,12 @@ impl AppEnvironment {
     }
 }
 
+/// `MAX_WORKFLOWS_PER_LOCATION` when unset.
+pub const DEFAULT_MAX_WORKFLOWS_PER_LOCATION: u32 = 1_000;
+/// Highest `MAX_WORKFLOWS_PER_LOCATION`: a location-wide analysis reads every workflow of the
+/// location at once.
+pub const MAX_MAX_WORKFLOWS_PER_LOCATION: u32 = 100_000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("configuration error: {variable} {problem}")]
 pub struct ConfigError {
@@ -91,6 +97,8 @@ pub struct Settings {
     pub rate_limit_window: Duration,
     pub frontend_url: Option<String>,
     pub max_workflow_steps: usize,
+    /// Workflows one location may have; creating one more is a 422.
+    pub max_workflows_per_location: u32,
     /// Analyses computed at once (threads of the analysis pool).
     pub analysis_concurrency: usize,
     /// `ANALYSIS_LOW_PRIORITY` (default on): analysis threads yield the CPU to request handling.
@@ -165,6 +173,12 @@ impl Settings {
                 "MAX_WORKFLOW_STEPS",
                 Some(5_000),
                 "a positive number of steps",
+            )?,
+            max_workflows_per_location: env.bounded(
+                "MAX_WORKFLOWS_PER_LOCATION",
+                DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
+                MAX_MAX_WORKFLOWS_PER_LOCATION,
+                "a number of workflows",
             )?,
             analysis_concurrency: env.parsed(
                 "ANALYSIS_CONCURRENCY",
@@ -261,6 +275,24 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
             ));
         }
         Ok(Duration::from_secs(value))
+    }
+
+    fn bounded(
+        &self,
+        name: &'static str,
+        default: u32,
+        max: u32,
+        what: &str,
+    ) -> Result<u32, ConfigError> {
+        let expected = format!("{what} from 1 to {max}");
+        let value: u32 = self.parsed(name, Some(default), &expected)?;
+        if value == 0 || value > max {
+            return Err(ConfigError::new(
+                name,
+                format!("is out of range: expected {expected}"),
+            ));
+        }
+        Ok(value)
     }
 
     fn millis(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
@@ -459,6 +491,19 @@ mod tests {
         assert_eq!(settings.analysis_priority, AnalysisPriority::Idle);
         let normal = settings_from(&[DB, ("ANALYSIS_LOW_PRIORITY", "false")]).unwrap();
         assert_eq!(normal.analysis_priority, AnalysisPriority::Normal);
+    }
+
+    #[test]
+    fn workflows_per_location_is_range_checked() {
+        let settings = settings_from(&[DB]).unwrap();
+        assert_eq!(settings.max_workflows_per_location, 1_000);
+        let set = settings_from(&[DB, ("MAX_WORKFLOWS_PER_LOCATION", "3")]).unwrap();
+        assert_eq!(set.max_workflows_per_location, 3);
+        for bad in ["0", "100001", "-1", "many"] {
+            let error = settings_from(&[DB, ("MAX_WORKFLOWS_PER_LOCATION", bad)]).unwrap_err();
+            assert_eq!(error.variable, "MAX_WORKFLOWS_PER_LOCATION", "{bad}");
+            assert!(error.problem.contains("1 to 100000"), "{}", error.problem);
+        }
     }
 
     #[test]

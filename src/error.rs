@@ -174,6 +174,12 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
     match error {
         E::NotFound(what) => Some(ApiError::NotFound(format!("{what} not found"))),
         E::Conflict(what) => Some(ApiError::Conflict(format!("{what} already exists"))),
+        E::WorkflowLimit { limit } => Some(ApiError::Validation(vec![FieldError::new(
+            "id",
+            format!(
+                "cannot create another workflow: this location already has {limit}, the most a location may have (MAX_WORKFLOWS_PER_LOCATION); delete one or replace an existing id"
+            ),
+        )])),
         E::PreconditionFailed {
             current: Some(version),
         } => Some(ApiError::PreconditionFailed(format!(
@@ -189,6 +195,7 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             DatabaseErrorKind::Conflict => {
                 Some(ApiError::Conflict("Resource already exists".to_owned()))
             }
+            DatabaseErrorKind::Unstorable => Some(unstorable(error)),
             DatabaseErrorKind::Unavailable | DatabaseErrorKind::Other => None,
         },
         E::Shared(inner) => from_repository_ref(inner),
@@ -236,6 +243,8 @@ const DATABASE_UNAVAILABLE: &str = "The database is unavailable, try again short
 enum DatabaseErrorKind {
     NotFound,
     Conflict,
+    /// The database refused a value: a NUL, bytes it cannot store, a check constraint.
+    Unstorable,
     Unavailable,
     Other,
 }
@@ -247,6 +256,9 @@ fn database_error_kind(error: &sqlx::Error) -> DatabaseErrorKind {
         sqlx::Error::Database(db) if db.is_unique_violation() => DatabaseErrorKind::Conflict,
         sqlx::Error::Database(db) if is_unavailability_code(db.code().as_deref()) => {
             DatabaseErrorKind::Unavailable
+        }
+        sqlx::Error::Database(db) if is_unstorable_code(db.code().as_deref()) => {
+            DatabaseErrorKind::Unstorable
         }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -263,9 +275,48 @@ pub fn classify_database_error(error: sqlx::Error, what: &str) -> ApiError {
     match database_error_kind(&error) {
         DatabaseErrorKind::NotFound => ApiError::NotFound(format!("{what} not found")),
         DatabaseErrorKind::Conflict => ApiError::Conflict(format!("{what} already exists")),
+        DatabaseErrorKind::Unstorable => unstorable(&error),
         DatabaseErrorKind::Unavailable => ApiError::unavailable(DATABASE_UNAVAILABLE, error),
         DatabaseErrorKind::Other => ApiError::internal(error),
     }
+}
+
+/// SQLSTATEs of a value the database will not store: invalid byte sequence (22021, a NUL in
+/// `text`), unsupported Unicode escape (22P05, a NUL in `jsonb`), value too long (22001),
+/// check violation (23514). Validation checks all of these first (`domain::stored_text`);
+/// this is the net for a case it missed, which is the client's input, not a server fault.
+fn is_unstorable_code(code: Option<&str>) -> bool {
+    matches!(code, Some("22021" | "22P05" | "22001" | "23514"))
+}
+
+/// A 422 naming the column when the database named one (a check constraint's default name
+/// is `{table}_{column}_check`), else the body. The database's own message is not passed on:
+/// it can quote the value.
+fn unstorable(error: &sqlx::Error) -> ApiError {
+    let db = match error {
+        sqlx::Error::Database(db) => Some(db),
+        _ => None,
+    };
+    let code = db.and_then(|db| db.code()).unwrap_or_default();
+    let constraint = db.and_then(|db| db.constraint()).unwrap_or_default();
+    log::warn!(
+        "the database refused a value that validation let through (SQLSTATE {code}, constraint {constraint:?})"
+    );
+    let column = db.and_then(|db| {
+        let table = db.table()?;
+        db.constraint()?
+            .strip_prefix(table)?
+            .strip_prefix('_')?
+            .strip_suffix("_check")
+    });
+    let error = match column {
+        Some(column) => FieldError::new(column, "is not a value that can be stored"),
+        None => FieldError::new(
+            "body",
+            "holds text that cannot be stored (e.g. a NUL character, \\u0000)",
+        ),
+    };
+    ApiError::Validation(vec![error])
 }
 
 /// SQLSTATEs that mean "not now" rather than "wrong": connection exceptions (08),

@@ -65,7 +65,11 @@ impl AppState {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let bypass = settings.cache.bypass;
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
-            Arc::new(PgWorkflowRepository::new(db.clone()).with_hot_reads(hot)),
+            Arc::new(
+                PgWorkflowRepository::new(db.clone())
+                    .with_hot_reads(hot)
+                    .with_max_per_location(settings.max_workflows_per_location),
+            ),
             reads.clone().bypassing(bypass),
         ));
         let analysis = AnalysisService::new(

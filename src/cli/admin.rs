@@ -7,6 +7,7 @@ use crate::api_keys::{api_key_hash, generate_api_key};
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::database;
+use crate::domain::stored_text::{check_nul, check_text, LOCATION_NAME_CHARS};
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
@@ -41,10 +42,11 @@ pub async fn create_location(settings: &Settings, id: &str, name: &str) -> Resul
             "--id must be 1-64 letters, digits, '_' or '-' (a GoHighLevel location id)".to_owned(),
         ));
     }
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AdminError::Invalid(
-            "--name must be 1-200 characters".to_owned(),
-        ));
+    if let Some(error) = check_text("--name", name, LOCATION_NAME_CHARS) {
+        return Err(AdminError::Invalid(format!(
+            "{} {}",
+            error.field, error.message
+        )));
     }
     let pool = database::connect_lazy(&settings.database)?;
     let key = generate_api_key();
@@ -63,6 +65,12 @@ pub async fn create_key(
     location_id: &str,
     label: &str,
 ) -> Result<(), AdminError> {
+    if let Some(error) = check_nul("--label", label) {
+        return Err(AdminError::Invalid(format!(
+            "{} {}",
+            error.field, error.message
+        )));
+    }
     let pool = database::connect_lazy(&settings.database)?;
     let key = generate_api_key();
     let created = PgApiKeyRepository::new(pool.clone())

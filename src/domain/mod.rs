@@ -2,5 +2,6 @@
 
 pub mod analysis;
 pub mod plan;
+pub mod stored_text;
 pub mod webhook;
 pub mod workflow;

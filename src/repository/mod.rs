@@ -20,6 +20,9 @@ pub enum RepositoryError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// Creating one more workflow would pass `MAX_WORKFLOWS_PER_LOCATION`.
+    #[error("the location already has {limit} workflows, the most it may have")]
+    WorkflowLimit { limit: u32 },
     #[error("version precondition failed (current version: {current:?})")]
     PreconditionFailed { current: Option<i64> },
     #[error("database error")]

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::api_keys::{api_key_hash, generate_api_key};
+use crate::domain::stored_text::{check_text, LOCATION_NAME_CHARS};
 use crate::envelope::{success, success_with_status};
 use crate::error::{ApiError, FieldError};
 use crate::operator_auth::OperatorAccess;
@@ -37,9 +38,7 @@ impl TryFrom<CreateLocationRequest> for NewLocation {
             ));
         }
         let name = request.name.unwrap_or_default().trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            errors.push(FieldError::new("name", "must be 1-200 characters"));
-        }
+        errors.extend(check_text("name", &name, LOCATION_NAME_CHARS));
         if errors.is_empty() {
             Ok(Self { id, name })
         } else {
