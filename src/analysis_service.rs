@@ -11,7 +11,7 @@
 //! stored analysis is not cancelled with its request: it is a cache load shared by every
 //! request for it, and its report (within the budget) serves the retry.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -240,13 +240,26 @@ impl AnalysisService {
         T: Send + 'static,
         F: FnOnce(&AtomicBool) -> T + Send + 'static,
     {
+        let started = Arc::new(AtomicBool::new(false));
+        let marked = Arc::clone(&started);
+        let job = move |cancel: &AtomicBool| {
+            marked.store(true, Ordering::Relaxed);
+            work(cancel)
+        };
         // On the deadline the pool's future is dropped, which raises the cancel flag.
-        tokio::time::timeout(
+        match tokio::time::timeout(
             self.reads.deadline(),
-            self.on_analysis_threads(Owner::Location(location_id), work),
+            self.on_analysis_threads(Owner::Location(location_id), job),
         )
         .await
-        .unwrap_or(Err(RepositoryError::AnalysisBusy))
+        {
+            Ok(result) => result,
+            // Started: it stops at its next check, and the caller is told it did not finish.
+            Err(_) if started.load(Ordering::Relaxed) => {
+                Err(RepositoryError::Abandoned(AnalysisAbandoned::Cancelled))
+            }
+            Err(_) => Err(RepositoryError::AnalysisBusy),
+        }
     }
 
     /// A document that is not stored, posted by `location_id`: analyzed, neither cached nor
@@ -496,9 +509,73 @@ mod tests {
     use crate::repository::postgres::{PgAnalysisRepository, PgWorkflowRepository};
     use std::time::Duration;
 
-    /// A service whose pool has one thread and whose requests wait at most 50 ms. Its
-    /// repositories are never reached here (the pool alone is exercised).
     fn service_with_one_thread() -> AnalysisService {
+        service_with_one_thread_waiting(Duration::from_millis(50))
+    }
+
+    /// A chain of `n` webhooks (analysis costs about 10 µs of CPU a step in a debug build).
+    fn webhook_chain(n: usize) -> WorkflowDocument {
+        let steps: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let next = (i + 1 < n).then(|| format!("s{}", i + 1));
+                serde_json::json!({"id": format!("s{i}"), "type": "webhook", "next": next,
+                    "config": {"url": format!("http://10.0.0.{}/h", i % 250)}})
+            })
+            .collect();
+        WorkflowDocument::from_json(&serde_json::json!({"name": "chain", "status": "published",
+            "start": "s0", "triggers": [{"id": "t", "type": "form_submitted"}], "steps": steps}))
+        .expect("a document")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_timed_out_frees_the_thread_for_the_next_location() {
+        // A's analysis needs several times the deadline; the budget never runs out. Without
+        // the cancel flag the one thread would stay on A's analysis past B's deadline too.
+        let deadline = Duration::from_millis(250);
+        let service =
+            service_with_one_thread_waiting(deadline).with_budget(Duration::from_secs(60));
+        let (heavy, small) = (webhook_chain(80_000), webhook_chain(3));
+
+        let a = service
+            .ad_hoc_report("A", heavy, "big".to_owned(), Plan::Agency)
+            .await;
+        let b = service
+            .ad_hoc_report("B", small, "small".to_owned(), Plan::Agency)
+            .await;
+
+        assert!(
+            matches!(
+                a,
+                Err(RepositoryError::Abandoned(AnalysisAbandoned::Cancelled))
+            ),
+            "{a:?}"
+        );
+        let report: AnalysisReport =
+            serde_json::from_slice(&b.expect("B is answered")).expect("a report");
+        assert_eq!(report.workflow_id, "small");
+    }
+
+    #[tokio::test]
+    async fn an_ad_hoc_document_over_the_budget_is_too_complex() {
+        let budget = Duration::from_millis(1);
+        let service = service_with_one_thread_waiting(Duration::from_secs(60)).with_budget(budget);
+
+        let result = service
+            .ad_hoc_report("A", webhook_chain(20_000), "big".to_owned(), Plan::Agency)
+            .await;
+
+        assert!(
+            matches!(
+                result,
+                Err(RepositoryError::Abandoned(AnalysisAbandoned::TooComplex { budget: b })) if b == budget
+            ),
+            "{result:?}"
+        );
+    }
+
+    /// A service whose pool has one thread and whose requests wait at most `deadline`. Its
+    /// repositories are never reached here (the pool alone is exercised).
+    fn service_with_one_thread_waiting(deadline: Duration) -> AnalysisService {
         let cache = Cache::new(CacheSettings::default(), &prometheus::Registry::new())
             .expect("in-process cache");
         let db =
@@ -506,7 +583,7 @@ mod tests {
         AnalysisService::new(
             Arc::new(PgWorkflowRepository::new(db.clone())),
             Arc::new(PgAnalysisRepository::new(db)),
-            ReadThrough::new(cache, Duration::from_millis(50)),
+            ReadThrough::new(cache, deadline),
             AnalysisPool::new(1, AnalysisPriority::Normal).expect("pool"),
             false,
         )

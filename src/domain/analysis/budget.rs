@@ -92,7 +92,7 @@ pub(crate) trait Checkpoint {
     fn check(&self) -> Result<(), Self::Stop>;
     /// A check every [`CHECK_EVERY`] items of a loop (`i` counts from 0).
     fn check_every(&self, i: usize) -> Result<(), Self::Stop> {
-        if i % CHECK_EVERY == 0 {
+        if i.is_multiple_of(CHECK_EVERY) {
             self.check()
         } else {
             Ok(())

@@ -437,4 +437,6 @@ fn analyze<C: Checkpoint>(
 }
 
 #[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
 mod tests;
