@@ -76,10 +76,14 @@ fn assert_too_complex(status: u16, body: &Value, budget_ms: u64) {
 
 #[tokio::test]
 async fn a_too_complex_document_is_422_while_another_location_is_answered() {
-    // A budget far below the heavy document's CPU time and far above a small one's.
+    // A budget far below the heavy document's CPU time and far above a small one's; a
+    // generous request deadline and normal priority, so that a machine busy with other tests
+    // makes the analyses slower, not 503.
     let app = spawn_app_with(|env| {
         env.insert("ANALYSIS_BUDGET_MS".into(), "4".into());
         env.insert("ANALYSIS_CONCURRENCY".into(), "1".into());
+        env.insert("ANALYSIS_LOW_PRIORITY".into(), "false".into());
+        env.insert("REQUEST_TIMEOUT_MS".into(), "30000".into());
     })
     .await;
     let a = app.create_location("locHeavyA").await;
@@ -103,6 +107,8 @@ async fn a_too_complex_document_is_422_while_another_location_is_answered() {
 async fn a_stored_too_complex_workflow_answers_422_every_time_and_is_never_recorded() {
     let app = spawn_app_with(|env| {
         env.insert("ANALYSIS_BUDGET_MS".into(), "4".into());
+        env.insert("ANALYSIS_LOW_PRIORITY".into(), "false".into());
+        env.insert("REQUEST_TIMEOUT_MS".into(), "30000".into());
     })
     .await;
     let a = app.create_location("locHeavyA").await;
