@@ -103,6 +103,9 @@ pub struct Settings {
     pub analysis_concurrency: usize,
     /// `ANALYSIS_LOW_PRIORITY` (default on): analysis threads yield the CPU to request handling.
     pub analysis_priority: AnalysisPriority,
+    /// `ANALYSIS_BUDGET_MS`: CPU time one analysis may take before it is abandoned as too
+    /// complex (422).
+    pub analysis_budget: Duration,
 }
 
 impl Settings {
@@ -190,6 +193,9 @@ impl Settings {
             } else {
                 AnalysisPriority::Normal
             },
+            // Below REQUEST_TIMEOUT_MS by default, so a too-complex document is told so (422)
+            // before its caller's deadline answers a plain 503.
+            analysis_budget: env.millis("ANALYSIS_BUDGET_MS", 1_000, 60_000)?,
         })
     }
 
@@ -491,6 +497,18 @@ mod tests {
         assert_eq!(settings.analysis_priority, AnalysisPriority::Idle);
         let normal = settings_from(&[DB, ("ANALYSIS_LOW_PRIORITY", "false")]).unwrap();
         assert_eq!(normal.analysis_priority, AnalysisPriority::Normal);
+        assert_eq!(settings.analysis_budget, Duration::from_millis(1_000));
+    }
+
+    #[test]
+    fn analysis_budget_is_range_checked_and_named() {
+        let set = settings_from(&[DB, ("ANALYSIS_BUDGET_MS", "250")]).unwrap();
+        assert_eq!(set.analysis_budget, Duration::from_millis(250));
+        for bad in ["0", "60001", "2s", "-1"] {
+            let err = settings_from(&[DB, ("ANALYSIS_BUDGET_MS", bad)]).unwrap_err();
+            assert_eq!(err.variable, "ANALYSIS_BUDGET_MS", "{bad}");
+            assert!(err.to_string().contains("ANALYSIS_BUDGET_MS"), "{bad}");
+        }
     }
 
     #[test]

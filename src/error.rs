@@ -31,6 +31,13 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request validation failed")]
     Validation(Vec<FieldError>),
+    /// A 422 `VALIDATION_ERROR` whose message says more than how many fields are wrong
+    /// (a document too complex to analyze).
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        errors: Vec<FieldError>,
+    },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
@@ -65,7 +72,7 @@ impl ApiError {
             Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
-            Self::Validation(_) => "VALIDATION_ERROR",
+            Self::Validation(_) | Self::Unprocessable { .. } => "VALIDATION_ERROR",
             Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             Self::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
@@ -91,7 +98,9 @@ impl ApiError {
 
     fn details(&self) -> Option<serde_json::Value> {
         match self {
-            Self::Validation(errors) => Some(serde_json::json!({ "errors": errors })),
+            Self::Validation(errors) | Self::Unprocessable { errors, .. } => {
+                Some(serde_json::json!({ "errors": errors }))
+            }
             _ => None,
         }
     }
@@ -133,7 +142,7 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -211,7 +220,39 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             message: "The change was saved, but not every server could be told yet, so reads may briefly show the previous version; read it back before retrying".to_owned(),
             source: None,
         }),
+        E::Abandoned(abandoned) => Some(from_abandoned(*abandoned)),
+        // One location's requests waiting for the analysis threads are capped (fairness):
+        // its next one is a client-side excess, retried shortly.
+        E::LocationBusy => Some(ApiError::RateLimited {
+            retry_after_secs: 1,
+        }),
         E::Decode(_) | E::Computation(_) => None,
+    }
+}
+
+/// A too-complex document is the client's to change (422, like any other limit); a
+/// cancelled analysis only means the request deadline passed first (503, retry).
+fn from_abandoned(abandoned: crate::domain::analysis::AnalysisAbandoned) -> ApiError {
+    use crate::domain::analysis::AnalysisAbandoned as A;
+    match abandoned {
+        A::TooComplex { budget } => {
+            let ms = budget.as_millis();
+            ApiError::Unprocessable {
+                message: format!(
+                    "The workflow is too complex to analyze within the analysis budget of {ms} ms"
+                ),
+                errors: vec![FieldError::new(
+                    "workflow",
+                    format!(
+                        "too complex to analyze within {ms} ms of CPU time (ANALYSIS_BUDGET_MS); split it into smaller workflows or remove repeated steps, branches and tags"
+                    ),
+                )],
+            }
+        }
+        A::Cancelled => ApiError::ServiceUnavailable {
+            message: "The analysis did not finish before the request deadline because the server is busy, try again shortly".to_owned(),
+            source: None,
+        },
     }
 }
 
@@ -450,6 +491,14 @@ mod tests {
             ),
             (ApiError::Validation(vec![]), 422, "VALIDATION_ERROR"),
             (
+                ApiError::Unprocessable {
+                    message: "x".into(),
+                    errors: vec![],
+                },
+                422,
+                "VALIDATION_ERROR",
+            ),
+            (
                 ApiError::RateLimited {
                     retry_after_secs: 3,
                 },
@@ -468,6 +517,30 @@ mod tests {
     fn internal_errors_do_not_leak_their_cause() {
         let error = ApiError::internal("password=hunter2 in a connection string");
         assert_eq!(error.public_message(), "An unexpected error occurred");
+    }
+
+    #[test]
+    fn an_abandoned_analysis_is_422_when_too_complex_and_503_when_cancelled() {
+        use crate::domain::analysis::AnalysisAbandoned;
+        use crate::repository::RepositoryError;
+        let too_complex = AnalysisAbandoned::TooComplex {
+            budget: std::time::Duration::from_millis(1500),
+        };
+        let shared = RepositoryError::Shared(std::sync::Arc::new(too_complex.into()));
+
+        let error = ApiError::from(shared);
+
+        assert_eq!(error.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.code(), "VALIDATION_ERROR");
+        assert!(error.public_message().contains("too complex"));
+        assert!(error.public_message().contains("1500 ms"));
+        let details = error.details().expect("details");
+        assert_eq!(details["errors"][0]["field"], "workflow");
+
+        let cancelled = ApiError::from(RepositoryError::from(AnalysisAbandoned::Cancelled));
+        assert_eq!(cancelled.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let busy = ApiError::from(RepositoryError::LocationBusy);
+        assert_eq!(busy.status_code(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[test]

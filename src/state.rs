@@ -78,7 +78,8 @@ impl AppState {
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
             bypass,
-        );
+        )
+        .with_budget(settings.analysis_budget);
         Ok(Self {
             settings: Arc::new(settings),
             locations: Arc::new(PgLocationRepository::new(db.clone())),

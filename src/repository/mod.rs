@@ -40,6 +40,12 @@ pub enum RepositoryError {
     /// busy serving requests, which analyses yield to).
     #[error("the analysis pool did not get to the work in time")]
     AnalysisBusy,
+    /// The analysis stopped before its report: over its time budget, or its caller left.
+    #[error(transparent)]
+    Abandoned(#[from] crate::domain::analysis::AnalysisAbandoned),
+    /// The location already has as many analyses waiting as it may (per-location fairness).
+    #[error("this location already has too many analyses waiting")]
+    LocationBusy,
     /// The write committed, but the cache could not make every instance drop what it
     /// replaced (Redis answered, the invalidation did not get through in time): answering it
     /// as a success could be followed by reads of the previous version elsewhere.

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod analysis;
+mod analysis_budget;
 mod analysis_robustness;
 mod binary;
 mod cache;
