@@ -608,7 +608,10 @@ mod tests {
             "canary-sentinel-pw",
         ];
         let single = settings_from(&[
-            ("DATABASE_URL", "postgres://app:canary-db-pw@localhost:5432/app"),
+            (
+                "DATABASE_URL",
+                "postgres://app:canary-db-pw@localhost:5432/app",
+            ),
             ("REDIS_URL", "redis://default:canary-redis-pw@cache:6379/0"),
             ("INTERNAL_API_TOKEN", "canary-internal"),
             ("METRICS_TOKEN", "canary-metrics"),
@@ -616,7 +619,10 @@ mod tests {
         ])
         .unwrap();
         let sentinel = settings_from(&[
-            ("DATABASE_URL", "postgres://app:canary-db-pw@localhost:5432/app"),
+            (
+                "DATABASE_URL",
+                "postgres://app:canary-db-pw@localhost:5432/app",
+            ),
             ("REDIS_SENTINELS", "s1:26379,s2:26379"),
             ("REDIS_SENTINEL_MASTER", "mymaster"),
             ("REDIS_USERNAME", "app"),
