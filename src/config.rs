@@ -88,6 +88,9 @@ pub struct Settings {
     pub internal_api_token: Option<String>,
     pub metrics_token: Option<String>,
     pub webhook_secret: Option<String>,
+    /// `WEBHOOK_TOLERANCE_SECS`: how far a webhook's signed `timestamp` may be from this
+    /// server's clock, either way; also how long event ids are remembered (twice this).
+    pub webhook_tolerance: Duration,
     pub rate_limit_enabled: bool,
     /// Length of the per-plan request window (`RATE_LIMIT_WINDOW_SECS`, default 60 = the
     /// plans' "per minute"; shorter only so tests need not wait a minute).
@@ -161,6 +164,7 @@ impl Settings {
             internal_api_token: env.secret("INTERNAL_API_TOKEN"),
             metrics_token: env.secret("METRICS_TOKEN"),
             webhook_secret: env.secret("GHL_WEBHOOK_SECRET"),
+            webhook_tolerance: env.bounded_seconds("WEBHOOK_TOLERANCE_SECS", 300, 86_400)?,
             rate_limit_enabled: env.flag("RATE_LIMIT_ENABLED", true)?,
             rate_limit_window: env.bounded_seconds("RATE_LIMIT_WINDOW_SECS", 60, 3_600)?,
             frontend_url: env.frontend_url()?,
@@ -220,6 +224,7 @@ impl fmt::Debug for Settings {
             .field("internal_api_token", &redacted(&self.internal_api_token))
             .field("metrics_token", &redacted(&self.metrics_token))
             .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("webhook_tolerance", &self.webhook_tolerance)
             .field("rate_limit_enabled", &self.rate_limit_enabled)
             .field("rate_limit_window", &self.rate_limit_window)
             .field("frontend_url", &self.frontend_url)
@@ -499,6 +504,7 @@ mod tests {
         assert!(settings.cache.topology.is_none());
         assert!(settings.rate_limit_enabled);
         assert_eq!(settings.rate_limit_window, Duration::from_secs(60));
+        assert_eq!(settings.webhook_tolerance, Duration::from_secs(300));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
         assert_eq!(settings.database.acquire_timeout, Duration::from_secs(1));
         assert_eq!(settings.analysis_concurrency, 1);
@@ -521,6 +527,7 @@ mod tests {
             ("APP_ENV", "staging"),
             ("RATE_LIMIT_ENABLED", "maybe"),
             ("RATE_LIMIT_WINDOW_SECS", "0"),
+            ("WEBHOOK_TOLERANCE_SECS", "0"),
             ("REDIS_URL", "http://user:hunter2@host:1"),
             ("CACHE_PREFIX", "has space"),
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "30000"),
