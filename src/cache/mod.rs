@@ -110,6 +110,7 @@ pub mod keys;
 mod l1;
 pub mod l2;
 pub mod metrics;
+pub mod node_probe;
 mod tasks;
 mod thread_flights;
 pub mod topology;
@@ -133,7 +134,8 @@ use tokio::task::JoinHandle;
 
 pub use breaker::BreakerState;
 pub use keys::{CacheKey, CacheKeys, Resource};
-pub use topology::{NodeAddr, NodeAuth, RedisTopology, TopologyHealth};
+pub use node_probe::{NodeCounts, TopologyHealth};
+pub use topology::{NodeAddr, NodeAuth, RedisTopology};
 
 use breaker::Breaker;
 use guard::{Guard, Ticket, TOMBSTONE_TTL};
@@ -241,6 +243,8 @@ struct Inner {
     fill_script: Arc<redis::Script>,
     del_script: Arc<redis::Script>,
     counter_script: Arc<redis::Script>,
+    /// Health's kept connections to the Sentinels (Sentinel topology only).
+    sentinel_probe: Option<node_probe::SentinelProbe>,
     me: Weak<Inner>,
 }
 
@@ -345,6 +349,10 @@ impl Cache {
             fill_script: Arc::new(redis::Script::new(l2::FILL_SCRIPT)),
             del_script: Arc::new(redis::Script::new(l2::DEL_IF_EQ_SCRIPT)),
             counter_script: Arc::new(redis::Script::new(l2::WINDOW_COUNTER_SCRIPT)),
+            sentinel_probe: settings
+                .redis
+                .as_ref()
+                .and_then(node_probe::SentinelProbe::for_topology),
             me: me.clone(),
             s: settings,
             l1,
@@ -753,11 +761,13 @@ impl Cache {
     }
 
     /// CONTRACT §5 cache check. Answers within ~300 ms even when Redis hangs: an open
-    /// breaker answers at once, otherwise one PING bounded by 250 ms.
+    /// breaker answers at once, otherwise one command bounded by 250 ms through the pool
+    /// (PING; `CLUSTER NODES` on a Cluster, which also counts its members), plus, on Sentinel,
+    /// PINGs on the kept sentinel connections. No connection is opened per call.
     pub async fn health(&self) -> CacheHealth {
         let i = &self.0;
         let size = i.l1.as_ref().map_or(0, |c| c.len() as u64);
-        if i.l2.is_none() {
+        let Some(l2) = i.l2.as_ref() else {
             return CacheHealth {
                 status: HealthStatus::Healthy,
                 kind: CacheType::InMemory,
@@ -766,26 +776,42 @@ impl Cache {
                 message: Some("Redis not configured".into()),
                 topology: None,
             };
-        }
+        };
         let budget = Duration::from_millis(250);
-        let pinged =
-            async { !i.shut.load(Ordering::Acquire) && i.breaker.allows() && i.ping(budget).await };
-        let (ok, topology) = match i.l2.as_ref().map(|l2| &l2.topology) {
-            Some(t @ (RedisTopology::Cluster { .. } | RedisTopology::Sentinel { .. })) => {
-                let (ok, nodes) = futures::join!(pinged, topology::probe_nodes(t, budget));
-                (ok, Some(nodes))
-            }
-            _ => {
-                let ok = pinged.await;
-                let single = TopologyHealth {
-                    kind: "single",
-                    nodes: 1,
-                    answering: usize::from(ok),
-                    primary: None,
+        let usable = !i.shut.load(Ordering::Acquire) && i.breaker.allows();
+        let (ok, topology) = match &l2.topology {
+            RedisTopology::Cluster { nodes, .. } => {
+                let answer = if usable {
+                    i.cluster_nodes(budget).await
+                } else {
+                    None
                 };
-                (ok, Some(single))
+                let health = TopologyHealth::cluster(answer.as_deref(), nodes.len());
+                (answer.is_some(), health)
+            }
+            RedisTopology::Sentinel { sentinels, .. } => {
+                let pinged = async { usable && i.ping(budget).await };
+                let sentinels_health = async {
+                    match &i.sentinel_probe {
+                        Some(probe) => probe.probe(budget).await,
+                        None => TopologyHealth {
+                            kind: "sentinel",
+                            nodes: NodeCounts {
+                                total: sentinels.len(),
+                                reachable: 0,
+                            },
+                            primary: None,
+                        },
+                    }
+                };
+                futures::join!(pinged, sentinels_health)
+            }
+            RedisTopology::Single { .. } => {
+                let ok = usable && i.ping(budget).await;
+                (ok, TopologyHealth::single(ok))
             }
         };
+        let topology = Some(topology);
         if ok {
             CacheHealth {
                 status: HealthStatus::Healthy,
@@ -1056,6 +1082,20 @@ impl Inner {
         if let Some(l2) = &self.l2 {
             l2.reset_pool();
         }
+    }
+
+    /// `CLUSTER NODES`, asked through the pool of the primary owning the channel's slot.
+    async fn cluster_nodes(&self, budget: Duration) -> Option<String> {
+        let channel = self.channel.clone();
+        self.l2_run(budget, move |c| {
+            async move {
+                c.query_at_key::<String>(&channel, redis::cmd("CLUSTER").arg("NODES").clone())
+                    .await
+            }
+            .boxed()
+        })
+        .await
+        .ok()
     }
 
     async fn ping(&self, budget: Duration) -> bool {
