@@ -262,3 +262,12 @@ impl CacheHealth {
         self
     }
 }
+
+/// What an invalidation reached: [`Invalidation`] plus, when it was published, how many
+/// subscribers PUBLISH reported and how many of them acknowledged within their lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidationReport {
+    pub outcome: Invalidation,
+    pub receivers: u64,
+    pub acknowledged: u64,
+}
