@@ -784,79 +784,6 @@ impl Cache {
         }
     }
 
-    /// CONTRACT §5 cache check. Answers within ~300 ms even when Redis hangs: an open
-    /// breaker answers at once, otherwise one command bounded by 250 ms through the pool
-    /// (PING; `CLUSTER NODES` on a Cluster, which also counts its members), plus, on Sentinel,
-    /// PINGs on the kept sentinel connections. No connection is opened per call.
-    pub async fn health(&self) -> CacheHealth {
-        let i = &self.0;
-        let size = i.l1.as_ref().map_or(0, |c| c.len() as u64);
-        let Some(l2) = i.l2.as_ref() else {
-            return CacheHealth {
-                status: HealthStatus::Healthy,
-                kind: CacheType::InMemory,
-                connected: None,
-                size,
-                message: Some("Redis not configured".into()),
-                topology: None,
-            };
-        };
-        let budget = Duration::from_millis(250);
-        let usable = !i.shut.load(Ordering::Acquire) && i.breaker.allows();
-        let (ok, topology) = match &l2.topology {
-            RedisTopology::Cluster { nodes, .. } => {
-                let answer = if usable {
-                    i.cluster_nodes(budget).await
-                } else {
-                    None
-                };
-                let health = TopologyHealth::cluster(answer.as_deref(), nodes.len());
-                (answer.is_some(), health)
-            }
-            RedisTopology::Sentinel { sentinels, .. } => {
-                let pinged = async { usable && i.ping(budget).await };
-                let sentinels_health = async {
-                    match &i.sentinel_probe {
-                        Some(probe) => probe.probe(budget).await,
-                        None => TopologyHealth {
-                            kind: "sentinel",
-                            nodes: NodeCounts {
-                                total: sentinels.len(),
-                                reachable: 0,
-                            },
-                            primary: None,
-                        },
-                    }
-                };
-                futures::join!(pinged, sentinels_health)
-            }
-            RedisTopology::Single { .. } => {
-                let ok = usable && i.ping(budget).await;
-                (ok, TopologyHealth::single(ok))
-            }
-        };
-        let topology = Some(topology);
-        if ok {
-            CacheHealth {
-                status: HealthStatus::Healthy,
-                kind: CacheType::Redis,
-                connected: Some(true),
-                size,
-                message: None,
-                topology,
-            }
-        } else {
-            CacheHealth {
-                status: HealthStatus::Degraded,
-                kind: CacheType::InMemory,
-                connected: Some(false),
-                size,
-                message: Some("Redis unavailable, using fallback".into()),
-                topology,
-            }
-        }
-    }
-
     /// Take this before reading what [`Cache::warm`] will store: an invalidation after it
     /// wins over the warmed copy, exactly as for a load (the stale-set race).
     pub fn begin_warming(&self) -> guard::Ticket {
@@ -1106,20 +1033,6 @@ impl Inner {
         if let Some(l2) = &self.l2 {
             l2.reset_pool();
         }
-    }
-
-    /// `CLUSTER NODES`, asked through the pool of the primary owning the channel's slot.
-    async fn cluster_nodes(&self, budget: Duration) -> Option<String> {
-        let channel = self.channel.clone();
-        self.l2_run(budget, move |c| {
-            async move {
-                c.query_at_key::<String>(&channel, redis::cmd("CLUSTER").arg("NODES").clone())
-                    .await
-            }
-            .boxed()
-        })
-        .await
-        .ok()
     }
 
     async fn ping(&self, budget: Duration) -> bool {
