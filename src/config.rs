@@ -4,6 +4,7 @@
 //! [`ConfigError`] that names it and says what is expected, without echoing
 //! secret values.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -50,7 +51,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: Url,
     pub max_connections: u32,
@@ -76,7 +77,9 @@ pub struct RedisSettings {
     pub warm_on_start: bool,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand (below): tokens and secrets print as `***`, URLs with their
+/// password masked, so a settings dump in a log or a panic message leaks nothing.
+#[derive(Clone)]
 pub struct Settings {
     pub host: IpAddr,
     pub port: u16,
@@ -91,6 +94,9 @@ pub struct Settings {
     pub internal_api_token: Option<String>,
     pub metrics_token: Option<String>,
     pub webhook_secret: Option<String>,
+    /// `WEBHOOK_TOLERANCE_SECS`: how far a webhook's signed `timestamp` may be from this
+    /// server's clock, either way; also how long event ids are remembered (twice this).
+    pub webhook_tolerance: Duration,
     pub rate_limit_enabled: bool,
     /// Length of the per-plan request window (`RATE_LIMIT_WINDOW_SECS`, default 60 = the
     /// plans' "per minute"; shorter only so tests need not wait a minute).
@@ -169,6 +175,7 @@ impl Settings {
             internal_api_token: env.secret("INTERNAL_API_TOKEN"),
             metrics_token: env.secret("METRICS_TOKEN"),
             webhook_secret: env.secret("GHL_WEBHOOK_SECRET"),
+            webhook_tolerance: env.bounded_seconds("WEBHOOK_TOLERANCE_SECS", 300, 86_400)?,
             rate_limit_enabled: env.flag("RATE_LIMIT_ENABLED", true)?,
             rate_limit_window: env.bounded_seconds("RATE_LIMIT_WINDOW_SECS", 60, 3_600)?,
             frontend_url: env.frontend_url()?,
@@ -201,6 +208,50 @@ impl Settings {
 
     pub fn is_production(&self) -> bool {
         self.environment == AppEnvironment::Production
+    }
+}
+
+/// `***` for a set secret, `None` for an unset one: whether it is set is worth knowing.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "***")
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &mask_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("run_migrations", &self.run_migrations)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Fields added later are left out (`..`) rather than printed unreviewed.
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("environment", &self.environment)
+            .field("workers", &self.workers)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("database", &self.database)
+            .field("cache", &self.cache)
+            .field("internal_api_token", &redacted(&self.internal_api_token))
+            .field("metrics_token", &redacted(&self.metrics_token))
+            .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("rate_limit_enabled", &self.rate_limit_enabled)
+            .field("rate_limit_window", &self.rate_limit_window)
+            .field("frontend_url", &self.frontend_url)
+            .field("max_workflow_steps", &self.max_workflow_steps)
+            .field("analysis_concurrency", &self.analysis_concurrency)
+            .field("analysis_priority", &self.analysis_priority)
+            .finish_non_exhaustive()
     }
 }
 
@@ -491,6 +542,7 @@ mod tests {
         assert!(settings.cache.topology.is_none());
         assert!(settings.rate_limit_enabled);
         assert_eq!(settings.rate_limit_window, Duration::from_secs(60));
+        assert_eq!(settings.webhook_tolerance, Duration::from_secs(300));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
         assert_eq!(settings.database.acquire_timeout, Duration::from_secs(1));
         assert_eq!(settings.analysis_concurrency, 1);
@@ -538,6 +590,7 @@ mod tests {
             ("APP_ENV", "staging"),
             ("RATE_LIMIT_ENABLED", "maybe"),
             ("RATE_LIMIT_WINDOW_SECS", "0"),
+            ("WEBHOOK_TOLERANCE_SECS", "0"),
             ("REDIS_URL", "http://user:hunter2@host:1"),
             ("CACHE_PREFIX", "has space"),
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "30000"),
@@ -612,6 +665,54 @@ mod tests {
             let err = settings_from(&all).unwrap_err();
             assert_eq!(&err.variable, variable, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let secrets = [
+            "canary-db-pw",
+            "canary-internal",
+            "canary-metrics",
+            "canary-webhook",
+            "canary-redis-pw",
+            "canary-sentinel-pw",
+        ];
+        let single = settings_from(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:canary-db-pw@localhost:5432/app",
+            ),
+            ("REDIS_URL", "redis://default:canary-redis-pw@cache:6379/0"),
+            ("INTERNAL_API_TOKEN", "canary-internal"),
+            ("METRICS_TOKEN", "canary-metrics"),
+            ("GHL_WEBHOOK_SECRET", "canary-webhook"),
+        ])
+        .unwrap();
+        let sentinel = settings_from(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:canary-db-pw@localhost:5432/app",
+            ),
+            ("REDIS_SENTINELS", "s1:26379,s2:26379"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "canary-redis-pw"),
+            ("REDIS_SENTINEL_PASSWORD", "canary-sentinel-pw"),
+        ])
+        .unwrap();
+        for settings in [single, sentinel] {
+            let printed = format!("{settings:?} {settings:#?}");
+            for secret in secrets {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+            assert!(printed.contains("app:***@localhost"), "{printed}");
+        }
+        let with_tokens = format!(
+            "{:?}",
+            settings_from(&[DB, ("INTERNAL_API_TOKEN", "t")]).unwrap()
+        );
+        assert!(with_tokens.contains(r#"internal_api_token: Some("***")"#));
+        assert!(with_tokens.contains("metrics_token: None"));
     }
 
     #[test]

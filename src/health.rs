@@ -1,14 +1,19 @@
 //! The checks behind `/health/detailed` and `/ready`.
 //!
 //! Every check is bounded by a time budget, so health answers within a second even when
-//! Postgres or Redis hang.
+//! Postgres or Redis hang. `/health/detailed` is public, so its checks are not run per call:
+//! [`HealthProbe`] runs them at most once per [`PROBE_INTERVAL`] per instance, and callers in
+//! between (or during a probe) share that result.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use futures::future::{BoxFuture, FutureExt, Shared};
+use prometheus::IntCounter;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::cache::HealthStatus;
+use crate::cache::{Cache, CacheHealth, HealthStatus};
 use crate::state::AppState;
 
 pub const SERVICE_NAME: &str = "ghl-workflow-debugger";
@@ -34,7 +39,7 @@ pub struct Identity {
     pub environment: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MemoryUsage {
     pub used: u64,
     pub total: u64,
@@ -82,14 +87,100 @@ pub async fn database_answers(pool: &PgPool) -> bool {
     }
 }
 
+/// Longest a probe result is reused: at most one probe per instance per interval.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What one probe found (everything of the report that costs I/O).
+#[derive(Debug, Clone)]
+pub struct Probed {
+    pub database: Status,
+    pub cache: CacheHealth,
+    pub memory: MemoryUsage,
+}
+
+type SharedProbe = Shared<BoxFuture<'static, Arc<Probed>>>;
+
+/// The latest probe (running or done) and when it started.
+#[derive(Clone)]
+pub struct HealthProbe {
+    latest: Arc<Mutex<Option<(Instant, SharedProbe)>>>,
+    /// `health_probes_total`: how often the checks actually ran.
+    probes: IntCounter,
+}
+
+impl HealthProbe {
+    /// `probes` counts the probes that actually ran (`health_probes_total`).
+    pub fn new(probes: IntCounter) -> HealthProbe {
+        HealthProbe {
+            latest: Arc::new(Mutex::new(None)),
+            probes,
+        }
+    }
+
+    /// The result of a probe started less than [`PROBE_INTERVAL`] ago, else of a new one.
+    /// The probe runs in its own task, so a caller that goes away does not cancel it for
+    /// the others, and concurrent callers wait for the same one.
+    pub async fn current(&self, db: &PgPool, cache: &Cache) -> Arc<Probed> {
+        let probe = {
+            let mut latest = self
+                .latest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*latest {
+                Some((started, probe)) if started.elapsed() < PROBE_INTERVAL => probe.clone(),
+                _ => {
+                    self.probes.inc();
+                    let task = tokio::spawn(probe(db.clone(), cache.clone()));
+                    let probe = async move {
+                        task.await.unwrap_or_else(|_| {
+                            log::error!("the health probe panicked");
+                            Arc::new(Probed {
+                                database: Status::Unhealthy,
+                                cache: CacheHealth {
+                                    status: HealthStatus::Degraded,
+                                    kind: crate::cache::CacheType::InMemory,
+                                    connected: None,
+                                    size: 0,
+                                    message: Some("health probe failed".into()),
+                                    topology: None,
+                                },
+                                memory: memory_usage(),
+                            })
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    *latest = Some((Instant::now(), probe.clone()));
+                    probe
+                }
+            }
+        };
+        probe.await
+    }
+}
+
+async fn probe(db: PgPool, cache: Cache) -> Arc<Probed> {
+    let (database_ok, cache) = tokio::join!(database_answers(&db), cache.health());
+    Arc::new(Probed {
+        database: if database_ok {
+            Status::Healthy
+        } else {
+            Status::Unhealthy
+        },
+        cache,
+        memory: memory_usage(),
+    })
+}
+
 /// The whole report: unhealthy only when Postgres is down; a degraded cache keeps the
-/// instance in the load balancer.
-pub async fn detailed(state: &AppState) -> DetailedHealth {
-    let (database_ok, cache) = tokio::join!(database_answers(&state.db), state.cache.health());
-    let database = if database_ok {
-        Status::Healthy
+/// instance in the load balancer. Node addresses only for operators.
+pub async fn detailed(state: &AppState, operator: bool) -> DetailedHealth {
+    let probed = state.health.current(&state.db, &state.cache).await;
+    let database = probed.database;
+    let cache = if operator {
+        probed.cache.clone()
     } else {
-        Status::Unhealthy
+        probed.cache.clone().without_addresses()
     };
     let overall = match (database, cache.status) {
         (Status::Unhealthy, _) => Status::Unhealthy,
@@ -101,10 +192,15 @@ pub async fn detailed(state: &AppState) -> DetailedHealth {
         checks: Checks {
             database,
             cache,
-            memory: memory_usage(),
+            memory: probed.memory.clone(),
             uptime: state.started_at.elapsed().as_secs(),
         },
     }
+}
+
+/// `/ready`: Postgres answers, from the same shared probe.
+pub async fn ready(state: &AppState) -> bool {
+    state.health.current(&state.db, &state.cache).await.database == Status::Healthy
 }
 
 /// Resident memory of this process and the machine's total, in MB (Linux `/proc`; zeros

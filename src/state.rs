@@ -10,6 +10,7 @@ use crate::analysis_service::AnalysisService;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::database::HotReads;
+use crate::health::HealthProbe;
 use crate::metrics::Metrics;
 use crate::rate_limit::LocalWindows;
 use crate::repository::cached::{
@@ -41,6 +42,8 @@ pub struct AppState {
     pub local_windows: Arc<LocalWindows>,
     /// Cached workflow lists split into their summaries, so a page is cut, not parsed.
     pub summary_pages: Arc<SummaryPages>,
+    /// The shared, rate-bounded result of the health checks.
+    pub health: HealthProbe,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             webhooks: PgWebhookStore::new(db.clone()),
             local_windows: Arc::new(LocalWindows::default()),
             summary_pages: Arc::new(SummaryPages::default()),
+            health: HealthProbe::new(metrics.health_probes.clone()),
             db,
             cache,
             metrics,

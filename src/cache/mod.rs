@@ -110,6 +110,7 @@ pub mod keys;
 mod l1;
 pub mod l2;
 pub mod metrics;
+pub mod node_probe;
 mod tasks;
 mod thread_flights;
 pub mod topology;
@@ -133,7 +134,8 @@ use tokio::task::JoinHandle;
 
 pub use breaker::BreakerState;
 pub use keys::{CacheKey, CacheKeys, Resource};
-pub use topology::{NodeAddr, NodeAuth, RedisTopology, TopologyHealth};
+pub use node_probe::{NodeCounts, TopologyHealth};
+pub use topology::{NodeAddr, NodeAuth, RedisTopology};
 
 use breaker::Breaker;
 use guard::{Guard, Ticket, TOMBSTONE_TTL};
@@ -241,6 +243,8 @@ struct Inner {
     fill_script: Arc<redis::Script>,
     del_script: Arc<redis::Script>,
     counter_script: Arc<redis::Script>,
+    /// Health's kept connections to the Sentinels (Sentinel topology only).
+    sentinel_probe: Option<node_probe::SentinelProbe>,
     me: Weak<Inner>,
 }
 
@@ -345,6 +349,10 @@ impl Cache {
             fill_script: Arc::new(redis::Script::new(l2::FILL_SCRIPT)),
             del_script: Arc::new(redis::Script::new(l2::DEL_IF_EQ_SCRIPT)),
             counter_script: Arc::new(redis::Script::new(l2::WINDOW_COUNTER_SCRIPT)),
+            sentinel_probe: settings
+                .redis
+                .as_ref()
+                .and_then(node_probe::SentinelProbe::for_topology),
             me: me.clone(),
             s: settings,
             l1,
@@ -456,8 +464,19 @@ impl Cache {
     /// write committed, and answer the write only if this does not return
     /// [`Invalidation::Unconfirmed`] (see the module doc, "Writes").
     pub async fn invalidate(&self, keys: &[CacheKey]) -> Invalidation {
+        self.invalidate_reporting(keys).await.outcome
+    }
+
+    /// [`Cache::invalidate`], also saying how many subscribers received the message and how
+    /// many acknowledged it (this instance's own subscriber included while [`Cache::listening`]).
+    pub async fn invalidate_reporting(&self, keys: &[CacheKey]) -> InvalidationReport {
+        let report = |outcome| InvalidationReport {
+            outcome,
+            receivers: 0,
+            acknowledged: 0,
+        };
         if keys.is_empty() {
-            return Invalidation::Applied;
+            return report(Invalidation::Applied);
         }
         let i = &self.0;
         i.drop_local(keys.iter().map(|k| k.as_str()));
@@ -465,9 +484,10 @@ impl Cache {
             i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
         }
         if i.l2.is_none() {
-            return Invalidation::Applied;
+            return report(Invalidation::Applied);
         }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let (mut receivers, mut acknowledged) = (0, 0);
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
         // Tried even with the breaker open: the breaker keeps reads fast, but an open breaker
@@ -478,15 +498,17 @@ impl Cache {
             let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
             let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
             match i.l2_invalidate(&raw, Some(&ack_key), budget).await {
-                Ok(receivers) => {
+                Ok(heard) => {
                     for k in keys {
                         i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
                     }
                     // A receiver that has not acknowledged a lease after PUBLISH answered has
                     // a lapsed lease: its last answered PING was sent before the message.
                     let lease = Duration::from_millis(LEASE_MS + 20);
-                    i.wait_for_acks(&ack_key, receivers, tokio::time::Instant::now() + lease)
+                    acknowledged = i
+                        .wait_for_acks(&ack_key, heard, tokio::time::Instant::now() + lease)
                         .await;
+                    receivers = heard;
                     break Invalidation::Applied;
                 }
                 Err(_) if i.silent_for(now_ms()) >= SILENCE_MS => {
@@ -518,7 +540,17 @@ impl Cache {
         // L1 from the old L2 value (or an old load): drop again, now that L2 holds the
         // tombstone (or, when Redis is unreachable, once nothing will be read from it).
         i.drop_local(keys.iter().map(|k| k.as_str()));
-        outcome
+        InvalidationReport {
+            outcome,
+            receivers: u64::try_from(receivers).unwrap_or(0),
+            acknowledged: u64::try_from(acknowledged).unwrap_or(0),
+        }
+    }
+
+    /// Whether this instance's invalidation subscriber is subscribed now (so it is one of the
+    /// receivers an invalidation reports).
+    pub fn listening(&self) -> bool {
+        self.0.subscribed.load(Ordering::Acquire)
     }
 
     /// Is there a fresh (non-negative) value?
@@ -749,61 +781,6 @@ impl Cache {
             coalesced: i.m.coalesced.get(),
             stale_served: i.m.stale_served.get(),
             hit_ratio,
-        }
-    }
-
-    /// CONTRACT §5 cache check. Answers within ~300 ms even when Redis hangs: an open
-    /// breaker answers at once, otherwise one PING bounded by 250 ms.
-    pub async fn health(&self) -> CacheHealth {
-        let i = &self.0;
-        let size = i.l1.as_ref().map_or(0, |c| c.len() as u64);
-        if i.l2.is_none() {
-            return CacheHealth {
-                status: HealthStatus::Healthy,
-                kind: CacheType::InMemory,
-                connected: None,
-                size,
-                message: Some("Redis not configured".into()),
-                topology: None,
-            };
-        }
-        let budget = Duration::from_millis(250);
-        let pinged =
-            async { !i.shut.load(Ordering::Acquire) && i.breaker.allows() && i.ping(budget).await };
-        let (ok, topology) = match i.l2.as_ref().map(|l2| &l2.topology) {
-            Some(t @ (RedisTopology::Cluster { .. } | RedisTopology::Sentinel { .. })) => {
-                let (ok, nodes) = futures::join!(pinged, topology::probe_nodes(t, budget));
-                (ok, Some(nodes))
-            }
-            _ => {
-                let ok = pinged.await;
-                let single = TopologyHealth {
-                    kind: "single",
-                    nodes: 1,
-                    answering: usize::from(ok),
-                    primary: None,
-                };
-                (ok, Some(single))
-            }
-        };
-        if ok {
-            CacheHealth {
-                status: HealthStatus::Healthy,
-                kind: CacheType::Redis,
-                connected: Some(true),
-                size,
-                message: None,
-                topology,
-            }
-        } else {
-            CacheHealth {
-                status: HealthStatus::Degraded,
-                kind: CacheType::InMemory,
-                connected: Some(false),
-                size,
-                message: Some("Redis unavailable, using fallback".into()),
-                topology,
-            }
         }
     }
 
@@ -1642,9 +1619,14 @@ impl Inner {
     /// nor trusts L2 until it hears Redis again, and then it clears L1 — or it has processed
     /// the message, which came before any later PING answer). Acknowledgements only make a
     /// write faster; a receiver that does not answer is counted.
-    async fn wait_for_acks(&self, ack_key: &str, expected: i64, lapsed: tokio::time::Instant) {
+    async fn wait_for_acks(
+        &self,
+        ack_key: &str,
+        expected: i64,
+        lapsed: tokio::time::Instant,
+    ) -> i64 {
         if expected <= 0 {
-            return;
+            return 0;
         }
         let mut pause = Duration::from_micros(250);
         let mut acked = None;
@@ -1669,7 +1651,7 @@ impl Inner {
                 acked = n;
             }
             if acked.unwrap_or(0) >= expected {
-                return;
+                return acked.unwrap_or(0);
             }
             let left = lapsed.saturating_duration_since(tokio::time::Instant::now());
             tokio::time::sleep(pause.min(left)).await;
@@ -1680,6 +1662,7 @@ impl Inner {
             "cache: {} of {expected} receivers acknowledged an invalidation; waited out their lease",
             acked.unwrap_or(0)
         );
+        acked.unwrap_or(0)
     }
 
     fn probe_budget(&self) -> Duration {
