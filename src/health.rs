@@ -1,30 +1,14 @@
-//! The checks behind `/health/detailed` and `/ready`.
-//!
-//! Every check is bounded by a time budget, so health answers within a second even when
-//! Postgres or Redis hang.
-
-use std::time::Duration;
+//! The answers of `/health`, `/health/detailed` and `/ready`, built from the shared probe
+//! (`services::health_probe`) and the state.
 
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::cache::HealthStatus;
-use crate::repository::postgres::database;
+pub use crate::services::health_probe::{MemoryUsage, Status, PROBE_INTERVAL};
 use crate::state::AppState;
 
 pub const SERVICE_NAME: &str = "ghl-workflow-debugger";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// How long the database check may take before it counts as down.
-const DATABASE_CHECK_BUDGET: Duration = Duration::from_millis(800);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Healthy,
-    Degraded,
-    Unhealthy,
-}
 
 #[derive(Debug, Serialize)]
 pub struct Identity {
@@ -33,13 +17,6 @@ pub struct Identity {
     pub version: &'static str,
     pub timestamp: String,
     pub environment: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-pub struct MemoryUsage {
-    pub used: u64,
-    pub total: u64,
-    pub unit: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,30 +44,15 @@ pub fn identity(state: &AppState, status: Status) -> Identity {
     }
 }
 
-/// `true` when Postgres answers a trivial query within the budget.
-pub async fn database_answers(pool: &PgPool) -> bool {
-    let query = database::ping(pool);
-    match tokio::time::timeout(DATABASE_CHECK_BUDGET, query).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(error)) => {
-            log::warn!("database health check failed: {error}");
-            false
-        }
-        Err(_) => {
-            log::warn!("database health check timed out after {DATABASE_CHECK_BUDGET:?}");
-            false
-        }
-    }
-}
-
 /// The whole report: unhealthy only when Postgres is down; a degraded cache keeps the
-/// instance in the load balancer.
-pub async fn detailed(state: &AppState) -> DetailedHealth {
-    let (database_ok, cache) = tokio::join!(database_answers(&state.db), state.cache.health());
-    let database = if database_ok {
-        Status::Healthy
+/// instance in the load balancer. Node addresses only for operators.
+pub async fn detailed(state: &AppState, operator: bool) -> DetailedHealth {
+    let probed = state.health.current(&state.db, &state.cache).await;
+    let database = probed.database;
+    let cache = if operator {
+        probed.cache.clone()
     } else {
-        Status::Unhealthy
+        probed.cache.clone().without_addresses()
     };
     let overall = match (database, cache.status) {
         (Status::Unhealthy, _) => Status::Unhealthy,
@@ -102,31 +64,13 @@ pub async fn detailed(state: &AppState) -> DetailedHealth {
         checks: Checks {
             database,
             cache,
-            memory: memory_usage(),
+            memory: probed.memory.clone(),
             uptime: state.started_at.elapsed().as_secs(),
         },
     }
 }
 
-/// Resident memory of this process and the machine's total, in MB (Linux `/proc`; zeros
-/// elsewhere rather than failing health).
-fn memory_usage() -> MemoryUsage {
-    const PAGE_BYTES: u64 = 4096;
-    const MB: u64 = 1024 * 1024;
-    let resident_pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    let total_kb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .unwrap_or(0);
-    MemoryUsage {
-        used: resident_pages * PAGE_BYTES / MB,
-        total: total_kb / 1024,
-        unit: "MB",
-    }
+/// `/ready`: Postgres answers, from the same shared probe.
+pub async fn ready(state: &AppState) -> bool {
+    state.health.current(&state.db, &state.cache).await.database == Status::Healthy
 }

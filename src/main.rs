@@ -72,7 +72,9 @@ enum KeyCommand {
         #[arg(long, default_value = "")]
         label: String,
     },
-    /// Revoke a key by its id.
+    /// Revoke a key by its id and wait until every running instance confirmed it forgot the
+    /// key. Exit code: 0 confirmed, 3 revoked but not confirmed (printed: for how long running
+    /// instances may still accept it), 1 on errors.
     Revoke {
         #[arg(long)]
         id: String,
@@ -81,6 +83,8 @@ enum KeyCommand {
 
 /// Exit code for configuration errors, as for usage errors.
 const EXIT_CONFIG: u8 = 2;
+/// `key revoke`: revoked in the database, but running instances may accept the key for a while.
+const EXIT_UNCONFIRMED: u8 = 3;
 
 fn main() -> ExitCode {
     if let Err(error) = dotenvy::dotenv() {
@@ -109,7 +113,15 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        let command = cli.command.unwrap_or(Command::Serve);
+        if let Command::Key(KeyCommand::Revoke { id }) = &command {
+            return match admin::revoke_key(&settings, id).await {
+                Ok(admin::Revocation::Confirmed) => Ok(ExitCode::SUCCESS),
+                Ok(admin::Revocation::Unconfirmed) => Ok(ExitCode::from(EXIT_UNCONFIRMED)),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        match command {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::Analyze { .. } => Ok(()),
@@ -124,13 +136,12 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())
             }
-            Command::Key(KeyCommand::Revoke { id }) => admin::revoke_key(&settings, &id)
-                .await
-                .map_err(|e| e.to_string()),
+            Command::Key(KeyCommand::Revoke { .. }) => Ok(()),
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE

@@ -21,6 +21,7 @@ use crate::repository::{
 };
 use crate::services::analysis::AnalysisService;
 use crate::services::analysis_pool::{AnalysisPool, PoolError};
+use crate::services::health_probe::HealthProbe;
 use crate::services::plans::Plans;
 use crate::services::rate_limiter::RateLimiter;
 use crate::services::summary_pages::SummaryPages;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Cached workflow lists split into their summaries, so a page is cut, not parsed.
     pub summary_pages: Arc<SummaryPages>,
+    /// The shared, rate-bounded result of the health checks.
+    pub health: HealthProbe,
 }
 
 impl AppState {
@@ -66,7 +69,11 @@ impl AppState {
     ) -> Result<Self, PoolError> {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
-            Arc::new(PgWorkflowRepository::new(db.clone()).with_hot_reads(hot)),
+            Arc::new(
+                PgWorkflowRepository::new(db.clone())
+                    .with_hot_reads(hot)
+                    .with_max_per_location(settings.max_workflows_per_location),
+            ),
             reads.entity_reads(),
         ));
         let analysis = AnalysisService::new(
@@ -74,7 +81,8 @@ impl AppState {
             Arc::new(PgAnalysisRepository::new(db.clone())),
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
-        );
+        )
+        .with_budget(settings.analysis_budget);
         let subscriptions: Arc<dyn SubscriptionRepository> =
             Arc::new(CachedSubscriptionRepository::new(
                 Arc::new(PgSubscriptionRepository::new(db.clone())),
@@ -101,6 +109,7 @@ impl AppState {
             plans,
             summary_pages: Arc::new(SummaryPages::default()),
             settings: Arc::new(settings),
+            health: HealthProbe::new(metrics.health_probes.clone()),
             db,
             cache,
             metrics,

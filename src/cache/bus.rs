@@ -50,7 +50,7 @@ impl BusMessage {
 /// its subscriber got an answer to a PING *sent* less than `LEASE_MS` ago (it pings every
 /// `PING_MS`). Messages published before that PING reached Redis were delivered before its
 /// answer and are applied before the lease is renewed.
-pub(super) const LEASE_MS: u64 = 300;
+pub const LEASE_MS: u64 = 300;
 pub(super) const PING_MS: u64 = LEASE_MS / 3;
 /// A writer that has heard nothing from Redis for this long (its own lease lapsed, plus two
 /// ping periods of slack) may assume that nobody else hears it either: Redis is down.

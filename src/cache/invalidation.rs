@@ -12,7 +12,7 @@ use super::{
     l2::L2Error,
     lock,
     metrics::{Layer, Op},
-    now_ms, topology, wire, Cache, CacheKey, Inner, Invalidation,
+    now_ms, topology, wire, Cache, CacheKey, Inner, Invalidation, InvalidationReport,
 };
 
 /// Budget of one attempt of the Redis part of an invalidation (tombstones + publish).
@@ -33,8 +33,19 @@ impl Cache {
     /// write committed, and answer the write only if this does not return
     /// [`Invalidation::Unconfirmed`] (see the module doc, "Writes").
     pub async fn invalidate(&self, keys: &[CacheKey]) -> Invalidation {
+        self.invalidate_reporting(keys).await.outcome
+    }
+
+    /// [`Cache::invalidate`], also saying how many subscribers received the message and how
+    /// many acknowledged it (this instance's own subscriber included while [`Cache::listening`]).
+    pub async fn invalidate_reporting(&self, keys: &[CacheKey]) -> InvalidationReport {
+        let report = |outcome| InvalidationReport {
+            outcome,
+            receivers: 0,
+            acknowledged: 0,
+        };
         if keys.is_empty() {
-            return Invalidation::Applied;
+            return report(Invalidation::Applied);
         }
         let i = &self.0;
         i.drop_local(keys.iter().map(|k| k.as_str()));
@@ -42,9 +53,10 @@ impl Cache {
             i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
         }
         if i.l2.is_none() {
-            return Invalidation::Applied;
+            return report(Invalidation::Applied);
         }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let (mut receivers, mut acknowledged) = (0, 0);
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
         // Tried even with the breaker open: the breaker keeps reads fast, but an open breaker
@@ -55,15 +67,17 @@ impl Cache {
             let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
             let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
             match i.l2_invalidate(&raw, Some(&ack_key), budget).await {
-                Ok(receivers) => {
+                Ok(heard) => {
                     for k in keys {
                         i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
                     }
                     // A receiver that has not acknowledged a lease after PUBLISH answered has
                     // a lapsed lease: its last answered PING was sent before the message.
                     let lease = Duration::from_millis(LEASE_MS + 20);
-                    i.wait_for_acks(&ack_key, receivers, tokio::time::Instant::now() + lease)
+                    acknowledged = i
+                        .wait_for_acks(&ack_key, heard, tokio::time::Instant::now() + lease)
                         .await;
+                    receivers = heard;
                     break Invalidation::Applied;
                 }
                 Err(_) if i.silent_for(now_ms()) >= SILENCE_MS => {
@@ -95,7 +109,17 @@ impl Cache {
         // L1 from the old L2 value (or an old load): drop again, now that L2 holds the
         // tombstone (or, when Redis is unreachable, once nothing will be read from it).
         i.drop_local(keys.iter().map(|k| k.as_str()));
-        outcome
+        InvalidationReport {
+            outcome,
+            receivers: u64::try_from(receivers).unwrap_or(0),
+            acknowledged: u64::try_from(acknowledged).unwrap_or(0),
+        }
+    }
+
+    /// Whether this instance's invalidation subscriber is subscribed now (so it is one of the
+    /// receivers an invalidation reports).
+    pub fn listening(&self) -> bool {
+        self.0.subscribed.load(Ordering::Acquire)
     }
 
     /// Remove everything from this instance's L1 only (tests, admin).
@@ -253,9 +277,9 @@ impl Inner {
         ack_key: &str,
         expected: i64,
         lapsed: tokio::time::Instant,
-    ) {
+    ) -> i64 {
         if expected <= 0 {
-            return;
+            return 0;
         }
         let mut pause = Duration::from_micros(250);
         let mut acked = None;
@@ -280,7 +304,7 @@ impl Inner {
                 acked = n;
             }
             if acked.unwrap_or(0) >= expected {
-                return;
+                return acked.unwrap_or(0);
             }
             let left = lapsed.saturating_duration_since(tokio::time::Instant::now());
             tokio::time::sleep(pause.min(left)).await;
@@ -291,5 +315,6 @@ impl Inner {
             "cache: {} of {expected} receivers acknowledged an invalidation; waited out their lease",
             acked.unwrap_or(0)
         );
+        acked.unwrap_or(0)
     }
 }

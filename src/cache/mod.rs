@@ -8,7 +8,8 @@
 //! - [`writes`]: fills, explicit sets, warming;
 //! - [`invalidation`]: drop, tombstone, publish, acknowledgements, the pending replay;
 //! - [`bus`]: pub/sub messages, the lease and trust;
-//! - [`ops`]: flush, stats, health, shutdown, the shared window counter;
+//! - [`ops`]: flush, stats, shutdown, the shared window counter;
+//! - [`node_probe`]: the health check and its view of the topology;
 //! - `l2_calls`: every Redis command under a budget, feeding the breaker;
 //! - `tasks`: the reconnect and subscriber loops.
 //!
@@ -24,6 +25,7 @@ mod l1;
 pub mod l2;
 mod l2_calls;
 pub mod metrics;
+pub mod node_probe;
 mod ops;
 mod reads;
 mod tasks;
@@ -44,8 +46,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use breaker::BreakerState;
+pub use bus::LEASE_MS;
 pub use keys::{CacheKey, CacheKeys, Resource};
-pub use topology::TopologyHealth;
+pub use node_probe::{NodeCounts, TopologyHealth};
 pub use types::*;
 
 use breaker::Breaker;
@@ -88,6 +91,8 @@ struct Inner {
     fill_script: Arc<redis::Script>,
     del_script: Arc<redis::Script>,
     counter_script: Arc<redis::Script>,
+    /// Health's kept connections to the Sentinels (Sentinel topology only).
+    sentinel_probe: Option<node_probe::SentinelProbe>,
     me: Weak<Inner>,
 }
 
@@ -175,6 +180,10 @@ impl Cache {
             fill_script: Arc::new(redis::Script::new(l2::FILL_SCRIPT)),
             del_script: Arc::new(redis::Script::new(l2::DEL_IF_EQ_SCRIPT)),
             counter_script: Arc::new(redis::Script::new(l2::WINDOW_COUNTER_SCRIPT)),
+            sentinel_probe: settings
+                .redis
+                .as_ref()
+                .and_then(node_probe::SentinelProbe::for_topology),
             me: me.clone(),
             s: settings,
             l1,

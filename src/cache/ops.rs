@@ -9,10 +9,9 @@ use super::{
     bus::BusMessage,
     l2, lock,
     metrics::{Layer, Op},
-    topology, Cache, CacheError, CacheHealth, CacheStats, CacheType, HealthStatus, Inner, L1Stats,
-    L2Stats, Resource, TopologyHealth, WindowCount,
+    Cache, CacheError, CacheStats, CacheType, Inner, L1Stats, L2Stats, Resource, WindowCount,
 };
-use crate::config::{NodeAddr, RedisTopology};
+use crate::config::NodeAddr;
 
 impl Cache {
     /// Drop every entry of this namespace: L1 here and (via pub/sub) on other instances, and
@@ -90,61 +89,6 @@ impl Cache {
             coalesced: i.m.coalesced.get(),
             stale_served: i.m.stale_served.get(),
             hit_ratio,
-        }
-    }
-
-    /// CONTRACT §5 cache check. Answers within ~300 ms even when Redis hangs: an open
-    /// breaker answers at once, otherwise one PING bounded by 250 ms.
-    pub async fn health(&self) -> CacheHealth {
-        let i = &self.0;
-        let size = i.l1.as_ref().map_or(0, |c| c.len() as u64);
-        if i.l2.is_none() {
-            return CacheHealth {
-                status: HealthStatus::Healthy,
-                kind: CacheType::InMemory,
-                connected: None,
-                size,
-                message: Some("Redis not configured".into()),
-                topology: None,
-            };
-        }
-        let budget = Duration::from_millis(250);
-        let pinged =
-            async { !i.shut.load(Ordering::Acquire) && i.breaker.allows() && i.ping(budget).await };
-        let (ok, topology) = match i.l2.as_ref().map(|l2| &l2.topology) {
-            Some(t @ (RedisTopology::Cluster { .. } | RedisTopology::Sentinel { .. })) => {
-                let (ok, nodes) = futures::join!(pinged, topology::probe_nodes(t, budget));
-                (ok, Some(nodes))
-            }
-            _ => {
-                let ok = pinged.await;
-                let single = TopologyHealth {
-                    kind: "single",
-                    nodes: 1,
-                    answering: usize::from(ok),
-                    primary: None,
-                };
-                (ok, Some(single))
-            }
-        };
-        if ok {
-            CacheHealth {
-                status: HealthStatus::Healthy,
-                kind: CacheType::Redis,
-                connected: Some(true),
-                size,
-                message: None,
-                topology,
-            }
-        } else {
-            CacheHealth {
-                status: HealthStatus::Degraded,
-                kind: CacheType::InMemory,
-                connected: Some(false),
-                size,
-                message: Some("Redis unavailable, using fallback".into()),
-                topology,
-            }
         }
     }
 

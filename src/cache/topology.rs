@@ -21,7 +21,6 @@ use redis::sentinel::{
     AsyncLockedSentinelClient, SentinelClient, SentinelNodeConnectionInfo, SentinelServerType,
 };
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
-use serde::Serialize;
 
 use crate::config::{NodeAddr, NodeAuth, RedisTopology};
 
@@ -39,7 +38,7 @@ impl NodeAuth {
         Ok(info)
     }
 
-    fn client(&self, addr: &NodeAddr) -> Result<redis::Client, RedisError> {
+    pub(crate) fn client(&self, addr: &NodeAddr) -> Result<redis::Client, RedisError> {
         redis::Client::open(self.connection_info(addr)?)
     }
 }
@@ -121,6 +120,28 @@ impl RedisConn {
                 redis::from_redis_value(v).map_err(RedisError::from)
             }
             (c, _) => cmd.query_async(c).await,
+        }
+    }
+
+    /// Runs a keyless `cmd` on the primary that owns `key`'s slot (Cluster), or on this
+    /// connection's node: a Cluster client otherwise picks a random node, which may be one
+    /// it still knows but that is dead.
+    pub async fn query_at_key<T: redis::FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: Cmd,
+    ) -> Result<T, RedisError> {
+        match self {
+            RedisConn::Cluster(c) => {
+                let route = redis::cluster_routing::Route::with_key(
+                    key,
+                    redis::cluster_routing::SlotAddr::Master,
+                );
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                let v = c.route_command(cmd, routing).await?;
+                redis::from_redis_value(v).map_err(RedisError::from)
+            }
+            RedisConn::Node(c) => cmd.query_async(c).await,
         }
     }
 
@@ -414,127 +435,6 @@ fn owner_in_cluster_slots(slots: &Value, slot: i64) -> Option<NodeAddr> {
             port: u16::try_from(*port).ok()?,
         })
     })
-}
-
-/// Health's `checks.cache.topology`: what is configured and how much of it answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TopologyHealth {
-    pub kind: &'static str,
-    /// Nodes known: the node; every Cluster member; the Sentinels.
-    pub nodes: usize,
-    /// Of those, how many answered PING just now.
-    pub answering: usize,
-    /// The primary in use (Sentinel), when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub primary: Option<String>,
-}
-
-/// Pings every node of a Cluster or Sentinel setup at once (each bounded by `budget`). A
-/// single node is reported by the caller, which already pinged it through the pool.
-pub async fn probe_nodes(topology: &RedisTopology, budget: Duration) -> TopologyHealth {
-    let (nodes, auth, primary) = match topology {
-        // The caller pings a single node through the pool; nothing more to ask here.
-        RedisTopology::Single { .. } => (Vec::new(), NodeAuth::default(), None),
-        RedisTopology::Cluster { nodes, auth } => {
-            let members = cluster_members(nodes, auth, budget).await;
-            (members.unwrap_or_else(|| nodes.clone()), auth.clone(), None)
-        }
-        RedisTopology::Sentinel {
-            sentinels,
-            master,
-            sentinel_password,
-            ..
-        } => {
-            let auth = NodeAuth {
-                username: None,
-                password: sentinel_password.clone(),
-            };
-            let primary = sentinel_primary(sentinels, master, &auth, budget).await;
-            (sentinels.clone(), auth, primary)
-        }
-    };
-    let checks = nodes.iter().map(|n| {
-        let auth = auth.clone();
-        async move {
-            let Ok(client) = auth.client(n) else {
-                return false;
-            };
-            tokio::time::timeout(budget, async {
-                let mut c = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING").query_async::<String>(&mut c).await
-            })
-            .await
-            .is_ok_and(|r| r.is_ok())
-        }
-    });
-    let answering = futures::future::join_all(checks)
-        .await
-        .into_iter()
-        .filter(|ok| *ok)
-        .count();
-    TopologyHealth {
-        kind: topology.kind(),
-        nodes: nodes.len(),
-        answering,
-        primary,
-    }
-}
-
-/// Every member of the Cluster, as the first seed that answers lists them.
-async fn cluster_members(
-    seeds: &[NodeAddr],
-    auth: &NodeAuth,
-    budget: Duration,
-) -> Option<Vec<NodeAddr>> {
-    let asks = seeds.iter().map(|seed| async move {
-        tokio::time::timeout(budget, async {
-            let mut c = auth
-                .client(seed)?
-                .get_multiplexed_async_connection()
-                .await?;
-            redis::cmd("CLUSTER")
-                .arg("NODES")
-                .query_async::<String>(&mut c)
-                .await
-        })
-        .await
-        .ok()?
-        .ok()
-    });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|text| {
-            parse_cluster_nodes(&text)
-                .into_iter()
-                .map(|n| n.addr)
-                .collect()
-        })
-}
-
-async fn sentinel_primary(
-    sentinels: &[NodeAddr],
-    master: &str,
-    auth: &NodeAuth,
-    budget: Duration,
-) -> Option<String> {
-    for s in sentinels {
-        let asked = tokio::time::timeout(budget, async {
-            let mut c = auth.client(s)?.get_multiplexed_async_connection().await?;
-            redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(master)
-                .query_async::<Option<(String, u16)>>(&mut c)
-                .await
-        })
-        .await;
-        if let Ok(Ok(Some((host, port)))) = asked {
-            return Some(NodeAddr { host, port }.to_string());
-        }
-    }
-    None
 }
 
 #[cfg(test)]

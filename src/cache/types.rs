@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::breaker::BreakerState;
-use super::topology::TopologyHealth;
+use super::node_probe::TopologyHealth;
 use crate::config::{CacheConfig, RedisTopology};
 
 /// Cache configuration (typed settings; the service maps env vars onto it).
@@ -283,4 +283,21 @@ pub struct CacheHealth {
     /// Which Redis topology is configured and how many of its nodes answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topology: Option<TopologyHealth>,
+}
+
+impl CacheHealth {
+    /// The same check without node addresses, for callers that are not operators.
+    pub fn without_addresses(mut self) -> CacheHealth {
+        self.topology = self.topology.map(TopologyHealth::without_addresses);
+        self
+    }
+}
+
+/// What an invalidation reached: [`Invalidation`] plus, when it was published, how many
+/// subscribers PUBLISH reported and how many of them acknowledged within their lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidationReport {
+    pub outcome: Invalidation,
+    pub receivers: u64,
+    pub acknowledged: u64,
 }

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheSettings};
+use crate::cache::{ttl, Cache, CacheSettings, Invalidation, LEASE_MS};
 use crate::config::Settings;
 use crate::domain::api_key::{api_key_hash, generate_api_key};
 use crate::domain::ids::is_valid_location_id;
+use crate::domain::stored_text::{check_nul, check_text, LOCATION_NAME_CHARS};
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::database;
 use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
@@ -40,10 +41,11 @@ pub async fn create_location(settings: &Settings, id: &str, name: &str) -> Resul
             "--id must be 1-64 letters, digits, '_' or '-' (a GoHighLevel location id)".to_owned(),
         ));
     }
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AdminError::Invalid(
-            "--name must be 1-200 characters".to_owned(),
-        ));
+    if let Some(error) = check_text("--name", name, LOCATION_NAME_CHARS) {
+        return Err(AdminError::Invalid(format!(
+            "{} {}",
+            error.field, error.message
+        )));
     }
     let pool = database::connect_lazy(&settings.database)?;
     let key = generate_api_key();
@@ -62,6 +64,12 @@ pub async fn create_key(
     location_id: &str,
     label: &str,
 ) -> Result<(), AdminError> {
+    if let Some(error) = check_nul("--label", label) {
+        return Err(AdminError::Invalid(format!(
+            "{} {}",
+            error.field, error.message
+        )));
+    }
     let pool = database::connect_lazy(&settings.database)?;
     let key = generate_api_key();
     let created = PgApiKeyRepository::new(pool.clone())
@@ -74,30 +82,79 @@ pub async fn create_key(
     Ok(())
 }
 
-/// Revokes through the cache, so every running instance forgets the key at once.
-pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<(), AdminError> {
+/// How a revocation ended, for the exit code: the key is revoked in the database either way;
+/// `Unconfirmed` means running instances may still accept it for a while (printed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Confirmed,
+    Unconfirmed,
+}
+
+/// Revokes in Postgres, then invalidates the key's cached lookup on every running instance
+/// through Redis and waits for their acknowledgements. Prints what happened: confirmed by how
+/// many instances, or — no Redis here, Redis unreachable, nobody listening, someone silent —
+/// how long running instances may still accept the key.
+pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<Revocation, AdminError> {
     let key_id = uuid::Uuid::parse_str(key_id).map_err(|_| {
         AdminError::Invalid("--id must be the key id (a UUID) printed at creation".to_owned())
     })?;
     let pool = database::connect_lazy(&settings.database)?;
-    let cache = Cache::new(
-        CacheSettings::from_config(&settings.cache),
-        &prometheus::Registry::new(),
-    )
-    .map_err(|error| AdminError::Repository(format!("cache: {error}")))?;
-    if settings.cache.topology.is_some() && !cache.wait_ready(Duration::from_secs(3)).await {
-        log::warn!(
-            "Redis did not answer; running instances forget the key when their cached lookup expires"
-        );
-    }
+    let cache_settings = CacheSettings::from_config(&settings.cache);
+    let stale_grace = cache_settings.stale_grace;
+    let cache = Cache::new(cache_settings, &prometheus::Registry::new())
+        .map_err(|error| AdminError::Repository(format!("cache: {error}")))?;
+    let redis = settings.cache.topology.is_some();
+    // Subscribed, this process's own subscriber is one of the receivers; it does not count.
+    let listening = redis && cache.wait_ready(Duration::from_secs(3)).await && cache.listening();
     let keys = CachedApiKeyRepository::new(
         Arc::new(PgApiKeyRepository::new(pool.clone())),
         ReadThrough::new(cache.clone(), settings.request_timeout),
     );
-    let revoked = keys.revoke(key_id).await;
+    let revoked = keys.revoke_reporting(key_id).await;
     cache.shutdown().await;
     pool.close().await;
-    revoked?;
-    println!("revoked key {key_id}");
-    Ok(())
+    let (_, report) = revoked?;
+    println!("revoked key {key_id} in the database");
+    let own = u64::from(listening);
+    let heard = report.receivers.saturating_sub(own);
+    let confirmed = report.acknowledged.saturating_sub(own);
+    let problem = match report.outcome {
+        _ if !redis => "no Redis is configured here (REDIS_URL, REDIS_CLUSTER_NODES or \
+                        REDIS_SENTINELS), so no running instance was told"
+            .to_owned(),
+        Invalidation::RedisUnreachable | Invalidation::Unconfirmed => {
+            "Redis could not be reached (or refused the invalidation), so no running instance \
+             was told"
+                .to_owned()
+        }
+        Invalidation::Applied if heard == 0 => format!(
+            "no running instance is listening on Redis under CACHE_PREFIX {:?}, so none \
+             acknowledged",
+            settings.cache.prefix
+        ),
+        Invalidation::Applied if confirmed < heard => format!(
+            "only {confirmed} of {heard} running instances acknowledged; the others did not \
+             answer within their {} ms lease (they have lost Redis: they stop answering from \
+             memory and drop their copies when they hear Redis again)",
+            LEASE_MS
+        ),
+        Invalidation::Applied => {
+            println!(
+                "confirmed by {confirmed} running instance{}: the key is refused everywhere now",
+                if confirmed == 1 { "" } else { "s" }
+            );
+            return Ok(Revocation::Confirmed);
+        }
+    };
+    let ttl = ttl::USER.as_secs();
+    let longest = ttl + ttl / 10;
+    eprintln!(
+        "warning: the revocation is not confirmed: {problem}.\n\
+         An instance that has the key cached may accept it for up to {longest} s \
+         (the API-key cache TTL, {ttl} s plus up to 10 % jitter, in memory (L1) and in Redis), \
+         and while Postgres is unreachable a stale copy for up to {} s more. Run the command \
+         again once Redis is reachable to confirm, or restart the instances.",
+        stale_grace.as_secs()
+    );
+    Ok(Revocation::Unconfirmed)
 }

@@ -82,6 +82,24 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
         Ok(Duration::from_secs(value))
     }
 
+    pub(super) fn bounded(
+        &self,
+        name: &'static str,
+        default: u32,
+        max: u32,
+        what: &str,
+    ) -> Result<u32, ConfigError> {
+        let expected = format!("{what} from 1 to {max}");
+        let value: u32 = self.parsed(name, Some(default), &expected)?;
+        if value == 0 || value > max {
+            return Err(ConfigError::new(
+                name,
+                format!("is out of range: expected {expected}"),
+            ));
+        }
+        Ok(value)
+    }
+
     pub(super) fn millis(
         &self,
         name: &'static str,

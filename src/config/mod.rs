@@ -5,6 +5,7 @@
 //! secret values. `env` holds the lookup helpers and parsers, `redis` the Redis topology
 //! types. This module imports nothing else of the crate: every layer may depend on it.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -41,6 +42,12 @@ pub enum AnalysisPriority {
     Normal,
 }
 
+/// `MAX_WORKFLOWS_PER_LOCATION` when unset.
+pub const DEFAULT_MAX_WORKFLOWS_PER_LOCATION: u32 = 1_000;
+/// Highest `MAX_WORKFLOWS_PER_LOCATION`: a location-wide analysis reads every workflow of the
+/// location at once.
+pub const MAX_MAX_WORKFLOWS_PER_LOCATION: u32 = 100_000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("configuration error: {variable} {problem}")]
 pub struct ConfigError {
@@ -57,7 +64,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: Url,
     pub max_connections: u32,
@@ -84,7 +91,9 @@ pub struct CacheConfig {
     pub warm_on_start: bool,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand (below): tokens and secrets print as `***`, URLs with their
+/// password masked, so a settings dump in a log or a panic message leaks nothing.
+#[derive(Clone)]
 pub struct Settings {
     pub host: IpAddr,
     pub port: u16,
@@ -99,16 +108,24 @@ pub struct Settings {
     pub internal_api_token: Option<String>,
     pub metrics_token: Option<String>,
     pub webhook_secret: Option<String>,
+    /// `WEBHOOK_TOLERANCE_SECS`: how far a webhook's signed `timestamp` may be from this
+    /// server's clock, either way; also how long event ids are remembered (twice this).
+    pub webhook_tolerance: Duration,
     pub rate_limit_enabled: bool,
     /// Length of the per-plan request window (`RATE_LIMIT_WINDOW_SECS`, default 60 = the
     /// plans' "per minute"; shorter only so tests need not wait a minute).
     pub rate_limit_window: Duration,
     pub frontend_url: Option<String>,
     pub max_workflow_steps: usize,
+    /// Workflows one location may have; creating one more is a 422.
+    pub max_workflows_per_location: u32,
     /// Analyses computed at once (threads of the analysis pool).
     pub analysis_concurrency: usize,
     /// `ANALYSIS_LOW_PRIORITY` (default on): analysis threads yield the CPU to request handling.
     pub analysis_priority: AnalysisPriority,
+    /// `ANALYSIS_BUDGET_MS`: CPU time one analysis may take before it is abandoned as too
+    /// complex (422).
+    pub analysis_budget: Duration,
 }
 
 impl Settings {
@@ -172,6 +189,7 @@ impl Settings {
             internal_api_token: env.secret("INTERNAL_API_TOKEN"),
             metrics_token: env.secret("METRICS_TOKEN"),
             webhook_secret: env.secret("GHL_WEBHOOK_SECRET"),
+            webhook_tolerance: env.bounded_seconds("WEBHOOK_TOLERANCE_SECS", 300, 86_400)?,
             rate_limit_enabled: env.flag("RATE_LIMIT_ENABLED", true)?,
             rate_limit_window: env.bounded_seconds("RATE_LIMIT_WINDOW_SECS", 60, 3_600)?,
             frontend_url: env.frontend_url()?,
@@ -179,6 +197,12 @@ impl Settings {
                 "MAX_WORKFLOW_STEPS",
                 Some(5_000),
                 "a positive number of steps",
+            )?,
+            max_workflows_per_location: env.bounded(
+                "MAX_WORKFLOWS_PER_LOCATION",
+                DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
+                MAX_MAX_WORKFLOWS_PER_LOCATION,
+                "a number of workflows",
             )?,
             analysis_concurrency: env.parsed(
                 "ANALYSIS_CONCURRENCY",
@@ -190,11 +214,63 @@ impl Settings {
             } else {
                 AnalysisPriority::Normal
             },
+            // Below REQUEST_TIMEOUT_MS by default, so a too-complex document is told so (422)
+            // before its caller's deadline answers a plain 503.
+            analysis_budget: env.millis("ANALYSIS_BUDGET_MS", 1_000, 60_000)?,
         })
     }
 
     pub fn is_production(&self) -> bool {
         self.environment == AppEnvironment::Production
+    }
+}
+
+/// `***` for a set secret, `None` for an unset one: whether it is set is worth knowing.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "***")
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &mask_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("run_migrations", &self.run_migrations)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Fields added later are left out (`..`) rather than printed unreviewed.
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("environment", &self.environment)
+            .field("workers", &self.workers)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("database", &self.database)
+            .field("cache", &self.cache)
+            .field("internal_api_token", &redacted(&self.internal_api_token))
+            .field("metrics_token", &redacted(&self.metrics_token))
+            .field("webhook_secret", &redacted(&self.webhook_secret))
+            .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("rate_limit_enabled", &self.rate_limit_enabled)
+            .field("rate_limit_window", &self.rate_limit_window)
+            .field("frontend_url", &self.frontend_url)
+            .field("max_workflow_steps", &self.max_workflow_steps)
+            .field("analysis_concurrency", &self.analysis_concurrency)
+            .field("analysis_priority", &self.analysis_priority)
+            .field("analysis_budget", &self.analysis_budget)
+            .field(
+                "max_workflows_per_location",
+                &self.max_workflows_per_location,
+            )
+            .finish_non_exhaustive()
     }
 }
 
@@ -223,12 +299,38 @@ mod tests {
         assert!(settings.cache.topology.is_none());
         assert!(settings.rate_limit_enabled);
         assert_eq!(settings.rate_limit_window, Duration::from_secs(60));
+        assert_eq!(settings.webhook_tolerance, Duration::from_secs(300));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
         assert_eq!(settings.database.acquire_timeout, Duration::from_secs(1));
         assert_eq!(settings.analysis_concurrency, 1);
         assert_eq!(settings.analysis_priority, AnalysisPriority::Idle);
         let normal = settings_from(&[DB, ("ANALYSIS_LOW_PRIORITY", "false")]).unwrap();
         assert_eq!(normal.analysis_priority, AnalysisPriority::Normal);
+        assert_eq!(settings.analysis_budget, Duration::from_millis(1_000));
+    }
+
+    #[test]
+    fn analysis_budget_is_range_checked_and_named() {
+        let set = settings_from(&[DB, ("ANALYSIS_BUDGET_MS", "250")]).unwrap();
+        assert_eq!(set.analysis_budget, Duration::from_millis(250));
+        for bad in ["0", "60001", "2s", "-1"] {
+            let err = settings_from(&[DB, ("ANALYSIS_BUDGET_MS", bad)]).unwrap_err();
+            assert_eq!(err.variable, "ANALYSIS_BUDGET_MS", "{bad}");
+            assert!(err.to_string().contains("ANALYSIS_BUDGET_MS"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn workflows_per_location_is_range_checked() {
+        let settings = settings_from(&[DB]).unwrap();
+        assert_eq!(settings.max_workflows_per_location, 1_000);
+        let set = settings_from(&[DB, ("MAX_WORKFLOWS_PER_LOCATION", "3")]).unwrap();
+        assert_eq!(set.max_workflows_per_location, 3);
+        for bad in ["0", "100001", "-1", "many"] {
+            let error = settings_from(&[DB, ("MAX_WORKFLOWS_PER_LOCATION", bad)]).unwrap_err();
+            assert_eq!(error.variable, "MAX_WORKFLOWS_PER_LOCATION", "{bad}");
+            assert!(error.problem.contains("1 to 100000"), "{}", error.problem);
+        }
     }
 
     #[test]
@@ -245,6 +347,7 @@ mod tests {
             ("APP_ENV", "staging"),
             ("RATE_LIMIT_ENABLED", "maybe"),
             ("RATE_LIMIT_WINDOW_SECS", "0"),
+            ("WEBHOOK_TOLERANCE_SECS", "0"),
             ("REDIS_URL", "http://user:hunter2@host:1"),
             ("CACHE_PREFIX", "has space"),
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "30000"),
@@ -319,6 +422,54 @@ mod tests {
             let err = settings_from(&all).unwrap_err();
             assert_eq!(&err.variable, variable, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let secrets = [
+            "canary-db-pw",
+            "canary-internal",
+            "canary-metrics",
+            "canary-webhook",
+            "canary-redis-pw",
+            "canary-sentinel-pw",
+        ];
+        let single = settings_from(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:canary-db-pw@localhost:5432/app",
+            ),
+            ("REDIS_URL", "redis://default:canary-redis-pw@cache:6379/0"),
+            ("INTERNAL_API_TOKEN", "canary-internal"),
+            ("METRICS_TOKEN", "canary-metrics"),
+            ("GHL_WEBHOOK_SECRET", "canary-webhook"),
+        ])
+        .unwrap();
+        let sentinel = settings_from(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:canary-db-pw@localhost:5432/app",
+            ),
+            ("REDIS_SENTINELS", "s1:26379,s2:26379"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "canary-redis-pw"),
+            ("REDIS_SENTINEL_PASSWORD", "canary-sentinel-pw"),
+        ])
+        .unwrap();
+        for settings in [single, sentinel] {
+            let printed = format!("{settings:?} {settings:#?}");
+            for secret in secrets {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+            assert!(printed.contains("app:***@localhost"), "{printed}");
+        }
+        let with_tokens = format!(
+            "{:?}",
+            settings_from(&[DB, ("INTERNAL_API_TOKEN", "t")]).unwrap()
+        );
+        assert!(with_tokens.contains(r#"internal_api_token: Some("***")"#));
+        assert!(with_tokens.contains("metrics_token: None"));
     }
 
     #[test]

@@ -6,5 +6,6 @@ pub mod api_key;
 pub mod ids;
 pub mod pagination;
 pub mod plan;
+pub mod stored_text;
 pub mod webhook;
 pub mod workflow;

@@ -533,6 +533,7 @@ pub fn validate_for_storage(
             seen.insert(&t.id, i);
         }
     }
+    errors.extend(super::stored_text::workflow_document(doc));
     if errors.is_empty() {
         Ok(())
     } else {

@@ -2,8 +2,10 @@
 //! location) or an operator's token on `/internal/*` and `/metrics` ([`OperatorAccess`]), both
 //! read from `Authorization: Bearer` by [`bearer_token`].
 
-use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, CONTENT_LENGTH, TRANSFER_ENCODING};
+use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
@@ -74,6 +76,35 @@ impl FromRequest for Tenant {
             Ok(tenant)
         })
     }
+}
+
+/// Middleware on the `/api` scope: a request that carries a body is authenticated (and
+/// counted against its plan) before its handler runs. Actix polls a handler's extractors
+/// together, so a body extractor would otherwise answer 400/413/415 to a caller whose key is
+/// unknown, and read a body nobody may send. The handler's own `Tenant` then comes from the
+/// request's extensions at no further cost. Requests without a body (the hot GETs) pass
+/// straight through: their `Tenant` is the first extractor and nothing else reads input.
+pub async fn authenticate_before_body<B: MessageBody + 'static>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    if carries_body(request.headers()) {
+        if let Err(error) = Tenant::extract(request.request()).await {
+            let (request, _unread_body) = request.into_parts();
+            return Ok(ServiceResponse::from_err(error, request).map_into_right_body());
+        }
+    }
+    next.call(request)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// A body is announced by a non-zero `Content-Length` or any `Transfer-Encoding` (chunked).
+fn carries_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
 }
 
 fn query_location_id(request: &HttpRequest) -> Option<String> {

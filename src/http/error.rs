@@ -33,6 +33,13 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request validation failed")]
     Validation(Vec<FieldError>),
+    /// A 422 `VALIDATION_ERROR` whose message says more than how many fields are wrong
+    /// (a document too complex to analyze).
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        errors: Vec<FieldError>,
+    },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
@@ -67,7 +74,7 @@ impl ApiError {
             Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
-            Self::Validation(_) => "VALIDATION_ERROR",
+            Self::Validation(_) | Self::Unprocessable { .. } => "VALIDATION_ERROR",
             Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             Self::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
@@ -93,7 +100,9 @@ impl ApiError {
 
     fn details(&self) -> Option<serde_json::Value> {
         match self {
-            Self::Validation(errors) => Some(serde_json::json!({ "errors": errors })),
+            Self::Validation(errors) | Self::Unprocessable { errors, .. } => {
+                Some(serde_json::json!({ "errors": errors }))
+            }
             _ => None,
         }
     }
@@ -131,7 +140,7 @@ impl ResponseError for ApiError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +181,12 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
     match error {
         E::NotFound(what) => Some(ApiError::NotFound(format!("{what} not found"))),
         E::Conflict(what) => Some(ApiError::Conflict(format!("{what} already exists"))),
+        E::WorkflowLimit { limit } => Some(ApiError::Validation(vec![FieldError::new(
+            "id",
+            format!(
+                "cannot create another workflow: this location already has {limit}, the most a location may have (MAX_WORKFLOWS_PER_LOCATION); delete one or replace an existing id"
+            ),
+        )])),
         E::PreconditionFailed {
             current: Some(version),
         } => Some(ApiError::PreconditionFailed(format!(
@@ -187,6 +202,7 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             DatabaseErrorKind::Conflict => {
                 Some(ApiError::Conflict("Resource already exists".to_owned()))
             }
+            DatabaseErrorKind::Unstorable => Some(unstorable(error)),
             DatabaseErrorKind::Unavailable | DatabaseErrorKind::Other => None,
         },
         E::Shared(inner) => from_repository_ref(inner),
@@ -202,7 +218,39 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
             message: "The change was saved, but not every server could be told yet, so reads may briefly show the previous version; read it back before retrying".to_owned(),
             source: None,
         }),
+        E::Abandoned(abandoned) => Some(from_abandoned(*abandoned)),
+        // One location's requests waiting for the analysis threads are capped (fairness):
+        // its next one is a client-side excess, retried shortly.
+        E::LocationBusy => Some(ApiError::RateLimited {
+            retry_after_secs: 1,
+        }),
         E::Decode(_) | E::Computation(_) => None,
+    }
+}
+
+/// A too-complex document is the client's to change (422, like any other limit); a
+/// cancelled analysis only means the request deadline passed first (503, retry).
+fn from_abandoned(abandoned: crate::domain::analysis::AnalysisAbandoned) -> ApiError {
+    use crate::domain::analysis::AnalysisAbandoned as A;
+    match abandoned {
+        A::TooComplex { budget } => {
+            let ms = budget.as_millis();
+            ApiError::Unprocessable {
+                message: format!(
+                    "The workflow is too complex to analyze within the analysis budget of {ms} ms"
+                ),
+                errors: vec![FieldError::new(
+                    "workflow",
+                    format!(
+                        "too complex to analyze within {ms} ms of CPU time (ANALYSIS_BUDGET_MS); split it into smaller workflows or remove repeated steps, branches and tags"
+                    ),
+                )],
+            }
+        }
+        A::Cancelled => ApiError::ServiceUnavailable {
+            message: "The analysis did not finish before the request deadline because the server is busy, try again shortly".to_owned(),
+            source: None,
+        },
     }
 }
 
@@ -234,6 +282,8 @@ const DATABASE_UNAVAILABLE: &str = "The database is unavailable, try again short
 enum DatabaseErrorKind {
     NotFound,
     Conflict,
+    /// The database refused a value: a NUL, bytes it cannot store, a check constraint.
+    Unstorable,
     Unavailable,
     Other,
 }
@@ -245,6 +295,9 @@ fn database_error_kind(error: &sqlx::Error) -> DatabaseErrorKind {
         sqlx::Error::Database(db) if db.is_unique_violation() => DatabaseErrorKind::Conflict,
         sqlx::Error::Database(db) if is_unavailability_code(db.code().as_deref()) => {
             DatabaseErrorKind::Unavailable
+        }
+        sqlx::Error::Database(db) if is_unstorable_code(db.code().as_deref()) => {
+            DatabaseErrorKind::Unstorable
         }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -261,9 +314,48 @@ pub fn classify_database_error(error: sqlx::Error, what: &str) -> ApiError {
     match database_error_kind(&error) {
         DatabaseErrorKind::NotFound => ApiError::NotFound(format!("{what} not found")),
         DatabaseErrorKind::Conflict => ApiError::Conflict(format!("{what} already exists")),
+        DatabaseErrorKind::Unstorable => unstorable(&error),
         DatabaseErrorKind::Unavailable => ApiError::unavailable(DATABASE_UNAVAILABLE, error),
         DatabaseErrorKind::Other => ApiError::internal(error),
     }
+}
+
+/// SQLSTATEs of a value the database will not store: invalid byte sequence (22021, a NUL in
+/// `text`), unsupported Unicode escape (22P05, a NUL in `jsonb`), value too long (22001),
+/// check violation (23514). Validation checks all of these first (`domain::stored_text`);
+/// this is the net for a case it missed, which is the client's input, not a server fault.
+fn is_unstorable_code(code: Option<&str>) -> bool {
+    matches!(code, Some("22021" | "22P05" | "22001" | "23514"))
+}
+
+/// A 422 naming the column when the database named one (a check constraint's default name
+/// is `{table}_{column}_check`), else the body. The database's own message is not passed on:
+/// it can quote the value.
+fn unstorable(error: &sqlx::Error) -> ApiError {
+    let db = match error {
+        sqlx::Error::Database(db) => Some(db),
+        _ => None,
+    };
+    let code = db.and_then(|db| db.code()).unwrap_or_default();
+    let constraint = db.and_then(|db| db.constraint()).unwrap_or_default();
+    log::warn!(
+        "the database refused a value that validation let through (SQLSTATE {code}, constraint {constraint:?})"
+    );
+    let column = db.and_then(|db| {
+        let table = db.table()?;
+        db.constraint()?
+            .strip_prefix(table)?
+            .strip_prefix('_')?
+            .strip_suffix("_check")
+    });
+    let error = match column {
+        Some(column) => FieldError::new(column, "is not a value that can be stored"),
+        None => FieldError::new(
+            "body",
+            "holds text that cannot be stored (e.g. a NUL character, \\u0000)",
+        ),
+    };
+    ApiError::Validation(vec![error])
 }
 
 /// SQLSTATEs that mean "not now" rather than "wrong": connection exceptions (08),
@@ -397,6 +489,14 @@ mod tests {
             ),
             (ApiError::Validation(vec![]), 422, "VALIDATION_ERROR"),
             (
+                ApiError::Unprocessable {
+                    message: "x".into(),
+                    errors: vec![],
+                },
+                422,
+                "VALIDATION_ERROR",
+            ),
+            (
                 ApiError::RateLimited {
                     retry_after_secs: 3,
                 },
@@ -415,6 +515,30 @@ mod tests {
     fn internal_errors_do_not_leak_their_cause() {
         let error = ApiError::internal("password=hunter2 in a connection string");
         assert_eq!(error.public_message(), "An unexpected error occurred");
+    }
+
+    #[test]
+    fn an_abandoned_analysis_is_422_when_too_complex_and_503_when_cancelled() {
+        use crate::domain::analysis::AnalysisAbandoned;
+        use crate::repository::RepositoryError;
+        let too_complex = AnalysisAbandoned::TooComplex {
+            budget: std::time::Duration::from_millis(1500),
+        };
+        let shared = RepositoryError::Shared(std::sync::Arc::new(too_complex.into()));
+
+        let error = ApiError::from(shared);
+
+        assert_eq!(error.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.code(), "VALIDATION_ERROR");
+        assert!(error.public_message().contains("too complex"));
+        assert!(error.public_message().contains("1500 ms"));
+        let details = error.details().expect("details");
+        assert_eq!(details["errors"][0]["field"], "workflow");
+
+        let cancelled = ApiError::from(RepositoryError::from(AnalysisAbandoned::Cancelled));
+        assert_eq!(cancelled.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let busy = ApiError::from(RepositoryError::LocationBusy);
+        assert_eq!(busy.status_code(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         }
     }
     let mut scope = web::scope(API_SCOPE)
+        // Innermost: a 401 from it still gets the headers of the layers below.
+        .wrap(from_fn(crate::http::auth::authenticate_before_body))
         // Tenant data must never sit in a shared or browser cache.
         .wrap(DefaultHeaders::new().add(("Cache-Control", "private, no-store")))
         .wrap(from_fn(rate_limit_headers));

@@ -4,7 +4,7 @@ mod http;
 
 pub use http::{HttpMetrics, RoutePattern};
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -14,6 +14,8 @@ pub struct Metrics {
     pub rate_limit: IntCounterVec,
     /// `db_pool_connections{state="open|idle"}`, read from the pool at scrape time.
     pub db_pool: IntGaugeVec,
+    /// `health_probes_total`: health checks actually run (callers within a second share one).
+    pub health_probes: IntCounter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +49,20 @@ impl Metrics {
         registry
             .register(Box::new(db_pool.clone()))
             .map_err(|error| MetricsError(error.to_string()))?;
+        let health_probes = IntCounter::new(
+            "health_probes_total",
+            "Health probes run (Postgres + Redis checks); /health/detailed and /ready share one per second",
+        )
+        .map_err(|error| MetricsError(error.to_string()))?;
+        registry
+            .register(Box::new(health_probes.clone()))
+            .map_err(|error| MetricsError(error.to_string()))?;
         Ok(Self {
             http,
             registry,
             rate_limit,
             db_pool,
+            health_probes,
         })
     }
 

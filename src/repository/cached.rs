@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{ttl, Cache, CacheKey, Invalidation, L1Probe, LoadError};
+use crate::cache::{ttl, Cache, CacheKey, Invalidation, InvalidationReport, L1Probe, LoadError};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
     within, ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, ReadSource,
@@ -292,6 +292,20 @@ impl CachedApiKeyRepository {
         }
     }
 
+    /// Revokes, then invalidates the key's cached lookup everywhere, saying how far the
+    /// invalidation got (the CLI reports it: a revocation nobody heard is not effective yet).
+    pub async fn revoke_reporting(
+        &self,
+        key_id: uuid::Uuid,
+    ) -> Result<(Vec<u8>, InvalidationReport), RepositoryError> {
+        let key_hash = self.inner.revoke(key_id).await?;
+        let report = self
+            .cache
+            .invalidate_reporting(&[self.key(&key_hash)])
+            .await;
+        Ok((key_hash, report))
+    }
+
     /// The cached owner record of a key hash; `None` for an unknown or revoked key.
     async fn read_owner(
         &self,
@@ -347,9 +361,9 @@ impl ApiKeyRepository for CachedApiKeyRepository {
     }
 
     async fn revoke(&self, key_id: uuid::Uuid) -> Result<Vec<u8>, RepositoryError> {
-        let key_hash = self.inner.revoke(key_id).await?;
-        self.cache.invalidate(&[self.key(&key_hash)]).await;
-        Ok(key_hash)
+        self.revoke_reporting(key_id)
+            .await
+            .map(|(key_hash, _)| key_hash)
     }
 
     async fn forget(&self, key_hashes: &[Vec<u8>]) {

@@ -20,6 +20,9 @@ pub enum RepositoryError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// Creating one more workflow would pass `MAX_WORKFLOWS_PER_LOCATION`.
+    #[error("the location already has {limit} workflows, the most it may have")]
+    WorkflowLimit { limit: u32 },
     #[error("version precondition failed (current version: {current:?})")]
     PreconditionFailed { current: Option<i64> },
     #[error("database error")]
@@ -37,6 +40,12 @@ pub enum RepositoryError {
     /// busy serving requests, which analyses yield to).
     #[error("the analysis pool did not get to the work in time")]
     AnalysisBusy,
+    /// The analysis stopped before its report: over its time budget, or its caller left.
+    #[error(transparent)]
+    Abandoned(#[from] crate::domain::analysis::AnalysisAbandoned),
+    /// The location already has as many analyses waiting as it may (per-location fairness).
+    #[error("this location already has too many analyses waiting")]
+    LocationBusy,
     /// The write committed, but the cache could not make every instance drop what it
     /// replaced (Redis answered, the invalidation did not get through in time): answering it
     /// as a success could be followed by reads of the previous version elsewhere.

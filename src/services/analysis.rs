@@ -2,8 +2,18 @@
 //! once per (location, workflow, version, rules version): cached under a key holding all four
 //! (a new version or a new rule set is never answered with an old analysis) and recorded in
 //! `analyses` the first time.
+//!
+//! Every analysis runs within `ANALYSIS_BUDGET_MS` of its thread's CPU time and stops when its
+//! caller stops waiting (see `domain::analysis::budget`). A stored workflow found too complex
+//! is remembered per instance for [`TOO_COMPLEX_TTL`] under its analysis key (which holds its
+//! version): asking again answers the same 422 without spending another budget, and a new
+//! version is analyzed afresh. It is never cached as a report nor recorded in history. A
+//! stored analysis is not cancelled with its request: it is a cache load shared by every
+//! request for it, and its report (within the budget) serves the retry.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -11,8 +21,8 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use super::json_scan::{mentions, scan_version};
 use crate::cache::{ttl, Cache, CacheKey};
 use crate::domain::analysis::{
-    analyze_location, analyze_workflow, findings_involving, AnalysisReport, Issue, LocationReport,
-    LocationWorkflow, RULES_VERSION,
+    analyze_location_within, analyze_workflow_within, findings_involving, AnalysisAbandoned,
+    AnalysisReport, Budget, Issue, LocationReport, LocationWorkflow, RULES_VERSION,
 };
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
@@ -21,7 +31,7 @@ use crate::repository::{
     AnalysisRepository, Fetched, HistoryPage, NewAnalysis, ReadSource, RepositoryError,
     StoredWorkflow, WorkflowRepository,
 };
-use crate::services::analysis_pool::{AnalysisPool, PoolError};
+use crate::services::analysis_pool::{thread_cpu_clock, AnalysisPool, Owner, PoolError};
 
 /// A stored workflow's analysis as cached, plus the cross-workflow findings that involve it.
 pub struct WorkflowAnalysis {
@@ -40,6 +50,11 @@ impl WorkflowAnalysis {
     }
 }
 
+/// How long a stored version found too complex is answered so without a new attempt.
+pub const TOO_COMPLEX_TTL: Duration = Duration::from_secs(60);
+/// Stored versions remembered as too complex (per instance).
+const TOO_COMPLEX_ENTRIES: usize = 1024;
+
 #[derive(serde::Deserialize)]
 struct WorkflowHead {
     version: i64,
@@ -56,6 +71,10 @@ pub struct AnalysisService {
     cache: Cache,
     /// Where analyses run: never on the HTTP workers, at most `ANALYSIS_CONCURRENCY` at once.
     pool: AnalysisPool,
+    /// `ANALYSIS_BUDGET_MS`: CPU time one analysis may take.
+    budget: Duration,
+    /// Analysis keys of stored versions found too complex, with when.
+    too_complex: Arc<quick_cache::sync::Cache<String, Instant>>,
 }
 
 impl AnalysisService {
@@ -72,6 +91,27 @@ impl AnalysisService {
             analysis_reads: reads.entity_reads(),
             reads,
             pool,
+            budget: DEFAULT_BUDGET,
+            too_complex: Arc::new(quick_cache::sync::Cache::new(TOO_COMPLEX_ENTRIES)),
+        }
+    }
+
+    /// The CPU time each analysis may take (`ANALYSIS_BUDGET_MS`).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Whether the analysis under `key` was found too complex within the last
+    /// [`TOO_COMPLEX_TTL`].
+    fn known_too_complex(&self, key: &CacheKey) -> bool {
+        match self.too_complex.get(key.as_str()) {
+            Some(at) if at.elapsed() < TOO_COMPLEX_TTL => true,
+            Some(_) => {
+                self.too_complex.remove(key.as_str());
+                false
+            }
+            None => false,
         }
     }
 
@@ -110,7 +150,12 @@ impl AnalysisService {
             .cache
             .keys()
             .analysis(location_id, workflow_id, version, RULES_VERSION);
-        let (json, source) = self
+        if self.known_too_complex(&key) {
+            return Err(RepositoryError::Abandoned(AnalysisAbandoned::TooComplex {
+                budget: self.budget,
+            }));
+        }
+        let read = self
             .read_through(&key, || {
                 let (service, location) = (self.clone(), location_id.to_owned());
                 move || async move {
@@ -121,14 +166,25 @@ impl AnalysisService {
                         .map(Some)
                 }
             })
-            .await?;
-        let location = self.location_fetched(location_id).await?;
-        // A report that never names the workflow has no finding involving it: the common case
-        // answers without parsing the location report.
-        let location_findings = if mentions(&location.json, workflow_id)? {
-            findings_involving(&location.decode()?, workflow_id)
-        } else {
-            Vec::new()
+            .await;
+        if let Err(error) = &read {
+            if is_too_complex(error) {
+                self.too_complex
+                    .insert(key.as_str().to_owned(), Instant::now());
+            }
+        }
+        let (json, source) = read?;
+        let location_findings = match self.location_fetched(location_id).await {
+            // A report that never names the workflow has no finding involving it: the common
+            // case answers without parsing the location report.
+            Ok(location) if mentions(&location.json, workflow_id)? => {
+                findings_involving(&location.decode()?, workflow_id)
+            }
+            Ok(_) => Vec::new(),
+            // The workflow's own analysis stands without the location-wide findings rather
+            // than every workflow of a too-complex location failing with it.
+            Err(error) if is_too_complex(&error) => Vec::new(),
+            Err(error) => return Err(error),
         };
         Ok(WorkflowAnalysis {
             json,
@@ -166,34 +222,64 @@ impl AnalysisService {
         Ok(fetched)
     }
 
-    /// Runs `work` (parsing a large request body, say) on the analysis pool instead of an
-    /// HTTP worker, within the request deadline: analysis threads yield the CPU to request
-    /// handling, so on a saturated instance the request answers 503 rather than waiting on.
-    pub async fn off_workers<T, F>(&self, work: F) -> Result<T, RepositoryError>
+    /// Runs `work` (parsing a large request body, say) for `location` on the analysis pool
+    /// instead of an HTTP worker, within the request deadline: analysis threads yield the CPU
+    /// to request handling, so on a saturated instance the request answers 503 rather than
+    /// waiting on.
+    pub async fn off_workers<T, F>(&self, location_id: &str, work: F) -> Result<T, RepositoryError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        tokio::time::timeout(self.reads.deadline(), self.on_analysis_threads(work))
-            .await
-            .unwrap_or(Err(RepositoryError::AnalysisBusy))
+        self.within_deadline(location_id, move |_| work()).await
     }
 
-    /// A document that is not stored: analyzed, neither cached nor recorded. Returns the
-    /// serialized report as the plan may see it (written out on the pool too: a large
-    /// document's report is large).
+    /// [`Self::off_workers`] for work that reads the cancel flag.
+    async fn within_deadline<T, F>(&self, location_id: &str, work: F) -> Result<T, RepositoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AtomicBool) -> T + Send + 'static,
+    {
+        let started = Arc::new(AtomicBool::new(false));
+        let marked = Arc::clone(&started);
+        let job = move |cancel: &AtomicBool| {
+            marked.store(true, Ordering::Relaxed);
+            work(cancel)
+        };
+        // On the deadline the pool's future is dropped, which raises the cancel flag.
+        match tokio::time::timeout(
+            self.reads.deadline(),
+            self.on_analysis_threads(Owner::Location(location_id), job),
+        )
+        .await
+        {
+            Ok(result) => result,
+            // Started: it stops at its next check, and the caller is told it did not finish.
+            Err(_) if started.load(Ordering::Relaxed) => {
+                Err(RepositoryError::Abandoned(AnalysisAbandoned::Cancelled))
+            }
+            Err(_) => Err(RepositoryError::AnalysisBusy),
+        }
+    }
+
+    /// A document that is not stored, posted by `location_id`: analyzed, neither cached nor
+    /// recorded. Returns the serialized report as the plan may see it (written out on the
+    /// pool too: a large document's report is large).
     pub async fn ad_hoc_report(
         &self,
+        location_id: &str,
         document: WorkflowDocument,
         workflow_id: String,
         plan: Plan,
     ) -> Result<Bytes, RepositoryError> {
-        self.off_workers(move || {
-            let report = analyze_workflow(&workflow_id, 0, &document, Utc::now()).for_plan(plan);
-            serde_json::to_vec(&report).map(Bytes::from)
+        let limit = self.budget;
+        self.within_deadline(location_id, move |cancel| {
+            let budget = Budget::new(limit, thread_cpu_clock()).cancelled_by(cancel);
+            let report = analyze_workflow_within(&workflow_id, 0, &document, Utc::now(), &budget)?
+                .for_plan(plan);
+            Ok(Bytes::from(serde_json::to_vec(&report)?))
         })
         .await?
-        .map_err(RepositoryError::from)
     }
 
     /// Stored analyses within the plan's retention, newest first.
@@ -217,15 +303,23 @@ impl AnalysisService {
         stored: StoredWorkflow,
     ) -> Result<Bytes, RepositoryError> {
         let (id, version) = (stored.id.clone(), stored.version);
+        let limit = self.budget;
         let report = self
-            .on_analysis_threads(move || {
+            .on_analysis_threads(Owner::Location(location_id), move |cancel| {
+                let budget = Budget::new(limit, thread_cpu_clock()).cancelled_by(cancel);
                 let document =
                     WorkflowDocument::from_json(&stored.definition).map_err(|errors| {
                         RepositoryError::Computation(format!(
                             "stored workflow is not a document: {errors:?}"
                         ))
                     })?;
-                Ok::<_, RepositoryError>(analyze_workflow(&id, version, &document, Utc::now()))
+                Ok::<_, RepositoryError>(analyze_workflow_within(
+                    &id,
+                    version,
+                    &document,
+                    Utc::now(),
+                    &budget,
+                )?)
             })
             .await??;
         let result = serde_json::to_value(&report)?;
@@ -237,7 +331,8 @@ impl AnalysisService {
                     workflow_version: report.version,
                     rules_version: &report.rules_version,
                     health_score: i16::try_from(report.health_score).unwrap_or(0),
-                    issues_found: i32::try_from(report.issues.len()).unwrap_or(i32::MAX),
+                    // Every finding, the ones past the per-rule cap included.
+                    issues_found: i32::try_from(report.issues_summary.total).unwrap_or(i32::MAX),
                     result: &result,
                 },
             )
@@ -247,35 +342,58 @@ impl AnalysisService {
 
     async fn compute_location(&self, location_id: &str) -> Result<Bytes, RepositoryError> {
         let definitions = self.workflows.definitions(location_id).await?;
+        let limit = self.budget;
         let report = self
-            .on_analysis_threads(move || {
+            .on_analysis_threads(Owner::Location(location_id), move |cancel| {
+                let budget = Budget::new(limit, thread_cpu_clock()).cancelled_by(cancel);
                 // A stored definition that no longer parses is left out rather than failing
                 // the whole location.
-                let documents: Vec<(String, WorkflowDocument)> = definitions
-                    .into_iter()
-                    .filter_map(|(id, definition)| {
-                        Some((id, WorkflowDocument::from_json(&definition).ok()?))
-                    })
-                    .collect();
+                let mut documents: Vec<(String, WorkflowDocument)> =
+                    Vec::with_capacity(definitions.len());
+                for (id, definition) in definitions {
+                    budget.check()?;
+                    if let Ok(doc) = WorkflowDocument::from_json(&definition) {
+                        documents.push((id, doc));
+                    }
+                }
                 let workflows: Vec<LocationWorkflow<'_>> = documents
                     .iter()
                     .map(|(id, doc)| LocationWorkflow { id, doc })
                     .collect();
-                analyze_location(&workflows, Utc::now())
+                analyze_location_within(&workflows, Utc::now(), &budget)
             })
-            .await?;
+            .await??;
         Ok(Bytes::from(serde_json::to_vec(&report)?))
     }
 
-    async fn on_analysis_threads<T, F>(&self, work: F) -> Result<T, RepositoryError>
+    async fn on_analysis_threads<T, F>(
+        &self,
+        owner: Owner<'_>,
+        work: F,
+    ) -> Result<T, RepositoryError>
     where
         T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
+        F: FnOnce(&AtomicBool) -> T + Send + 'static,
     {
         self.pool
-            .run(work)
+            .run(owner, work)
             .await
-            .map_err(|error: PoolError| RepositoryError::Computation(error.to_string()))
+            .map_err(|error| match error {
+                PoolError::LocationBusy => RepositoryError::LocationBusy,
+                other => RepositoryError::Computation(other.to_string()),
+            })
+    }
+}
+
+/// CPU time an analysis may take unless `ANALYSIS_BUDGET_MS` says otherwise.
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1_000);
+
+/// Whether `error` (or the shared failure it wraps) is a too-complex analysis.
+fn is_too_complex(error: &RepositoryError) -> bool {
+    match error {
+        RepositoryError::Abandoned(AnalysisAbandoned::TooComplex { .. }) => true,
+        RepositoryError::Shared(inner) => is_too_complex(inner),
+        _ => false,
     }
 }
 
@@ -287,9 +405,73 @@ mod tests {
     use crate::repository::postgres::{PgAnalysisRepository, PgWorkflowRepository};
     use std::time::Duration;
 
-    /// A service whose pool has one thread and whose requests wait at most 50 ms. Its
-    /// repositories are never reached here (the pool alone is exercised).
     fn service_with_one_thread() -> AnalysisService {
+        service_with_one_thread_waiting(Duration::from_millis(50))
+    }
+
+    /// A chain of `n` webhooks (analysis costs about 10 µs of CPU a step in a debug build).
+    fn webhook_chain(n: usize) -> WorkflowDocument {
+        let steps: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let next = (i + 1 < n).then(|| format!("s{}", i + 1));
+                serde_json::json!({"id": format!("s{i}"), "type": "webhook", "next": next,
+                    "config": {"url": format!("http://10.0.0.{}/h", i % 250)}})
+            })
+            .collect();
+        WorkflowDocument::from_json(&serde_json::json!({"name": "chain", "status": "published",
+            "start": "s0", "triggers": [{"id": "t", "type": "form_submitted"}], "steps": steps}))
+        .expect("a document")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_timed_out_frees_the_thread_for_the_next_location() {
+        // A's analysis needs several times the deadline; the budget never runs out. Without
+        // the cancel flag the one thread would stay on A's analysis past B's deadline too.
+        let deadline = Duration::from_millis(250);
+        let service =
+            service_with_one_thread_waiting(deadline).with_budget(Duration::from_secs(60));
+        let (heavy, small) = (webhook_chain(80_000), webhook_chain(3));
+
+        let a = service
+            .ad_hoc_report("A", heavy, "big".to_owned(), Plan::Agency)
+            .await;
+        let b = service
+            .ad_hoc_report("B", small, "small".to_owned(), Plan::Agency)
+            .await;
+
+        assert!(
+            matches!(
+                a,
+                Err(RepositoryError::Abandoned(AnalysisAbandoned::Cancelled))
+            ),
+            "{a:?}"
+        );
+        let report: AnalysisReport =
+            serde_json::from_slice(&b.expect("B is answered")).expect("a report");
+        assert_eq!(report.workflow_id, "small");
+    }
+
+    #[tokio::test]
+    async fn an_ad_hoc_document_over_the_budget_is_too_complex() {
+        let budget = Duration::from_millis(1);
+        let service = service_with_one_thread_waiting(Duration::from_secs(60)).with_budget(budget);
+
+        let result = service
+            .ad_hoc_report("A", webhook_chain(20_000), "big".to_owned(), Plan::Agency)
+            .await;
+
+        assert!(
+            matches!(
+                result,
+                Err(RepositoryError::Abandoned(AnalysisAbandoned::TooComplex { budget: b })) if b == budget
+            ),
+            "{result:?}"
+        );
+    }
+
+    /// A service whose pool has one thread and whose requests wait at most `deadline`. Its
+    /// repositories are never reached here (the pool alone is exercised).
+    fn service_with_one_thread_waiting(deadline: Duration) -> AnalysisService {
         let cache = Cache::new(CacheSettings::default(), &prometheus::Registry::new())
             .expect("in-process cache");
         let db =
@@ -297,7 +479,7 @@ mod tests {
         AnalysisService::new(
             Arc::new(PgWorkflowRepository::new(db.clone())),
             Arc::new(PgAnalysisRepository::new(db)),
-            ReadThrough::new(cache, Duration::from_millis(50)),
+            ReadThrough::new(cache, deadline),
             AnalysisPool::new(1, AnalysisPriority::Normal).expect("pool"),
         )
     }
@@ -308,15 +490,15 @@ mod tests {
         let occupied = service.clone();
         let first = tokio::spawn(async move {
             occupied
-                .off_workers(|| std::thread::sleep(Duration::from_millis(300)))
+                .off_workers("a", || std::thread::sleep(Duration::from_millis(300)))
                 .await
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
 
-        let waiting = service.off_workers(|| "late").await;
+        let waiting = service.off_workers("b", || "late").await;
         let _ = first.await;
         tokio::time::sleep(Duration::from_millis(350)).await;
-        let later = service.off_workers(|| "on time").await;
+        let later = service.off_workers("b", || "on time").await;
 
         assert!(matches!(waiting, Err(RepositoryError::AnalysisBusy)));
         assert_eq!(later.expect("a free thread"), "on time");

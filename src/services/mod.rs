@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod analysis_pool;
 pub mod cache_warming;
+pub mod health_probe;
 mod json_scan;
 pub mod plans;
 pub mod rate_limiter;

@@ -195,11 +195,15 @@ async fn cli_creates_locations_and_keys_and_revocation_is_immediate() {
         .output()
         .await
         .unwrap();
-    assert!(
-        revoked.status.success(),
+    assert_eq!(
+        revoked.status.code(),
+        Some(0),
         "{}",
         String::from_utf8_lossy(&revoked.stderr)
     );
+    let said = String::from_utf8_lossy(&revoked.stdout);
+    assert!(said.contains("confirmed by 1 running instance"), "{said}");
+    // The app had the key cached (the 200 above): confirmed means refused at once.
     assert_eq!(
         app.api_get(&second_key, "/api/workflows").await.status(),
         401
@@ -260,4 +264,79 @@ async fn analyze_runs_offline_with_exit_codes_for_ci() {
     assert_eq!(report["results"].as_array().unwrap().len(), 5);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("gwd-not-json"));
+}
+
+/// A revocation that no running instance heard is reported as such, with the real time the
+/// key may keep working, and exit code 3 — not "revoked".
+#[tokio::test]
+async fn revoke_says_plainly_when_no_instance_confirmed_it() {
+    let app = crate::helpers::spawn_app().await;
+    let cli = |args: &[&str], redis: &str, prefix: &str| {
+        let mut command = binary();
+        command
+            .args(args)
+            .env("DATABASE_URL", app.database_url())
+            .env("REDIS_URL", redis)
+            .env("CACHE_PREFIX", prefix);
+        command
+    };
+    let (redis, prefix) = (
+        app.env["REDIS_URL"].as_str(),
+        app.env["CACHE_PREFIX"].as_str(),
+    );
+    cli(
+        &["location", "create", "--id", "cliLoc2", "--name", "Acme"],
+        redis,
+        prefix,
+    )
+    .output()
+    .await
+    .unwrap();
+    let mut key_ids = Vec::new();
+    let mut keys = Vec::new();
+    for label in ["a", "b"] {
+        let created = cli(
+            &["key", "create", "--location", "cliLoc2", "--label", label],
+            redis,
+            prefix,
+        )
+        .output()
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&created.stdout).to_string();
+        key_ids.push(stdout.split_whitespace().nth(2).unwrap().to_owned());
+        keys.push(key_from(&created.stdout));
+    }
+    for key in &keys {
+        assert_eq!(app.api_get(key, "/api/workflows").await.status(), 200);
+    }
+
+    // No Redis configured where the CLI runs: nobody is told.
+    let no_redis = cli(&["key", "revoke", "--id", &key_ids[0]], "", prefix)
+        .output()
+        .await
+        .unwrap();
+    // Redis, but another namespace: nobody listening acknowledges.
+    let nobody = cli(
+        &["key", "revoke", "--id", &key_ids[1]],
+        redis,
+        "gwd_nobody_here",
+    )
+    .output()
+    .await
+    .unwrap();
+
+    for (case, output) in [("no redis", &no_redis), ("nobody listening", &nobody)] {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{case}: {stdout} {stderr}");
+        assert!(stdout.contains("revoked key"), "{case}: {stdout}");
+        assert!(!stdout.contains("confirmed by"), "{case}: {stdout}");
+        assert!(stderr.contains("not confirmed"), "{case}: {stderr}");
+        assert!(stderr.contains("up to 990 s"), "{case}: {stderr}");
+    }
+    assert!(String::from_utf8_lossy(&no_redis.stderr).contains("no Redis is configured"));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no running instance is listening"));
+    // The warning is true: the instance still has the first key cached.
+    assert_eq!(app.api_get(&keys[0], "/api/workflows").await.status(), 200);
 }

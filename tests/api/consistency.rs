@@ -247,8 +247,12 @@ async fn another_locations_id_is_404_like_a_missing_one_on_every_id_route_cold_a
     let original = owners_view(&app, &key_a).await;
     assert_eq!(original.0, "A's secret");
 
+    // B creates its own "secret" once per cell and deletes it again: each creation continues
+    // after the last version of B's deleted one (versions never go back).
+    let mut b_version = 0;
     for (instance_name, instance) in [("first", &app), ("second", &sibling)] {
         for warm in [false, true] {
+            b_version += 1;
             let cell = format!(
                 "{instance_name} instance, {} cache",
                 if warm { "warm" } else { "cold" }
@@ -300,7 +304,7 @@ async fn another_locations_id_is_404_like_a_missing_one_on_every_id_route_cold_a
                 .await;
             assert_eq!(put.status(), 201, "PUT, {cell}");
             let put: Value = put.json().await.unwrap();
-            assert_eq!(put["data"]["version"], 1, "PUT, {cell}");
+            assert_eq!(put["data"]["version"], b_version, "PUT, {cell}");
             for reader in [&app, &sibling] {
                 assert_eq!(
                     owners_view(reader, &key_a).await,

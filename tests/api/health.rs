@@ -169,3 +169,61 @@ async fn an_unreachable_redis_is_degraded_but_200() {
         "Redis unavailable, using fallback"
     );
 }
+
+/// `/health/detailed` is public: callers share one probe per second instead of each sending
+/// queries to Postgres and Redis. Counted by `health_probes_total`, bounded by the time the
+/// calls took (at most one probe per started second), not by a wall-clock threshold.
+#[tokio::test]
+async fn detailed_health_runs_at_most_one_probe_per_second_however_many_callers() {
+    let app = spawn_app().await;
+    let before = crate::faults::harness::metric(&app, "health_probes_total").await;
+    let started = Instant::now();
+
+    let concurrent = (0..50).map(|_| app.get("/health/detailed"));
+    for response in futures::future::join_all(concurrent).await {
+        assert!(response.status().is_success());
+    }
+    for _ in 0..50 {
+        assert!(app.get("/health/detailed").await.status().is_success());
+        assert!(app.get("/ready").await.status().is_success());
+    }
+
+    let elapsed = started.elapsed();
+    let probes = crate::faults::harness::metric(&app, "health_probes_total").await - before;
+    let allowed = elapsed.as_secs_f64().floor() + 1.0;
+    assert!(probes >= 1.0, "no probe counted");
+    assert!(
+        probes <= allowed,
+        "{probes} probes for 150 calls in {elapsed:?} (at most {allowed})"
+    );
+}
+
+/// Without operator access the report shows node counts, never an address; in production
+/// without a configured token nobody is an operator.
+#[tokio::test]
+async fn detailed_health_shows_node_counts_and_no_address() {
+    let app = spawn_app_with(|env| {
+        env.insert("INTERNAL_API_TOKEN".into(), "operator-token".into());
+    })
+    .await;
+    let redis = Url::parse(&app.env["REDIS_URL"]).unwrap();
+    let port = redis.port().unwrap_or(6379).to_string();
+
+    let mut body = Value::Null;
+    for _ in 0..50 {
+        body = app.get("/health/detailed").await.json().await.unwrap();
+        if body["checks"]["cache"]["type"] == "redis" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let topology = &body["checks"]["cache"]["topology"];
+    assert_eq!(topology["kind"], "single", "{body}");
+    assert_eq!(topology["nodes"]["total"], 1, "{body}");
+    assert_eq!(topology["nodes"]["reachable"], 1, "{body}");
+    assert!(topology.get("primary").is_none(), "{body}");
+    let text = body.to_string();
+    assert!(!text.contains(&format!(":{port}")), "{text}");
+    assert!(!text.contains(redis.host_str().unwrap()), "{text}");
+}

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod analysis;
+mod analysis_budget;
 mod analysis_robustness;
 mod binary;
 mod cache;
@@ -15,7 +16,9 @@ mod internal;
 mod migrations;
 mod openapi;
 mod rate_limits;
+mod recreate;
 mod security;
+mod stored_text;
 mod subscription;
 mod topology;
 mod webhooks;

@@ -69,3 +69,90 @@ async fn tenant_data_is_never_stored_by_browsers_or_proxies() {
         );
     }
 }
+
+/// Actix polls a handler's extractors together: the key must be checked before the body is
+/// looked at, so a caller without a valid key learns nothing about what the body would do.
+#[tokio::test]
+async fn an_invalid_key_is_401_whatever_the_body() {
+    let app = spawn_app().await;
+    let key = app.create_location("locBodyAuth").await;
+    let oversized = format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let cases: Vec<(&str, &str, &str, String)> = vec![
+        (
+            "PUT",
+            "/api/workflows/wf1",
+            "application/json",
+            "{\"name\": ".into(),
+        ),
+        (
+            "PUT",
+            "/api/workflows/wf1",
+            "application/json",
+            oversized.clone(),
+        ),
+        ("PUT", "/api/workflows/wf1", "text/plain", "name=x".into()),
+        (
+            "POST",
+            "/api/analyze",
+            "application/json",
+            "{not json".into(),
+        ),
+        ("POST", "/api/analyze", "application/json", oversized),
+        ("POST", "/api/analyze", "text/plain", "x".into()),
+    ];
+
+    for (method, path, content_type, body) in cases {
+        for auth in [None, Some("gwd_not_a_real_key")] {
+            let mut request = app
+                .client
+                .request(method.parse().unwrap(), app.url(path))
+                .header("content-type", content_type)
+                .body(body.clone());
+            if let Some(auth) = auth {
+                request = request.bearer_auth(auth);
+            }
+            let response = request.send().await.unwrap();
+            let case = format!(
+                "{method} {path} {content_type} {} bytes, key {auth:?}",
+                body.len()
+            );
+            assert_eq!(response.status(), 401, "{case}");
+            let envelope: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(envelope["error"]["code"], "UNAUTHORIZED", "{case}");
+        }
+    }
+
+    // With a valid key the body is judged as before.
+    let malformed = app
+        .client
+        .put(app.url("/api/workflows/wf1"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let wrong_type = app
+        .client
+        .post(app.url("/api/analyze"))
+        .bearer_auth(&key)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    let too_large = app
+        .client
+        .put(app.url("/api/workflows/wf1"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    // Requests without a body are untouched: unknown routes stay 404.
+    assert_eq!(app.get("/api/does-not-exist").await.status(), 404);
+}

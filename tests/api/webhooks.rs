@@ -36,8 +36,20 @@ pub async fn send_signed(app: &TestApp, body: &Value) -> reqwest::Response {
     send(app, body, Some(signature)).await
 }
 
+/// An event signed now (millisecond precision, so events sent one after another are ordered).
 pub fn event(id: &str, kind: &str, location: &str, data: Value) -> Value {
-    json!({"id": id, "type": kind, "locationId": location, "timestamp": "2026-11-28T00:00:00Z", "data": data})
+    event_at(id, kind, location, data, chrono::Utc::now())
+}
+
+pub fn event_at(
+    id: &str,
+    kind: &str,
+    location: &str,
+    data: Value,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let timestamp = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({"id": id, "type": kind, "locationId": location, "timestamp": timestamp, "data": data})
 }
 
 async fn plan_of(app: &TestApp, key: &str) -> String {
@@ -215,4 +227,257 @@ async fn webhooks_are_refused_when_no_secret_is_configured() {
         response.json::<Value>().await.unwrap()["error"]["code"],
         "SERVICE_UNAVAILABLE"
     );
+}
+
+async fn subscription_of(app: &TestApp, key: &str) -> Value {
+    let body: Value = app
+        .api_get(key, "/api/subscription")
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["data"].clone()
+}
+
+#[tokio::test]
+async fn events_signed_outside_the_window_are_400_and_change_nothing() {
+    let app = webhook_app().await;
+    let key = app.create_location("locA").await;
+    let now = chrono::Utc::now();
+    let upgrade = json!({"plan": "pro"});
+    let stale = event_at(
+        "evt_old",
+        "SubscriptionUpdated",
+        "locA",
+        upgrade.clone(),
+        now - chrono::Duration::seconds(301),
+    );
+    let future = event_at(
+        "evt_future",
+        "SubscriptionUpdated",
+        "locA",
+        upgrade.clone(),
+        now + chrono::Duration::seconds(600),
+    );
+    let mut missing = event(
+        "evt_missing",
+        "SubscriptionUpdated",
+        "locA",
+        upgrade.clone(),
+    );
+    missing.as_object_mut().unwrap().remove("timestamp");
+    let mut garbled = event(
+        "evt_garbled",
+        "SubscriptionUpdated",
+        "locA",
+        upgrade.clone(),
+    );
+    garbled["timestamp"] = json!("last tuesday");
+
+    for (case, body) in [
+        ("stale", &stale),
+        ("future", &future),
+        ("missing", &missing),
+        ("garbled", &garbled),
+    ] {
+        let response = send_signed(&app, body).await;
+        assert_eq!(response.status(), 400, "{case}");
+        let envelope: Value = response.json().await.unwrap();
+        assert_eq!(envelope["error"]["code"], "BAD_REQUEST", "{case}");
+        assert!(
+            envelope["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("timestamp"),
+            "{case}: {envelope}"
+        );
+    }
+    assert_eq!(plan_of(&app, &key).await, "free");
+
+    // A refused delivery is not recorded: the same id signed now is applied.
+    let fresh = send_signed(
+        &app,
+        &event("evt_old", "SubscriptionUpdated", "locA", upgrade),
+    )
+    .await;
+    assert_eq!(fresh.status(), 200);
+    assert_eq!(
+        fresh.json::<Value>().await.unwrap()["data"]["duplicate"],
+        false
+    );
+    assert_eq!(plan_of(&app, &key).await, "pro");
+}
+
+#[tokio::test]
+async fn a_late_update_does_not_undo_a_newer_cancel() {
+    let app = webhook_app().await;
+    let key = app.create_location("locA").await;
+    let now = chrono::Utc::now();
+    let created = event_at(
+        "e1",
+        "SubscriptionCreated",
+        "locA",
+        json!({"plan": "pro"}),
+        now - chrono::Duration::seconds(60),
+    );
+    let updated = event_at(
+        "e2",
+        "SubscriptionUpdated",
+        "locA",
+        json!({"plan": "agency", "status": "active"}),
+        now - chrono::Duration::seconds(30),
+    );
+    let canceled = event_at(
+        "e3",
+        "SubscriptionCanceled",
+        "locA",
+        json!({}),
+        now - chrono::Duration::seconds(10),
+    );
+
+    assert_eq!(send_signed(&app, &created).await.status(), 200);
+    assert_eq!(send_signed(&app, &canceled).await.status(), 200);
+    let late = send_signed(&app, &updated).await;
+
+    assert_eq!(late.status(), 200);
+    let data = late.json::<Value>().await.unwrap()["data"].clone();
+    assert_eq!(data["superseded"], true, "{data}");
+    assert_eq!(data["duplicate"], false, "{data}");
+    let subscription = subscription_of(&app, &key).await;
+    assert_eq!(subscription["status"], "canceled", "{subscription}");
+    assert_eq!(subscription["plan"], "pro", "{subscription}");
+
+    // A newer event still applies.
+    let renewed = event(
+        "e4",
+        "SubscriptionUpdated",
+        "locA",
+        json!({"plan": "starter"}),
+    );
+    let response = send_signed(&app, &renewed).await;
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]["superseded"],
+        false
+    );
+    let subscription = subscription_of(&app, &key).await;
+    assert_eq!(
+        (
+            subscription["plan"].as_str(),
+            subscription["status"].as_str()
+        ),
+        (Some("starter"), Some("active"))
+    );
+}
+
+#[tokio::test]
+async fn event_ids_older_than_the_replay_window_are_pruned() {
+    let app = webhook_app().await;
+    app.create_location("locA").await;
+    let pool = sqlx::PgPool::connect(app.database_url()).await.unwrap();
+    sqlx::query(
+        "insert into webhook_events (id, type, location_id, received_at)
+         select 'old_' || n, 'SubscriptionUpdated', 'locA', now() - interval '2 days'
+         from generate_series(1, 50) n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into webhook_events (id, type, location_id, received_at)
+         values ('recent', 'SubscriptionUpdated', 'locA', now() - interval '1 minute')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let response = send_signed(&app, &event("trigger", "ContactCreated", "locA", json!({}))).await;
+
+    assert_eq!(response.status(), 200);
+    let left: Vec<String> = sqlx::query_scalar("select id from webhook_events order by id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["recent", "trigger"]);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn nul_or_over_long_fields_are_422_naming_the_field_never_500() {
+    let app = webhook_app().await;
+    let key = app.create_location("locA").await;
+    let long = "x".repeat(201);
+    let cases = [
+        (
+            event(
+                "evt\u{0}1",
+                "SubscriptionUpdated",
+                "locA",
+                json!({"plan": "pro"}),
+            ),
+            "id",
+        ),
+        (
+            event(&long, "SubscriptionUpdated", "locA", json!({"plan": "pro"})),
+            "id",
+        ),
+        (
+            event(
+                "e2",
+                "Subscription\u{0}Updated",
+                "locA",
+                json!({"plan": "pro"}),
+            ),
+            "type",
+        ),
+        (event("e3", &long, "locA", json!({})), "type"),
+        (
+            event(
+                "e4",
+                "SubscriptionUpdated",
+                "loc\u{0}A",
+                json!({"plan": "pro"}),
+            ),
+            "locationId",
+        ),
+        (
+            event("e5", "SubscriptionUpdated", &long, json!({"plan": "pro"})),
+            "locationId",
+        ),
+        (
+            event(
+                "e6",
+                "WorkflowDeleted",
+                "locA",
+                json!({"workflowId": "wf\u{0}1"}),
+            ),
+            "data.workflowId",
+        ),
+        (
+            event("e7", "WorkflowUpdated", "locA", json!({"workflowId": long})),
+            "data.workflowId",
+        ),
+        (
+            event(
+                "e8",
+                "SubscriptionUpdated",
+                "locA",
+                json!({"plan": "pro\u{0}"}),
+            ),
+            "data.plan",
+        ),
+    ];
+
+    for (body, field) in cases {
+        let response = send_signed(&app, &body).await;
+        assert_eq!(response.status(), 422, "{field}: {body}");
+        let envelope: Value = response.json().await.unwrap();
+        let fields: Vec<&str> = envelope["error"]["details"]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, [field], "{envelope}");
+    }
+    assert_eq!(plan_of(&app, &key).await, "free");
 }

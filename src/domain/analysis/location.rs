@@ -9,15 +9,26 @@
 //! when it adds itself with `add_to_workflow` (its tag self-loops are `self-retrigger`).
 //! Draft workflows take part (they loop as soon as they are published).
 
+use super::budget::{AnalysisAbandoned, Budget, Checkpoint, Unlimited};
 use super::graph::{self, Graph};
 use super::rule::{id_list, Issue, Severity};
 use super::rules::common::get_str;
-use super::{sort_issues, IssuesSummary, RULES_VERSION};
+use super::{
+    cap_issues_per_rule, sort_issues, IssuesSummary, OmittedIssues, MAX_ISSUES_PER_RULE,
+    RULES_VERSION,
+};
 use crate::domain::workflow::{StepType, TriggerType, WorkflowDocument};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+/// Workflows of a location whose steps are looked at (in the order given; the service gives
+/// them by id). Every workflow still counts as an existing target of `add_to_workflow`.
+pub const MAX_LOCATION_WORKFLOWS: usize = 2_000;
+/// Cascade edges looked at; past it no more edges are added.
+pub const MAX_LOCATION_EDGES: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LocationWorkflow<'a> {
@@ -33,7 +44,24 @@ pub struct LocationReport {
     pub issues_summary: IssuesSummary,
     /// Every finding has `workflowIds` (and the `stepIds` involved).
     pub issues: Vec<Issue>,
+    /// Findings beyond [`MAX_ISSUES_PER_RULE`] of a rule, counted (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues_omitted: Vec<OmittedIssues>,
+    /// Present only when a cap was reached: the findings then cover part of the location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LocationLimits>,
     pub analyzed_at: String,
+}
+
+/// What a location analysis looked at when it reached [`MAX_LOCATION_WORKFLOWS`] or
+/// [`MAX_LOCATION_EDGES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationLimits {
+    pub workflows_considered: usize,
+    pub workflows_total: usize,
+    pub edges_considered: usize,
+    pub truncated: bool,
 }
 
 impl LocationReport {
@@ -52,45 +80,125 @@ pub fn findings_involving(report: &LocationReport, workflow_id: &str) -> Vec<Iss
         .collect()
 }
 
-/// Tags named by `config.tag` (string) or `config.tags` (array of strings / one string).
+/// Tags named by `config.tag` (string) or `config.tags` (array of strings / one string),
+/// trimmed, lower-cased, each once (first-seen order).
 pub(crate) fn tags_of(config: &serde_json::Map<String, Value>) -> Vec<String> {
-    let mut out = Vec::new();
-    for key in ["tag", "tags"] {
-        match config.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => out.push(s.trim().to_lowercase()),
-            Some(Value::Array(items)) => out.extend(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                    .map(|s| s.trim().to_lowercase()),
-            ),
-            _ => {}
+    distinct_tags(config)
+        .into_iter()
+        .map(Cow::into_owned)
+        .collect()
+}
+
+/// [`tags_of`] borrowing from the document where a tag needs no change: a step listing one tag
+/// thousands of times costs one entry, not thousands of strings.
+pub(crate) fn distinct_tags(config: &serde_json::Map<String, Value>) -> Vec<Cow<'_, str>> {
+    let mut raw_seen: HashSet<&str> = HashSet::new();
+    let mut seen: HashSet<Cow<'_, str>> = HashSet::new();
+    let mut out: Vec<Cow<'_, str>> = Vec::new();
+    let raws = ["tag", "tags"].into_iter().flat_map(|key| {
+        let values: Box<dyn Iterator<Item = &str>> = match config.get(key) {
+            Some(Value::String(s)) => Box::new(std::iter::once(s.as_str())),
+            Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
+            _ => Box::new(std::iter::empty()),
+        };
+        values
+    });
+    for raw in raws {
+        if !raw_seen.insert(raw) {
+            continue;
+        }
+        let Some(tag) = normalized_tag(raw) else {
+            continue;
+        };
+        if seen.insert(tag.clone()) {
+            out.push(tag);
         }
     }
     out
+}
+
+/// Trimmed and lower-cased; borrowed when that changes nothing. `None` for a blank tag.
+fn normalized_tag(raw: &str) -> Option<Cow<'_, str>> {
+    let tag = raw.trim();
+    if tag.is_empty() {
+        return None;
+    }
+    if tag.chars().all(|c| c.to_lowercase().eq(std::iter::once(c))) {
+        Some(Cow::Borrowed(tag))
+    } else {
+        Some(Cow::Owned(tag.to_lowercase()))
+    }
 }
 
 pub(crate) fn target_workflow(config: &serde_json::Map<String, Value>) -> Option<&str> {
     get_str(config, &["workflowId", "workflow_id"]).map(str::trim)
 }
 
-struct Edge {
+/// A → `to` because step `step_id` of A adds a tag `to` is triggered by, or adds contacts to
+/// `to`. One per (step, target): the step's id is borrowed from its document.
+struct Edge<'a> {
     to: usize,
-    step_id: String,
+    step_id: &'a str,
     via_add_to_workflow: bool,
 }
 
+/// The cross-workflow findings of a location, however long they take (command line, tests).
 pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) -> LocationReport {
+    let Ok(report) = analyze(workflows, now, &Unlimited);
+    report
+}
+
+/// [`analyze_location`] within `budget` (checked per workflow and every few steps and edges).
+pub fn analyze_location_within(
+    workflows: &[LocationWorkflow<'_>],
+    now: DateTime<Utc>,
+    budget: &Budget<'_>,
+) -> Result<LocationReport, AnalysisAbandoned> {
+    analyze(workflows, now, budget)
+}
+
+/// Findings of one rule counted rather than built once [`MAX_ISSUES_PER_RULE`] are kept: a
+/// location can name thousands of missing targets.
+#[derive(Default)]
+struct Capped {
+    issues: Vec<Issue>,
+    omitted: Vec<OmittedIssues>,
+}
+
+impl Capped {
+    fn push(&mut self, rule: &str, severity: Severity, make: impl FnOnce() -> Issue) {
+        let kept = self.issues.iter().filter(|i| i.rule == rule).count();
+        if kept < MAX_ISSUES_PER_RULE {
+            self.issues.push(make());
+            return;
+        }
+        match self.omitted.iter_mut().find(|o| o.rule == rule) {
+            Some(o) => o.count = o.count.saturating_add(1),
+            None => self.omitted.push(OmittedIssues {
+                rule: rule.to_owned(),
+                severity,
+                count: 1,
+            }),
+        }
+    }
+}
+
+fn analyze<'a, C: Checkpoint>(
+    workflows: &[LocationWorkflow<'a>],
+    now: DateTime<Utc>,
+    budget: &C,
+) -> Result<LocationReport, C::Stop> {
+    let considered = &workflows[..workflows.len().min(MAX_LOCATION_WORKFLOWS)];
     let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(workflows.len());
     for (i, w) in workflows.iter().enumerate() {
         by_id.entry(w.id).or_insert(i);
     }
-    let mut triggered_by_tag: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, w) in workflows.iter().enumerate() {
+    let mut triggered_by_tag: HashMap<Cow<'a, str>, Vec<usize>> = HashMap::new();
+    for (i, w) in considered.iter().enumerate() {
+        budget.check_every(i)?;
         for t in &w.doc.triggers {
             if t.trigger_type == TriggerType::ContactTagAdded {
-                for tag in tags_of(&t.filters) {
+                for tag in distinct_tags(&t.filters) {
                     let list = triggered_by_tag.entry(tag).or_default();
                     if list.last() != Some(&i) {
                         list.push(i);
@@ -100,13 +208,22 @@ pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) 
         }
     }
 
-    let mut issues = Vec::new();
-    let mut edges: Vec<Vec<Edge>> = Vec::with_capacity(workflows.len());
-    for w in workflows.iter() {
+    let mut found = Capped::default();
+    let mut edges: Vec<Vec<Edge<'a>>> = Vec::with_capacity(considered.len());
+    let mut edge_count = 0usize;
+    let mut edges_capped = false;
+    // `last_step[t]`: the last step that got an edge to workflow t (dedupes a step's targets).
+    let mut last_step = vec![usize::MAX; considered.len()];
+    let mut step_serial = 0usize;
+    let mut work = 0usize;
+    for w in considered {
+        budget.check()?;
         let g = Graph::build(w.doc);
         let reachable = graph::bfs(&g.adj, g.entry, |_| true);
-        let mut out = Vec::new();
+        let mut out: Vec<Edge<'a>> = Vec::new();
         for (si, step) in w.doc.steps.iter().enumerate() {
+            budget.check_every(si)?;
+            step_serial += 1;
             let is_reachable = reachable.get(si).copied().unwrap_or(false);
             match step.step_type {
                 StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
@@ -117,29 +234,51 @@ pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) 
                         continue;
                     }
                     match by_id.get(target) {
-                        None => issues.push(missing_target(w.id, &step.id, target)),
+                        None => found.push("missing-target-workflow", Severity::High, || {
+                            missing_target(w.id, &step.id, target)
+                        }),
                         Some(&t) => {
                             if step.step_type == StepType::AddToWorkflow {
                                 if !workflows[t].doc.status.is_published() {
-                                    issues.push(draft_target(w.id, &step.id, target));
-                                }
-                                if is_reachable {
-                                    out.push(Edge {
-                                        to: t,
-                                        step_id: step.id.clone(),
-                                        via_add_to_workflow: true,
+                                    found.push("draft-target-workflow", Severity::Medium, || {
+                                        draft_target(w.id, &step.id, target)
                                     });
+                                }
+                                // A target past the cap has no edges of its own: no cycle
+                                // runs through it.
+                                if is_reachable && t < considered.len() {
+                                    if edge_count < MAX_LOCATION_EDGES {
+                                        edge_count += 1;
+                                        out.push(Edge {
+                                            to: t,
+                                            step_id: &step.id,
+                                            via_add_to_workflow: true,
+                                        });
+                                    } else {
+                                        edges_capped = true;
+                                    }
                                 }
                             }
                         }
                     }
                 }
-                StepType::AddTag if is_reachable => {
-                    for tag in tags_of(&step.config) {
+                StepType::AddTag if is_reachable && !edges_capped => {
+                    'tags: for tag in distinct_tags(&step.config) {
                         for &t in triggered_by_tag.get(&tag).map(Vec::as_slice).unwrap_or(&[]) {
+                            work += 1;
+                            budget.check_every(work)?;
+                            if last_step[t] == step_serial {
+                                continue;
+                            }
+                            last_step[t] = step_serial;
+                            if edge_count == MAX_LOCATION_EDGES {
+                                edges_capped = true;
+                                break 'tags;
+                            }
+                            edge_count += 1;
                             out.push(Edge {
                                 to: t,
-                                step_id: step.id.clone(),
+                                step_id: &step.id,
                                 via_add_to_workflow: false,
                             });
                         }
@@ -165,7 +304,9 @@ pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) 
             v
         })
         .collect();
+    budget.check()?;
     let sccs = graph::tarjan(&graph::Csr::from_lists(&adj), |_| true);
+    budget.check()?;
     let mut cycles: Vec<&[usize]> = sccs
         .components
         .iter()
@@ -175,25 +316,30 @@ pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) 
         .collect();
     cycles.sort_by_key(|m| m.first().copied());
     for members in cycles {
+        budget.check()?;
         let comp = sccs.comp[members[0]];
         let workflow_ids: Vec<String> = members
             .iter()
             .map(|&m| workflows[m].id.to_string())
             .collect();
         let mut step_ids: Vec<String> = Vec::new();
+        let mut steps_seen: HashSet<&str> = HashSet::new();
         let mut links: Vec<String> = Vec::new();
         for &m in members {
-            for e in &edges[m] {
+            for (k, e) in edges[m].iter().enumerate() {
+                budget.check_every(k)?;
                 if sccs.comp[e.to] == comp && (e.to != m || e.via_add_to_workflow) {
-                    if !step_ids.contains(&e.step_id) {
-                        step_ids.push(e.step_id.clone());
+                    if steps_seen.insert(e.step_id) {
+                        step_ids.push(e.step_id.to_owned());
                     }
-                    let link = format!(
-                        "\"{}\" (step \"{}\") → \"{}\"",
-                        workflows[m].id, e.step_id, workflows[e.to].id
-                    );
-                    if links.len() < 10 && !links.contains(&link) {
-                        links.push(link);
+                    if links.len() < 10 {
+                        let link = format!(
+                            "\"{}\" (step \"{}\") → \"{}\"",
+                            workflows[m].id, e.step_id, workflows[e.to].id
+                        );
+                        if !links.contains(&link) {
+                            links.push(link);
+                        }
                     }
                 }
             }
@@ -211,17 +357,30 @@ pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) 
             "Break the cycle: remove one of the add_tag / add_to_workflow steps listed, or add a trigger filter (or a remove_tag before re-adding) so the chain cannot return to its start.",
         );
         issue.workflow_ids = workflow_ids;
-        issues.push(issue);
+        found.issues.push(issue);
     }
 
+    let Capped {
+        mut issues,
+        mut omitted,
+    } = found;
     sort_issues(&mut issues);
-    LocationReport {
+    cap_issues_per_rule(&mut issues, &mut omitted);
+    let truncated = considered.len() < workflows.len() || edges_capped;
+    Ok(LocationReport {
         rules_version: RULES_VERSION.to_string(),
         workflows: workflows.len(),
-        issues_summary: IssuesSummary::from_issues(&issues),
+        issues_summary: IssuesSummary::with_omitted(&issues, &omitted),
         issues,
+        issues_omitted: omitted,
+        limits: truncated.then_some(LocationLimits {
+            workflows_considered: considered.len(),
+            workflows_total: workflows.len(),
+            edges_considered: edge_count,
+            truncated,
+        }),
         analyzed_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-    }
+    })
 }
 
 fn missing_target(workflow: &str, step: &str, target: &str) -> Issue {
@@ -342,5 +501,170 @@ mod tests {
             LocationWorkflow { id: "B", doc: &b },
         ];
         assert!(analyze_location(&ws, Utc::now()).issues.is_empty());
+    }
+
+    /// A published workflow started by tag `trigger_tag`, with no steps.
+    fn triggered_by(trigger_tag: &str) -> WorkflowDocument {
+        wf(json!({"name": "w", "status": "published",
+            "triggers": [{"id": "t", "type": "contact_tag_added", "filters": {"tag": trigger_tag}}],
+            "steps": []}))
+    }
+
+    /// Clock readings of a location analysis: a proxy for the work it did (one reading every
+    /// few edges, steps and workflows).
+    fn readings_of(ws: &[LocationWorkflow<'_>]) -> (LocationReport, usize) {
+        let reads = std::cell::Cell::new(0usize);
+        let budget = Budget::new(std::time::Duration::from_secs(3600), || {
+            reads.set(reads.get() + 1);
+            std::time::Duration::ZERO
+        });
+        let report = analyze_location_within(ws, Utc::now(), &budget).expect("within");
+        (report, reads.get())
+    }
+
+    #[test]
+    fn tags_are_trimmed_lowercased_and_listed_once() {
+        let config = json!({"tag": " VIP ", "tags": ["vip", "Lead", "lead ", "", "  ", 3, "new"]});
+        let serde_json::Value::Object(config) = config else {
+            unreachable!("an object")
+        };
+        assert_eq!(tags_of(&config), vec!["vip", "lead", "new"]);
+        assert!(matches!(distinct_tags(&config)[2], Cow::Borrowed("new")));
+    }
+
+    #[test]
+    fn a_tag_listed_fifty_thousand_times_costs_one_edge_per_triggered_workflow() {
+        let repeated: Vec<&str> = vec!["vip"; 50_000];
+        let adder = wf(json!({"name": "a", "status": "published", "start": "s1",
+            "triggers": [{"id": "t", "type": "contact_tag_added", "filters": {"tag": "vip"}}],
+            "steps": [{"id": "s1", "type": "add_tag", "config": {"tags": repeated}}]}));
+        let targets: Vec<(String, WorkflowDocument)> = (0..300)
+            .map(|i| (format!("T{i:03}"), triggered_by("VIP")))
+            .collect();
+        let mut ws = vec![LocationWorkflow {
+            id: "A",
+            doc: &adder,
+        }];
+        ws.extend(targets.iter().map(|(id, doc)| LocationWorkflow { id, doc }));
+
+        let (report, reads) = readings_of(&ws);
+
+        // 301 edges (A to itself is a tag self-loop, not a cascade): far from the edge cap,
+        // and the work is a few readings per workflow, not one per listed tag × target.
+        assert!(report.limits.is_none(), "{:?}", report.limits);
+        assert!(reads < 3 * ws.len(), "{reads} clock readings");
+        assert!(report.issues.is_empty());
+    }
+
+    #[test]
+    fn workflows_past_the_cap_are_counted_and_still_exist_as_targets() {
+        let extra = 5;
+        let adds_last = wf(json!({"name": "a", "status": "published", "start": "s1",
+            "steps": [{"id": "s1", "type": "add_to_workflow", "config": {"workflowId": "W9999"}}]}));
+        let plain = triggered_by("x");
+        let ids: Vec<String> = (0..MAX_LOCATION_WORKFLOWS + extra)
+            .map(|i| format!("W{i:04}"))
+            .collect();
+        let mut ws = vec![LocationWorkflow {
+            id: "A",
+            doc: &adds_last,
+        }];
+        ws.extend(ids.iter().map(|id| LocationWorkflow { id, doc: &plain }));
+        ws.push(LocationWorkflow {
+            id: "W9999",
+            doc: &plain,
+        });
+
+        let report = analyze_location(&ws, Utc::now());
+
+        assert_eq!(
+            report.limits,
+            Some(LocationLimits {
+                workflows_considered: MAX_LOCATION_WORKFLOWS,
+                workflows_total: ws.len(),
+                edges_considered: 0,
+                truncated: true,
+            })
+        );
+        // W9999 is past the cap but exists: not a missing target.
+        assert!(report.issues.is_empty(), "{:?}", report.issues);
+        let json = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(
+            json["limits"]["workflowsConsidered"],
+            MAX_LOCATION_WORKFLOWS
+        );
+        assert_eq!(json["limits"]["truncated"], true);
+    }
+
+    #[test]
+    fn edges_past_the_cap_are_not_added_and_the_cap_is_reported() {
+        // Every workflow adds tag x and is started by it: n² edges.
+        let n = 400;
+        let loop_doc = tag_wf("x", "x");
+        let ids: Vec<String> = (0..n).map(|i| format!("W{i:03}")).collect();
+        let ws: Vec<LocationWorkflow<'_>> = ids
+            .iter()
+            .map(|id| LocationWorkflow { id, doc: &loop_doc })
+            .collect();
+        assert!(n * n > MAX_LOCATION_EDGES);
+
+        let report = analyze_location(&ws, Utc::now());
+
+        let limits = report.limits.expect("capped");
+        assert_eq!(limits.edges_considered, MAX_LOCATION_EDGES);
+        assert!(limits.truncated);
+        assert_eq!(limits.workflows_considered, n);
+        // The edges kept still show the cascade.
+        assert_eq!(report.issues.len(), 1);
+        assert_eq!(report.issues[0].rule, "workflow-cascade-loop");
+        assert_eq!(report.issues[0].step_ids, vec!["s1"]);
+    }
+
+    #[test]
+    fn thousands_of_missing_targets_list_fifty_and_count_the_rest() {
+        let steps: Vec<Value> = (0..300)
+            .map(|i| {
+                json!({"id": format!("s{i}"), "type": "remove_from_workflow",
+                "config": {"workflowId": format!("gone-{i}")}})
+            })
+            .collect();
+        let a = wf(json!({"name": "a", "status": "published", "steps": steps}));
+
+        let report = analyze_location(&[LocationWorkflow { id: "A", doc: &a }], Utc::now());
+
+        assert_eq!(report.issues.len(), MAX_ISSUES_PER_RULE);
+        assert_eq!(report.issues_summary.total, 300);
+        assert_eq!(report.issues_omitted[0].count, 250);
+        assert_eq!(report.issues[0].step_ids, vec!["s0"]);
+    }
+
+    #[test]
+    fn a_spent_budget_abandons_the_location_analysis() {
+        let a = tag_wf("y", "x");
+        let b = tag_wf("x", "y");
+        let ws = [
+            LocationWorkflow { id: "A", doc: &a },
+            LocationWorkflow { id: "B", doc: &b },
+        ];
+        let limit = std::time::Duration::from_millis(1);
+        let budget = Budget::new(
+            limit,
+            crate::domain::analysis::budget::tests::ticking(limit),
+        );
+
+        let result = analyze_location_within(&ws, Utc::now(), &budget);
+
+        assert_eq!(result, Err(AnalysisAbandoned::TooComplex { budget: limit }));
+    }
+
+    #[test]
+    fn a_location_report_without_caps_serializes_as_before() {
+        let a = tag_wf("y", "x");
+        let report = analyze_location(&[LocationWorkflow { id: "A", doc: &a }], Utc::now());
+
+        let json = serde_json::to_value(&report).expect("serializes");
+
+        assert!(json.get("limits").is_none());
+        assert!(json.get("issuesOmitted").is_none());
     }
 }

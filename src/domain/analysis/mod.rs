@@ -13,22 +13,38 @@
 //!   until that date from the analysis time (0 when past).
 //! - Issues are ordered by severity (critical first), then by rule id, then in the order the
 //!   rule emitted them (document/step order).
+//! - A report lists at most [`MAX_ISSUES_PER_RULE`] findings of one rule (the first ones in
+//!   that order); the rest are counted in `issuesOmitted` (per rule and severity) and still
+//!   count in `issuesSummary`, the score and the recommendations. A huge document's report
+//!   stays small enough to cache and send, and says how much it left out.
+//! - [`analyze_workflow_within`] stops at the first check past its [`Budget`] (between
+//!   rules, every [`budget::CHECK_EVERY`] steps of the per-step pass) with
+//!   [`AnalysisAbandoned`] instead of a report.
 
+pub mod budget;
 pub mod graph;
 pub mod location;
 pub mod rule;
 pub mod rules;
 
-pub use location::{analyze_location, findings_involving, LocationReport, LocationWorkflow};
+pub use budget::{AnalysisAbandoned, Budget};
+pub use location::{
+    analyze_location, analyze_location_within, findings_involving, LocationLimits, LocationReport,
+    LocationWorkflow,
+};
 pub use rule::{Category, Issue, Rule, RuleContext, Severity, StepIndex};
 
 use crate::domain::workflow::{StepType, WorkflowDocument};
+use budget::{Checkpoint, Unlimited};
 use chrono::{DateTime, SecondsFormat, Utc};
 use graph::Graph;
 use serde::{Deserialize, Serialize};
 
 /// Version of the rule set; part of every analysis cache key.
 pub const RULES_VERSION: &str = "2026.11.1";
+
+/// Findings of one rule a report lists; the rest are counted in `issuesOmitted`.
+pub const MAX_ISSUES_PER_RULE: usize = 50;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuesSummary {
@@ -49,6 +65,21 @@ impl IssuesSummary {
                 Severity::Medium => s.medium += 1,
                 Severity::Low => s.low += 1,
             }
+        }
+        s.total = s.critical + s.high + s.medium + s.low;
+        s
+    }
+    /// The summary of `issues` and of the findings `omitted` from them.
+    pub fn with_omitted(issues: &[Issue], omitted: &[OmittedIssues]) -> IssuesSummary {
+        let mut s = IssuesSummary::from_issues(issues);
+        for o in omitted {
+            let count = &mut match o.severity {
+                Severity::Critical => &mut s.critical,
+                Severity::High => &mut s.high,
+                Severity::Medium => &mut s.medium,
+                Severity::Low => &mut s.low,
+            };
+            **count = count.saturating_add(o.count);
         }
         s.total = s.critical + s.high + s.medium + s.low;
         s
@@ -83,6 +114,49 @@ pub struct Performance {
     pub complexity: String,
 }
 
+/// Findings of one rule and severity left out of a report's `issues` (beyond
+/// [`MAX_ISSUES_PER_RULE`]); they count in its summary and score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OmittedIssues {
+    pub rule: String,
+    pub severity: Severity,
+    pub count: u32,
+}
+
+/// Keeps the first [`MAX_ISSUES_PER_RULE`] findings of each rule in `issues` (sorted, so a
+/// rule's findings are together and in their order) and adds the others to `omitted`.
+pub(crate) fn cap_issues_per_rule(issues: &mut Vec<Issue>, omitted: &mut Vec<OmittedIssues>) {
+    let mut kept_of_rule = 0usize;
+    let mut current_rule: Option<String> = None;
+    issues.retain(|issue| {
+        if current_rule.as_deref() != Some(issue.rule.as_str()) {
+            current_rule = Some(issue.rule.clone());
+            kept_of_rule = 0;
+        }
+        if kept_of_rule < MAX_ISSUES_PER_RULE {
+            kept_of_rule += 1;
+            return true;
+        }
+        match omitted
+            .iter_mut()
+            .find(|o| o.rule == issue.rule && o.severity == issue.severity)
+        {
+            Some(o) => o.count = o.count.saturating_add(1),
+            None => omitted.push(OmittedIssues {
+                rule: issue.rule.clone(),
+                severity: issue.severity,
+                count: 1,
+            }),
+        }
+        false
+    });
+    omitted.sort_by(|a, b| {
+        a.severity
+            .cmp(&b.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+    });
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upgrade {
     pub hidden: usize,
@@ -101,6 +175,9 @@ pub struct AnalysisReport {
     pub grade: String,
     pub issues_summary: IssuesSummary,
     pub issues: Vec<Issue>,
+    /// Findings beyond [`MAX_ISSUES_PER_RULE`] of a rule, counted (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues_omitted: Vec<OmittedIssues>,
     pub recommendations: Vec<String>,
     pub performance: Performance,
     pub analyzed_at: String,
@@ -123,8 +200,11 @@ impl AnalysisReport {
     pub fn truncate_for_free_plan(&mut self) {
         const FREE_ISSUES: usize = 3;
         const FREE_RECOMMENDATIONS: usize = 2;
-        let hidden = self.issues.len().saturating_sub(FREE_ISSUES);
+        let omitted: usize = self.issues_omitted.iter().map(|o| o.count as usize).sum();
+        let hidden = self.issues.len().saturating_sub(FREE_ISSUES) + omitted;
         self.issues.truncate(FREE_ISSUES);
+        // `hidden` counts them; which rules they belong to is part of what is hidden.
+        self.issues_omitted.clear();
         self.recommendations.truncate(FREE_RECOMMENDATIONS);
         let message = if hidden == 0 {
             "Upgrade to a paid plan for location-wide analysis and full history.".to_string()
@@ -149,10 +229,11 @@ impl AnalysisReport {
         }
         self.issues.extend(findings);
         sort_issues(&mut self.issues);
-        self.issues_summary = IssuesSummary::from_issues(&self.issues);
+        cap_issues_per_rule(&mut self.issues, &mut self.issues_omitted);
+        self.issues_summary = IssuesSummary::with_omitted(&self.issues, &self.issues_omitted);
         self.health_score = self.issues_summary.health_score();
         self.grade = grade(self.health_score).to_string();
-        self.recommendations = recommendations(&self.issues);
+        self.recommendations = recommendations(&self.issues, &self.issues_omitted);
     }
 }
 
@@ -173,20 +254,35 @@ pub(crate) fn category_of(rule_id: &str) -> Category {
         .unwrap_or(Category::CrossWorkflow)
 }
 
-/// One recommendation per category present, most severe category first.
-pub(crate) fn recommendations(issues: &[Issue]) -> Vec<String> {
+/// One recommendation per category present (listed or omitted findings), most severe
+/// category first.
+pub(crate) fn recommendations(issues: &[Issue], omitted: &[OmittedIssues]) -> Vec<String> {
     let mut cats: Vec<(Severity, Category, Vec<&str>, usize)> = Vec::new();
-    for i in issues {
-        let c = category_of(&i.rule);
+    let findings = issues
+        .iter()
+        .map(|i| (i.rule.as_str(), i.severity, 1usize))
+        .chain(
+            omitted
+                .iter()
+                .map(|o| (o.rule.as_str(), o.severity, o.count as usize)),
+        );
+    let mut last: Option<(&str, Category)> = None;
+    for (rule, severity, count) in findings {
+        // Findings of a rule are adjacent: its category is looked up once per run of them.
+        let c = match last {
+            Some((r, c)) if r == rule => c,
+            _ => category_of(rule),
+        };
+        last = Some((rule, c));
         match cats.iter_mut().find(|x| x.1 == c) {
             Some(entry) => {
-                entry.0 = entry.0.min(i.severity);
-                entry.3 += 1;
-                if !entry.2.contains(&i.rule.as_str()) {
-                    entry.2.push(&i.rule);
+                entry.0 = entry.0.min(severity);
+                entry.3 += count;
+                if !entry.2.contains(&rule) {
+                    entry.2.push(rule);
                 }
             }
-            None => cats.push((i.severity, c, vec![i.rule.as_str()], 1)),
+            None => cats.push((severity, c, vec![rule], count)),
         }
     }
     cats.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -240,16 +336,42 @@ pub(crate) fn wait_seconds(step: &crate::domain::workflow::Step, now: DateTime<U
         .unwrap_or(0)
 }
 
-/// Analyses one workflow document.
+/// Analyses one workflow document, however long it takes (the command line, tests,
+/// benches). The service uses [`analyze_workflow_within`].
 pub fn analyze_workflow(
     workflow_id: &str,
     version: i64,
     doc: &WorkflowDocument,
     now: DateTime<Utc>,
 ) -> AnalysisReport {
+    let Ok(report) = analyze(workflow_id, version, doc, now, &Unlimited);
+    report
+}
+
+/// Analyses one workflow document within `budget`: `Err` as soon as a check finds it spent
+/// or cancelled (see [`budget`]).
+pub fn analyze_workflow_within(
+    workflow_id: &str,
+    version: i64,
+    doc: &WorkflowDocument,
+    now: DateTime<Utc>,
+    budget: &Budget<'_>,
+) -> Result<AnalysisReport, AnalysisAbandoned> {
+    analyze(workflow_id, version, doc, now, budget)
+}
+
+fn analyze<C: Checkpoint>(
+    workflow_id: &str,
+    version: i64,
+    doc: &WorkflowDocument,
+    now: DateTime<Utc>,
+    budget: &C,
+) -> Result<AnalysisReport, C::Stop> {
     let graph = Graph::build(doc);
+    budget.check()?;
     let reachable = graph::bfs(&graph.adj, graph.entry, |_| true);
     let sccs = graph::tarjan(&graph.adj, |_| true);
+    budget.check()?;
     let index = StepIndex::build(doc);
     let ctx = RuleContext {
         doc,
@@ -261,11 +383,16 @@ pub fn analyze_workflow(
     };
     let (per_step, whole): (Vec<&dyn Rule>, Vec<&dyn Rule>) =
         rules::rule_set().iter().partition(|r| r.is_per_step());
-    let mut issues: Vec<Issue> = whole.iter().flat_map(|r| r.check(&ctx)).collect();
+    let mut issues: Vec<Issue> = Vec::new();
+    for rule in &whole {
+        budget.check()?;
+        issues.extend(rule.check(&ctx));
+    }
     let mut weights = vec![0u64; doc.steps.len()];
     // One fused pass for the per-step rules: each step's data is loaded once for all of them.
     // Sorting below is stable, so each rule's findings stay in step order.
     for (i, step) in doc.steps.iter().enumerate() {
+        budget.check_every(i)?;
         for r in &per_step {
             r.check_step(&ctx, i, step, &mut issues);
         }
@@ -273,8 +400,11 @@ pub fn analyze_workflow(
             weights[i] = wait_seconds(step, now);
         }
     }
+    budget.check()?;
     sort_issues(&mut issues);
-    let summary = IssuesSummary::from_issues(&issues);
+    let mut issues_omitted = Vec::new();
+    cap_issues_per_rule(&mut issues, &mut issues_omitted);
+    let summary = IssuesSummary::with_omitted(&issues, &issues_omitted);
     let score = summary.health_score();
 
     let max_wait = graph::longest_path_weight(&graph.adj, &sccs, graph.entry, &weights);
@@ -285,7 +415,7 @@ pub fn analyze_workflow(
         _ => "high",
     };
 
-    AnalysisReport {
+    Ok(AnalysisReport {
         workflow_id: workflow_id.to_string(),
         workflow_name: doc.name.clone(),
         version,
@@ -293,8 +423,9 @@ pub fn analyze_workflow(
         health_score: score,
         grade: grade(score).to_string(),
         issues_summary: summary,
-        recommendations: recommendations(&issues),
+        recommendations: recommendations(&issues, &issues_omitted),
         issues,
+        issues_omitted,
         performance: Performance {
             steps: doc.steps.len(),
             max_path_wait_seconds: max_wait,
@@ -302,8 +433,10 @@ pub fn analyze_workflow(
         },
         analyzed_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         upgrade: None,
-    }
+    })
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

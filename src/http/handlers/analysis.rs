@@ -87,7 +87,9 @@ pub async fn analyze(
     } else {
         state
             .analysis
-            .off_workers(move || parse_analyze_request(&body, max_steps))
+            .off_workers(&tenant.location_id, move || {
+                parse_analyze_request(&body, max_steps)
+            })
             .await??
     };
     tenant.check_named_location(location_id.as_deref())?;
@@ -99,7 +101,10 @@ pub async fn analyze(
         AnalyzeTarget::Stored(id) => stored_analysis_response(&state, &tenant, &id).await,
         AnalyzeTarget::Document(document, id) => {
             let plan = state.plans.effective_plan(&tenant.location_id).await;
-            let report = state.analysis.ad_hoc_report(*document, id, plan).await?;
+            let report = state
+                .analysis
+                .ad_hoc_report(&tenant.location_id, *document, id, plan)
+                .await?;
             let mut response = success_raw(StatusCode::OK, &report);
             add_cache_headers(&mut response, ReadSource::Bypass);
             Ok(response)

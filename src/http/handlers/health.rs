@@ -1,8 +1,9 @@
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::health::{self, Status};
+use crate::http::auth::check_operator_token;
 use crate::state::AppState;
 
 /// Liveness with identity.
@@ -10,8 +11,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(health::identity(&state, Status::Healthy))
 }
 
-pub async fn health_detailed(state: web::Data<AppState>) -> HttpResponse {
-    let report = health::detailed(&state).await;
+/// Public: node addresses only for a caller with operator access (as for `/internal/*`).
+pub async fn health_detailed(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let operator = check_operator_token(
+        &request,
+        state.settings.internal_api_token.as_deref(),
+        &state.settings,
+    )
+    .is_ok();
+    let report = health::detailed(&state, operator).await;
     let status = if report.identity.status == Status::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -21,7 +29,7 @@ pub async fn health_detailed(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    if health::database_answers(&state.db).await {
+    if health::ready(&state).await {
         HttpResponse::Ok().json(json!({ "ready": true }))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({ "ready": false }))

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::domain::api_key::{api_key_hash, generate_api_key};
 use crate::domain::ids::is_valid_location_id;
+use crate::domain::stored_text::{check_text, LOCATION_NAME_CHARS};
 use crate::http::auth::OperatorAccess;
 use crate::http::envelope::{success, success_with_status};
 use crate::http::error::{ApiError, FieldError};
@@ -38,9 +39,7 @@ impl TryFrom<CreateLocationRequest> for NewLocation {
             ));
         }
         let name = request.name.unwrap_or_default().trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            errors.push(FieldError::new("name", "must be 1-200 characters"));
-        }
+        errors.extend(check_text("name", &name, LOCATION_NAME_CHARS));
         if errors.is_empty() {
             Ok(Self { id, name })
         } else {

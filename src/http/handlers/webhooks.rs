@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::domain::webhook::WebhookEvent;
+use crate::domain::webhook::{WebhookEvent, WebhookEventError};
 use crate::http::envelope::success;
 use crate::http::error::ApiError;
 use crate::repository::postgres::WebhookEffect;
@@ -29,7 +29,14 @@ pub async fn receive_ghl_event(
                 source: None,
             })?;
     verify_signature(&request, secret, &body)?;
-    let event = WebhookEvent::parse(&body).map_err(ApiError::Validation)?;
+    let tolerance = state.settings.webhook_tolerance;
+    let event = WebhookEvent::parse(&body)
+        .and_then(|event| {
+            event
+                .check_window(chrono::Utc::now(), tolerance)
+                .map(|()| event)
+        })
+        .map_err(refused)?;
     let effect = within(state.settings.request_timeout, state.webhooks.apply(&event)).await?;
     apply_to_caches(&state, &event.location_id, &effect).await;
     log::info!(
@@ -39,11 +46,42 @@ pub async fn receive_ghl_event(
         event.location_id,
         effect_name(&effect)
     );
+    forget_old_event_ids(&state, tolerance).await;
     Ok(success(json!({
         "received": true,
         "duplicate": effect == WebhookEffect::Duplicate,
+        "superseded": effect == WebhookEffect::Superseded,
         "eventId": event.id,
     })))
+}
+
+/// Bad fields are 422 naming them; a missing or out-of-window timestamp is 400: the
+/// delivery itself is unusable, whatever its fields.
+fn refused(error: WebhookEventError) -> ApiError {
+    match error {
+        WebhookEventError::Fields(errors) => ApiError::Validation(errors),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// An id only needs remembering while a delivery carrying it could still be accepted: its
+/// timestamp is within `tolerance` of the arrival of both the first delivery and the replay,
+/// so replays come at most `2 × tolerance` after the first (plus a margin for clock skew
+/// between this server and Postgres, whose clock stamps `received_at`). Best effort: a
+/// failed prune is retried with the next event.
+async fn forget_old_event_ids(state: &AppState, tolerance: std::time::Duration) {
+    const SKEW_MARGIN: std::time::Duration = std::time::Duration::from_secs(600);
+    let keep = tolerance * 2 + SKEW_MARGIN;
+    match within(
+        state.settings.request_timeout,
+        state.webhooks.prune_older_than(keep),
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(pruned) => log::debug!("webhooks: forgot {pruned} event ids older than {keep:?}"),
+        Err(error) => log::warn!("webhooks: pruning old event ids failed: {error}"),
+    }
 }
 
 /// Constant-time check of the hex HMAC-SHA256 of the raw body.
@@ -70,13 +108,17 @@ async fn apply_to_caches(state: &AppState, location_id: &str, effect: &WebhookEf
             state.workflows.forget(location_id, workflow_id).await
         }
         WebhookEffect::KeysRevoked { key_hashes } => state.api_keys.forget(key_hashes).await,
-        WebhookEffect::Duplicate | WebhookEffect::UnknownLocation | WebhookEffect::Ignored => {}
+        WebhookEffect::Duplicate
+        | WebhookEffect::Superseded
+        | WebhookEffect::UnknownLocation
+        | WebhookEffect::Ignored => {}
     }
 }
 
 fn effect_name(effect: &WebhookEffect) -> &'static str {
     match effect {
         WebhookEffect::Duplicate => "duplicate, ignored",
+        WebhookEffect::Superseded => "older than the last applied subscription event, ignored",
         WebhookEffect::UnknownLocation => "unknown location, ignored",
         WebhookEffect::Ignored => "type not handled, ignored",
         WebhookEffect::SubscriptionChanged => "subscription changed",

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use sqlx::PgPool;
 
 use crate::domain::webhook::{EventKind, WebhookEvent};
@@ -8,6 +10,9 @@ use crate::repository::RepositoryError;
 pub enum WebhookEffect {
     /// The event id was seen before: nothing changed again.
     Duplicate,
+    /// A subscription event older than the last one applied to the location: recorded as
+    /// seen, nothing changed (a late delivery must not undo a newer event).
+    Superseded,
     /// The location is not known here: recorded, nothing changed.
     UnknownLocation,
     Ignored,
@@ -64,7 +69,30 @@ impl PgWebhookStore {
         tx.commit().await?;
         Ok(effect)
     }
+
+    /// Deletes up to `PRUNE_BATCH` idempotency records received more than `age` ago; returns
+    /// how many. Called after each event, so the table stays near the window's volume
+    /// without a background task (each insert removes far more than itself when behind).
+    pub async fn prune_older_than(&self, age: Duration) -> Result<u64, RepositoryError> {
+        let age_secs = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        let deleted = sqlx::query(
+            r#"delete from webhook_events where id in (
+                   select id from webhook_events
+                   where received_at < now() - make_interval(secs => $1)
+                   order by received_at
+                   limit $2
+               )"#,
+        )
+        .bind(age_secs as f64)
+        .bind(PRUNE_BATCH)
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected())
+    }
 }
+
+/// Most idempotency records one prune deletes, so a backlog is worked off in short statements.
+const PRUNE_BATCH: i64 = 500;
 
 async fn apply_kind(
     tx: &mut sqlx::PgConnection,
@@ -77,21 +105,31 @@ async fn apply_kind(
             status,
             current_period_end,
         } => {
-            sqlx::query(
-                r#"insert into subscriptions (location_id, plan, status, current_period_end)
-                   values ($1, coalesce($2, 'free'), $3, $4)
+            // Equal timestamps apply in arrival order; only a strictly older event is ignored.
+            let applied: Option<String> = sqlx::query_scalar(
+                r#"insert into subscriptions (location_id, plan, status, current_period_end, last_event_at)
+                   values ($1, coalesce($2, 'free'), $3, $4, $5)
                    on conflict (location_id) do update
                    set plan = coalesce($2, subscriptions.plan), status = excluded.status,
                        current_period_end = coalesce(excluded.current_period_end, subscriptions.current_period_end),
-                       updated_at = now()"#,
+                       last_event_at = excluded.last_event_at,
+                       updated_at = now()
+                   where subscriptions.last_event_at is null
+                      or subscriptions.last_event_at <= excluded.last_event_at
+                   returning location_id"#,
             )
             .bind(location_id)
             .bind(plan.map(|p| p.as_str()))
             .bind(status.as_str())
             .bind(current_period_end)
-            .execute(&mut *tx)
+            .bind(event.timestamp)
+            .fetch_optional(&mut *tx)
             .await?;
-            WebhookEffect::SubscriptionChanged
+            if applied.is_some() {
+                WebhookEffect::SubscriptionChanged
+            } else {
+                WebhookEffect::Superseded
+            }
         }
         EventKind::WorkflowUpdated { workflow_id } => WebhookEffect::WorkflowChanged {
             workflow_id: workflow_id.clone(),

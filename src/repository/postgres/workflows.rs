@@ -14,11 +14,22 @@ pub struct PgWorkflowRepository {
     pool: PgPool,
     /// When set, [`WorkflowRepository::get`] (every cache miss) runs on these instead of the pool.
     hot: Option<HotReads>,
+    /// Workflows a location may have; creating one more is refused (`MAX_WORKFLOWS_PER_LOCATION`).
+    max_per_location: u32,
 }
 
 impl PgWorkflowRepository {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, hot: None }
+        Self {
+            pool,
+            hot: None,
+            max_per_location: crate::config::DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
+        }
+    }
+
+    pub fn with_max_per_location(mut self, max: u32) -> Self {
+        self.max_per_location = max;
+        self
     }
 
     pub fn with_hot_reads(mut self, hot: Option<HotReads>) -> Self {
@@ -68,17 +79,14 @@ const GET_SQL: &str = r#"
     from workflows
     where location_id = $1 and id = $2"#;
 
-/// Creates version 1 or replaces with version + 1; `xmax = 0` tells an insert from an update.
-const UPSERT_SQL: &str = r#"
-    insert into workflows
-        (location_id, id, name, status, version, definition, step_count, trigger_count)
-    values ($1, $2, $3, $4, 1, $5, $6, $7)
-    on conflict (location_id, id) do update
-    set name = excluded.name, status = excluded.status, definition = excluded.definition,
-        step_count = excluded.step_count, trigger_count = excluded.trigger_count,
-        version = workflows.version + 1, updated_at = now()
+/// Replaces a stored workflow: version + 1.
+const REPLACE_SQL: &str = r#"
+    update workflows
+    set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
+        version = version + 1, updated_at = now()
+    where location_id = $1 and id = $2
     returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
-              definition, (xmax = 0) as inserted"#;
+              definition, false as inserted"#;
 
 /// Replaces only when the stored version is the one the client saw (`If-Match`).
 const CONDITIONAL_UPDATE_SQL: &str = r#"
@@ -88,6 +96,56 @@ const CONDITIONAL_UPDATE_SQL: &str = r#"
     where location_id = $1 and id = $2 and version = $8
     returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
               definition, false as inserted"#;
+
+/// Creations of one location take turns on its row, so the count [`CREATE_SQL`] checks cannot
+/// be overtaken by a concurrent creation (`no key update` leaves the foreign-key checks of
+/// other writes unblocked).
+const LOCK_LOCATION_SQL: &str = r#"select 1 from locations where id = $1 for no key update"#;
+
+/// Creates a workflow after the last version of any deleted predecessor (the tombstone the
+/// delete trigger wrote; see the `workflow_tombstones` migration), while the location has
+/// fewer than `$8` workflows. No row back: the limit is reached. Should the id have been
+/// created meanwhile, it is replaced instead, and its version still only goes up.
+const CREATE_SQL: &str = r#"
+    with tombstone as (
+        delete from workflow_tombstones where location_id = $1 and workflow_id = $2
+        returning last_version
+    )
+    insert into workflows
+        (location_id, id, name, status, version, definition, step_count, trigger_count)
+    select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5, $6, $7
+    where exists (select 1 from workflows where location_id = $1 and id = $2)
+       or (select count(*) from workflows where location_id = $1) < $8
+    on conflict (location_id, id) do update
+    set name = excluded.name, status = excluded.status, definition = excluded.definition,
+        step_count = excluded.step_count, trigger_count = excluded.trigger_count,
+        version = greatest(workflows.version, excluded.version - 1) + 1, updated_at = now()
+    returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
+              definition, (xmax = 0) as inserted"#;
+
+type WorkflowQuery<'q> = sqlx::query::QueryAs<
+    'q,
+    sqlx::Postgres,
+    WorkflowRow,
+    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
+>;
+
+/// `sql` with the parameters every write shares: `$1`-`$7`.
+fn workflow_query<'q>(
+    sql: &'q str,
+    location_id: &'q str,
+    id: &'q str,
+    workflow: &'q NewWorkflow,
+) -> WorkflowQuery<'q> {
+    sqlx::query_as::<_, WorkflowRow>(sql)
+        .bind(location_id)
+        .bind(id)
+        .bind(&workflow.name)
+        .bind(workflow.status)
+        .bind(sqlx::types::Json(&workflow.definition))
+        .bind(workflow.step_count)
+        .bind(workflow.trigger_count)
+}
 
 #[async_trait::async_trait]
 impl WorkflowRepository for PgWorkflowRepository {
@@ -145,33 +203,46 @@ impl WorkflowRepository for PgWorkflowRepository {
         workflow: &NewWorkflow,
         if_match: Option<i64>,
     ) -> Result<PutOutcome, RepositoryError> {
-        let sql = if if_match.is_some() {
-            CONDITIONAL_UPDATE_SQL
-        } else {
-            UPSERT_SQL
-        };
-        let query = sqlx::query_as::<_, WorkflowRow>(sql)
-            .bind(location_id)
-            .bind(id)
-            .bind(&workflow.name)
-            .bind(workflow.status)
-            .bind(sqlx::types::Json(&workflow.definition))
-            .bind(workflow.step_count)
-            .bind(workflow.trigger_count);
-        let query = match if_match {
-            Some(expected) => query.bind(expected),
-            None => query,
+        let replace = match if_match {
+            Some(expected) => {
+                workflow_query(CONDITIONAL_UPDATE_SQL, location_id, id, workflow).bind(expected)
+            }
+            None => workflow_query(REPLACE_SQL, location_id, id, workflow),
         };
         let mut conn = super::writable(&self.pool).await?;
-        let row = query.fetch_optional(&mut *conn).await?;
-        drop(conn);
-        match row {
-            Some(row) if row.inserted == Some(true) => Ok(PutOutcome::Created(row.workflow)),
-            Some(row) => Ok(PutOutcome::Replaced(row.workflow)),
-            None => Err(RepositoryError::PreconditionFailed {
-                current: self.current_version(location_id, id).await?,
-            }),
+        if let Some(row) = replace.fetch_optional(&mut *conn).await? {
+            return Ok(PutOutcome::Replaced(row.workflow));
         }
+        if if_match.is_some() {
+            drop(conn);
+            return Err(RepositoryError::PreconditionFailed {
+                current: self.current_version(location_id, id).await?,
+            });
+        }
+        // A creation (rare next to replacements) pays for its transaction and lock.
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let location: Option<i32> = sqlx::query_scalar(LOCK_LOCATION_SQL)
+            .bind(location_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if location.is_none() {
+            return Err(RepositoryError::NotFound("Location"));
+        }
+        let row = workflow_query(CREATE_SQL, location_id, id, workflow)
+            .bind(i64::from(self.max_per_location))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(RepositoryError::WorkflowLimit {
+                limit: self.max_per_location,
+            });
+        };
+        tx.commit().await?;
+        Ok(if row.inserted == Some(true) {
+            PutOutcome::Created(row.workflow)
+        } else {
+            PutOutcome::Replaced(row.workflow)
+        })
     }
 
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {

@@ -138,8 +138,8 @@ async fn two_instances_on_a_cluster_share_the_tier_and_never_read_stale() {
     let (a, b) = two_instances(&env_for(&cluster)).await;
     let check = cache_check(&a).await;
     assert_eq!(check["topology"]["kind"], "cluster", "{check}");
-    assert_eq!(check["topology"]["nodes"], 6, "{check}");
-    assert_eq!(check["topology"]["answering"], 6, "{check}");
+    assert_eq!(check["topology"]["nodes"]["total"], 6, "{check}");
+    assert_eq!(check["topology"]["nodes"]["reachable"], 6, "{check}");
 
     let key = a.create_location("locCluster").await;
     l2_hit_across(&a, &b, &key, "l2wf").await;
@@ -196,7 +196,7 @@ async fn a_cluster_primary_killed_under_load_costs_no_errors_and_the_service_fol
             check["topology"]
         ),
     );
-    assert_eq!(check["topology"]["answering"], 5, "{check}");
+    assert_eq!(check["topology"]["nodes"]["reachable"], 5, "{check}");
 }
 
 /// Scenario: the primary owning the location's slot is frozen (SIGSTOP) for 5 s under load —

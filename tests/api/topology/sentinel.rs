@@ -23,8 +23,8 @@ async fn two_instances_behind_sentinels_share_the_tier_and_never_read_stale() {
     let (a, b) = two_instances(&env_for(&sentinels)).await;
     let check = cache_check(&a).await;
     assert_eq!(check["topology"]["kind"], "sentinel", "{check}");
-    assert_eq!(check["topology"]["nodes"], 3, "{check}");
-    assert_eq!(check["topology"]["answering"], 3, "{check}");
+    assert_eq!(check["topology"]["nodes"]["total"], 3, "{check}");
+    assert_eq!(check["topology"]["nodes"]["reachable"], 3, "{check}");
     assert_eq!(
         check["topology"]["primary"],
         sentinels.current_primary().await.as_str(),
@@ -117,4 +117,42 @@ async fn a_manual_sentinel_failover_is_followed_while_the_old_primary_still_answ
         .await
         .unwrap();
     assert!(exists, "{marker} is not on the new primary {new_primary}");
+}
+
+/// `/health/detailed` is public: without operator access it shows node counts, never an
+/// address (the primary, the sentinels); with the operator token it names the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_sentinel_addresses_only_to_operators() {
+    let sentinels = RedisSentinels::start(MASTER).await;
+    let mut env = env_for(&sentinels);
+    env.push(("INTERNAL_API_TOKEN", "operator-token".to_owned()));
+    let (a, _b) = two_instances(&env).await;
+    let primary = sentinels.current_primary().await;
+
+    let public: serde_json::Value = a.get("/health/detailed").await.json().await.unwrap();
+    let operator: serde_json::Value = a
+        .client
+        .get(a.url("/health/detailed"))
+        .bearer_auth("operator-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let topology = &public["checks"]["cache"]["topology"];
+    assert_eq!(topology["kind"], "sentinel", "{public}");
+    assert_eq!(topology["nodes"]["total"], 3, "{public}");
+    assert_eq!(topology["nodes"]["reachable"], 3, "{public}");
+    let text = public.to_string();
+    assert!(!text.contains(&primary), "{text}");
+    for sentinel in sentinels.sentinel_addrs() {
+        assert!(!text.contains(&sentinel), "{text}");
+    }
+    assert_eq!(
+        operator["checks"]["cache"]["topology"]["primary"],
+        primary.as_str(),
+        "{operator}"
+    );
 }
