@@ -71,27 +71,24 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
         default: u64,
         max: u64,
     ) -> Result<Duration, ConfigError> {
-        let expected = format!("a whole number of seconds from 1 to {max}");
-        let value: u64 = self.parsed(name, Some(default), &expected)?;
-        if value == 0 || value > max {
-            return Err(ConfigError::new(
-                name,
-                format!("is out of range: expected {expected}"),
-            ));
-        }
-        Ok(Duration::from_secs(value))
+        self.bounded(name, default, max, "a whole number of seconds")
+            .map(Duration::from_secs)
     }
 
-    pub(super) fn bounded(
+    /// A whole number from 1 to `max` (`what` says of what, in the error).
+    pub(super) fn bounded<T>(
         &self,
         name: &'static str,
-        default: u32,
-        max: u32,
+        default: T,
+        max: T,
         what: &str,
-    ) -> Result<u32, ConfigError> {
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display,
+    {
         let expected = format!("{what} from 1 to {max}");
-        let value: u32 = self.parsed(name, Some(default), &expected)?;
-        if value == 0 || value > max {
+        let value: T = self.parsed(name, Some(default), &expected)?;
+        if value < T::from(1) || value > max {
             return Err(ConfigError::new(
                 name,
                 format!("is out of range: expected {expected}"),
@@ -106,15 +103,8 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
         default: u64,
         max: u64,
     ) -> Result<Duration, ConfigError> {
-        let expected = format!("a whole number of milliseconds from 1 to {max}");
-        let value: u64 = self.parsed(name, Some(default), &expected)?;
-        if value == 0 || value > max {
-            return Err(ConfigError::new(
-                name,
-                format!("is out of range: expected {expected}"),
-            ));
-        }
-        Ok(Duration::from_millis(value))
+        self.bounded(name, default, max, "a whole number of milliseconds")
+            .map(Duration::from_millis)
     }
 
     pub(super) fn secret(&self, name: &str) -> Option<String> {
