@@ -28,7 +28,7 @@ use graph::Graph;
 use serde::{Deserialize, Serialize};
 
 /// Version of the rule set; part of every analysis cache key.
-pub const RULES_VERSION: &str = "2026.11.1";
+pub const RULES_VERSION: &str = "2026.11.2";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuesSummary {
