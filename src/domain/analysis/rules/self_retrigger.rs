@@ -10,27 +10,36 @@ use crate::domain::workflow::{Step, StepType, TriggerType};
 /// so any reachable `add_tag`/`update_contact_field` re-fires it. Critical when
 /// `settings.allowReentry` is true, medium otherwise.
 ///
-/// Cost: the tags/fields written by reachable steps are indexed once (value → steps); a
-/// trigger then looks up its own values and unites their step sets on a bit set, so the
-/// work is linear in the document plus, per trigger, its values × steps / 64. `stepIds`
-/// lists the first [`MAX_LISTED_STEPS`] steps (the message counts them all), so many
-/// triggers over many steps cannot multiply into a huge report.
+/// Cost: the tags/fields written by reachable steps are indexed once (value → steps, in
+/// document order). A finding lists the first [`MAX_LISTED_STEPS`] steps in `stepIds`, so a
+/// trigger only needs, from each of its values' step lists, the first
+/// `MAX_LISTED_STEPS + 1` entries: any later entry has that many distinct steps before it.
+/// The work is linear in the document plus, per trigger value, a bounded prefix — many
+/// triggers over many steps cannot multiply into quadratic time or a huge report. The
+/// message counts every step; when a long list was cut it says "at least".
 pub struct SelfRetrigger;
 
 /// Most step ids one finding lists in `stepIds`.
 pub const MAX_LISTED_STEPS: usize = 100;
 
+/// How many steps re-fire a trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    Exactly(usize),
+    AtLeast(usize),
+}
+
 /// What the reachable steps of one kind write.
 struct Written<'a> {
     /// Ids of the reachable steps that write at least one value, in document order; a
-    /// step's position in this list is its bit.
+    /// step is known by its position in this list.
     steps: Vec<&'a str>,
     /// Value → positions (ascending, each once) of the steps writing it.
     postings: FastMap<String, Vec<usize>>,
-    /// The postings denser than one per bit-set word, as bit sets (built once: uniting
-    /// them word by word is then cheaper than bit by bit). Their total size is at most
-    /// the number of postings.
-    dense: FastMap<String, Vec<u64>>,
+    /// Per position: the last trigger (numbered from 1) that collected it, so collecting
+    /// needs no set of its own.
+    seen: Vec<usize>,
+    round: usize,
 }
 
 fn values_written(kind: &StepType, s: &Step) -> Vec<String> {
@@ -64,65 +73,55 @@ impl<'a> Written<'a> {
                 }
             }
         }
-        let words = steps.len().div_ceil(64);
-        let dense = postings
-            .iter()
-            .filter(|(_, list)| list.len() > words)
-            .map(|(v, list)| {
-                let mut bits = vec![0u64; words];
-                for &p in list {
-                    bits[p / 64] |= 1 << (p % 64);
-                }
-                (v.clone(), bits)
-            })
-            .collect();
+        let seen = vec![0; steps.len()];
         Written {
             steps,
             postings,
-            dense,
+            seen,
+            round: 0,
         }
     }
 
-    /// Positions of the steps that write one of `wanted` (any value when empty): how
-    /// many, and the first [`MAX_LISTED_STEPS`] in document order.
-    fn matching(&self, wanted: &[String]) -> (usize, Vec<usize>) {
+    /// Steps that write one of `wanted` (any value when empty): how many, and the first
+    /// [`MAX_LISTED_STEPS`] positions in document order.
+    fn matching(&mut self, wanted: &[String]) -> (Count, Vec<usize>) {
+        const PREFIX: usize = MAX_LISTED_STEPS + 1;
         if wanted.is_empty() {
             let all = self.steps.len();
-            return (all, (0..all.min(MAX_LISTED_STEPS)).collect());
-        }
-        let mut distinct: Vec<&str> = wanted.iter().map(String::as_str).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let lists: Vec<(&str, &Vec<usize>)> = distinct
-            .into_iter()
-            .filter_map(|v| self.postings.get(v).map(|l| (v, l)))
-            .collect();
-        if let [(_, list)] = lists.as_slice() {
             return (
-                list.len(),
-                list.iter().take(MAX_LISTED_STEPS).copied().collect(),
+                Count::Exactly(all),
+                (0..all.min(MAX_LISTED_STEPS)).collect(),
             );
         }
-        let mut bits = vec![0u64; self.steps.len().div_ceil(64)];
-        for (v, list) in lists {
-            match self.dense.get(v) {
-                Some(set) => bits.iter_mut().zip(set).for_each(|(b, s)| *b |= s),
-                None => list.iter().for_each(|&p| bits[p / 64] |= 1 << (p % 64)),
-            }
-        }
-        let count = bits.iter().map(|w| w.count_ones() as usize).sum();
-        let mut first = Vec::new();
-        'words: for (w, &word) in bits.iter().enumerate() {
-            let mut rest = word;
-            while rest != 0 {
-                if first.len() == MAX_LISTED_STEPS {
-                    break 'words;
+        self.round += 1;
+        let mut found = Vec::new();
+        let mut cut = false;
+        for v in wanted {
+            let Some(list) = self.postings.get(v) else {
+                continue;
+            };
+            cut |= list.len() > PREFIX;
+            for &p in list.iter().take(PREFIX) {
+                if self.seen[p] != self.round {
+                    self.seen[p] = self.round;
+                    found.push(p);
                 }
-                first.push(w * 64 + rest.trailing_zeros() as usize);
-                rest &= rest - 1;
             }
         }
-        (count, first)
+        let total = found.len();
+        if found.len() > MAX_LISTED_STEPS {
+            found.select_nth_unstable(MAX_LISTED_STEPS);
+            found.truncate(MAX_LISTED_STEPS);
+        }
+        found.sort_unstable();
+        // Cut lists hide steps only beyond the first PREFIX of the union, so `total`
+        // is exact whenever it is below that.
+        let count = if cut && total >= PREFIX {
+            Count::AtLeast(total)
+        } else {
+            Count::Exactly(total)
+        };
+        (count, found)
     }
 }
 
@@ -139,7 +138,7 @@ impl Rule for SelfRetrigger {
         let mut tags: Option<Written> = None;
         let mut fields: Option<Written> = None;
         for t in &ctx.doc.triggers {
-            let (written, wanted, what): (&Written, Vec<String>, &str) = match t.trigger_type {
+            let (written, wanted, what): (&mut Written, Vec<String>, &str) = match t.trigger_type {
                 TriggerType::ContactTagAdded => (
                     tags.get_or_insert_with(|| Written::index(ctx, &StepType::AddTag)),
                     tags_of(&t.filters),
@@ -156,7 +155,7 @@ impl Rule for SelfRetrigger {
                 _ => continue,
             };
             let (count, first) = written.matching(&wanted);
-            if count == 0 {
+            if count == Count::Exactly(0) {
                 continue;
             }
             let steps: Vec<String> = first
@@ -168,16 +167,26 @@ impl Rule for SelfRetrigger {
             } else {
                 format!("{what} \"{}\"", wanted.join("\", \""))
             };
+            let (listed, one) = match count {
+                Count::Exactly(n) => (id_list_of(&steps, n), n == 1),
+                Count::AtLeast(n) => (
+                    format!(
+                        "{} and at least {} more",
+                        id_list_of(&steps[..10], 10),
+                        n - 10
+                    ),
+                    false,
+                ),
+            };
             issues.push(Issue::new(
                 self.id(),
                 if reentry { Severity::Critical } else { Severity::Medium },
                 "Workflow re-triggers itself",
                 format!(
-                    "Trigger \"{}\" fires on {filter}, and step{} {} set{} it again{}.",
+                    "Trigger \"{}\" fires on {filter}, and step{} {listed} set{} it again{}.",
                     t.id,
-                    if count == 1 { "" } else { "s" },
-                    id_list_of(&steps, count),
-                    if count == 1 { "s" } else { "" },
+                    if one { "" } else { "s" },
+                    if one { "s" } else { "" },
                     if reentry { "; with re-entry allowed contacts loop through the workflow endlessly" } else { "; contacts re-enter as soon as re-entry is allowed" }
                 ),
                 steps,
@@ -255,5 +264,29 @@ mod tests {
         assert!(issues[1].message.contains("step \"s1\" sets it again"));
         assert_eq!(issues[2].step_ids.len(), MAX_LISTED_STEPS);
         assert!(issues[2].message.contains("and 140 more"));
+    }
+
+    #[test]
+    fn a_cut_step_list_is_counted_as_at_least() {
+        let mut steps = Vec::new();
+        for i in 0..300 {
+            let tag = if i % 3 == 0 { "a" } else { "b" };
+            steps.push(json!({"id": format!("s{i}"), "type": "add_tag", "config": {"tag": tag}, "next": format!("s{}", i + 1)}));
+        }
+        steps.push(json!({"id": "s300", "type": "end"}));
+        let mut v = wf(json!(steps));
+        v["triggers"] =
+            json!([{"id": "t1", "type": "contact_tag_added", "filters": {"tags": ["b", "a"]}}]);
+        let issues = run(&SelfRetrigger, v);
+        assert_eq!(issues.len(), 1);
+        let expected: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+        assert_eq!(issues[0].step_ids, expected);
+        assert!(
+            issues[0]
+                .message
+                .contains("\"s9\" and at least 191 more set it again"),
+            "{}",
+            issues[0].message
+        );
     }
 }
