@@ -17,17 +17,21 @@ const MAX_RATIO: f64 = 8.0;
 const REPS: usize = 5;
 const ATTEMPTS: usize = 3;
 
-fn analyze_time(doc: &WorkflowDocument) -> Duration {
+/// Time of `runs` analyses of `doc` in a row.
+fn analyze_time(doc: &WorkflowDocument, runs: usize) -> Duration {
     let start = Instant::now();
-    let report = analyze_workflow("wf", 1, doc, now());
-    let elapsed = start.elapsed();
-    std::hint::black_box(report);
-    elapsed
+    for _ in 0..runs {
+        std::hint::black_box(analyze_workflow("wf", 1, doc, now()));
+    }
+    start.elapsed()
 }
 
-/// Time ratio of the large document to the small one: minimum of [`REPS`] interleaved
-/// runs each. A ratio over the bound is measured again (up to [`ATTEMPTS`] times), since
-/// other processes share the machine; a quadratic path fails every attempt.
+/// Time ratio of the large document to the small one. The small one is timed as four runs
+/// in a row, so both timings are about as long: on a machine shared with other processes a
+/// long timing is preempted more often than a short one, and comparing a short with a long
+/// one would inflate the ratio. Minimum of [`REPS`] interleaved timings each; a ratio over
+/// the bound is measured again (up to [`ATTEMPTS`] times); a quadratic path fails every
+/// attempt.
 fn growth_ratio(small: &Value, large: &Value) -> f64 {
     let small = doc(small.clone());
     let large = doc(large.clone());
@@ -35,10 +39,10 @@ fn growth_ratio(small: &Value, large: &Value) -> f64 {
     for _ in 0..ATTEMPTS {
         let (mut a, mut b) = (Duration::MAX, Duration::MAX);
         for _ in 0..REPS {
-            a = a.min(analyze_time(&small));
-            b = b.min(analyze_time(&large));
+            a = a.min(analyze_time(&small, 4));
+            b = b.min(analyze_time(&large, 1));
         }
-        ratio = ratio.min(b.as_secs_f64() / a.as_secs_f64().max(1e-9));
+        ratio = ratio.min(4.0 * b.as_secs_f64() / a.as_secs_f64().max(1e-9));
         if ratio < MAX_RATIO {
             break;
         }
@@ -82,11 +86,11 @@ fn scanned_text(pattern: &str, sep: &str, bytes: usize) -> Value {
         json!({"id": "s0", "type": "custom_code", "config": {"code": text}, "next": "s1"}),
         json!({"id": "s1", "type": "webhook", "config": {
             "url": format!("https://api.example.com/hook?{text}"),
-            "headers": {"Authorization": text, "X-Api-Key": text},
+            "headers": {"Authorization": text},
             "body": text
         }, "next": "s2"}),
-        json!({"id": "s2", "type": "webhook", "config": {"url": "https://api.example.com/x", "body": {"password": text, "nested": [text]}}, "next": "s3"}),
-        json!({"id": "s3", "type": "send_email", "config": {"subject": text, "body": text, "to": text}}),
+        json!({"id": "s2", "type": "webhook", "config": {"url": "https://api.example.com/x", "body": {"password": text}}, "next": "s3"}),
+        json!({"id": "s3", "type": "send_email", "config": {"subject": "s", "body": text, "to": text}}),
     ];
     document(form_trigger(), steps)
 }
@@ -269,7 +273,11 @@ where
 fn every_hostile_family_grows_linearly() {
     // The scanners' worst case is a pattern repeated with nothing between: every one.
     for p in PATTERNS {
-        assert_linear(&format!("text {p:?}"), |n| scanned_text(p, "", n), 8 * 1024);
+        assert_linear(
+            &format!("text {p:?}"),
+            |n| scanned_text(p, "", n),
+            16 * 1024,
+        );
     }
     let seps = prop::sample::select(vec!["&", " ", "a", "1", "é", "=", "\"", "\n"]);
     check_family(6, (prop::sample::select(PATTERNS), seps), |(p, sep)| {
