@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// 4× input must cost less than this many times the time (quadratic would be ~16).
 const MAX_RATIO: f64 = 8.0;
-const REPS: usize = 5;
+const REPS: usize = 3;
 const ATTEMPTS: usize = 3;
 
 /// Time of `runs` analyses of `doc` in a row.
