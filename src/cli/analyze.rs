@@ -442,6 +442,25 @@ mod tests {
     }
 
     #[test]
+    fn a_document_over_a_size_limit_exits_2_naming_the_field() {
+        let dir = temp_dir();
+        let mut v = healthy(None);
+        v["triggers"] = (0..=limits::MAX_TRIGGERS)
+            .map(|i| json!({"id": format!("t{i}"), "type": "form_submitted"}))
+            .collect();
+        let p = write(&dir, "big.json", &v);
+        let (code, out, err) = run(&[p], OutputFormat::Json);
+        assert_eq!(code, 2);
+        assert!(out.is_empty());
+        assert!(
+            err.contains(
+                "big.json: over a size limit: triggers: has 101 triggers; the maximum is 100"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn directory_runs_location_rules_and_outputs_results_and_locations() {
         let dir = temp_dir();
         let mk = |trigger: &str, adds: &str| {
