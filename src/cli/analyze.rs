@@ -7,9 +7,10 @@
 //!   location-wide rules across that directory's documents.
 //! - Workflow id: the document's `id` field (string or number) when present, else the file
 //!   name without `.json`. Version: the document's numeric `version` field, else 0.
-//! - Exit code: 2 when any input cannot be read, is not valid JSON, or is not a usable
-//!   workflow document (every such problem is written to `err`, naming the file, and
-//!   nothing is analyzed); otherwise 1 when any workflow or location has a critical
+//! - Exit code: 2 when any input cannot be read, is not valid JSON, is not a usable
+//!   workflow document or breaks a document size limit of the API ([`limits`], with the
+//!   default step limit); every such problem is written to `err`, naming the file, and
+//!   nothing is analyzed. Otherwise 1 when any workflow or location has a critical
 //!   finding, else 0.
 //!
 //! JSON output shape:
@@ -24,6 +25,7 @@ use crate::domain::analysis::{
     analyze_location, analyze_workflow, AnalysisReport, Issue, LocationReport, LocationWorkflow,
     Severity,
 };
+use crate::domain::limits;
 use crate::domain::workflow::WorkflowDocument;
 use chrono::Utc;
 use serde::Serialize;
@@ -90,6 +92,13 @@ fn load(path: &Path) -> Result<Loaded, Vec<String>> {
             })
             .collect::<Vec<_>>()
     })?;
+    let over_limits = limits::check_document_limits(&doc, limits::DEFAULT_MAX_STEPS);
+    if !over_limits.is_empty() {
+        return Err(over_limits
+            .iter()
+            .map(|e| format!("{shown}: over a size limit: {}: {}", e.field, e.message))
+            .collect());
+    }
     let id = match raw.get("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(Value::Number(n)) => n.to_string(),
@@ -430,6 +439,25 @@ mod tests {
         let (code, _, err) = run(&[arr], OutputFormat::Text);
         assert_eq!(code, 2);
         assert!(err.contains("arr.json"));
+    }
+
+    #[test]
+    fn a_document_over_a_size_limit_exits_2_naming_the_field() {
+        let dir = temp_dir();
+        let mut v = healthy(None);
+        v["triggers"] = (0..=limits::MAX_TRIGGERS)
+            .map(|i| json!({"id": format!("t{i}"), "type": "form_submitted"}))
+            .collect();
+        let p = write(&dir, "big.json", &v);
+        let (code, out, err) = run(&[p], OutputFormat::Json);
+        assert_eq!(code, 2);
+        assert!(out.is_empty());
+        assert!(
+            err.contains(
+                "big.json: over a size limit: triggers: has 101 triggers; the maximum is 100"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -498,12 +498,7 @@ pub fn validate_for_storage(
             format!("must be \"draft\" or \"published\", got {s}"),
         ));
     }
-    if doc.steps.len() > max_steps {
-        errors.push(FieldError::new(
-            "steps",
-            format!("has {} steps; the maximum is {max_steps}", doc.steps.len()),
-        ));
-    }
+    errors.extend(crate::domain::limits::check_document_limits(doc, max_steps));
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, s) in doc.steps.iter().enumerate() {
         if s.id.trim().is_empty() {

@@ -289,3 +289,82 @@ async fn documents_over_the_step_limit_are_422() {
     assert_eq!(put.status(), 422);
     assert_eq!(analyze.status(), 422);
 }
+
+/// `(field, message)` of every error of a 422 answer.
+async fn field_errors(response: reqwest::Response) -> Vec<(String, String)> {
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR", "{body}");
+    body["error"]["details"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap().to_owned();
+            (text("field"), text("message"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn documents_over_a_size_limit_are_422_naming_the_field_and_the_limit() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    let mut document = sample_workflow("Over the limits");
+    document["triggers"] = (0..101)
+        .map(|i| json!({"id": format!("t{i}"), "type": "form_submitted"}))
+        .collect();
+    let tags: Vec<String> = (0..1200).map(|i| format!("tag{i}")).collect();
+    document["steps"][0]["config"]["tags"] = json!(tags);
+    document["steps"][1]["config"]["code"] = json!("x".repeat(200 * 1024));
+
+    let put = app.put_workflow(&key, "over", &document).await;
+    let analyze = app
+        .client
+        .post(app.url("/api/analyze"))
+        .bearer_auth(&key)
+        .json(&json!({"workflow": document}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(put.status(), 422);
+    let errors = field_errors(put).await;
+    assert!(
+        errors.contains(&(
+            "triggers".into(),
+            "has 101 triggers; the maximum is 100".into()
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&(
+            "steps[0].config.tags".into(),
+            "has 1200 tags; the maximum is 100".into()
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|(f, m)| f == "steps[1].config.code"
+            && m == "is 204800 bytes long; the maximum is 131072 bytes"),
+        "{errors:?}"
+    );
+    assert_eq!(analyze.status(), 422);
+    let errors = field_errors(analyze).await;
+    let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "workflow.triggers",
+            "workflow.steps[0].config.tags",
+            "workflow.steps[1].config.code"
+        ]
+    );
+    let listed = app
+        .client
+        .get(app.url("/api/workflows/over"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 404, "nothing is stored");
+}

@@ -13,39 +13,12 @@
 use crate::domain::workflow::{StepType, WorkflowDocument};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Index;
 
-/// FNV-1a with a murmur3 finalizer: a fast, deterministic hasher for short id strings (no HashDoS concern here: the
-/// map lives for one analysis and is bounded by the document's size limit).
-#[derive(Default)]
-pub struct FnvHasher(u64);
-
-impl Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        // murmur3 fmix64: spreads the bits so hashbrown's high-bit tags stay distinct.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
+/// The hash map of the analysis. Keys come from the document (step ids, tags), so the
+/// hasher is seeded per map: with a fixed hash a tenant could pick thousands of ids that
+/// land in one bucket and make every lookup a linear probe.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Compressed lists (CSR): `lists[i]` is a slice. One allocation for all lists, so graph
 /// algorithms stay cache friendly on large workflows.
@@ -145,6 +118,9 @@ pub struct Graph<'a> {
     /// True when `start` names an existing step.
     pub start_valid: bool,
     pub dangling: Vec<DanglingRef>,
+    /// Per step: whether it has a dangling reference (contacts stop there). Rules ask this
+    /// per step, so it is an array rather than a search of [`Graph::dangling`].
+    pub has_dangling: Vec<bool>,
     /// `(first, later)` step indices of every repeated step id (non-empty ids only).
     pub duplicate_ids: Vec<(usize, usize)>,
     pub edge_count: usize,
@@ -170,6 +146,7 @@ impl<'a> Graph<'a> {
         }
         let mut adj = Csr::new();
         let mut dangling = Vec::new();
+        let mut has_dangling = vec![false; n];
         let mut buf: Vec<usize> = Vec::new();
         for (i, s) in doc.steps.iter().enumerate() {
             buf.clear();
@@ -200,11 +177,14 @@ impl<'a> Graph<'a> {
                             buf.push(j);
                         }
                     }
-                    None => dangling.push(DanglingRef {
-                        step: i,
-                        field: field.to_string(),
-                        target: target.to_string(),
-                    }),
+                    None => {
+                        has_dangling[i] = true;
+                        dangling.push(DanglingRef {
+                            step: i,
+                            field: field.to_string(),
+                            target: target.to_string(),
+                        })
+                    }
                 }
             }
             buf.sort_unstable();
@@ -222,6 +202,7 @@ impl<'a> Graph<'a> {
             adj,
             index,
             dangling,
+            has_dangling,
             duplicate_ids,
             edge_count,
         }

@@ -193,6 +193,11 @@ pub trait Rule: Send + Sync {
 
 /// Formats a list of ids for a message: `"s1", "s2" and 3 more`.
 pub fn id_list<S: AsRef<str>>(ids: &[S]) -> String {
+    id_list_of(ids, ids.len())
+}
+
+/// Like [`id_list`] when `ids` holds only the first of `total` ids.
+pub fn id_list_of<S: AsRef<str>>(ids: &[S], total: usize) -> String {
     const SHOWN: usize = 10;
     let quoted: Vec<String> = ids
         .iter()
@@ -200,8 +205,9 @@ pub fn id_list<S: AsRef<str>>(ids: &[S]) -> String {
         .map(|s| format!("\"{}\"", s.as_ref()))
         .collect();
     let mut text = quoted.join(", ");
-    if ids.len() > SHOWN {
-        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    let shown = ids.len().min(SHOWN);
+    if total > shown {
+        text.push_str(&format!(" and {} more", total - shown));
     }
     text
 }

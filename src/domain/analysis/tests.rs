@@ -414,3 +414,5 @@ fn fused_engine_matches_rule_by_rule_checks() {
     assert_eq!(report.issues, expected);
     assert!(report.issues.len() >= 12, "{:#?}", report.issues);
 }
+
+mod growth;

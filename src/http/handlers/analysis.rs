@@ -147,7 +147,8 @@ fn parse_analyze_request(
     Ok((target, request.location_id))
 }
 
-/// An ad-hoc document: structurally usable and within the size bound. Duplicate ids and
+/// An ad-hoc document: structurally usable and within the document size limits
+/// ([`crate::domain::limits`], the same as for storing one). Duplicate ids and
 /// other defects are what the analysis reports, so they are not refused here.
 fn ad_hoc_document(
     document: &Value,
@@ -161,11 +162,14 @@ fn ad_hoc_document(
                 .collect(),
         )
     })?;
-    if parsed.steps.len() > max_steps {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "workflow.steps",
-            format!("at most {max_steps} steps"),
-        )]));
+    let over_limits = crate::domain::limits::check_document_limits(&parsed, max_steps);
+    if !over_limits.is_empty() {
+        return Err(ApiError::Validation(
+            over_limits
+                .into_iter()
+                .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
+                .collect(),
+        ));
     }
     let id = document
         .get("id")

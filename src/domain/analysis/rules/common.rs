@@ -495,79 +495,113 @@ pub fn has_literal_auth_scheme(text: &str) -> bool {
 
 /// Finds `name = "value"`, `name: 'value'`, `"name": "value"` or `name=value` assignments of a
 /// secret-looking name to a literal in free text (code, bodies). Returns the names.
+///
+/// Linear in the text: every byte is looked at a bounded number of times. Unquoted values
+/// (`a=b&c=d`) run to the next delimiter, so `pwd=pwd=pwd=…` gives every name the same long
+/// value; the facts the verdict needs about a value (where it ends, whether it holds a byte
+/// outside the token alphabet, whether it holds a digit) are answered by forward searches
+/// whose results are reused while the start position has not passed them. Bytes, not
+/// chars: every delimiter is ASCII and UTF-8 never reuses ASCII bytes inside a character.
 pub fn secret_assignments(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let len = b.len();
     let mut found = Vec::new();
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut value_end = NextMatch::new(|c| b"& ,;\n)}".contains(&c));
+    let mut outside_token = NextMatch::new(|c| !is_token_byte(c));
+    let mut digit = NextMatch::new(|c: u8| c.is_ascii_digit());
     let mut i = 0;
-    while i < chars.len() {
-        let (pos, c) = chars[i];
-        if c.is_ascii_alphabetic() || c == '_' {
-            let mut j = i;
-            while j < chars.len()
-                && (chars[j].1.is_ascii_alphanumeric() || chars[j].1 == '_' || chars[j].1 == '-')
-            {
-                j += 1;
-            }
-            let end = chars.get(j).map(|x| x.0).unwrap_or(text.len());
-            let name = &text[pos..end];
-            if is_secret_name(name) {
-                let mut k = j;
-                // Skip a closing quote of a JSON key, whitespace, then ':' or '='.
-                while k < chars.len() && matches!(chars[k].1, '"' | '\'' | ' ' | '\t') {
-                    k += 1;
-                }
-                if k < chars.len() && matches!(chars[k].1, ':' | '=') {
-                    k += 1;
-                    while k < chars.len() && matches!(chars[k].1, ' ' | '\t') {
-                        k += 1;
-                    }
-                    let quoted = k < chars.len() && matches!(chars[k].1, '"' | '\'' | '`');
-                    if quoted {
-                        let q = chars[k].1;
-                        let mut m = k + 1;
-                        while m < chars.len() && chars[m].1 != q {
-                            m += 1;
-                        }
-                        let vs = chars.get(k + 1).map(|x| x.0).unwrap_or(text.len());
-                        let ve = chars.get(m).map(|x| x.0).unwrap_or(text.len());
-                        let value = &text[vs..ve];
-                        if value.len() >= 4
-                            && is_literal_secret_value(value)
-                            && !value.contains("${")
-                        {
-                            found.push(name.to_string());
-                        }
-                        i = m;
-                        continue;
-                    } else if k < chars.len() && chars[k].1 != '=' {
-                        // Unquoted: only `name=value` query-string style with a literal token.
-                        let vs = chars[k].0;
-                        let mut m = k;
-                        while m < chars.len()
-                            && !matches!(chars[m].1, '&' | ' ' | ',' | ';' | '\n' | ')' | '}')
-                        {
-                            m += 1;
-                        }
-                        let ve = chars.get(m).map(|x| x.0).unwrap_or(text.len());
-                        let value = &text[vs..ve];
-                        let is_literal = value.len() >= 4
-                            && is_literal_secret_value(value)
-                            && value
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "-_.~+/=".contains(c))
-                            && value.chars().any(|c| c.is_ascii_digit());
-                        if is_literal {
-                            found.push(name.to_string());
-                        }
-                    }
-                }
-            }
-            i = j.max(i + 1);
+    while i < len {
+        let c = b[i];
+        if !(c.is_ascii_alphabetic() || c == b'_') {
+            i += 1;
             continue;
         }
-        i += 1;
+        let mut j = i;
+        while j < len && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-') {
+            j += 1;
+        }
+        let name = &text[i..j];
+        if is_secret_name(name) {
+            let mut k = j;
+            // Skip a closing quote of a JSON key, whitespace, then ':' or '='.
+            while k < len && matches!(b[k], b'"' | b'\'' | b' ' | b'\t') {
+                k += 1;
+            }
+            if k < len && matches!(b[k], b':' | b'=') {
+                k += 1;
+                while k < len && matches!(b[k], b' ' | b'\t') {
+                    k += 1;
+                }
+                if k < len && matches!(b[k], b'"' | b'\'' | b'`') {
+                    let q = b[k];
+                    let m = b[k + 1..]
+                        .iter()
+                        .position(|&x| x == q)
+                        .map_or(len, |p| k + 1 + p);
+                    let value = &text[k + 1..m];
+                    if value.len() >= 4 && is_literal_secret_value(value) && !value.contains("${") {
+                        found.push(name.to_string());
+                    }
+                    // The quoted value is consumed: nothing inside it is a name.
+                    i = m;
+                    continue;
+                } else if k < len && b[k] != b'=' {
+                    // Unquoted: only `name=value` query-string style with a literal token:
+                    // ≥ 4 bytes, all of the token alphabet (so no spaces, quotes or braces:
+                    // what `is_literal_secret_value` would refuse reduces to the prefixes),
+                    // with a digit.
+                    let end = value_end.find(b, k);
+                    let value = &text[k..end];
+                    if end - k >= 4
+                        && outside_token.find(b, k) >= end
+                        && digit.find(b, k) < end
+                        && !value.starts_with("process.env")
+                        && !value.starts_with("env.")
+                    {
+                        found.push(name.to_string());
+                    }
+                }
+            }
+        }
+        i = j.max(i + 1);
     }
     found
+}
+
+fn is_token_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.~+/=".contains(&c)
+}
+
+/// The first position at or after a start where a byte predicate holds, remembering the
+/// last answer: a query from inside an already searched stretch is answered without
+/// searching again, so a series of queries with non-decreasing starts costs one pass.
+struct NextMatch<F: Fn(u8) -> bool> {
+    is_match: F,
+    /// `(from, at)`: no match in `from..at`; `at` is a match or the end of the text.
+    last: Option<(usize, usize)>,
+}
+
+impl<F: Fn(u8) -> bool> NextMatch<F> {
+    fn new(is_match: F) -> Self {
+        NextMatch {
+            is_match,
+            last: None,
+        }
+    }
+
+    fn find(&mut self, bytes: &[u8], from: usize) -> usize {
+        if let Some((start, at)) = self.last {
+            if start <= from && from <= at {
+                return at;
+            }
+        }
+        let at = bytes[from.min(bytes.len())..]
+            .iter()
+            .position(|&c| (self.is_match)(c))
+            .map_or(bytes.len(), |p| from + p);
+        self.last = Some((from, at));
+        at
+    }
 }
 
 /// A literal token with a well-known credential prefix (one pass over the text).

@@ -15,39 +15,68 @@ use url::Url;
 /// fine.
 pub struct HardcodedSecret;
 
-fn text_findings(text: &str, place: &str, out: &mut Vec<String>) {
-    for name in secret_assignments(text) {
-        out.push(format!("{place} assigns \"{name}\""));
+/// Places listed in one finding; the rest are counted. A JSON body can hold any number of
+/// secret-looking fields, and each listed one renders its path.
+const LISTED: usize = 10;
+
+/// The places of one step that hold a secret.
+#[derive(Default)]
+struct Found {
+    listed: Vec<String>,
+    more: usize,
+}
+
+impl Found {
+    fn add(&mut self, place: impl FnOnce() -> String) {
+        if self.listed.len() < LISTED {
+            self.listed.push(place());
+        } else {
+            self.more += 1;
+        }
     }
-    if has_literal_auth_scheme(text) {
-        out.push(format!(
-            "{place} contains a literal Bearer/Basic credential"
-        ));
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty()
     }
-    if has_known_token_prefix(text) {
-        out.push(format!("{place} contains a literal API token"));
+    fn describe(&self) -> String {
+        let mut text = self.listed.join(", ");
+        if self.more > 0 {
+            text.push_str(&format!(" and {} more", self.more));
+        }
+        text
     }
 }
 
-fn webhook_findings(step: &Step) -> Vec<String> {
+fn text_findings(text: &str, place: &str, out: &mut Found) {
+    for name in secret_assignments(text) {
+        out.add(|| format!("{place} assigns \"{name}\""));
+    }
+    if has_literal_auth_scheme(text) {
+        out.add(|| format!("{place} contains a literal Bearer/Basic credential"));
+    }
+    if has_known_token_prefix(text) {
+        out.add(|| format!("{place} contains a literal API token"));
+    }
+}
+
+fn webhook_findings(step: &Step) -> Found {
     let c = &step.config;
-    let mut out = Vec::new();
+    let mut out = Found::default();
     if let Some(raw) = c.get("url").and_then(Value::as_str) {
         if let Ok(url) = Url::parse(raw.trim()) {
             if url
                 .password()
                 .is_some_and(|p| is_literal_secret_value(p) && !p.contains("%7B%7B"))
             {
-                out.push("the URL contains a password".to_string());
+                out.add(|| "the URL contains a password".to_string());
             }
             for (k, v) in url.query_pairs() {
                 if is_secret_name(&k) && v.len() >= 4 && is_literal_secret_value(&v) {
-                    out.push(format!("URL query parameter \"{k}\""));
+                    out.add(|| format!("URL query parameter \"{k}\""));
                 }
             }
         }
         if has_known_token_prefix(raw) {
-            out.push("the URL contains a literal API token".to_string());
+            out.add(|| "the URL contains a literal API token".to_string());
         }
     }
     let header_pairs: Vec<(&str, &str)> = match c.get("headers") {
@@ -72,7 +101,7 @@ fn webhook_findings(step: &Step) -> Vec<String> {
         if (secret_header && value.trim().len() >= 4 && is_literal_secret_value(value))
             || has_known_token_prefix(value)
         {
-            out.push(format!("header \"{name}\""));
+            out.add(|| format!("header \"{name}\""));
         }
     }
     match c.get("body") {
@@ -83,7 +112,7 @@ fn webhook_findings(step: &Step) -> Vec<String> {
                     && value.len() >= 4
                     && is_literal_secret_value(value);
                 if named || has_literal_auth_scheme(value) || has_known_token_prefix(value) {
-                    out.push(format!("body field \"{}\"", path()));
+                    out.add(|| format!("body field \"{}\"", path()));
                 }
             });
         }
@@ -109,7 +138,7 @@ impl Rule for HardcodedSecret {
         let found = match s.step_type {
             StepType::Webhook => webhook_findings(s),
             StepType::CustomCode => {
-                let mut out = Vec::new();
+                let mut out = Found::default();
                 for key in ["code", "script", "source"] {
                     if let Some(code) = s.config.get(key).and_then(Value::as_str) {
                         text_findings(code, "the code", &mut out);
@@ -129,7 +158,7 @@ impl Rule for HardcodedSecret {
             format!(
                 "Step {} holds a literal credential ({}); anyone who can view or export the workflow can read it.",
                 label(s),
-                found.join(", ")
+                found.describe()
             ),
             vec![s.id.clone()],
             format!(

@@ -19,9 +19,11 @@ impl Rule for InvalidMergeField {
         true
     }
     fn check_step(&self, _ctx: &RuleContext, _i: usize, s: &Step, issues: &mut Vec<Issue>) {
+        const LISTED: usize = 10;
         let mut found = Vec::new();
         visit_strings(&s.config, "config", |text, _, path| {
-            if !text.contains('{') && !text.contains('}') {
+            // Only the first problems are listed: later strings need no scan (nor a path).
+            if found.len() >= LISTED || (!text.contains('{') && !text.contains('}')) {
                 return;
             }
             for p in merge_field_problems(text) {
@@ -31,7 +33,7 @@ impl Rule for InvalidMergeField {
         if found.is_empty() {
             return;
         }
-        found.truncate(10);
+        found.truncate(LISTED);
         issues.push(Issue::new(
             self.id(),
             Severity::Medium,

@@ -7,15 +7,24 @@ use crate::domain::workflow::StepType;
 /// (non-matching contacts drop out) and a dangling reference (contacts stop there).
 pub struct LoopWithoutExit;
 
-/// Whether contacts can leave component `comp` of `ctx.sccs`.
-pub(crate) fn component_has_exit(ctx: &RuleContext, comp: usize) -> bool {
-    ctx.sccs.components[comp].iter().any(|&v| {
-        let step = ctx.step(v);
-        ctx.graph.adj[v].iter().any(|&w| ctx.sccs.comp[w] != comp)
+/// Per component of `ctx.sccs`: whether contacts can leave it. One pass over the steps and
+/// their edges (O(N + E)), so rules can ask about any number of components.
+pub(crate) fn components_with_exit(ctx: &RuleContext) -> Vec<bool> {
+    let mut exits = vec![false; ctx.sccs.components.len()];
+    for (v, step) in ctx.doc.steps.iter().enumerate() {
+        let comp = ctx.sccs.comp[v];
+        let Some(exit) = exits.get_mut(comp) else {
+            continue;
+        };
+        if *exit {
+            continue;
+        }
+        *exit = ctx.graph.adj[v].iter().any(|&w| ctx.sccs.comp[w] != comp)
             || (step.step_type == StepType::IfElse
                 && step.else_next.as_deref().is_none_or(str::is_empty))
-            || ctx.graph.dangling.iter().any(|d| d.step == v)
-    })
+            || ctx.graph.has_dangling[v];
+    }
+    exits
 }
 
 impl Rule for LoopWithoutExit {
@@ -27,10 +36,10 @@ impl Rule for LoopWithoutExit {
     }
     fn check(&self, ctx: &RuleContext) -> Vec<Issue> {
         let mut issues = Vec::new();
+        let exits = components_with_exit(ctx);
         let mut comps: Vec<usize> = (0..ctx.sccs.components.len())
-            .filter(|&c| ctx.sccs.cyclic[c])
+            .filter(|&c| ctx.sccs.cyclic[c] && !exits[c])
             .filter(|&c| ctx.sccs.components[c].iter().any(|&v| ctx.reachable[v]))
-            .filter(|&c| !component_has_exit(ctx, c))
             .collect();
         comps.sort_by_key(|&c| ctx.sccs.components[c].first().copied());
         for c in comps {

@@ -1,4 +1,4 @@
-use super::loop_without_exit::component_has_exit;
+use super::loop_without_exit::components_with_exit;
 use crate::domain::analysis::graph;
 use crate::domain::analysis::rule::{id_list, Category, Issue, Rule, RuleContext, Severity};
 use crate::domain::workflow::StepType;
@@ -18,13 +18,15 @@ impl Rule for LoopWithoutWait {
     fn check(&self, ctx: &RuleContext) -> Vec<Issue> {
         let steps = &ctx.doc.steps;
         let no_wait = graph::tarjan(&ctx.graph.adj, |v| !ctx.index.is(v, &StepType::Wait));
+        // Several wait-free cycles can lie in one large component: its exit is found once.
+        let exits = components_with_exit(ctx);
         let mut found: Vec<&[usize]> = no_wait
             .components
             .iter()
             .zip(&no_wait.cyclic)
             .filter(|(m, &cyclic)| cyclic && m.iter().any(|&v| ctx.reachable[v]))
             .map(|(m, _)| m)
-            .filter(|m| component_has_exit(ctx, ctx.sccs.comp[m[0]]))
+            .filter(|m| exits.get(ctx.sccs.comp[m[0]]).copied().unwrap_or(false))
             .collect();
         found.sort_by_key(|m| m.first().copied());
         found

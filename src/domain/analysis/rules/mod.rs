@@ -72,10 +72,33 @@ pub fn rule_set() -> &'static [&'static dyn Rule] {
 
 /// Short label of a step for messages: `"s1"` or `"s1" (Welcome)`.
 pub(crate) fn label(step: &crate::domain::workflow::Step) -> String {
-    match &step.name {
-        Some(n) if !n.trim().is_empty() => format!("\"{}\" ({})", step.id, n.trim()),
-        _ => format!("\"{}\"", step.id),
+    match step.name.as_deref().and_then(short_name) {
+        Some(n) => format!("\"{}\" ({n})", step.id),
+        None => format!("\"{}\"", step.id),
     }
+}
+
+/// Characters of a step name shown in a label; longer names end in `…`.
+const LABEL_CHARS: usize = 100;
+/// Characters of a name looked at. A label can be repeated in the findings of many other
+/// steps (`rapid-messages` names the message that follows), so its cost and size must not
+/// grow with the name.
+const LABEL_SCAN: usize = 1024;
+
+/// The name as labels show it: trimmed, cut to [`LABEL_CHARS`]; `None` when blank.
+fn short_name(name: &str) -> Option<String> {
+    let prefix: String = name.chars().take(LABEL_SCAN).collect();
+    let trimmed = prefix.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let shown: String = trimmed.chars().take(LABEL_CHARS).collect();
+    let cut = name.len() > prefix.len() || shown.len() < trimmed.len();
+    Some(if cut {
+        format!("{}…", shown.trim_end())
+    } else {
+        shown
+    })
 }
 
 #[cfg(test)]
@@ -129,5 +152,23 @@ pub(crate) mod testing {
             "start": start,
             "steps": steps
         })
+    }
+
+    #[test]
+    fn labels_show_a_trimmed_name_cut_to_a_bounded_length() {
+        let step = |name: &str| {
+            let v = wf(serde_json::json!([{"id": "s1", "type": "end", "name": name}]));
+            WorkflowDocument::from_json(&v)
+                .expect("parses")
+                .steps
+                .remove(0)
+        };
+        assert_eq!(super::label(&step("  Welcome ")), "\"s1\" (Welcome)");
+        assert_eq!(super::label(&step("   ")), "\"s1\"");
+        let long = "é".repeat(5_000);
+        let l = super::label(&step(&long));
+        assert_eq!(l, format!("\"s1\" ({}…)", "é".repeat(100)));
+        let exactly = "x".repeat(100);
+        assert_eq!(super::label(&step(&exactly)), format!("\"s1\" ({exactly})"));
     }
 }
