@@ -17,7 +17,7 @@ use super::{
     cap_issues_per_rule, sort_issues, IssuesSummary, OmittedIssues, MAX_ISSUES_PER_RULE,
     RULES_VERSION,
 };
-use crate::domain::workflow::{StepType, TriggerType, WorkflowDocument};
+use crate::domain::workflow::{Step, StepType, TriggerType, WorkflowDocument};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -193,6 +193,48 @@ fn analyze<'a, C: Checkpoint>(
     for (i, w) in workflows.iter().enumerate() {
         by_id.entry(w.id).or_insert(i);
     }
+    let links = Links {
+        workflows,
+        considered: considered.len(),
+        by_id,
+        triggered_by_tag: tag_triggers(considered, budget)?,
+    };
+    let mut found = Capped::default();
+    let mut edges = Edges::new(considered.len());
+    for w in considered {
+        budget.check()?;
+        edges.add_workflow(w, &links, &mut found, budget)?;
+    }
+    cascade_loops(workflows, &edges.lists, budget, &mut found)?;
+
+    let Capped {
+        mut issues,
+        mut omitted,
+    } = found;
+    sort_issues(&mut issues);
+    cap_issues_per_rule(&mut issues, &mut omitted);
+    let truncated = considered.len() < workflows.len() || edges.capped;
+    Ok(LocationReport {
+        rules_version: RULES_VERSION.to_string(),
+        workflows: workflows.len(),
+        issues_summary: IssuesSummary::with_omitted(&issues, &omitted),
+        issues,
+        issues_omitted: omitted,
+        limits: truncated.then_some(LocationLimits {
+            workflows_considered: considered.len(),
+            workflows_total: workflows.len(),
+            edges_considered: edges.count,
+            truncated,
+        }),
+        analyzed_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+    })
+}
+
+/// The workflows (of those considered) that each tag triggers, each listed once per tag.
+fn tag_triggers<'a, C: Checkpoint>(
+    considered: &[LocationWorkflow<'a>],
+    budget: &C,
+) -> Result<HashMap<Cow<'a, str>, Vec<usize>>, C::Stop> {
     let mut triggered_by_tag: HashMap<Cow<'a, str>, Vec<usize>> = HashMap::new();
     for (i, w) in considered.iter().enumerate() {
         budget.check_every(i)?;
@@ -207,89 +249,158 @@ fn analyze<'a, C: Checkpoint>(
             }
         }
     }
+    Ok(triggered_by_tag)
+}
 
-    let mut found = Capped::default();
-    let mut edges: Vec<Vec<Edge<'a>>> = Vec::with_capacity(considered.len());
-    let mut edge_count = 0usize;
-    let mut edges_capped = false;
-    // `last_step[t]`: the last step that got an edge to workflow t (dedupes a step's targets).
-    let mut last_step = vec![usize::MAX; considered.len()];
-    let mut step_serial = 0usize;
-    let mut work = 0usize;
-    for w in considered {
-        budget.check()?;
+/// What a step can point at: every workflow of the location by id, and the workflows each
+/// tag triggers (among the first `considered`, which alone get edges).
+struct Links<'w, 'a> {
+    workflows: &'w [LocationWorkflow<'a>],
+    considered: usize,
+    by_id: HashMap<&'a str, usize>,
+    triggered_by_tag: HashMap<Cow<'a, str>, Vec<usize>>,
+}
+
+/// The edges between workflows, at most [`MAX_LOCATION_EDGES`], one per (step, target).
+struct Edges<'a> {
+    lists: Vec<Vec<Edge<'a>>>,
+    count: usize,
+    capped: bool,
+    /// `last_step[t]`: the serial of the last step that got an edge to workflow t.
+    last_step: Vec<usize>,
+    step_serial: usize,
+    /// Tag lookups so far, for the budget's checks.
+    work: usize,
+}
+
+impl<'a> Edges<'a> {
+    fn new(considered: usize) -> Self {
+        Self {
+            lists: Vec::with_capacity(considered),
+            count: 0,
+            capped: false,
+            last_step: vec![usize::MAX; considered],
+            step_serial: 0,
+            work: 0,
+        }
+    }
+
+    /// The edges of one workflow's reachable steps, and its missing or draft targets.
+    fn add_workflow<C: Checkpoint>(
+        &mut self,
+        w: &LocationWorkflow<'a>,
+        links: &Links<'_, 'a>,
+        found: &mut Capped,
+        budget: &C,
+    ) -> Result<(), C::Stop> {
         let g = Graph::build(w.doc);
         let reachable = graph::bfs(&g.adj, g.entry, |_| true);
         let mut out: Vec<Edge<'a>> = Vec::new();
         for (si, step) in w.doc.steps.iter().enumerate() {
             budget.check_every(si)?;
-            step_serial += 1;
+            self.step_serial += 1;
             let is_reachable = reachable.get(si).copied().unwrap_or(false);
             match step.step_type {
                 StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
-                    let Some(target) = target_workflow(&step.config) else {
-                        continue;
-                    };
-                    if target.contains("{{") {
-                        continue;
-                    }
-                    match by_id.get(target) {
-                        None => found.push("missing-target-workflow", Severity::High, || {
-                            missing_target(w.id, &step.id, target)
-                        }),
-                        Some(&t) => {
-                            if step.step_type == StepType::AddToWorkflow {
-                                if !workflows[t].doc.status.is_published() {
-                                    found.push("draft-target-workflow", Severity::Medium, || {
-                                        draft_target(w.id, &step.id, target)
-                                    });
-                                }
-                                // A target past the cap has no edges of its own: no cycle
-                                // runs through it.
-                                if is_reachable && t < considered.len() {
-                                    if edge_count < MAX_LOCATION_EDGES {
-                                        edge_count += 1;
-                                        out.push(Edge {
-                                            to: t,
-                                            step_id: &step.id,
-                                            via_add_to_workflow: true,
-                                        });
-                                    } else {
-                                        edges_capped = true;
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    self.workflow_step(w, step, is_reachable, links, found, &mut out);
                 }
-                StepType::AddTag if is_reachable && !edges_capped => {
-                    'tags: for tag in distinct_tags(&step.config) {
-                        for &t in triggered_by_tag.get(&tag).map(Vec::as_slice).unwrap_or(&[]) {
-                            work += 1;
-                            budget.check_every(work)?;
-                            if last_step[t] == step_serial {
-                                continue;
-                            }
-                            last_step[t] = step_serial;
-                            if edge_count == MAX_LOCATION_EDGES {
-                                edges_capped = true;
-                                break 'tags;
-                            }
-                            edge_count += 1;
-                            out.push(Edge {
-                                to: t,
-                                step_id: &step.id,
-                                via_add_to_workflow: false,
-                            });
-                        }
-                    }
+                StepType::AddTag if is_reachable && !self.capped => {
+                    self.tag_step(step, links, budget, &mut out)?;
                 }
                 _ => {}
             }
         }
-        edges.push(out);
+        self.lists.push(out);
+        Ok(())
     }
 
+    /// `add_to_workflow` / `remove_from_workflow`: a missing or draft target is a finding; a
+    /// reachable `add_to_workflow` is an edge.
+    fn workflow_step(
+        &mut self,
+        w: &LocationWorkflow<'a>,
+        step: &'a Step,
+        is_reachable: bool,
+        links: &Links<'_, 'a>,
+        found: &mut Capped,
+        out: &mut Vec<Edge<'a>>,
+    ) {
+        let Some(target) = target_workflow(&step.config) else {
+            return;
+        };
+        if target.contains("{{") {
+            return;
+        }
+        let Some(&t) = links.by_id.get(target) else {
+            found.push("missing-target-workflow", Severity::High, || {
+                missing_target(w.id, &step.id, target)
+            });
+            return;
+        };
+        if step.step_type != StepType::AddToWorkflow {
+            return;
+        }
+        if !links.workflows[t].doc.status.is_published() {
+            found.push("draft-target-workflow", Severity::Medium, || {
+                draft_target(w.id, &step.id, target)
+            });
+        }
+        // A target past the cap has no edges of its own: no cycle runs through it.
+        if is_reachable && t < links.considered {
+            if self.count < MAX_LOCATION_EDGES {
+                self.count += 1;
+                out.push(Edge {
+                    to: t,
+                    step_id: &step.id,
+                    via_add_to_workflow: true,
+                });
+            } else {
+                self.capped = true;
+            }
+        }
+    }
+
+    /// `add_tag`: an edge to every workflow a tag it adds triggers.
+    fn tag_step<C: Checkpoint>(
+        &mut self,
+        step: &'a Step,
+        links: &Links<'_, 'a>,
+        budget: &C,
+        out: &mut Vec<Edge<'a>>,
+    ) -> Result<(), C::Stop> {
+        for tag in distinct_tags(&step.config) {
+            let triggered = links.triggered_by_tag.get(&tag);
+            for &t in triggered.map(Vec::as_slice).unwrap_or(&[]) {
+                self.work += 1;
+                budget.check_every(self.work)?;
+                if self.last_step[t] == self.step_serial {
+                    continue;
+                }
+                self.last_step[t] = self.step_serial;
+                if self.count == MAX_LOCATION_EDGES {
+                    self.capped = true;
+                    return Ok(());
+                }
+                self.count += 1;
+                out.push(Edge {
+                    to: t,
+                    step_id: &step.id,
+                    via_add_to_workflow: false,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `workflow-cascade-loop` finding per cycle of workflows that start each other.
+fn cascade_loops<C: Checkpoint>(
+    workflows: &[LocationWorkflow<'_>],
+    edges: &[Vec<Edge<'_>>],
+    budget: &C,
+    found: &mut Capped,
+) -> Result<(), C::Stop> {
+    // A tag a workflow adds to itself is not a cascade; adding contacts to itself is.
     let adj: Vec<Vec<usize>> = edges
         .iter()
         .enumerate()
@@ -317,70 +428,61 @@ fn analyze<'a, C: Checkpoint>(
     cycles.sort_by_key(|m| m.first().copied());
     for members in cycles {
         budget.check()?;
-        let comp = sccs.comp[members[0]];
-        let workflow_ids: Vec<String> = members
-            .iter()
-            .map(|&m| workflows[m].id.to_string())
-            .collect();
-        let mut step_ids: Vec<String> = Vec::new();
-        let mut steps_seen: HashSet<&str> = HashSet::new();
-        let mut links: Vec<String> = Vec::new();
-        for &m in members {
-            for (k, e) in edges[m].iter().enumerate() {
-                budget.check_every(k)?;
-                if sccs.comp[e.to] == comp && (e.to != m || e.via_add_to_workflow) {
-                    if steps_seen.insert(e.step_id) {
-                        step_ids.push(e.step_id.to_owned());
-                    }
-                    if links.len() < 10 {
-                        let link = format!(
-                            "\"{}\" (step \"{}\") → \"{}\"",
-                            workflows[m].id, e.step_id, workflows[e.to].id
-                        );
-                        if !links.contains(&link) {
-                            links.push(link);
-                        }
+        found.issues.push(cascade_issue(
+            workflows, edges, &sccs.comp, members, budget,
+        )?);
+    }
+    Ok(())
+}
+
+fn cascade_issue<C: Checkpoint>(
+    workflows: &[LocationWorkflow<'_>],
+    edges: &[Vec<Edge<'_>>],
+    comp_of: &[usize],
+    members: &[usize],
+    budget: &C,
+) -> Result<Issue, C::Stop> {
+    let comp = comp_of[members[0]];
+    let workflow_ids: Vec<String> = members
+        .iter()
+        .map(|&m| workflows[m].id.to_string())
+        .collect();
+    let mut step_ids: Vec<String> = Vec::new();
+    let mut steps_seen: HashSet<&str> = HashSet::new();
+    let mut links: Vec<String> = Vec::new();
+    for &m in members {
+        for (k, e) in edges[m].iter().enumerate() {
+            budget.check_every(k)?;
+            if comp_of[e.to] == comp && (e.to != m || e.via_add_to_workflow) {
+                if steps_seen.insert(e.step_id) {
+                    step_ids.push(e.step_id.to_owned());
+                }
+                if links.len() < 10 {
+                    let link = format!(
+                        "\"{}\" (step \"{}\") → \"{}\"",
+                        workflows[m].id, e.step_id, workflows[e.to].id
+                    );
+                    if !links.contains(&link) {
+                        links.push(link);
                     }
                 }
             }
         }
-        let mut issue = Issue::new(
-            "workflow-cascade-loop",
-            Severity::Critical,
-            "Workflows trigger each other in a loop",
-            format!(
-                "Workflows {} start each other in a cycle: {}. A contact entering any of them is passed around indefinitely.",
-                id_list(&workflow_ids),
-                links.join(", ")
-            ),
-            step_ids,
-            "Break the cycle: remove one of the add_tag / add_to_workflow steps listed, or add a trigger filter (or a remove_tag before re-adding) so the chain cannot return to its start.",
-        );
-        issue.workflow_ids = workflow_ids;
-        found.issues.push(issue);
     }
-
-    let Capped {
-        mut issues,
-        mut omitted,
-    } = found;
-    sort_issues(&mut issues);
-    cap_issues_per_rule(&mut issues, &mut omitted);
-    let truncated = considered.len() < workflows.len() || edges_capped;
-    Ok(LocationReport {
-        rules_version: RULES_VERSION.to_string(),
-        workflows: workflows.len(),
-        issues_summary: IssuesSummary::with_omitted(&issues, &omitted),
-        issues,
-        issues_omitted: omitted,
-        limits: truncated.then_some(LocationLimits {
-            workflows_considered: considered.len(),
-            workflows_total: workflows.len(),
-            edges_considered: edge_count,
-            truncated,
-        }),
-        analyzed_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-    })
+    let mut issue = Issue::new(
+        "workflow-cascade-loop",
+        Severity::Critical,
+        "Workflows trigger each other in a loop",
+        format!(
+            "Workflows {} start each other in a cycle: {}. A contact entering any of them is passed around indefinitely.",
+            id_list(&workflow_ids),
+            links.join(", ")
+        ),
+        step_ids,
+        "Break the cycle: remove one of the add_tag / add_to_workflow steps listed, or add a trigger filter (or a remove_tag before re-adding) so the chain cannot return to its start.",
+    );
+    issue.workflow_ids = workflow_ids;
+    Ok(issue)
 }
 
 fn missing_target(workflow: &str, step: &str, target: &str) -> Issue {
