@@ -165,7 +165,7 @@ impl Settings {
         let env = Lookup(&lookup);
         let environment = env.environment()?;
         let (topology, tls) = env.redis(environment)?;
-        Ok(Self {
+        Self {
             host: env.parsed("HOST", "0.0.0.0".parse().ok(), "an IP address like 0.0.0.0")?,
             port: env.parsed("PORT", Some(3000), "a port number 0-65535")?,
             environment,
@@ -247,7 +247,19 @@ impl Settings {
             // Below REQUEST_TIMEOUT_MS by default, so a too-complex document is told so (422)
             // before its caller's deadline answers a plain 503.
             analysis_budget: env.millis("ANALYSIS_BUDGET_MS", 1_000, 60_000)?,
-        })
+        }
+        .validated()
+    }
+
+    /// Cross-setting rules that no single variable can check.
+    fn validated(self) -> Result<Self, ConfigError> {
+        if self.database.pooler == PoolerMode::Transaction && self.database.listen_url.is_none() {
+            return Err(ConfigError::new(
+                "DATABASE_LISTEN_URL",
+                "is missing: with DATABASE_POOLER=transaction, migrations and the invalidation LISTEN need a direct (not pooled) Postgres URL",
+            ));
+        }
+        Ok(self)
     }
 
     pub fn is_production(&self) -> bool {
@@ -619,6 +631,8 @@ mod tests {
             !printed.contains("direct-pw") && !printed.contains("pool-pw"),
             "{printed}"
         );
+        let err = settings_from(&[DB, ("DATABASE_POOLER", "transaction")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_LISTEN_URL");
         for (name, value) in [
             ("DATABASE_LISTEN_URL", "mysql://x:leak-pw@h/db"),
             ("DATABASE_POOLER", "statement"),

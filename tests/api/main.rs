@@ -22,5 +22,5 @@ mod stored_text;
 mod subscription;
 mod tls;
 mod topology;
-mod webhooks;
+pub mod webhooks;
 mod workflows;

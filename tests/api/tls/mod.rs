@@ -3,4 +3,5 @@
 //! and behind a transaction-mode PgBouncer.
 
 mod harness;
+mod pgbouncer;
 mod redis_single;
