@@ -197,7 +197,7 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
 /// Makes pooled connections for the configured topology (bb8 managers underneath).
 #[derive(Clone)]
 pub enum Connector {
-    Single(bb8_redis::RedisConnectionManager),
+    Single(Box<bb8_redis::RedisConnectionManager>),
     Cluster(Box<ClusterClient>),
     Sentinel(Arc<AsyncLockedSentinelClient>),
 }
@@ -209,9 +209,9 @@ impl Connector {
         budget: Duration,
     ) -> Result<Connector, RedisError> {
         match topology {
-            RedisTopology::Single { url } => Ok(Connector::Single(
+            RedisTopology::Single { url } => Ok(Connector::Single(Box::new(
                 bb8_redis::RedisConnectionManager::new(endpoints.url_info(url)?)?,
-            )),
+            ))),
             RedisTopology::Cluster { nodes, auth } => {
                 let client = endpoints.cluster_client(
                     nodes,

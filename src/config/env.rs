@@ -329,7 +329,7 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
             .filter(|part| !part.trim().is_empty())
             .map(|part| strip_redis_scheme(part).0)
             .collect();
-        let tls = schemes.iter().any(|s| *s == Some(true));
+        let tls = schemes.contains(&Some(true));
         if tls && schemes.iter().any(|s| *s != Some(true)) {
             return Err(ConfigError::new(
                 name,
