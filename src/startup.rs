@@ -50,6 +50,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let (db, hot) = database::connect_lazy_split(&settings.database)?;
+        database::check_startup_parameters(&settings.database).await?;
         if settings.database.run_migrations {
             database::migrate(&db, &settings.database).await?;
         }

@@ -67,10 +67,13 @@ impl AppState {
         cache: Cache,
         metrics: Metrics,
     ) -> Result<Self, PoolError> {
+        // Every repository shares one view of the pool: through a transaction-mode pooler
+        // (DATABASE_POOLER) each of their statements runs in its own transaction.
+        let pg = crate::repository::postgres::Db::new(db.clone(), &settings.database);
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
             Arc::new(
-                PgWorkflowRepository::new(db.clone())
+                PgWorkflowRepository::new(pg.clone())
                     .with_hot_reads(hot)
                     .with_max_per_location(settings.max_workflows_per_location),
             ),
@@ -78,27 +81,27 @@ impl AppState {
         ));
         let analysis = AnalysisService::new(
             Arc::clone(&workflows),
-            Arc::new(PgAnalysisRepository::new(db.clone())),
+            Arc::new(PgAnalysisRepository::new(pg.clone())),
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
         )
         .with_budget(settings.analysis_budget);
         let subscriptions: Arc<dyn SubscriptionRepository> =
             Arc::new(CachedSubscriptionRepository::new(
-                Arc::new(PgSubscriptionRepository::new(db.clone())),
+                Arc::new(PgSubscriptionRepository::new(pg.clone())),
                 reads.clone(),
             ));
         let plans = Plans::new(Arc::clone(&subscriptions));
         Ok(Self {
-            locations: Arc::new(PgLocationRepository::new(db.clone())),
+            locations: Arc::new(PgLocationRepository::new(pg.clone())),
             workflows,
             analysis,
             subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(
-                Arc::new(PgApiKeyRepository::new(db.clone())),
+                Arc::new(PgApiKeyRepository::new(pg.clone())),
                 reads,
             )),
-            webhooks: PgWebhookStore::new(db.clone()),
+            webhooks: PgWebhookStore::new(pg.clone()),
             rate_limiter: Arc::new(RateLimiter::new(
                 cache.clone(),
                 plans.clone(),

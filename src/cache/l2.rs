@@ -10,9 +10,10 @@ use redis::RedisError;
 use thread_local::ThreadLocal;
 use tokio::time::{timeout_at, Instant};
 
+use super::connect::Endpoints;
 use super::metrics::CacheMetrics;
 use super::topology::{Connector, RedisConn, SubscriberTarget};
-use crate::config::{NodeAddr, RedisTopology};
+use crate::config::{NodeAddr, RedisTls, RedisTopology};
 
 /// A pooled connection plus its health. Both connection kinds are multiplexed: a caller takes
 /// a clone and hands the pooled one straight back, so concurrent commands share a few
@@ -46,14 +47,16 @@ impl ConnHealth {
 }
 
 #[derive(Clone, Debug)]
-pub struct L2Manager(Connector);
+pub struct L2Manager(Connector, Endpoints);
 
 impl ManageConnection for L2Manager {
     type Connection = L2Conn;
     type Error = RedisError;
 
     async fn connect(&self) -> Result<L2Conn, RedisError> {
-        let conn = self.0.connect().await?;
+        let connected = self.0.connect().await;
+        self.1.note_connect(connected.as_ref().map(|_| ()));
+        let conn = connected?;
         Ok(L2Conn {
             conn,
             health: Arc::default(),
@@ -115,6 +118,8 @@ pub struct L2 {
     sink: Sink,
     connect_timeout: Duration,
     pub topology: RedisTopology,
+    /// Addresses and TLS for every connection of this tier (pools, subscriber, probes).
+    pub endpoints: Endpoints,
     pub subscriber: SubscriberTarget,
     /// The primary last named by the Sentinels (Sentinel topology only).
     known_primary: Mutex<Option<NodeAddr>>,
@@ -123,12 +128,17 @@ pub struct L2 {
 impl L2 {
     pub fn new(
         topology: &RedisTopology,
+        tls: &RedisTls,
         size: u32,
         budget: Duration,
         metrics: &CacheMetrics,
     ) -> Result<L2, RedisError> {
-        let manager = L2Manager(Connector::new(topology, budget)?);
-        let subscriber = SubscriberTarget::new(topology)?;
+        let endpoints = Endpoints::new(tls);
+        let manager = L2Manager(
+            Connector::new(topology, &endpoints, budget)?,
+            endpoints.clone(),
+        );
+        let subscriber = SubscriberTarget::new(topology, &endpoints)?;
         let sink = Sink(metrics.l2_connect_errors.clone());
         let connect_timeout = budget.max(Duration::from_millis(250));
         Ok(L2 {
@@ -138,6 +148,7 @@ impl L2 {
             sink,
             connect_timeout,
             topology: topology.clone(),
+            endpoints,
             subscriber,
             known_primary: Mutex::new(None),
         })

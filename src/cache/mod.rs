@@ -11,12 +11,14 @@
 //! - [`ops`]: flush, stats, shutdown, the shared window counter;
 //! - [`node_probe`]: the health check and its view of the topology;
 //! - `l2_calls`: every Redis command under a budget, feeding the breaker;
+//! - [`connect`]: addresses and TLS for every Redis connection (one connector for all);
 //! - `tasks`: the reconnect and subscriber loops.
 //!
 //! Here: the shared state ([`Cache`] around `Inner`) and its constructor.
 
 pub mod breaker;
 mod bus;
+pub mod connect;
 mod flights;
 pub mod guard;
 mod invalidation;
@@ -153,8 +155,14 @@ impl Cache {
         let l2 = match &settings.redis {
             None => None,
             Some(topology) => Some(
-                L2::new(topology, settings.l2_pool_size, settings.l2_budget, &m)
-                    .map_err(|e| CacheError::InvalidRedisUrl(format!("{:?}", e.kind())))?,
+                L2::new(
+                    topology,
+                    &settings.redis_tls,
+                    settings.l2_pool_size,
+                    settings.l2_budget,
+                    &m,
+                )
+                .map_err(|e| CacheError::InvalidRedisUrl(format!("{:?}", e.kind())))?,
             ),
         };
         let (shutdown_tx, _) = watch::channel(false);
@@ -180,10 +188,9 @@ impl Cache {
             fill_script: Arc::new(redis::Script::new(l2::FILL_SCRIPT)),
             del_script: Arc::new(redis::Script::new(l2::DEL_IF_EQ_SCRIPT)),
             counter_script: Arc::new(redis::Script::new(l2::WINDOW_COUNTER_SCRIPT)),
-            sentinel_probe: settings
-                .redis
-                .as_ref()
-                .and_then(node_probe::SentinelProbe::for_topology),
+            sentinel_probe: l2.as_ref().and_then(|l2| {
+                node_probe::SentinelProbe::for_topology(&l2.topology, &l2.endpoints)
+            }),
             me: me.clone(),
             s: settings,
             l1,

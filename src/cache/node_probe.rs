@@ -15,9 +15,10 @@ use futures::FutureExt;
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 
+use super::connect::Endpoints;
 use super::topology::parse_cluster_nodes;
 use super::{Cache, CacheHealth, CacheType, HealthStatus, Inner};
-use crate::config::{NodeAddr, NodeAuth, RedisTopology};
+use crate::config::{NodeAddr, RedisTopology};
 
 impl Cache {
     /// CONTRACT §5 cache check. Answers within ~300 ms even when Redis hangs: an open
@@ -87,7 +88,12 @@ impl Cache {
                 kind: CacheType::InMemory,
                 connected: Some(false),
                 size,
-                message: Some("Redis unavailable, using fallback".into()),
+                // A TLS failure is a configuration problem an operator must fix, not an
+                // outage to wait out: say which setting to look at.
+                message: Some(match l2.endpoints.tls_problem() {
+                    Some(reason) => format!("Redis unavailable, using fallback ({reason})"),
+                    None => "Redis unavailable, using fallback".into(),
+                }),
                 topology,
             }
         }
@@ -172,13 +178,14 @@ impl TopologyHealth {
 pub struct SentinelProbe {
     sentinels: Vec<NodeAddr>,
     master: String,
-    auth: NodeAuth,
+    password: Option<String>,
+    endpoints: Endpoints,
     connections: tokio::sync::Mutex<Vec<Option<MultiplexedConnection>>>,
 }
 
 impl SentinelProbe {
     /// `None` unless the topology is Sentinel.
-    pub fn for_topology(topology: &RedisTopology) -> Option<SentinelProbe> {
+    pub fn for_topology(topology: &RedisTopology, endpoints: &Endpoints) -> Option<SentinelProbe> {
         let RedisTopology::Sentinel {
             sentinels,
             master,
@@ -191,10 +198,8 @@ impl SentinelProbe {
         Some(SentinelProbe {
             sentinels: sentinels.clone(),
             master: master.clone(),
-            auth: NodeAuth {
-                username: None,
-                password: sentinel_password.clone(),
-            },
+            password: sentinel_password.clone(),
+            endpoints: endpoints.clone(),
             connections: tokio::sync::Mutex::new(vec![None; sentinels.len()]),
         })
     }
@@ -242,8 +247,8 @@ impl SentinelProbe {
         let answered = tokio::time::timeout(budget, async {
             if slot.is_none() {
                 let conn = self
-                    .auth
-                    .client(addr)?
+                    .endpoints
+                    .sentinel_client(addr, &self.password)?
                     .get_multiplexed_async_connection()
                     .await?;
                 *slot = Some(conn);

@@ -17,31 +17,11 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::sentinel::{
-    AsyncLockedSentinelClient, SentinelClient, SentinelNodeConnectionInfo, SentinelServerType,
-};
-use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
+use redis::sentinel::{AsyncLockedSentinelClient, SentinelClient};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use crate::config::{NodeAddr, NodeAuth, RedisTopology};
-
-impl NodeAuth {
-    fn connection_info(&self, addr: &NodeAddr) -> Result<redis::ConnectionInfo, RedisError> {
-        let mut info = format!("redis://{addr}").into_connection_info()?;
-        let mut redis_info = info.redis_settings().clone();
-        if let Some(u) = &self.username {
-            redis_info = redis_info.set_username(u);
-        }
-        if let Some(p) = &self.password {
-            redis_info = redis_info.set_password(p);
-        }
-        info = info.set_redis_settings(redis_info);
-        Ok(info)
-    }
-
-    pub(crate) fn client(&self, addr: &NodeAddr) -> Result<redis::Client, RedisError> {
-        redis::Client::open(self.connection_info(addr)?)
-    }
-}
+use super::connect::Endpoints;
+use crate::config::{NodeAddr, RedisTopology};
 
 /// One pooled connection, whatever the topology. Commands go through [`ConnectionLike`], so
 /// the cache's code is the same for all three; a Cluster connection routes each key's
@@ -217,28 +197,27 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
 /// Makes pooled connections for the configured topology (bb8 managers underneath).
 #[derive(Clone)]
 pub enum Connector {
-    Single(bb8_redis::RedisConnectionManager),
+    Single(Box<bb8_redis::RedisConnectionManager>),
     Cluster(Box<ClusterClient>),
     Sentinel(Arc<AsyncLockedSentinelClient>),
 }
 
 impl Connector {
-    pub fn new(topology: &RedisTopology, budget: Duration) -> Result<Connector, RedisError> {
+    pub fn new(
+        topology: &RedisTopology,
+        endpoints: &Endpoints,
+        budget: Duration,
+    ) -> Result<Connector, RedisError> {
         match topology {
-            RedisTopology::Single { url } => Ok(Connector::Single(
-                bb8_redis::RedisConnectionManager::new(url.as_str())?,
-            )),
+            RedisTopology::Single { url } => Ok(Connector::Single(Box::new(
+                bb8_redis::RedisConnectionManager::new(endpoints.url_info(url)?)?,
+            ))),
             RedisTopology::Cluster { nodes, auth } => {
-                let seeds = nodes
-                    .iter()
-                    .map(|n| auth.connection_info(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                // Retries inside the client would outlive the L2 budget; the breaker and
-                // the fallback to Postgres already handle a failing node.
-                let client = ClusterClient::builder(seeds)
-                    .retries(1)
-                    .connection_timeout(budget.max(Duration::from_millis(250)))
-                    .build()?;
+                let client = endpoints.cluster_client(
+                    nodes,
+                    auth,
+                    budget.max(Duration::from_millis(250)),
+                )?;
                 Ok(Connector::Cluster(Box::new(client)))
             }
             RedisTopology::Sentinel {
@@ -247,7 +226,8 @@ impl Connector {
                 auth,
                 sentinel_password,
             } => {
-                let client = sentinel_client(sentinels, master, auth, sentinel_password)?;
+                let client =
+                    endpoints.sentinel_discovery(sentinels, master, auth, sentinel_password)?;
                 Ok(Connector::Sentinel(Arc::new(
                     AsyncLockedSentinelClient::new(client),
                 )))
@@ -274,53 +254,25 @@ impl fmt::Debug for Connector {
     }
 }
 
-fn sentinel_client(
-    sentinels: &[NodeAddr],
-    master: &str,
-    auth: &NodeAuth,
-    sentinel_password: &Option<String>,
-) -> Result<SentinelClient, RedisError> {
-    let infos = sentinels
-        .iter()
-        .map(|s| {
-            NodeAuth {
-                username: None,
-                password: sentinel_password.clone(),
-            }
-            .connection_info(s)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut redis_info = redis::RedisConnectionInfo::default();
-    if let Some(u) = &auth.username {
-        redis_info = redis_info.set_username(u);
-    }
-    if let Some(p) = &auth.password {
-        redis_info = redis_info.set_password(p);
-    }
-    let node_info = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis_info);
-    SentinelClient::build(
-        infos,
-        master.to_owned(),
-        Some(node_info),
-        SentinelServerType::Master,
-    )
-}
-
 /// Where the invalidation subscriber connects, resolved again at every (re)connect.
 pub struct SubscriberTarget {
     topology: RedisTopology,
+    endpoints: Endpoints,
     sentinel: Option<tokio::sync::Mutex<SentinelClient>>,
 }
 
 impl SubscriberTarget {
-    pub fn new(topology: &RedisTopology) -> Result<SubscriberTarget, RedisError> {
+    pub fn new(
+        topology: &RedisTopology,
+        endpoints: &Endpoints,
+    ) -> Result<SubscriberTarget, RedisError> {
         let sentinel = match topology {
             RedisTopology::Sentinel {
                 sentinels,
                 master,
                 auth,
                 sentinel_password,
-            } => Some(tokio::sync::Mutex::new(sentinel_client(
+            } => Some(tokio::sync::Mutex::new(endpoints.sentinel_discovery(
                 sentinels,
                 master,
                 auth,
@@ -330,6 +282,7 @@ impl SubscriberTarget {
         };
         Ok(SubscriberTarget {
             topology: topology.clone(),
+            endpoints: endpoints.clone(),
             sentinel,
         })
     }
@@ -342,7 +295,7 @@ impl SubscriberTarget {
         attempt: u32,
     ) -> Result<(redis::Client, Option<NodeAddr>), RedisError> {
         match &self.topology {
-            RedisTopology::Single { url } => Ok((redis::Client::open(url.as_str())?, None)),
+            RedisTopology::Single { url } => Ok((self.endpoints.url_client(url)?, None)),
             RedisTopology::Sentinel { .. } => {
                 let Some(s) = &self.sentinel else {
                     return Err(not_configured());
@@ -353,12 +306,13 @@ impl SubscriberTarget {
             }
             RedisTopology::Cluster { nodes, auth } => {
                 let seed = &nodes[attempt as usize % nodes.len().max(1)];
-                let mut conn = auth
-                    .client(seed)?
+                let mut conn = self
+                    .endpoints
+                    .node_client(seed, auth)?
                     .get_multiplexed_async_connection()
                     .await?;
                 let owner = slot_owner(&mut conn, channel).await?;
-                Ok((auth.client(&owner)?, Some(owner)))
+                Ok((self.endpoints.node_client(&owner, auth)?, Some(owner)))
             }
         }
     }
@@ -440,6 +394,7 @@ fn owner_in_cluster_slots(slots: &Value, slot: i64) -> Option<NodeAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NodeAuth;
 
     #[test]
     fn node_addresses_parse_and_print() {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::breaker::BreakerState;
 use super::node_probe::TopologyHealth;
-use crate::config::{CacheConfig, RedisTopology};
+use crate::config::{CacheConfig, RedisTls, RedisTopology};
 
 /// Cache configuration (typed settings; the service maps env vars onto it).
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct CacheSettings {
     pub prefix: String,
     /// `None` => L1 only (type `in-memory`, health `healthy`).
     pub redis: Option<RedisTopology>,
+    /// TLS for every connection to `redis`.
+    pub redis_tls: RedisTls,
     /// Max L1 entries; 0 disables L1.
     pub l1_capacity: u64,
     /// Max L1 bytes (weigher bound).
@@ -52,6 +54,7 @@ impl Default for CacheSettings {
         CacheSettings {
             prefix: "gwd".into(),
             redis: None,
+            redis_tls: RedisTls::default(),
             l1_capacity: 10_000,
             l1_max_bytes: 64 * 1024 * 1024,
             l2_budget: Duration::from_millis(50),
@@ -75,6 +78,7 @@ impl CacheSettings {
         CacheSettings {
             prefix: config.prefix.clone(),
             redis: config.topology.clone(),
+            redis_tls: config.tls.clone(),
             l1_capacity: config.l1_capacity,
             l1_max_bytes: config.l1_max_bytes,
             l2_budget: config.l2_budget,

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::redis::{NodeAddr, NodeAuth, RedisTopology};
-use super::{AppEnvironment, ConfigError};
+use super::redis::{NodeAddr, NodeAuth, PemFile, RedisTls, RedisTopology};
+use super::{AppEnvironment, ConfigError, PoolerMode};
+
+const POSTGRES_URL_EXPECTED: &str =
+    "a Postgres URL like postgres://user:password@localhost:5432/ghl_workflow_debugger";
 
 pub(super) struct Lookup<'a, F: Fn(&str) -> Option<String>>(pub(super) &'a F);
 
@@ -127,22 +130,46 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
     }
 
     pub(super) fn database_url(&self) -> Result<Url, ConfigError> {
-        const EXPECTED: &str =
-            "a Postgres URL like postgres://user:password@localhost:5432/ghl_workflow_debugger";
-        let raw = self.get("DATABASE_URL").ok_or_else(|| {
-            ConfigError::new("DATABASE_URL", format!("is missing: expected {EXPECTED}"))
-        })?;
-        // The parse error is not shown: it could quote the secret-bearing URL.
-        let url = Url::parse(&raw).map_err(|_| {
-            ConfigError::new("DATABASE_URL", format!("is invalid: expected {EXPECTED}"))
-        })?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") || url.host_str().is_none() {
-            return Err(ConfigError::new(
+        self.postgres_url("DATABASE_URL")?.ok_or_else(|| {
+            ConfigError::new(
                 "DATABASE_URL",
-                format!("is invalid: expected {EXPECTED}"),
-            ));
+                format!("is missing: expected {POSTGRES_URL_EXPECTED}"),
+            )
+        })
+    }
+
+    /// An optional Postgres URL, validated like `DATABASE_URL`.
+    pub(super) fn postgres_url(&self, name: &'static str) -> Result<Option<Url>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        let invalid = || {
+            ConfigError::new(
+                name,
+                format!("is invalid: expected {POSTGRES_URL_EXPECTED}"),
+            )
+        };
+        // The parse error is not shown: it could quote the secret-bearing URL.
+        let url = Url::parse(&raw).map_err(|_| invalid())?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") || url.host_str().is_none() {
+            return Err(invalid());
         }
-        Ok(url)
+        Ok(Some(url))
+    }
+
+    pub(super) fn pooler(&self) -> Result<PoolerMode, ConfigError> {
+        match self
+            .get("DATABASE_POOLER")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("none" | "off" | "session") => Ok(PoolerMode::None),
+            Some("transaction") => Ok(PoolerMode::Transaction),
+            Some(_) => Err(ConfigError::new(
+                "DATABASE_POOLER",
+                "is invalid: expected transaction (PgBouncer/Supavisor in transaction mode) or none",
+            )),
+        }
     }
 
     /// At most one of `REDIS_URL`, `REDIS_CLUSTER_NODES` and `REDIS_SENTINELS` picks the
@@ -208,16 +235,27 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
                 format!("is invalid: expected {EXPECTED}"),
             ));
         }
+        if url.fragment().is_some() {
+            // The Redis client reads `#insecure` as "do not verify the certificate": that
+            // choice is REDIS_TLS_INSECURE_SKIP_VERIFY's, which refuses production and warns.
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "is invalid: a #fragment is not accepted (to skip certificate checks in development, set REDIS_TLS_INSECURE_SKIP_VERIFY=true)",
+            ));
+        }
         Ok(RedisTopology::single(url.to_string()))
     }
 
     pub(super) fn node_list(&self, name: &'static str) -> Result<Vec<NodeAddr>, ConfigError> {
-        let expected = "is invalid: expected host:port[,host:port…]";
+        let expected = "is invalid: expected host:port[,host:port…] (each may start with redis:// or rediss://)";
         let raw = self.get(name).unwrap_or_default();
         let nodes = raw
             .split(',')
             .filter(|part| !part.trim().is_empty())
-            .map(|part| NodeAddr::parse(part).ok_or_else(|| ConfigError::new(name, expected)))
+            .map(|part| {
+                NodeAddr::parse(strip_redis_scheme(part).1)
+                    .ok_or_else(|| ConfigError::new(name, expected))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if nodes.is_empty() {
             return Err(ConfigError::new(name, expected));
@@ -257,5 +295,148 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
             ));
         }
         Ok(Some(url.origin().ascii_serialization()))
+    }
+}
+
+/// `rediss://h:p` → (Some(true), "h:p"); `redis://h:p` → (Some(false), …); `h:p` → (None, …).
+fn strip_redis_scheme(part: &str) -> (Option<bool>, &str) {
+    let part = part.trim();
+    if let Some(rest) = part.strip_prefix("rediss://") {
+        (Some(true), rest.trim_end_matches('/'))
+    } else if let Some(rest) = part.strip_prefix("redis://") {
+        (Some(false), rest.trim_end_matches('/'))
+    } else {
+        (None, part)
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
+    /// Whether a node list's seeds ask for TLS by their scheme (`None`: no scheme given).
+    fn seeds_tls(&self, name: &'static str) -> Result<Option<bool>, ConfigError> {
+        let raw = self.get(name).unwrap_or_default();
+        let schemes: Vec<Option<bool>> = raw
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| strip_redis_scheme(part).0)
+            .collect();
+        let tls = schemes.contains(&Some(true));
+        if tls && schemes.iter().any(|s| *s != Some(true)) {
+            return Err(ConfigError::new(
+                name,
+                "mixes rediss:// with plain seeds: every node of one topology uses TLS, or none",
+            ));
+        }
+        Ok(schemes.iter().any(Option::is_some).then_some(tls))
+    }
+
+    fn pem_file(
+        &self,
+        name: &'static str,
+        marker: &str,
+        what: &str,
+    ) -> Result<Option<PemFile>, ConfigError> {
+        let Some(path) = self.get(name) else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(&path).map_err(|e| {
+            ConfigError::new(name, format!("cannot be read ({path}: {})", e.kind()))
+        })?;
+        if !String::from_utf8_lossy(&pem).contains(marker) {
+            return Err(ConfigError::new(
+                name,
+                format!("is invalid: {path} is not a PEM file with {what}"),
+            ));
+        }
+        Ok(Some(PemFile { path, pem }))
+    }
+
+    /// The topology and its TLS settings. TLS is on with `REDIS_TLS=true`, a `rediss://`
+    /// `REDIS_URL`, or `rediss://` seeds; a `redis://` URL with `REDIS_TLS=true` is upgraded
+    /// (never the other way round: a `rediss://` URL with `REDIS_TLS=false` is an error).
+    pub(super) fn redis(
+        &self,
+        environment: AppEnvironment,
+    ) -> Result<(Option<RedisTopology>, RedisTls), ConfigError> {
+        let topology = self.redis_topology()?;
+        let flag = match self.get("REDIS_TLS") {
+            Some(_) => Some(self.flag("REDIS_TLS", false)?),
+            None => None,
+        };
+        let (scheme_tls, scheme_var) = match &topology {
+            Some(RedisTopology::Single { url }) => {
+                (Some(url.starts_with("rediss://")), "REDIS_URL")
+            }
+            Some(RedisTopology::Cluster { .. }) => (
+                self.seeds_tls("REDIS_CLUSTER_NODES")?,
+                "REDIS_CLUSTER_NODES",
+            ),
+            Some(RedisTopology::Sentinel { .. }) => {
+                (self.seeds_tls("REDIS_SENTINELS")?, "REDIS_SENTINELS")
+            }
+            None => (None, "REDIS_URL"),
+        };
+        if flag == Some(false) && scheme_tls == Some(true) {
+            return Err(ConfigError::new(
+                "REDIS_TLS",
+                format!("is false but {scheme_var} uses rediss://: remove one of them"),
+            ));
+        }
+        let enabled = flag == Some(true) || scheme_tls == Some(true);
+        let sentinels = match &topology {
+            Some(RedisTopology::Sentinel { .. }) => match self.get("REDIS_SENTINEL_TLS") {
+                Some(_) => self.flag("REDIS_SENTINEL_TLS", enabled)?,
+                None => enabled,
+            },
+            _ => false,
+        };
+        let ca = self.pem_file("REDIS_TLS_CA_FILE", "BEGIN CERTIFICATE", "certificates")?;
+        let cert = self.pem_file("REDIS_TLS_CERT_FILE", "BEGIN CERTIFICATE", "a certificate")?;
+        let key = self.pem_file("REDIS_TLS_KEY_FILE", "PRIVATE KEY", "a private key")?;
+        let client = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::new(
+                "REDIS_TLS_KEY_FILE",
+                "is missing: REDIS_TLS_CERT_FILE is set, and a client certificate needs its key",
+            )),
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "REDIS_TLS_CERT_FILE",
+                    "is missing: REDIS_TLS_KEY_FILE is set, and a client key needs its certificate",
+                ))
+            }
+        };
+        let skip_verify = self.flag("REDIS_TLS_INSECURE_SKIP_VERIFY", false)?;
+        let tls = RedisTls {
+            enabled,
+            sentinels,
+            ca,
+            client,
+            skip_verify,
+        };
+        let tls_only = [
+            ("REDIS_TLS_CA_FILE", tls.ca.is_some()),
+            ("REDIS_TLS_CERT_FILE", tls.client.is_some()),
+            ("REDIS_TLS_INSECURE_SKIP_VERIFY", skip_verify),
+        ];
+        if let Some((name, _)) = tls_only.iter().find(|(_, set)| *set && !tls.any()) {
+            return Err(ConfigError::new(
+                name,
+                "is set but Redis TLS is off: use rediss:// or REDIS_TLS=true",
+            ));
+        }
+        if skip_verify && environment == AppEnvironment::Production {
+            return Err(ConfigError::new(
+                "REDIS_TLS_INSECURE_SKIP_VERIFY",
+                "is not allowed with APP_ENV=production: give the server's CA in REDIS_TLS_CA_FILE instead",
+            ));
+        }
+        let topology = match topology {
+            Some(RedisTopology::Single { url }) if enabled && url.starts_with("redis://") => Some(
+                RedisTopology::single(format!("rediss://{}", &url["redis://".len()..])),
+            ),
+            other => other,
+        };
+        Ok((topology, tls))
     }
 }

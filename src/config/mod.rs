@@ -15,7 +15,7 @@ mod env;
 mod redis;
 
 use env::Lookup;
-pub use redis::{mask_url, NodeAddr, NodeAuth, RedisTopology};
+pub use redis::{mask_url, NodeAddr, NodeAuth, PemFile, RedisTls, RedisTopology};
 
 /// Where the service runs; shown as `environment` in health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +64,36 @@ impl ConfigError {
     }
 }
 
+/// Whether Postgres is reached through a transaction-mode pooler (`DATABASE_POOLER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerMode {
+    /// A direct connection (or a session-mode pooler): a session is ours until we close it.
+    None,
+    /// PgBouncer/Supavisor in transaction mode: consecutive transactions of one client
+    /// connection may run on different server sessions, so nothing may outlive a transaction
+    /// (named prepared statements, `SET`, startup `options`).
+    Transaction,
+}
+
 #[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: Url,
+    /// `DATABASE_LISTEN_URL`: a direct connection (not through a pooler) for migrations and
+    /// the invalidation `LISTEN`, which a transaction-mode pooler cannot carry.
+    pub listen_url: Option<Url>,
+    pub pooler: PoolerMode,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
     pub run_migrations: bool,
+}
+
+impl DatabaseSettings {
+    /// Where session-bound work goes (migrations, `LISTEN`): `DATABASE_LISTEN_URL` when set,
+    /// else `DATABASE_URL`.
+    pub fn direct_url(&self) -> &Url {
+        self.listen_url.as_ref().unwrap_or(&self.url)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +102,8 @@ pub struct CacheConfig {
     /// `None` when no Redis is configured (`REDIS_URL`, `REDIS_CLUSTER_NODES` and
     /// `REDIS_SENTINELS` unset or empty): the in-memory tier only.
     pub topology: Option<RedisTopology>,
+    /// TLS for every connection to that topology.
+    pub tls: RedisTls,
     pub prefix: String,
     pub l1_capacity: u64,
     pub l1_max_bytes: u64,
@@ -138,10 +163,12 @@ impl Settings {
     /// process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Lookup(&lookup);
-        Ok(Self {
+        let environment = env.environment()?;
+        let (topology, tls) = env.redis(environment)?;
+        Self {
             host: env.parsed("HOST", "0.0.0.0".parse().ok(), "an IP address like 0.0.0.0")?,
             port: env.parsed("PORT", Some(3000), "a port number 0-65535")?,
-            environment: env.environment()?,
+            environment,
             workers: env.optional_parsed("WORKERS", "a positive number of HTTP worker threads")?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 1_300, 600_000)?,
@@ -152,6 +179,8 @@ impl Settings {
             )?,
             database: DatabaseSettings {
                 url: env.database_url()?,
+                listen_url: env.postgres_url("DATABASE_LISTEN_URL")?,
+                pooler: env.pooler()?,
                 max_connections: env.parsed(
                     "DATABASE_MAX_CONNECTIONS",
                     Some(10),
@@ -164,7 +193,8 @@ impl Settings {
                 run_migrations: env.flag("RUN_MIGRATIONS", true)?,
             },
             cache: CacheConfig {
-                topology: env.redis_topology()?,
+                topology,
+                tls,
                 prefix: env.cache_prefix()?,
                 l1_capacity: env.parsed(
                     "CACHE_L1_CAPACITY",
@@ -217,7 +247,19 @@ impl Settings {
             // Below REQUEST_TIMEOUT_MS by default, so a too-complex document is told so (422)
             // before its caller's deadline answers a plain 503.
             analysis_budget: env.millis("ANALYSIS_BUDGET_MS", 1_000, 60_000)?,
-        })
+        }
+        .validated()
+    }
+
+    /// Cross-setting rules that no single variable can check.
+    fn validated(self) -> Result<Self, ConfigError> {
+        if self.database.pooler == PoolerMode::Transaction && self.database.listen_url.is_none() {
+            return Err(ConfigError::new(
+                "DATABASE_LISTEN_URL",
+                "is missing: with DATABASE_POOLER=transaction, migrations and the invalidation LISTEN need a direct (not pooled) Postgres URL",
+            ));
+        }
+        Ok(self)
     }
 
     pub fn is_production(&self) -> bool {
@@ -234,6 +276,8 @@ impl fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseSettings")
             .field("url", &mask_url(&self.url))
+            .field("listen_url", &self.listen_url.as_ref().map(mask_url))
+            .field("pooler", &self.pooler)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
@@ -470,6 +514,133 @@ mod tests {
         );
         assert!(with_tokens.contains(r#"internal_api_token: Some("***")"#));
         assert!(with_tokens.contains("metrics_token: None"));
+    }
+
+    #[test]
+    fn redis_tls_is_chosen_by_scheme_or_flag_and_its_mistakes_are_named() {
+        let tls = settings_from(&[DB, ("REDIS_URL", "rediss://cache:6380")]).unwrap();
+        assert!(tls.cache.tls.enabled && tls.cache.tls.ca.is_none());
+        let upgraded = settings_from(&[
+            DB,
+            ("REDIS_URL", "redis://cache:6380"),
+            ("REDIS_TLS", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            upgraded.cache.topology,
+            Some(RedisTopology::single("rediss://cache:6380"))
+        );
+        let cluster = settings_from(&[
+            DB,
+            (
+                "REDIS_CLUSTER_NODES",
+                "rediss://10.0.0.1:7000,rediss://10.0.0.2:7000",
+            ),
+        ])
+        .unwrap();
+        assert!(cluster.cache.tls.enabled);
+        let sentinel = settings_from(&[
+            DB,
+            ("REDIS_SENTINELS", "s1:26379"),
+            ("REDIS_SENTINEL_MASTER", "m"),
+            ("REDIS_TLS", "true"),
+            ("REDIS_SENTINEL_TLS", "false"),
+        ])
+        .unwrap();
+        assert!(sentinel.cache.tls.enabled && !sentinel.cache.tls.sentinels);
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("REDIS_URL", "rediss://h:1"), ("REDIS_TLS", "false")],
+                "REDIS_TLS",
+            ),
+            (&[("REDIS_URL", "rediss://h:1/#insecure")], "REDIS_URL"),
+            (
+                &[("REDIS_CLUSTER_NODES", "rediss://h:1,h:2")],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                &[
+                    ("REDIS_URL", "redis://h:1"),
+                    ("REDIS_TLS_CA_FILE", "/etc/hostname"),
+                ],
+                "REDIS_TLS_CA_FILE",
+            ),
+            (
+                &[
+                    ("REDIS_URL", "rediss://h:1"),
+                    ("REDIS_TLS_CA_FILE", "/no/such/ca.pem"),
+                ],
+                "REDIS_TLS_CA_FILE",
+            ),
+            (
+                &[
+                    ("REDIS_URL", "rediss://h:1"),
+                    ("REDIS_TLS_KEY_FILE", "/no/such.key"),
+                ],
+                "REDIS_TLS_KEY_FILE",
+            ),
+            (
+                &[
+                    ("REDIS_URL", "rediss://h:1"),
+                    ("REDIS_TLS_INSECURE_SKIP_VERIFY", "true"),
+                    ("APP_ENV", "production"),
+                ],
+                "REDIS_TLS_INSECURE_SKIP_VERIFY",
+            ),
+            (
+                &[
+                    ("REDIS_URL", "redis://h:1"),
+                    ("REDIS_TLS_INSECURE_SKIP_VERIFY", "true"),
+                ],
+                "REDIS_TLS_INSECURE_SKIP_VERIFY",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            let mut all = vec![DB];
+            all.extend_from_slice(pairs);
+            let err = settings_from(&all).unwrap_err();
+            assert_eq!(&err.variable, variable, "{pairs:?}: {err}");
+        }
+        let dev = settings_from(&[
+            DB,
+            ("REDIS_URL", "rediss://h:1"),
+            ("REDIS_TLS_INSECURE_SKIP_VERIFY", "true"),
+        ])
+        .unwrap();
+        assert!(dev.cache.tls.skip_verify);
+    }
+
+    #[test]
+    fn the_listen_url_and_pooler_mode_are_read_and_masked() {
+        let plain = settings_from(&[DB]).unwrap();
+        assert_eq!(plain.database.pooler, PoolerMode::None);
+        assert_eq!(plain.database.direct_url(), &plain.database.url);
+        let pooled = settings_from(&[
+            ("DATABASE_URL", "postgres://app:pool-pw@pooler:6543/app"),
+            (
+                "DATABASE_LISTEN_URL",
+                "postgres://app:direct-pw@db:5432/app",
+            ),
+            ("DATABASE_POOLER", "transaction"),
+        ])
+        .unwrap();
+        assert_eq!(pooled.database.pooler, PoolerMode::Transaction);
+        assert_eq!(pooled.database.direct_url().port(), Some(5432));
+        let printed = format!("{pooled:?}");
+        assert!(
+            !printed.contains("direct-pw") && !printed.contains("pool-pw"),
+            "{printed}"
+        );
+        let err = settings_from(&[DB, ("DATABASE_POOLER", "transaction")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_LISTEN_URL");
+        for (name, value) in [
+            ("DATABASE_LISTEN_URL", "mysql://x:leak-pw@h/db"),
+            ("DATABASE_POOLER", "statement"),
+        ] {
+            let err = settings_from(&[DB, (name, value)]).unwrap_err();
+            assert_eq!(err.variable, name);
+            assert!(!err.to_string().contains("leak-pw"));
+        }
     }
 
     #[test]

@@ -127,3 +127,40 @@ fn join(nodes: &[NodeAddr]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// How the shared tier's connections are encrypted: the same settings for every connection
+/// (pools, the invalidation subscriber, health's probes, Cluster and Sentinel discovery).
+/// `Debug` names the files, never their contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// Data nodes speak TLS: `REDIS_TLS=true`, a `rediss://` `REDIS_URL`, or `rediss://` seeds.
+    pub enabled: bool,
+    /// The Sentinels speak TLS too (`REDIS_SENTINEL_TLS`, default: `enabled`).
+    pub sentinels: bool,
+    /// `REDIS_TLS_CA_FILE`: PEM roots that replace the system roots (a private CA).
+    pub ca: Option<PemFile>,
+    /// `REDIS_TLS_CERT_FILE` + `REDIS_TLS_KEY_FILE`: a client certificate for mutual TLS.
+    pub client: Option<(PemFile, PemFile)>,
+    /// `REDIS_TLS_INSECURE_SKIP_VERIFY` (development only): certificates are not checked.
+    pub skip_verify: bool,
+}
+
+impl RedisTls {
+    /// Whether any connection of the shared tier uses TLS.
+    pub fn any(&self) -> bool {
+        self.enabled || self.sentinels
+    }
+}
+
+/// A PEM file read at startup: its path (for messages) and its bytes (never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemFile {
+    pub path: String,
+    pub pem: Vec<u8>,
+}
+
+impl fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PemFile({:?})", self.path)
+    }
+}

@@ -20,6 +20,7 @@ mod recreate;
 mod security;
 mod stored_text;
 mod subscription;
+mod tls;
 mod topology;
-mod webhooks;
+pub mod webhooks;
 mod workflows;

@@ -1,5 +1,4 @@
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use crate::repository::{
     AnalysisRepository, HistoryEntry, HistoryPage, NewAnalysis, RepositoryError,
@@ -7,12 +6,12 @@ use crate::repository::{
 
 #[derive(Clone)]
 pub struct PgAnalysisRepository {
-    pool: PgPool,
+    pool: super::Db,
 }
 
 impl PgAnalysisRepository {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: impl Into<super::Db>) -> Self {
+        Self { pool: pool.into() }
     }
 }
 
@@ -49,8 +48,9 @@ impl AnalysisRepository for PgAnalysisRepository {
         .bind(analysis.health_score)
         .bind(analysis.issues_found)
         .bind(sqlx::types::Json(analysis.result))
-        .execute(&mut *conn)
+        .execute(conn.conn().await?)
         .await?;
+        conn.finish().await?;
         Ok(())
     }
 

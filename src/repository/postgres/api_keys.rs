@@ -1,4 +1,3 @@
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::read_retrying;
@@ -7,12 +6,12 @@ use crate::repository::{ApiKeyOwner, ApiKeyRepository, RepositoryError};
 
 #[derive(Clone)]
 pub struct PgApiKeyRepository {
-    pool: PgPool,
+    pool: super::Db,
 }
 
 impl PgApiKeyRepository {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: impl Into<super::Db>) -> Self {
+        Self { pool: pool.into() }
     }
 }
 
@@ -57,14 +56,16 @@ impl ApiKeyRepository for PgApiKeyRepository {
             return Err(RepositoryError::NotFound("Location"));
         }
         let mut conn = super::writable(&self.pool).await?;
-        Ok(sqlx::query_scalar(
+        let id = sqlx::query_scalar(
             r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, $3) returning id"#,
         )
         .bind(location_id)
         .bind(key_hash)
         .bind(label)
-        .fetch_one(&mut *conn)
-        .await?)
+        .fetch_one(conn.conn().await?)
+        .await?;
+        conn.finish().await?;
+        Ok(id)
     }
 
     async fn revoke(&self, key_id: Uuid) -> Result<Vec<u8>, RepositoryError> {
@@ -74,8 +75,9 @@ impl ApiKeyRepository for PgApiKeyRepository {
                where id = $1 returning key_hash"#,
         )
         .bind(key_id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn.conn().await?)
         .await?;
+        conn.finish().await?;
         hash.ok_or(RepositoryError::NotFound("API key"))
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
-use crate::config::{mask_url, DatabaseSettings};
+use crate::config::{mask_url, DatabaseSettings, PoolerMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -17,6 +17,13 @@ pub enum DatabaseError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error(
+        "the server at DATABASE_URL ({url}) refused the startup parameter `{parameter}`: it looks \
+         like a connection pooler (PgBouncer, Supavisor). Set DATABASE_POOLER=transaction (the \
+         service then sends no such parameter, and DATABASE_LISTEN_URL must name a direct \
+         connection), or add `{parameter}` to the pooler's ignore_startup_parameters"
+    )]
+    PoolerRefused { url: String, parameter: String },
 }
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
@@ -34,11 +41,14 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, DatabaseError
 pub fn connect_lazy_split(
     settings: &DatabaseSettings,
 ) -> Result<(PgPool, Option<HotReads>), DatabaseError> {
-    let hot = if settings.max_connections >= MIN_BUDGET_FOR_HOT {
-        settings.max_connections / 2
-    } else {
-        0
-    };
+    // Behind a transaction-mode pooler every statement needs its own transaction (see
+    // `pooled`), which the dedicated connections would not have.
+    let hot =
+        if settings.max_connections >= MIN_BUDGET_FOR_HOT && settings.pooler == PoolerMode::None {
+            settings.max_connections / 2
+        } else {
+            0
+        };
     let pool = pool(settings, settings.max_connections - hot)?;
     let hot = (hot > 0).then(|| -> Result<_, DatabaseError> {
         let manager = HotConnectionManager {
@@ -129,39 +139,120 @@ fn pool(settings: &DatabaseSettings, max_connections: u32) -> Result<PgPool, Dat
 }
 
 fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DatabaseError> {
+    let options = url_options(&settings.url)?;
+    Ok(match settings.pooler {
+        PoolerMode::None => with_statement_timeout(options, settings),
+        // A transaction-mode pooler refuses startup parameters it does not know
+        // (`extra_float_digits`, `options`), and cannot keep named statements between
+        // transactions: the timeout is set per transaction instead (`pooled::Db`), and the
+        // statement cache is off.
+        PoolerMode::Transaction => options.extra_float_digits(None).statement_cache_capacity(0),
+    })
+}
+
+fn with_statement_timeout(
+    options: PgConnectOptions,
+    settings: &DatabaseSettings,
+) -> PgConnectOptions {
     let statement_timeout = settings.statement_timeout.as_millis().to_string();
-    let options =
-        PgConnectOptions::from_url(&settings.url).map_err(|error| DatabaseError::Options {
-            url: mask_url(&settings.url),
-            // sqlx's message may quote the URL; keep only its kind.
-            reason: match error {
-                sqlx::Error::Configuration(_) => "invalid connection options".to_owned(),
-                _ => "unsupported URL".to_owned(),
-            },
-        })?;
+    options.options([("statement_timeout", statement_timeout.as_str())])
+}
+
+fn url_options(url: &url::Url) -> Result<PgConnectOptions, DatabaseError> {
+    let options = PgConnectOptions::from_url(url).map_err(|error| DatabaseError::Options {
+        url: mask_url(url),
+        // sqlx's message may quote the URL; keep only its kind.
+        reason: match error {
+            sqlx::Error::Configuration(_) => "invalid connection options".to_owned(),
+            _ => "unsupported URL".to_owned(),
+        },
+    })?;
     Ok(options
         .application_name("ghl-workflow-debugger")
-        .options([("statement_timeout", statement_timeout.as_str())])
         .log_statements(log::LevelFilter::Debug)
         .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1)))
 }
 
+/// Options for a direct session (`DATABASE_LISTEN_URL`, else `DATABASE_URL`): migrations and
+/// anything else that needs a session of its own, never through a pooler.
+pub fn direct_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DatabaseError> {
+    let options = url_options(settings.direct_url())?;
+    Ok(with_statement_timeout(options, settings))
+}
+
+/// One connection attempt through `DATABASE_URL`, bounded by the acquire timeout: a pooler
+/// that refuses a startup parameter is a configuration error worth refusing to start for
+/// (every request would fail), explained with the setting to change. Any other failure
+/// (Postgres down) is left to health and the pool, as before.
+pub async fn check_startup_parameters(settings: &DatabaseSettings) -> Result<(), DatabaseError> {
+    let options = connect_options(settings)?;
+    let attempt = tokio::time::timeout(
+        settings.acquire_timeout,
+        PgConnection::connect_with(&options),
+    )
+    .await;
+    match attempt {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => match refused_parameter(&error) {
+            Some(parameter) => Err(DatabaseError::PoolerRefused {
+                url: mask_url(&settings.url),
+                parameter,
+            }),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// PgBouncer's `unsupported startup parameter: NAME` (Supavisor words it alike).
+fn refused_parameter(error: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    let message = db.message();
+    let (_, rest) = message.split_once("unsupported startup parameter")?;
+    let name: String = rest
+        .trim_start_matches([':', ' ', '"'])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    Some(if name.is_empty() {
+        "options".to_owned()
+    } else {
+        name
+    })
+}
+
 /// Applies the migrations in `migrations/` (the same files `sqlx migrate run` applies).
 /// Safe to run concurrently from several instances: sqlx takes an advisory lock.
+///
+/// With `DATABASE_LISTEN_URL` set (required behind a transaction-mode pooler) they run on a
+/// direct connection to it: the migrator's advisory lock is session state a pooler would not
+/// keep.
 pub async fn migrate(pool: &PgPool, settings: &DatabaseSettings) -> Result<(), DatabaseError> {
-    sqlx::migrate!("./migrations")
-        .run(pool)
+    let failed = |source| DatabaseError::Migrate {
+        url: mask_url(settings.direct_url()),
+        source,
+    };
+    let migrator = sqlx::migrate!("./migrations");
+    if settings.listen_url.is_none() {
+        return migrator.run(pool).await.map_err(failed);
+    }
+    let mut direct = PgConnection::connect_with(&direct_options(settings)?)
         .await
-        .map_err(|source| DatabaseError::Migrate {
-            url: mask_url(&settings.url),
-            source,
-        })
+        .map_err(|e| failed(sqlx::migrate::MigrateError::Execute(e)))?;
+    let migrated = migrator.run(&mut direct).await.map_err(failed);
+    let _ = direct.close().await;
+    migrated
 }
 
 /// Creates the database named in the URL when it does not exist yet (for `make dev`).
 pub async fn ensure_database_exists(settings: &DatabaseSettings) -> Result<(), sqlx::Error> {
     let target =
-        connect_options(settings).map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
+        direct_options(settings).map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
     let Some(name) = target.get_database().map(str::to_owned) else {
         return Ok(());
     };

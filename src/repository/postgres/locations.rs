@@ -1,16 +1,15 @@
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use crate::repository::{Location, LocationRepository, RepositoryError};
 
 #[derive(Clone)]
 pub struct PgLocationRepository {
-    pool: PgPool,
+    pool: super::Db,
 }
 
 impl PgLocationRepository {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: impl Into<super::Db>) -> Self {
+        Self { pool: pool.into() }
     }
 }
 
@@ -42,7 +41,7 @@ impl LocationRepository for PgLocationRepository {
         key_hash: &[u8],
     ) -> Result<Location, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.begin().await?;
         let row: Option<LocationRow> = sqlx::query_as(
             r#"insert into locations (id, name) values ($1, $2)
                on conflict (id) do nothing

@@ -4,6 +4,7 @@ mod analyses;
 mod api_keys;
 pub mod database;
 mod locations;
+pub mod pooled;
 pub mod seed;
 mod subscriptions;
 mod webhooks;
@@ -12,6 +13,7 @@ mod workflows;
 pub use analyses::PgAnalysisRepository;
 pub use api_keys::PgApiKeyRepository;
 pub use locations::PgLocationRepository;
+pub use pooled::Db;
 pub use subscriptions::PgSubscriptionRepository;
 pub use webhooks::{PgWebhookStore, WebhookEffect};
 pub use workflows::PgWorkflowRepository;
@@ -29,16 +31,14 @@ fn lost_connection_attempts(pool: &sqlx::PgPool) -> u32 {
 /// read; reads retry instead, see [`read_retrying`]), but a write cannot be sent twice: one
 /// whose connection died mid-way may have committed. So writes pay the ping and take another
 /// connection when it fails — nothing was sent yet.
-async fn writable(
-    pool: &sqlx::PgPool,
-) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+async fn writable(db: &Db) -> Result<pooled::Writable, sqlx::Error> {
     use sqlx::Connection as _;
-    let attempts = lost_connection_attempts(pool);
+    let attempts = lost_connection_attempts(db);
     let mut attempt = 1;
     loop {
-        let mut conn = pool.acquire().await?;
+        let mut conn = db.acquire().await?;
         match conn.ping().await {
-            Ok(()) => return Ok(conn),
+            Ok(()) => return Ok(pooled::Writable::new(conn, db)),
             Err(error) => {
                 conn.close_on_drop();
                 if attempt >= attempts || !connection_was_lost(&error) {

@@ -1,5 +1,4 @@
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use super::read_retrying;
 
@@ -9,12 +8,12 @@ use crate::repository::{
 
 #[derive(Clone)]
 pub struct PgSubscriptionRepository {
-    pool: PgPool,
+    pool: super::Db,
 }
 
 impl PgSubscriptionRepository {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: impl Into<super::Db>) -> Self {
+        Self { pool: pool.into() }
     }
 }
 

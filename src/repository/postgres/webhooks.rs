@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use sqlx::PgPool;
-
 use crate::domain::webhook::{EventKind, WebhookEvent};
 use crate::repository::RepositoryError;
 
@@ -31,19 +29,19 @@ pub enum WebhookEffect {
 
 #[derive(Clone)]
 pub struct PgWebhookStore {
-    pool: PgPool,
+    pool: super::Db,
 }
 
 impl PgWebhookStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: impl Into<super::Db>) -> Self {
+        Self { pool: pool.into() }
     }
 
     /// Records the event id and applies the event in one transaction, so a replay (even a
     /// concurrent one) changes nothing and a failure leaves no half-applied event.
     pub async fn apply(&self, event: &WebhookEvent) -> Result<WebhookEffect, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.begin().await?;
         let first_time: Option<String> = sqlx::query_scalar(
             r#"insert into webhook_events (id, type, location_id) values ($1, $2, $3)
                on conflict (id) do nothing returning id"#,

@@ -1,5 +1,3 @@
-use sqlx::PgPool;
-
 use super::{connection_was_lost, read_retrying, retrying};
 
 use crate::repository::postgres::database::{hot_connection, HotReads};
@@ -11,7 +9,7 @@ use crate::repository::{
 
 #[derive(Clone)]
 pub struct PgWorkflowRepository {
-    pool: PgPool,
+    pool: super::Db,
     /// When set, [`WorkflowRepository::get`] (every cache miss) runs on these instead of the pool.
     hot: Option<HotReads>,
     /// Workflows a location may have; creating one more is refused (`MAX_WORKFLOWS_PER_LOCATION`).
@@ -19,9 +17,9 @@ pub struct PgWorkflowRepository {
 }
 
 impl PgWorkflowRepository {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: impl Into<super::Db>) -> Self {
         Self {
-            pool,
+            pool: pool.into(),
             hot: None,
             max_per_location: crate::config::DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
         }
@@ -210,7 +208,9 @@ impl WorkflowRepository for PgWorkflowRepository {
             None => workflow_query(REPLACE_SQL, location_id, id, workflow),
         };
         let mut conn = super::writable(&self.pool).await?;
-        if let Some(row) = replace.fetch_optional(&mut *conn).await? {
+        let replaced = replace.fetch_optional(conn.conn().await?).await?;
+        conn.finish().await?;
+        if let Some(row) = replaced {
             return Ok(PutOutcome::Replaced(row.workflow));
         }
         if if_match.is_some() {
@@ -220,7 +220,7 @@ impl WorkflowRepository for PgWorkflowRepository {
             });
         }
         // A creation (rare next to replacements) pays for its transaction and lock.
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.begin().await?;
         let location: Option<i32> = sqlx::query_scalar(LOCK_LOCATION_SQL)
             .bind(location_id)
             .fetch_optional(&mut *tx)
@@ -250,8 +250,9 @@ impl WorkflowRepository for PgWorkflowRepository {
         let deleted = sqlx::query(r#"delete from workflows where location_id = $1 and id = $2"#)
             .bind(location_id)
             .bind(id)
-            .execute(&mut *conn)
+            .execute(conn.conn().await?)
             .await?;
+        conn.finish().await?;
         if deleted.rows_affected() == 0 {
             return Err(RepositoryError::NotFound("Workflow"));
         }

@@ -3,6 +3,6 @@
 //! and API promises on each, and failover under load.
 
 mod cluster;
-mod common;
+pub mod common;
 mod harness;
 mod sentinel;
