@@ -8,6 +8,7 @@ mod binary;
 mod cache;
 mod caching;
 mod consistency;
+mod dashboard;
 mod errors;
 mod faults;
 mod health;
