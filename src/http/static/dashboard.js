@@ -94,8 +94,11 @@
     return points;
   }
 
+  const clock = (u, splits) =>
+    splits.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+
   function chartSize(el) {
-    const width = Math.max(240, el.clientWidth);
+    const width = Math.max(200, Math.floor(el.getBoundingClientRect().width));
     return { width, height: width < 500 ? 180 : 220 };
   }
 
@@ -108,14 +111,23 @@
     if (!chart || chart.series.length !== seriesOpts.length) {
       if (chart) chart.destroy();
       el.textContent = "";
+      // At least the last five minutes on the time axis: a young instance has one or two
+      // points, which uPlot would otherwise spread over years.
+      const x = { time: true, auto: false };
+      const scales = Object.assign({ x }, opts.scales || {});
       chart = new uPlot(
-        Object.assign({ ...chartSize(el), series: seriesOpts, legend: { live: false } }, opts),
+        Object.assign({}, opts, { ...chartSize(el), series: seriesOpts, legend: { live: false }, scales, axes: [{ values: clock, space: 60 }, {}] }),
         data,
         el,
       );
       charts[name] = chart;
     } else {
-      chart.setData(data);
+      chart.setData(data, false);
+    }
+    const xs = data[0];
+    if (xs.length) {
+      const last = xs[xs.length - 1];
+      chart.setScale("x", { min: Math.min(xs[0], last - 300), max: last });
     }
     // Hooks for tests and curious operators: how many values are plotted and their sum.
     let count = 0;
@@ -148,6 +160,10 @@
 
     const perSecond = (field) => points.map((p) => (p.seconds > 0 ? p[field] / p.seconds : null));
     draw("lookups", ["L1 hits/s", "L2 hits/s", "misses/s"], [xs, perSecond("l1Hits"), perSecond("l2Hits"), perSecond("misses")], {});
+    // Lookups in the plotted hour: only grows with traffic (rates go up and down).
+    document.querySelector('[data-chart="lookups"]').dataset.total = String(
+      points.reduce((sum, p) => sum + p.l1Hits + p.l2Hits + p.misses, 0),
+    );
 
     draw("l2-latency", ["p50", "p99"], [xs, points.map((p) => p.l2LatencyP50Ms), points.map((p) => p.l2LatencyP99Ms)], {});
 
@@ -234,16 +250,16 @@
       sessionStorage.removeItem(TOKEN_KEY);
       askForToken("");
     });
-    let resizing = null;
-    window.addEventListener("resize", () => {
-      clearTimeout(resizing);
-      resizing = setTimeout(() => {
-        for (const name of Object.keys(charts)) {
-          const el = document.querySelector(`[data-chart="${name}"]`);
-          charts[name].setSize(chartSize(el));
-        }
-      }, 100);
+    // Charts follow their container (window resizes, phone rotation, the grid reflowing).
+    const resized = new ResizeObserver((entries) => {
+      for (const entry of entries) {
+        const chart = charts[entry.target.dataset.chart];
+        if (!chart) continue;
+        const size = chartSize(entry.target);
+        if (size.width !== chart.width || size.height !== chart.height) chart.setSize(size);
+      }
     });
+    for (const el of document.querySelectorAll("[data-chart]")) resized.observe(el);
     // Without a stored token, the first poll finds out whether one is needed at all
     // (development without INTERNAL_API_TOKEN opens directly).
     poll();
