@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod internal;
 mod migrations;
+mod monitoring;
 mod openapi;
 mod rate_limits;
 mod recreate;
