@@ -16,6 +16,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::repository::postgres::database::{self, DatabaseError};
 use crate::repository::postgres::PgWorkflowRepository;
 use crate::services::analysis_pool::PoolError;
+use crate::services::cache_history::SAMPLE_INTERVAL;
 use crate::services::cache_warming::spawn_warming;
 use crate::state::AppState;
 
@@ -45,6 +46,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    history_sampler: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -80,10 +82,12 @@ impl Application {
                 PgWorkflowRepository::new(state.db.clone()),
             );
         }
+        let history_sampler = spawn_history_sampler(state.clone());
         Ok(Self {
             port,
             server,
             state,
+            history_sampler,
         })
     }
 
@@ -95,11 +99,26 @@ impl Application {
     /// within the shutdown timeout), then closes the pools.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.history_sampler.abort();
         self.state.cache.shutdown().await;
         self.state.db.close().await;
         log::info!("stopped");
         result
     }
+}
+
+/// Records a reading of the cache every [`SAMPLE_INTERVAL`] for the dashboard's history.
+fn spawn_history_sampler(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
+        // After a stall, one reading covers the gap: a burst of catch-up readings would
+        // only add points of a few milliseconds.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            state.cache_history.record(state.cache_reading());
+        }
+    })
 }
 
 fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {

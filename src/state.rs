@@ -21,6 +21,7 @@ use crate::repository::{
 };
 use crate::services::analysis::AnalysisService;
 use crate::services::analysis_pool::{AnalysisPool, PoolError};
+use crate::services::cache_history::{CacheHistory, Reading};
 use crate::services::health_probe::HealthProbe;
 use crate::services::plans::Plans;
 use crate::services::rate_limiter::RateLimiter;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub summary_pages: Arc<SummaryPages>,
     /// The shared, rate-bounded result of the health checks.
     pub health: HealthProbe,
+    /// The last hour of this instance's cache numbers, for the dashboard.
+    pub cache_history: Arc<CacheHistory>,
 }
 
 impl AppState {
@@ -113,10 +116,24 @@ impl AppState {
             summary_pages: Arc::new(SummaryPages::default()),
             settings: Arc::new(settings),
             health: HealthProbe::new(metrics.health_probes.clone()),
+            cache_history: Arc::new(CacheHistory::default()),
             db,
             cache,
             metrics,
             started_at: Instant::now(),
         })
+    }
+
+    /// The cache's and the pools' numbers now, as the history records them (the gauges are
+    /// refreshed first, as a scrape would).
+    pub fn cache_reading(&self) -> Reading {
+        self.metrics.observe_db_pool(&self.db);
+        let stats = self.cache.stats();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        Reading::new(now_ms, &stats, &self.metrics.registry.gather())
     }
 }

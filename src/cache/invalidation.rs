@@ -78,6 +78,11 @@ impl Cache {
                         .wait_for_acks(&ack_key, heard, tokio::time::Instant::now() + lease)
                         .await;
                     receivers = heard;
+                    i.m.invalidations_published.inc();
+                    i.m.invalidation_receivers
+                        .inc_by(u64::try_from(heard).unwrap_or(0));
+                    i.m.invalidation_acks
+                        .inc_by(u64::try_from(acknowledged).unwrap_or(0));
                     break Invalidation::Applied;
                 }
                 Err(_) if i.silent_for(now_ms()) >= SILENCE_MS => {

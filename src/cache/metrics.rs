@@ -45,6 +45,9 @@ pub struct CacheMetrics {
     pub skipped_fills: IntCounter,
     pub ack_timeouts: IntCounter,
     pub unconfirmed_invalidations: IntCounter,
+    pub invalidations_published: IntCounter,
+    pub invalidation_receivers: IntCounter,
+    pub invalidation_acks: IntCounter,
 }
 
 impl std::fmt::Debug for CacheMetrics {
@@ -170,6 +173,21 @@ impl CacheMetrics {
                 r,
                 "cache_unconfirmed_invalidations_total",
                 "Writes whose invalidation could not be applied in Redis while Redis still answered (the write was answered 503)",
+            )?,
+            invalidations_published: counter(
+                r,
+                "cache_invalidations_published_total",
+                "Invalidations applied in Redis and published to the other instances",
+            )?,
+            invalidation_receivers: counter(
+                r,
+                "cache_invalidation_receivers_total",
+                "Subscribers PUBLISH reported for this instance's invalidations (acknowledgements expected)",
+            )?,
+            invalidation_acks: counter(
+                r,
+                "cache_invalidation_acks_total",
+                "Acknowledgements received within the receivers' lease",
             )?,
         })
     }

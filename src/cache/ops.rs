@@ -92,6 +92,12 @@ impl Cache {
         }
     }
 
+    /// This instance's id (random per process): the sender of its bus messages, and the
+    /// name the dashboard shows so an operator knows which instance's history they see.
+    pub fn instance_id(&self) -> &str {
+        &self.0.s.instance_id
+    }
+
     /// Stop background tasks (reconnect, subscriber) and stop using Redis.
     pub async fn shutdown(&self) {
         let i = &self.0;

@@ -10,7 +10,9 @@ pub mod rate_limit;
 pub mod request_id;
 mod responses;
 
-use handlers::{analysis, health, internal, metrics, openapi, subscription, webhooks, workflows};
+use handlers::{
+    analysis, dashboard, health, internal, metrics, openapi, subscription, webhooks, workflows,
+};
 
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, DefaultHeaders};
@@ -55,7 +57,18 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/openapi.json", openapi::openapi_document),
         endpoint(M::POST, "/internal/locations", internal::create_location),
         endpoint(M::GET, "/internal/cache-stats", internal::cache_stats),
+        endpoint(
+            M::GET,
+            "/internal/cache-stats/history",
+            internal::cache_stats_history,
+        ),
         endpoint(M::POST, "/internal/cache/flush", internal::flush_cache),
+        endpoint(M::GET, "/internal/dashboard", dashboard::dashboard_page),
+        endpoint(
+            M::GET,
+            "/internal/dashboard/{asset}",
+            dashboard::dashboard_asset,
+        ),
         endpoint(M::POST, "/webhooks/ghl", webhooks::receive_ghl_event),
         endpoint(M::GET, "/api/workflows", workflows::list_workflows),
         endpoint(M::GET, "/api/workflows/{id}", workflows::get_workflow),

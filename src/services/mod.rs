@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod analysis_pool;
+pub mod cache_history;
 pub mod cache_warming;
 pub mod health_probe;
 mod json_scan;

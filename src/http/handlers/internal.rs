@@ -73,6 +73,16 @@ pub async fn cache_stats(_operator: OperatorAccess, state: web::Data<AppState>) 
     success(state.cache.stats())
 }
 
+/// `GET /internal/cache-stats/history`: this instance's last hour at 10 s resolution, and
+/// the current point since the last sample.
+pub async fn cache_stats_history(
+    _operator: OperatorAccess,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let now = state.cache_reading();
+    success(state.cache_history.history(state.cache.instance_id(), &now))
+}
+
 /// `POST /internal/cache/flush`: drops this service's namespace in both tiers (other keys in
 /// the same Redis are untouched).
 pub async fn flush_cache(
