@@ -12,7 +12,7 @@
 use super::budget::{AnalysisAbandoned, Budget, Checkpoint, Unlimited};
 use super::graph::{self, Graph};
 use super::rule::{id_list, Issue, Severity};
-use super::rules::common::get_str;
+use super::rules::common::get_present;
 use super::{
     cap_issues_per_rule, sort_issues, IssuesSummary, OmittedIssues, MAX_ISSUES_PER_RULE,
     RULES_VERSION,
@@ -130,8 +130,19 @@ fn normalized_tag(raw: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-pub(crate) fn target_workflow(config: &serde_json::Map<String, Value>) -> Option<&str> {
-    get_str(config, &["workflowId", "workflow_id"]).map(str::trim)
+/// The workflows a step names in `config.workflowId` (or `workflow_id`): one id, or a list
+/// of them (an imported GoHighLevel `remove_from_workflow` names several).
+pub(crate) fn target_workflows(config: &serde_json::Map<String, Value>) -> Vec<&str> {
+    let ids: Box<dyn Iterator<Item = &str>> =
+        match get_present(config, &["workflowId", "workflow_id"]) {
+            Some(Value::String(s)) => Box::new(std::iter::once(s.as_str())),
+            Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
+            _ => Box::new(std::iter::empty()),
+        };
+    let mut seen: HashSet<&str> = HashSet::new();
+    ids.map(str::trim)
+        .filter(|id| !id.is_empty() && seen.insert(id))
+        .collect()
 }
 
 /// A → `to` because step `step_id` of A adds a tag `to` is triggered by, or adds contacts to
@@ -227,35 +238,36 @@ fn analyze<'a, C: Checkpoint>(
             let is_reachable = reachable.get(si).copied().unwrap_or(false);
             match step.step_type {
                 StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
-                    let Some(target) = target_workflow(&step.config) else {
-                        continue;
-                    };
-                    if target.contains("{{") {
-                        continue;
-                    }
-                    match by_id.get(target) {
-                        None => found.push("missing-target-workflow", Severity::High, || {
-                            missing_target(w.id, &step.id, target)
-                        }),
-                        Some(&t) => {
-                            if step.step_type == StepType::AddToWorkflow {
-                                if !workflows[t].doc.status.is_published() {
-                                    found.push("draft-target-workflow", Severity::Medium, || {
-                                        draft_target(w.id, &step.id, target)
-                                    });
-                                }
-                                // A target past the cap has no edges of its own: no cycle
-                                // runs through it.
-                                if is_reachable && t < considered.len() {
-                                    if edge_count < MAX_LOCATION_EDGES {
-                                        edge_count += 1;
-                                        out.push(Edge {
-                                            to: t,
-                                            step_id: &step.id,
-                                            via_add_to_workflow: true,
-                                        });
-                                    } else {
-                                        edges_capped = true;
+                    for target in target_workflows(&step.config) {
+                        if target.contains("{{") {
+                            continue;
+                        }
+                        match by_id.get(target) {
+                            None => found.push("missing-target-workflow", Severity::High, || {
+                                missing_target(w.id, &step.id, target)
+                            }),
+                            Some(&t) => {
+                                if step.step_type == StepType::AddToWorkflow {
+                                    if !workflows[t].doc.status.is_published() {
+                                        found.push(
+                                            "draft-target-workflow",
+                                            Severity::Medium,
+                                            || draft_target(w.id, &step.id, target),
+                                        );
+                                    }
+                                    // A target past the cap has no edges of its own: no cycle
+                                    // runs through it.
+                                    if is_reachable && t < considered.len() {
+                                        if edge_count < MAX_LOCATION_EDGES {
+                                            edge_count += 1;
+                                            out.push(Edge {
+                                                to: t,
+                                                step_id: &step.id,
+                                                via_add_to_workflow: true,
+                                            });
+                                        } else {
+                                            edges_capped = true;
+                                        }
                                     }
                                 }
                             }

@@ -41,7 +41,7 @@ use graph::Graph;
 use serde::{Deserialize, Serialize};
 
 /// Version of the rule set; part of every analysis cache key.
-pub const RULES_VERSION: &str = "2026.11.1";
+pub const RULES_VERSION: &str = "2026.11.2";
 
 /// Findings of one rule a report lists; the rest are counted in `issuesOmitted`.
 pub const MAX_ISSUES_PER_RULE: usize = 50;
