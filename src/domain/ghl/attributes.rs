@@ -75,7 +75,10 @@ fn strings(v: Option<&Value>) -> Vec<Value> {
 pub(super) struct StepFacts<'a> {
     pub ghl_type: &'a str,
     pub incomplete: bool,
-    pub path: &'a str,
+    /// Where the step is, for notes (rendered only when a note is written).
+    pub path: &'a dyn std::fmt::Display,
+    /// Attributes moved elsewhere (an if/else node's `branches`): not copied into config.
+    pub skip: Option<&'a str>,
 }
 
 /// The config of a step of (our) type `step_type` with GoHighLevel `attributes`.
@@ -87,7 +90,14 @@ pub(super) fn config_for(
 ) -> Map<String, Value> {
     let mut c = match attributes {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(a)) => a.clone(),
+        Some(Value::Object(a)) => match facts.skip {
+            Some(skip) => a
+                .iter()
+                .filter(|(k, _)| k.as_str() != skip)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            None => a.clone(),
+        },
         Some(other) => {
             notes.push(ImportNote::new(
                 format!("{}.attributes", facts.path),
@@ -174,8 +184,8 @@ pub(super) fn config_for(
                 c.entry("field").or_insert(f);
             }
         }
-        StepType::Webhook => {
-            if !matches!(c.get("body"), Some(Value::String(_))) {
+        StepType::Webhook if !matches!(c.get("body"), Some(Value::String(_))) => {
+            {
                 // custom_webhook: `body: {rawData, keyValueData}`; webhook: `customData`.
                 let raw = c
                     .get("body")

@@ -13,9 +13,24 @@ use super::attributes::{config_for, StepFacts};
 use super::types::{self, IF_ELSE_BRANCH, REMOVE_FROM_ALL_WORKFLOWS, WORKFLOW_SPLIT};
 use super::wrapping::kind_of;
 use super::ImportNote;
+use crate::domain::analysis::graph::{FastMap, FnvHasher};
 use crate::domain::workflow::{normalize_type_name, number_of, Branch, Step, StepType};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::BuildHasherDefault;
+
+/// `templates[3]`-style location of a step, rendered only when a note needs it.
+struct Here<'a> {
+    path: &'a str,
+    pos: usize,
+}
+
+impl fmt::Display for Here<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.path, self.pos)
+    }
+}
 
 struct Node<'a> {
     pos: usize,
@@ -36,7 +51,7 @@ fn id_of(v: Option<&Value>) -> Option<String> {
 
 fn parse_next(
     obj: &Map<String, Value>,
-    path: &str,
+    path: &Here<'_>,
     notes: &mut Vec<ImportNote>,
 ) -> (Vec<String>, bool) {
     match obj.get("next") {
@@ -83,10 +98,10 @@ pub(super) fn map_steps(
 ) -> (Vec<Step>, Option<String>) {
     let mut nodes: Vec<Node<'_>> = Vec::with_capacity(templates.len());
     for (pos, t) in templates.iter().enumerate() {
-        let here = format!("{path}[{pos}]");
+        let here = Here { path, pos };
         let Some(obj) = t.as_object() else {
             notes.push(ImportNote::new(
-                here,
+                here.to_string(),
                 format!("must be an object; got {} (ignored)", kind_of(t)),
             ));
             continue;
@@ -112,7 +127,8 @@ pub(super) fn map_steps(
         });
     }
 
-    let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
+    let mut by_id: FastMap<&str, usize> = FastMap::default();
+    by_id.reserve(nodes.len());
     for (k, n) in nodes.iter().enumerate() {
         by_id.entry(n.id.as_str()).or_insert(k);
     }
@@ -125,7 +141,7 @@ pub(super) fn map_steps(
 }
 
 fn entry(nodes: &[Node<'_>]) -> Option<String> {
-    let named: HashSet<&str> = nodes
+    let named: HashSet<&str, BuildHasherDefault<FnvHasher>> = nodes
         .iter()
         .flat_map(|n| n.next.iter().map(String::as_str))
         .collect();
@@ -148,7 +164,7 @@ fn entry(nodes: &[Node<'_>]) -> Option<String> {
         .map(|n| n.id.clone())
 }
 
-fn name_of(nodes: &[Node<'_>], by_id: &HashMap<&str, usize>, id: &str) -> Option<String> {
+fn name_of(nodes: &[Node<'_>], by_id: &FastMap<&str, usize>, id: &str) -> Option<String> {
     by_id
         .get(id)
         .and_then(|&k| text(nodes[k].obj, "name"))
@@ -158,11 +174,11 @@ fn name_of(nodes: &[Node<'_>], by_id: &HashMap<&str, usize>, id: &str) -> Option
 fn map_node(
     n: &Node<'_>,
     nodes: &[Node<'_>],
-    by_id: &HashMap<&str, usize>,
+    by_id: &FastMap<&str, usize>,
     path: &str,
     notes: &mut Vec<ImportNote>,
 ) -> Step {
-    let here = format!("{path}[{}]", n.pos);
+    let here = Here { path, pos: n.pos };
     let obj = n.obj;
     let raw_type = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
@@ -194,9 +210,9 @@ fn map_node(
         let is_branch_node = node_type.starts_with("branch")
             || (node_type != "condition-node"
                 && !n.next_is_array
-                && !attr("branches")
+                && attr("branches")
                     .and_then(Value::as_array)
-                    .is_some_and(|b| !b.is_empty()));
+                    .is_none_or(|b| b.is_empty()));
         if is_branch_node {
             step_type = StepType::Unknown(IF_ELSE_BRANCH.to_string());
             next = n.next.first().cloned();
@@ -277,20 +293,18 @@ fn map_node(
     }
 
     let incomplete = obj.get("incompleteData") == Some(&Value::Bool(true));
-    let mut config = config_for(
+    let config = config_for(
         &step_type,
         attributes,
         &StepFacts {
             ghl_type: raw_type,
             incomplete,
             path: &here,
+            // Moved into the branches' conditions.
+            skip: drop_branches_attr.then_some("branches"),
         },
         notes,
     );
-    if drop_branches_attr {
-        // Moved into the branches' conditions.
-        config.remove("branches");
-    }
     Step {
         id: n.id.clone(),
         step_type,
@@ -302,7 +316,7 @@ fn map_node(
     }
 }
 
-fn note_fan_out(here: &str, notes: &mut Vec<ImportNote>) {
+fn note_fan_out(here: &Here<'_>, notes: &mut Vec<ImportNote>) {
     notes.push(ImportNote::new(
         format!("{here}.next"),
         "is an array on a step that does not branch; every id in it is followed",
@@ -312,7 +326,7 @@ fn note_fan_out(here: &str, notes: &mut Vec<ImportNote>) {
 fn plain_branches(
     targets: &[String],
     nodes: &[Node<'_>],
-    by_id: &HashMap<&str, usize>,
+    by_id: &FastMap<&str, usize>,
 ) -> Vec<Branch> {
     targets
         .iter()

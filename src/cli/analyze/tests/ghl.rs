@@ -38,7 +38,11 @@ fn builder_json_is_recognised_and_analyzed_under_its_ghl_id_and_version() {
     assert_eq!(v["healthScore"], 100, "{out}");
 
     // Forced the other way, it is named as not being what was asked for.
-    let (code, out, err) = run_as(&[p.clone()], OutputFormat::Json, InputFormat::Native);
+    let (code, out, err) = run_as(
+        std::slice::from_ref(&p),
+        OutputFormat::Json,
+        InputFormat::Native,
+    );
     assert_eq!(code, 0, "a §7 reading of it is an empty document: {err}");
     assert_eq!(
         serde_json::from_str::<Value>(&out).expect("json")["performance"]["steps"],
