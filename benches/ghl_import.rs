@@ -2,6 +2,11 @@
 //! `../shared/ghl/FORMAT.md`). Run:
 //! `cargo bench --bench ghl_import -- --warm-up-time 1 --measurement-time 3`.
 
+/// The allocator the binary (service and `analyze`) runs with: glibc's free of the
+/// document's many small maps would otherwise dominate the measurement.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::Utc;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ghl_workflow_debugger::domain::analysis::analyze_workflow;
