@@ -37,6 +37,10 @@ enum Command {
         /// `text` for people, `json` for tools (the CONTRACT §8 result).
         #[arg(long, value_enum, default_value = "text")]
         format: AnalyzeFormat,
+        /// How files are read: `auto` recognises GoHighLevel builder JSON by its shape,
+        /// `native` forces CONTRACT §7 documents, `ghl` forces GoHighLevel builder JSON.
+        #[arg(long, value_enum, default_value = "auto")]
+        input_format: InputFormat,
     },
     /// Manage locations (tenants).
     #[command(subcommand)]
@@ -50,6 +54,13 @@ enum Command {
 enum AnalyzeFormat {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InputFormat {
+    Auto,
+    Native,
+    Ghl,
 }
 
 #[derive(Subcommand)]
@@ -98,8 +109,13 @@ fn main() -> ExitCode {
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    if let Some(Command::Analyze { paths, format }) = &cli.command {
-        return analyze_offline(paths, *format);
+    if let Some(Command::Analyze {
+        paths,
+        format,
+        input_format,
+    }) = &cli.command
+    {
+        return analyze_offline(paths, *format, *input_format);
     }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
@@ -150,16 +166,26 @@ fn main() -> ExitCode {
 }
 
 /// The offline analyzer: files in, findings out, exit code for CI pipelines.
-fn analyze_offline(paths: &[std::path::PathBuf], format: AnalyzeFormat) -> ExitCode {
+fn analyze_offline(
+    paths: &[std::path::PathBuf],
+    format: AnalyzeFormat,
+    input: InputFormat,
+) -> ExitCode {
     use std::io::IsTerminal;
     let format = match format {
         AnalyzeFormat::Text => analyze::OutputFormat::Text,
         AnalyzeFormat::Json => analyze::OutputFormat::Json,
     };
+    let input = match input {
+        InputFormat::Auto => analyze::InputFormat::Auto,
+        InputFormat::Native => analyze::InputFormat::Native,
+        InputFormat::Ghl => analyze::InputFormat::Ghl,
+    };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let code = analyze::run_analyze(
         paths,
         format,
+        input,
         color,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),

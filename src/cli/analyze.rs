@@ -5,8 +5,15 @@
 //! - A file argument is analyzed on its own. A directory argument analyzes every `*.json`
 //!   file directly inside it (sorted by name, not recursive) and also runs the
 //!   location-wide rules across that directory's documents.
-//! - Workflow id: the document's `id` field (string or number) when present, else the file
-//!   name without `.json`. Version: the document's numeric `version` field, else 0.
+//! - Input format ([`InputFormat`]): each file is read as a CONTRACT §7 document or as
+//!   GoHighLevel builder JSON (any wrapping of `../shared/ghl/FORMAT.md`, or an array of
+//!   them), recognised by its shape (`auto`: `templates`/`workflowData`, or an array, means
+//!   GoHighLevel) or forced with `--input-format native|ghl`. A file holding an array of
+//!   several GoHighLevel workflows is analyzed as a location too, like a directory.
+//! - Workflow id: the document's `id` field (string or number; `_id` too for GoHighLevel)
+//!   when present, else the file name without `.json` (with `[i]` for the i-th element of
+//!   an array). Version: the document's numeric `version` field, else 0. What the importer
+//!   had to read around is printed as notes (text output) or to stderr (`--format json`).
 //! - Exit code: 2 when any input cannot be read, is not valid JSON, is not a usable
 //!   workflow document or breaks a document size limit of the API ([`limits`], with the
 //!   default step limit); every such problem is written to `err`, naming the file, and
@@ -25,6 +32,7 @@ use crate::domain::analysis::{
     analyze_location, analyze_workflow, AnalysisReport, Issue, LocationReport, LocationWorkflow,
     Severity,
 };
+use crate::domain::ghl::{self, ImportNote};
 use crate::domain::limits;
 use crate::domain::workflow::WorkflowDocument;
 use chrono::Utc;
@@ -40,11 +48,23 @@ pub enum OutputFormat {
     Json,
 }
 
+/// How input files are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputFormat {
+    /// By shape: GoHighLevel builder JSON when it has `templates`/`workflowData` or is an
+    /// array, else a §7 document.
+    #[default]
+    Auto,
+    Native,
+    Ghl,
+}
+
 struct Loaded {
     path: PathBuf,
     id: String,
     version: i64,
     doc: WorkflowDocument,
+    notes: Vec<ImportNote>,
 }
 
 #[derive(Serialize)]
@@ -76,13 +96,66 @@ fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load(path: &Path) -> Result<Loaded, Vec<String>> {
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The workflows of one file (several for an array of GoHighLevel documents).
+fn load(path: &Path, input: InputFormat) -> Result<Vec<Loaded>, Vec<String>> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![format!("{shown}: cannot read file: {e}")])?;
     let raw: Value =
         serde_json::from_str(&text).map_err(|e| vec![format!("{shown}: invalid JSON: {e}")])?;
-    let doc = WorkflowDocument::from_json(&raw).map_err(|errs| {
+    let is_ghl = match input {
+        InputFormat::Auto => ghl::is_ghl_document(&raw),
+        InputFormat::Native => false,
+        InputFormat::Ghl => true,
+    };
+    if is_ghl {
+        return load_ghl(path, &raw);
+    }
+    load_native(path, &raw).map(|l| vec![l])
+}
+
+fn load_ghl(path: &Path, raw: &Value) -> Result<Vec<Loaded>, Vec<String>> {
+    let shown = path.display();
+    let all = ghl::import_all(raw)
+        .map_err(|e| vec![format!("{shown}: not a GoHighLevel workflow: {e}")])?;
+    let in_array = raw.is_array();
+    let mut loaded = Vec::with_capacity(all.len());
+    let mut problems = Vec::new();
+    for (i, result) in all.into_iter().enumerate() {
+        let at = if in_array {
+            format!("[{i}]")
+        } else {
+            String::new()
+        };
+        match result {
+            Ok(w) => loaded.push(Loaded {
+                path: path.to_path_buf(),
+                id: w
+                    .ghl_id
+                    .unwrap_or_else(|| format!("{}{at}", file_stem(path))),
+                version: w.source_version.unwrap_or(0),
+                doc: w.document,
+                notes: w.notes,
+            }),
+            Err(e) => problems.push(format!("{shown}{at}: not a GoHighLevel workflow: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
+}
+
+fn load_native(path: &Path, raw: &Value) -> Result<Loaded, Vec<String>> {
+    let shown = path.display();
+    let doc = WorkflowDocument::from_json(raw).map_err(|errs| {
         errs.iter()
             .map(|e| {
                 format!(
@@ -102,10 +175,7 @@ fn load(path: &Path) -> Result<Loaded, Vec<String>> {
     let id = match raw.get("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        _ => file_stem(path),
     };
     let version = raw.get("version").and_then(Value::as_i64).unwrap_or(0);
     Ok(Loaded {
@@ -113,6 +183,7 @@ fn load(path: &Path) -> Result<Loaded, Vec<String>> {
         id,
         version,
         doc,
+        notes: Vec::new(),
     })
 }
 
@@ -120,6 +191,7 @@ fn load(path: &Path) -> Result<Loaded, Vec<String>> {
 pub fn run_analyze(
     paths: &[PathBuf],
     format: OutputFormat,
+    input: InputFormat,
     color: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -143,8 +215,8 @@ pub fn run_analyze(
                 Ok(files) => {
                     let start = loaded.len();
                     for f in files {
-                        match load(&f) {
-                            Ok(l) => loaded.push(l),
+                        match load(&f, input) {
+                            Ok(mut l) => loaded.append(&mut l),
                             Err(mut e) => problems.append(&mut e),
                         }
                     }
@@ -152,9 +224,14 @@ pub fn run_analyze(
                 }
             }
         } else {
-            match load(path) {
-                Ok(l) => loaded.push(l),
+            let start = loaded.len();
+            match load(path, input) {
+                Ok(mut l) => loaded.append(&mut l),
                 Err(mut e) => problems.append(&mut e),
+            }
+            // An array of several workflows is one location's export.
+            if loaded.len() - start > 1 {
+                groups.push((path.clone(), start..loaded.len()));
             }
         }
     }
@@ -165,6 +242,23 @@ pub fn run_analyze(
         }
         let _ = err.write_all(text.as_bytes());
         return 2;
+    }
+
+    if format == OutputFormat::Json {
+        let mut text = String::new();
+        for l in &loaded {
+            for n in &l.notes {
+                let _ = writeln!(
+                    text,
+                    "note: {} ({}): {}: {}",
+                    l.path.display(),
+                    l.id,
+                    n.path,
+                    n.message
+                );
+            }
+        }
+        let _ = err.write_all(text.as_bytes());
     }
 
     let now = Utc::now();
@@ -311,6 +405,12 @@ fn render_text(
             r.performance.max_path_wait_seconds,
             r.performance.complexity
         );
+        if !l.notes.is_empty() {
+            let _ = writeln!(text, "  import notes:");
+            for n in &l.notes {
+                let _ = writeln!(text, "    - {}: {}", n.path, n.message);
+            }
+        }
         for issue in &r.issues {
             render_issue(&mut text, &p, issue);
         }
@@ -380,7 +480,7 @@ mod tests {
     fn run(paths: &[PathBuf], format: OutputFormat) -> (i32, String, String) {
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let code = run_analyze(paths, format, false, &mut out, &mut err);
+        let code = run_analyze(paths, format, InputFormat::Auto, false, &mut out, &mut err);
         (
             code,
             String::from_utf8_lossy(&out).into_owned(),
@@ -416,7 +516,14 @@ mod tests {
         assert!(!out.contains('\x1b'));
         let mut o = Vec::new();
         let mut e = Vec::new();
-        run_analyze(&[p], OutputFormat::Text, true, &mut o, &mut e);
+        run_analyze(
+            &[p],
+            OutputFormat::Text,
+            InputFormat::Auto,
+            true,
+            &mut o,
+            &mut e,
+        );
         assert!(String::from_utf8_lossy(&o).contains("\x1b[1;31m"));
     }
 
@@ -487,6 +594,9 @@ mod tests {
         let (_, text, _) = run(&[dir], OutputFormat::Text);
         assert!(text.contains("workflows: a, b"), "{text}");
     }
+
+    /// GoHighLevel builder JSON: detection, forcing, folders (`analyze/tests/ghl.rs`).
+    mod ghl;
 
     #[test]
     fn empty_directory_exits_2() {

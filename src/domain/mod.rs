@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod api_key;
+pub mod ghl;
 pub mod ids;
 pub mod limits;
 pub mod pagination;

@@ -340,3 +340,59 @@ async fn revoke_says_plainly_when_no_instance_confirmed_it() {
     // The warning is true: the instance still has the first key cached.
     assert_eq!(app.api_get(&keys[0], "/api/workflows").await.status(), 200);
 }
+
+#[tokio::test]
+async fn analyze_recognises_gohighlevel_builder_json_and_can_be_told_the_format() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ghl/example-missed-call.json"
+    );
+
+    let auto = binary()
+        .args(["analyze", "--format", "json", example])
+        .output()
+        .await
+        .unwrap();
+    let forced = binary()
+        .args([
+            "analyze",
+            "--input-format",
+            "ghl",
+            "--format",
+            "json",
+            example,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let native_as_ghl = binary()
+        .args(["analyze", "--input-format", "ghl"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/demo/workflows/new-lead-nurture.json"
+        ))
+        .output()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        auto.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&auto.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&auto.stdout).unwrap();
+    assert_eq!(report["workflowId"], "9a0c1e2f-3b4d-4c5e-8f6a-7b8c9d0e1f2a");
+    assert_eq!(report["version"], 4);
+    assert_eq!(report["performance"]["steps"], 8);
+    assert_eq!(forced.status.code(), Some(0));
+    let mut forced: serde_json::Value = serde_json::from_slice(&forced.stdout).unwrap();
+    forced["analyzedAt"] = report["analyzedAt"].clone();
+    assert_eq!(forced, report);
+    assert_eq!(native_as_ghl.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&native_as_ghl.stderr);
+    assert!(
+        stderr.contains("new-lead-nurture.json") && stderr.contains("no `templates` array found"),
+        "{stderr}"
+    );
+}

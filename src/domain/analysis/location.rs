@@ -12,7 +12,7 @@
 use super::budget::{AnalysisAbandoned, Budget, Checkpoint, Unlimited};
 use super::graph::{self, Graph};
 use super::rule::{id_list, Issue, Severity};
-use super::rules::common::get_str;
+use super::rules::common::get_present;
 use super::{
     cap_issues_per_rule, sort_issues, IssuesSummary, OmittedIssues, MAX_ISSUES_PER_RULE,
     RULES_VERSION,
@@ -130,8 +130,19 @@ fn normalized_tag(raw: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-pub(crate) fn target_workflow(config: &serde_json::Map<String, Value>) -> Option<&str> {
-    get_str(config, &["workflowId", "workflow_id"]).map(str::trim)
+/// The workflows a step names in `config.workflowId` (or `workflow_id`): one id, or a list
+/// of them (an imported GoHighLevel `remove_from_workflow` names several).
+pub(crate) fn target_workflows(config: &serde_json::Map<String, Value>) -> Vec<&str> {
+    let ids: Box<dyn Iterator<Item = &str>> =
+        match get_present(config, &["workflowId", "workflow_id"]) {
+            Some(Value::String(s)) => Box::new(std::iter::once(s.as_str())),
+            Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
+            _ => Box::new(std::iter::empty()),
+        };
+    let mut seen: HashSet<&str> = HashSet::new();
+    ids.map(str::trim)
+        .filter(|id| !id.is_empty() && seen.insert(id))
+        .collect()
 }
 
 /// A → `to` because step `step_id` of A adds a tag `to` is triggered by, or adds contacts to
@@ -264,6 +275,8 @@ struct Links<'w, 'a> {
 /// The edges between workflows, at most [`MAX_LOCATION_EDGES`], one per (step, target).
 struct Edges<'a> {
     lists: Vec<Vec<Edge<'a>>>,
+    /// The edges of the workflow being added.
+    current: Vec<Edge<'a>>,
     count: usize,
     capped: bool,
     /// `last_step[t]`: the serial of the last step that got an edge to workflow t.
@@ -277,6 +290,7 @@ impl<'a> Edges<'a> {
     fn new(considered: usize) -> Self {
         Self {
             lists: Vec::with_capacity(considered),
+            current: Vec::new(),
             count: 0,
             capped: false,
             last_step: vec![usize::MAX; considered],
@@ -295,22 +309,23 @@ impl<'a> Edges<'a> {
     ) -> Result<(), C::Stop> {
         let g = Graph::build(w.doc);
         let reachable = graph::bfs(&g.adj, g.entry, |_| true);
-        let mut out: Vec<Edge<'a>> = Vec::new();
         for (si, step) in w.doc.steps.iter().enumerate() {
             budget.check_every(si)?;
             self.step_serial += 1;
             let is_reachable = reachable.get(si).copied().unwrap_or(false);
             match step.step_type {
                 StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
-                    self.workflow_step(w, step, is_reachable, links, found, &mut out);
+                    for target in target_workflows(&step.config) {
+                        self.workflow_step(w, step, target, is_reachable, links, found);
+                    }
                 }
                 StepType::AddTag if is_reachable && !self.capped => {
-                    self.tag_step(step, links, budget, &mut out)?;
+                    self.tag_step(step, links, budget)?;
                 }
                 _ => {}
             }
         }
-        self.lists.push(out);
+        self.lists.push(std::mem::take(&mut self.current));
         Ok(())
     }
 
@@ -320,14 +335,11 @@ impl<'a> Edges<'a> {
         &mut self,
         w: &LocationWorkflow<'a>,
         step: &'a Step,
+        target: &str,
         is_reachable: bool,
         links: &Links<'_, 'a>,
         found: &mut Capped,
-        out: &mut Vec<Edge<'a>>,
     ) {
-        let Some(target) = target_workflow(&step.config) else {
-            return;
-        };
         if target.contains("{{") {
             return;
         }
@@ -349,7 +361,7 @@ impl<'a> Edges<'a> {
         if is_reachable && t < links.considered {
             if self.count < MAX_LOCATION_EDGES {
                 self.count += 1;
-                out.push(Edge {
+                self.current.push(Edge {
                     to: t,
                     step_id: &step.id,
                     via_add_to_workflow: true,
@@ -366,7 +378,6 @@ impl<'a> Edges<'a> {
         step: &'a Step,
         links: &Links<'_, 'a>,
         budget: &C,
-        out: &mut Vec<Edge<'a>>,
     ) -> Result<(), C::Stop> {
         for tag in distinct_tags(&step.config) {
             let triggered = links.triggered_by_tag.get(&tag);
@@ -382,7 +393,7 @@ impl<'a> Edges<'a> {
                     return Ok(());
                 }
                 self.count += 1;
-                out.push(Edge {
+                self.current.push(Edge {
                     to: t,
                     step_id: &step.id,
                     via_add_to_workflow: false,

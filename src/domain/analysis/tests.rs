@@ -280,6 +280,8 @@ fn rule_ids_are_unique_kebab_case_and_complete() {
         "duplicate-trigger",
         "rapid-messages",
         "sms-outside-time-window",
+        "incomplete-step",
+        "condition-without-conditions",
     ];
     let ids: Vec<&str> = rule_set().iter().map(|r| r.id()).collect();
     assert_eq!(ids, required);

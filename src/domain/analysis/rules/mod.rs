@@ -2,6 +2,7 @@
 
 pub mod common;
 
+mod condition_without_conditions;
 mod dangling_reference;
 mod duplicate_id;
 mod duplicate_trigger;
@@ -10,6 +11,7 @@ mod excessive_wait;
 mod hardcoded_recipient;
 mod hardcoded_secret;
 mod if_else_without_else;
+mod incomplete_step;
 mod invalid_merge_field;
 mod loop_without_exit;
 mod loop_without_wait;
@@ -63,6 +65,8 @@ static RULES: &[&dyn Rule] = &[
     &duplicate_trigger::DuplicateTrigger,
     &rapid_messages::RapidMessages,
     &sms_outside_time_window::SmsOutsideTimeWindow,
+    &incomplete_step::IncompleteStep,
+    &condition_without_conditions::ConditionWithoutConditions,
 ];
 
 /// Every per-workflow rule, in reporting order.

@@ -20,12 +20,12 @@ impl Rule for NoTrigger {
             if published { Severity::Critical } else { Severity::Low },
             "Workflow has no trigger",
             if published {
-                "This published workflow has no trigger, so no contact ever enters it."
+                "This published workflow has no active trigger, so no contact ever enters it (triggers switched off or deleted in the builder enrol nobody and are not counted)."
             } else {
-                "This draft has no trigger yet; it will never run once published."
+                "This draft has no active trigger yet; it will never run once published."
             },
             Vec::new(),
-            "Add a trigger (for example contact_tag_added or form_submitted) that enrols the right contacts.",
+            "Add a trigger (for example contact_tag_added or form_submitted) that enrols the right contacts, or switch an existing one on.",
         )]
     }
 }

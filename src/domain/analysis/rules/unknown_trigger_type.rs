@@ -16,7 +16,7 @@ impl Rule for UnknownTriggerType {
             .triggers
             .iter()
             .filter_map(|t| match &t.trigger_type {
-                TriggerType::Unknown(ty) => Some(Issue::new(
+                TriggerType::Unknown(ty) if !crate::domain::ghl::is_known_trigger_type(ty) => Some(Issue::new(
                     self.id(),
                     Severity::Low,
                     "Unknown trigger type",
@@ -47,6 +47,9 @@ mod tests {
     fn silent_for_known_trigger() {
         let mut v = wf(json!([]));
         v["triggers"] = json!([{"id": "t1", "type": "Contact Tag Added", "filters": {"tag": "x"}}]);
+        assert!(run(&UnknownTriggerType, v.clone()).is_empty());
+        // GoHighLevel's own trigger types without a counterpart of ours.
+        v["triggers"] = json!([{"id": "t1", "type": "call_status"}]);
         assert!(run(&UnknownTriggerType, v).is_empty());
     }
 }

@@ -1,0 +1,249 @@
+//! A step's GoHighLevel `attributes` → our `config`: the attributes are kept as they are
+//! (so every rule that scans config text, e.g. merge fields, sees them) and the keys our
+//! rules read are added in our spelling.
+
+use super::wrapping::kind_of;
+use super::{ImportNote, GHL_CONFIG_KEY};
+use crate::domain::analysis::rules::common::parse_duration;
+use crate::domain::workflow::StepType;
+use serde_json::{json, Map, Value};
+
+/// `{type: "minutes", value: 30}` (a wait's `startAfter`, or a timeout in the same shape)
+/// → `"30m"`; a duration string or number already in our spelling is kept.
+fn duration_of(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(o) => {
+            let value = match o.get("value")? {
+                Value::Number(n) => n.as_u64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
+                        .map(|f| f as u64)
+                })?,
+                Value::String(s) => s.trim().parse::<u64>().ok()?,
+                _ => return None,
+            };
+            let unit = o
+                .get("type")
+                .and_then(Value::as_str)?
+                .trim()
+                .to_ascii_lowercase();
+            let (n, unit) = match unit.trim_end_matches('s') {
+                "second" | "sec" => (value, "s"),
+                "minute" | "min" => (value, "m"),
+                "hour" | "hr" => (value, "h"),
+                "day" => (value, "d"),
+                "week" => (value, "w"),
+                "month" => (value.saturating_mul(30), "d"),
+                _ => return None,
+            };
+            Some(format!("{n}{unit}"))
+        }
+        other => parse_duration(other).map(|_| match other {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }),
+    }
+}
+
+/// `[{key, value}]` → `{key: value}` (the shape the webhook rules read as a body).
+fn pairs_to_object(items: &[Value]) -> Map<String, Value> {
+    items
+        .iter()
+        .filter_map(|p| {
+            let key = p.get("key").or_else(|| p.get("name"))?.as_str()?;
+            Some((
+                key.to_string(),
+                p.get("value").cloned().unwrap_or(Value::Null),
+            ))
+        })
+        .collect()
+}
+
+/// Non-empty strings of `v` (a string or an array of them).
+fn strings(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => vec![Value::String(s.clone())],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|i| i.as_str().is_some_and(|s| !s.trim().is_empty()))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub(super) struct StepFacts<'a> {
+    pub ghl_type: &'a str,
+    pub incomplete: bool,
+    /// Where the step is, for notes (rendered only when a note is written).
+    pub path: &'a dyn std::fmt::Display,
+    /// Attributes moved elsewhere (an if/else node's `branches`): not copied into config.
+    pub skip: Option<&'a str>,
+}
+
+/// The config of a step of (our) type `step_type` with GoHighLevel `attributes`.
+pub(super) fn config_for(
+    step_type: &StepType,
+    attributes: Option<&Value>,
+    facts: &StepFacts<'_>,
+    notes: &mut Vec<ImportNote>,
+) -> Map<String, Value> {
+    let mut c = match attributes {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(a)) => match facts.skip {
+            Some(skip) => a
+                .iter()
+                .filter(|(k, _)| k.as_str() != skip)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            None => a.clone(),
+        },
+        Some(other) => {
+            notes.push(ImportNote::new(
+                format!("{}.attributes", facts.path),
+                format!("must be an object; got {} (ignored)", kind_of(other)),
+            ));
+            Map::new()
+        }
+    };
+    let attr = |c: &Map<String, Value>, k: &str| c.get(k).cloned();
+    match step_type {
+        StepType::Wait => {
+            let wait_type = c
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("time")
+                .to_string();
+            if wait_type == "time" {
+                match c.get("startAfter").and_then(duration_of) {
+                    Some(d) => {
+                        c.insert("duration".into(), Value::String(d));
+                    }
+                    None => notes.push(ImportNote::new(
+                        format!("{}.attributes.startAfter", facts.path),
+                        "no readable delay ({type, value}); the wait is reported as missing its duration",
+                    )),
+                }
+            } else {
+                // Waits for an appointment, a date, a click or a condition: an event wait.
+                c.insert("event".into(), Value::String(wait_type));
+                let timeout = ["timeout", "timeOut"]
+                    .iter()
+                    .find_map(|k| c.get(*k).and_then(duration_of));
+                match timeout {
+                    Some(t) => {
+                        c.insert("timeout".into(), Value::String(t));
+                    }
+                    None => {
+                        c.remove("timeout");
+                    }
+                }
+            }
+        }
+        StepType::Goto => {
+            if let Some(t) = attr(&c, "targetNodeId") {
+                c.insert("target".into(), t);
+            }
+        }
+        StepType::AddTag | StepType::RemoveTag => {
+            let tags = strings(c.get("tags"));
+            let remove_all =
+                *step_type == StepType::RemoveTag && c.get("removeAll") == Some(&Value::Bool(true));
+            if tags.is_empty() && !remove_all {
+                // An empty list tags nothing: reported as the missing tag it is.
+                c.remove("tags");
+            } else {
+                c.insert("tags".into(), Value::Array(tags));
+            }
+        }
+        StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
+            let ids = strings(c.get("workflow_id").or_else(|| c.get("workflowId")));
+            c.remove("workflow_id");
+            match (step_type, ids.len()) {
+                (_, 0) => {
+                    c.remove("workflowId");
+                }
+                (StepType::AddToWorkflow, _) => {
+                    c.insert("workflowId".into(), ids[0].clone());
+                }
+                _ => {
+                    c.insert("workflowId".into(), Value::Array(ids));
+                }
+            }
+        }
+        StepType::UpdateContactField => {
+            let first = c
+                .get("fields")
+                .and_then(Value::as_array)
+                .and_then(|f| {
+                    f.iter()
+                        .find_map(|f| f.get("field").filter(|v| v.is_string()))
+                })
+                .cloned();
+            if let Some(f) = first {
+                c.entry("field").or_insert(f);
+            }
+        }
+        StepType::Webhook if !matches!(c.get("body"), Some(Value::String(_))) => {
+            {
+                // custom_webhook: `body: {rawData, keyValueData}`; webhook: `customData`.
+                let raw = c
+                    .get("body")
+                    .and_then(|b| b.get("rawData"))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_string);
+                let pairs = c
+                    .get("body")
+                    .and_then(|b| b.get("keyValueData"))
+                    .or_else(|| c.get("customData"))
+                    .and_then(Value::as_array)
+                    .map(|items| pairs_to_object(items));
+                if let Some(raw) = raw {
+                    c.insert("body".into(), Value::String(raw));
+                } else if let Some(pairs) = pairs.filter(|p| !p.is_empty()) {
+                    c.insert("body".into(), Value::Object(pairs));
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut ghl = json!({ "type": facts.ghl_type });
+    if facts.incomplete {
+        ghl["incomplete"] = Value::Bool(true);
+    }
+    c.insert(GHL_CONFIG_KEY.into(), ghl);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_read_in_our_spelling() {
+        assert_eq!(
+            duration_of(&json!({"type": "minutes", "value": 30})).as_deref(),
+            Some("30m")
+        );
+        assert_eq!(
+            duration_of(&json!({"type": "hour", "value": "2"})).as_deref(),
+            Some("2h")
+        );
+        assert_eq!(
+            duration_of(&json!({"type": "days", "value": 3.0})).as_deref(),
+            Some("3d")
+        );
+        assert_eq!(
+            duration_of(&json!({"type": "months", "value": 2})).as_deref(),
+            Some("60d")
+        );
+        assert_eq!(duration_of(&json!("2d")).as_deref(), Some("2d"));
+        assert_eq!(
+            duration_of(&json!({"type": "fortnights", "value": 1})),
+            None
+        );
+        assert_eq!(duration_of(&json!({"type": "days", "value": -1})), None);
+        assert_eq!(duration_of(&json!({"type": "days"})), None);
+    }
+}
