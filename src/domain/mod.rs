@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod api_key;
 pub mod ids;
+pub mod overview;
 pub mod pagination;
 pub mod plan;
 pub mod stored_text;

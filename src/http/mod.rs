@@ -10,7 +10,9 @@ pub mod rate_limit;
 pub mod request_id;
 mod responses;
 
-use handlers::{analysis, health, internal, metrics, openapi, subscription, webhooks, workflows};
+use handlers::{
+    analysis, health, internal, metrics, openapi, subscription, summary, webhooks, workflows,
+};
 
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, DefaultHeaders};
@@ -74,6 +76,7 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(M::GET, "/api/history", analysis::get_history),
         endpoint(M::GET, "/api/subscription", subscription::get_subscription),
+        endpoint(M::GET, "/api/summary", summary::get_summary),
     ]
 }
 

@@ -354,6 +354,13 @@ pub trait AnalysisRepository: Send + Sync {
         location_id: &str,
         analysis: &NewAnalysis<'_>,
     ) -> Result<(), RepositoryError>;
+    /// Every workflow of a location (most recently updated first) with the recorded analysis
+    /// of its current version under `rules_version` (`Pending` without one).
+    async fn overview_rows(
+        &self,
+        location_id: &str,
+        rules_version: &str,
+    ) -> Result<Vec<crate::domain::overview::OverviewRow>, RepositoryError>;
     /// Analyses created at or after `since`, newest first.
     async fn history(
         &self,

@@ -7,6 +7,7 @@ pub mod analysis_pool;
 pub mod cache_warming;
 pub mod health_probe;
 mod json_scan;
+pub mod overview;
 pub mod plans;
 pub mod rate_limiter;
 pub mod summary_pages;

@@ -15,6 +15,7 @@ mod helpers;
 mod internal;
 mod migrations;
 mod openapi;
+mod overview;
 mod rate_limits;
 mod recreate;
 mod security;

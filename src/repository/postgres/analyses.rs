@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use crate::domain::overview::{AnalysisStatus, OverviewRow, RowAnalysis};
 use crate::repository::{
     AnalysisRepository, HistoryEntry, HistoryPage, NewAnalysis, RepositoryError,
 };
@@ -28,8 +29,73 @@ struct HistoryRow {
     total: i64,
 }
 
+/// A workflow and the head of its current version's recorded analysis, if any.
+#[derive(sqlx::FromRow)]
+struct OverviewRecord {
+    id: String,
+    name: String,
+    status: String,
+    version: i64,
+    step_count: i32,
+    trigger_count: i32,
+    updated_at: DateTime<Utc>,
+    analysis: Option<sqlx::types::Json<RowAnalysis>>,
+}
+
 #[async_trait::async_trait]
 impl AnalysisRepository for PgAnalysisRepository {
+    async fn overview_rows(
+        &self,
+        location_id: &str,
+        rules_version: &str,
+    ) -> Result<Vec<OverviewRow>, RepositoryError> {
+        // The unique (location, workflow, version, rules version) index answers the join;
+        // only the head of each report is read, not its issues.
+        let records: Vec<OverviewRecord> = super::read_retrying(&self.pool, || {
+            sqlx::query_as(
+                r#"select w.id, w.name, w.status, w.version, w.step_count, w.trigger_count,
+                          w.updated_at,
+                          case when a.id is null then null else jsonb_build_object(
+                              'healthScore', a.result -> 'healthScore',
+                              'grade', a.result -> 'grade',
+                              'issuesSummary', a.result -> 'issuesSummary',
+                              'rulesVersion', a.rules_version,
+                              'analyzedAt', a.result -> 'analyzedAt') end as analysis
+                   from workflows w
+                   left join analyses a
+                     on a.location_id = w.location_id and a.workflow_id = w.id
+                    and a.workflow_version = w.version and a.rules_version = $2
+                   where w.location_id = $1
+                   order by w.updated_at desc, w.id"#,
+            )
+            .bind(location_id)
+            .bind(rules_version)
+            .fetch_all(&self.pool)
+        })
+        .await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let analysis = record.analysis.map(|json| json.0);
+                OverviewRow {
+                    id: record.id,
+                    name: record.name,
+                    status: record.status,
+                    version: record.version,
+                    step_count: record.step_count,
+                    trigger_count: record.trigger_count,
+                    updated_at: record.updated_at,
+                    analysis_status: if analysis.is_some() {
+                        AnalysisStatus::Done
+                    } else {
+                        AnalysisStatus::Pending
+                    },
+                    analysis,
+                }
+            })
+            .collect())
+    }
+
     async fn record(
         &self,
         location_id: &str,
