@@ -349,7 +349,11 @@ impl AnalysisService {
             })
             .await??;
         let result = serde_json::to_value(&report)?;
-        self.analyses
+        // The recorded analysis is the one answered (and the one the overview shows): an
+        // analysis computed again after its cached copy expired keeps its first numbers and
+        // `analyzedAt`.
+        let recorded = self
+            .analyses
             .record(
                 location_id,
                 &NewAnalysis {
@@ -364,7 +368,9 @@ impl AnalysisService {
             )
             .await?;
         self.overview_changed(location_id);
-        Ok(Bytes::from(serde_json::to_vec(&result)?))
+        Ok(Bytes::from(serde_json::to_vec(
+            recorded.as_ref().unwrap_or(&result),
+        )?))
     }
 
     async fn compute_location(&self, location_id: &str) -> Result<Bytes, RepositoryError> {

@@ -178,6 +178,23 @@ async fn pending_scores_fill_in_without_a_write_and_equal_each_workflows_analysi
     // Served from the cache the second time.
     let again = app.api_get(&key, "/api/summary").await;
     assert_eq!(again.headers()["x-cache-status"], "HIT");
+
+    // Analyzed again once its cached copy is gone, a version keeps its recorded analysis.
+    let flushed = app
+        .client
+        .post(app.url("/internal/cache/flush"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(flushed.status(), 200);
+    let recomputed = app
+        .api_get_json(&key, "/api/workflows/broken1/analysis")
+        .await;
+    let row = listed.iter().find(|row| row["id"] == "broken1").unwrap();
+    assert_eq!(
+        row["analysis"]["analyzedAt"],
+        recomputed["data"]["analyzedAt"]
+    );
 }
 
 /// Every page of `path` (limit 2) put together.

@@ -100,13 +100,14 @@ impl AnalysisRepository for PgAnalysisRepository {
         &self,
         location_id: &str,
         analysis: &NewAnalysis<'_>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Option<serde_json::Value>, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
-        sqlx::query(
+        let inserted: Option<i64> = sqlx::query_scalar(
             r#"insert into analyses
                    (location_id, workflow_id, workflow_version, rules_version, health_score, issues_found, result)
                values ($1, $2, $3, $4, $5, $6, $7)
-               on conflict (location_id, workflow_id, workflow_version, rules_version) do nothing"#,
+               on conflict (location_id, workflow_id, workflow_version, rules_version) do nothing
+               returning id"#,
         )
         .bind(location_id)
         .bind(analysis.workflow_id)
@@ -115,9 +116,24 @@ impl AnalysisRepository for PgAnalysisRepository {
         .bind(analysis.health_score)
         .bind(analysis.issues_found)
         .bind(sqlx::types::Json(analysis.result))
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-        Ok(())
+        if inserted.is_some() {
+            return Ok(None);
+        }
+        // Analyzed again (its cached copy expired): the first record stands.
+        let recorded: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
+            r#"select result from analyses
+               where location_id = $1 and workflow_id = $2 and workflow_version = $3
+                 and rules_version = $4"#,
+        )
+        .bind(location_id)
+        .bind(analysis.workflow_id)
+        .bind(analysis.workflow_version)
+        .bind(analysis.rules_version)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(recorded.map(|json| json.0))
     }
 
     async fn history(
