@@ -16,7 +16,7 @@ BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), BENCH_PORT (3977), BENCH_ANALYSIS_
 (postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
 BENCH_ROUNDS (3): rounds of the cases compared with the ceiling, and of the L2-hit case between
 runs of redis-benchmark.
-BENCH_ONLY=l1,open,analyses,list,cached,split,l2,miss,down runs the ceiling and those groups only
+BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down runs the ceiling and those groups only
 and prints them (no report, no peer): a quick look while working on one path.
 
 Two layouts. In the main one, oha and the server share every core, as on a small machine where
@@ -70,6 +70,11 @@ CLUSTER_CASE = "L2 hit through a 3-primary Redis Cluster, L1 off for workflows"
 L1_OPEN_CASE = "L1 hit at 20 % rate (open loop)"
 L1_UNDER_ANALYSES_CASE = "L1 hit at 20 % rate (open loop) while analyses saturate the pool"
 CEILING_CASE = "ceiling: GET /live"
+# A location of its own (after the N seeded ones) with 300 workflows, for the overview page.
+OVERVIEW_LOCATION = LOCATIONS + 1
+OVERVIEW_WORKFLOWS = 300
+OVERVIEW_PATH = "/api/workflows?include=analysis&sort=healthScore&limit=20"
+OVERVIEW_CASE = f"overview page from the cache: GET {OVERVIEW_PATH}, 300 workflows"
 # The cases send an API key and draw their URLs from a regex (oha --rand-regex-url); this
 # ceiling makes oha do the same, so the ratios compare what the server does, not oha's work.
 LIKE_CEILING_CASE = "ceiling as the cases send it: GET /live?n={1..100}, random URLs, API-key header"
@@ -141,6 +146,16 @@ def seed():
           select 'benchLoc' || l, 'wf-' || w, 'Workflow ' || w, 'published', 1,
                  jsonb_set('{definition}'::jsonb, '{{name}}', to_jsonb('Workflow ' || w)), 6, 1
           from generate_series(1, {LOCATIONS}) l, generate_series(1, {WORKFLOWS}) w;
+        insert into locations (id, name) values ('benchLoc{OVERVIEW_LOCATION}', 'Bench overview');
+        insert into api_keys (location_id, key_hash, label)
+          values ('benchLoc{OVERVIEW_LOCATION}',
+                  sha256(convert_to('{key_of(OVERVIEW_LOCATION)}', 'UTF8')), 'bench');
+        insert into subscriptions (location_id, plan, status)
+          values ('benchLoc{OVERVIEW_LOCATION}', 'agency', 'active');
+        insert into workflows (location_id, id, name, status, version, definition, step_count, trigger_count)
+          select 'benchLoc{OVERVIEW_LOCATION}', 'wf-' || w, 'Workflow ' || w, 'published', 1,
+                 jsonb_set('{definition}'::jsonb, '{{name}}', to_jsonb('Workflow ' || w)), 6, 1
+          from generate_series(1, {OVERVIEW_WORKFLOWS}) w;
         analyze;
     """)
     size = run(["psql", "-X", "-tA", url, "-c", "select avg(octet_length(definition::text))::int from workflows"],
@@ -602,6 +617,24 @@ def l2_against_redis_benchmark(db_url):
     return dict(measured, rounds_rps=rps, rounds_ratio=[round(m["rps"] / c, 3) for m, c in rounds]), ceiling
 
 
+def overview_analyzed(seconds=120.0):
+    """Asks for the overview page until no workflow's analysis is pending (they are computed in
+    the background), so the case measures the cached page, not the analyses."""
+    request = urllib.request.Request(url(OVERVIEW_PATH.replace("limit=20", "limit=100")),
+                                     headers={"Authorization": f"Bearer {key_of(OVERVIEW_LOCATION)}"})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for page in range(1, OVERVIEW_WORKFLOWS // 100 + 2):
+            request.full_url = url(f"{OVERVIEW_PATH.replace('limit=20', 'limit=100')}&page={page}")
+            body = urllib.request.urlopen(request, timeout=5).read()
+            if b'"pending"' in body:
+                break
+        else:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the overview's analyses did not finish")
+
+
 def single_flight(counts):
     """N concurrent requests for one cold key: loads counted by the cache's loader counter."""
     results = {}
@@ -639,6 +672,7 @@ def median_round(rounds):
         "busy_p99": (L1_UNDER_ANALYSES_CASE, "p99_ms", L1_OPEN_CASE),
         "idle_loop_p99": (L1_BESIDE_IDLE_LOOP_CASE, "p99_ms", L1_OPEN_CASE),
         "cached_rps_plain": (CACHED_ANALYSIS_CASE, "rps", CEILING_CASE),
+        "overview_vs_l1": (OVERVIEW_CASE, "rps", L1_CASE),
         "cached_rps": (CACHED_ANALYSIS_CASE, "rps", LIKE_CEILING_CASE),
         "split_l1_rps": (SPLIT_L1_CASE, "rps", SPLIT_CEILING_CASE),
         "split_l1_p99": (SPLIT_L1_CASE, "p99_ms", SPLIT_CEILING_CASE),
@@ -656,7 +690,7 @@ def median_round(rounds):
 
 
 def selected(group):
-    """BENCH_ONLY=l1,open,analyses,list,cached,split,l2,miss,down (comma-separated): a quick
+    """BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down (comma-separated): a quick
     look at a few groups while working on them; the report and BENCHMARKS.md are left alone."""
     return not ONLY or group in ONLY
 
@@ -699,6 +733,10 @@ def main():
                 measured[L1_BESIDE_IDLE_LOOP_CASE] = l1_beside_idle_loop(rate)
             if selected("cached"):
                 measured[CACHED_ANALYSIS_CASE] = oha([*auth(), "--rand-regex-url", analysis_regex()])
+            if selected("overview"):
+                if n == 0:
+                    overview_analyzed()
+                measured[OVERVIEW_CASE] = oha([*auth(OVERVIEW_LOCATION), url(OVERVIEW_PATH)])
             rounds.append(measured)
         cases.update(median_round(rounds))
         if selected("list"):
@@ -854,6 +892,8 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         ("miss / pgbench -S", miss["rps"] / pg_tps, "≥ 0.25"),
         ("cached analysis / ceiling as the cases send it", ROUND_RATIOS["cached_rps"], "≥ 0.75"),
         ("cached analysis / plain `GET /live`", ROUND_RATIOS["cached_rps_plain"], "recorded"),
+        ("overview page (300 workflows, include=analysis, sort=healthScore) / L1 hit",
+         ROUND_RATIOS.get("overview_vs_l1"), "≥ 0.5"),
         ("Redis down / miss", down["rps"] / miss["rps"], "≥ 0.9"),
         ("L2 hit through a 3-primary Cluster / single-node L2 hit", l2_cluster["rps"] / l2["rps"], "recorded"),
         ("separate cores: L1 hit / ceiling", ROUND_RATIOS.get("split_l1_rps"), "≥ 0.85"),

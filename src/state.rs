@@ -17,12 +17,14 @@ use crate::repository::postgres::{
     PgWebhookStore, PgWorkflowRepository,
 };
 use crate::repository::{
-    ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
+    AnalysisRepository, ApiKeyRepository, LocationRepository, SubscriptionRepository,
+    WorkflowRepository,
 };
 use crate::services::analysis::AnalysisService;
 use crate::services::analysis_pool::{AnalysisPool, PoolError};
 use crate::services::cache_history::{CacheHistory, Reading};
 use crate::services::health_probe::HealthProbe;
+use crate::services::overview::OverviewService;
 use crate::services::plans::Plans;
 use crate::services::rate_limiter::RateLimiter;
 use crate::services::summary_pages::SummaryPages;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
     pub analysis: AnalysisService,
+    /// Every workflow with its score, and the location's totals.
+    pub overview: OverviewService,
     /// The one plan lookup (limits and what an analysis shows).
     pub plans: Plans,
     pub rate_limiter: Arc<RateLimiter>,
@@ -82,13 +86,15 @@ impl AppState {
             ),
             reads.entity_reads(),
         ));
+        let analyses: Arc<dyn AnalysisRepository> = Arc::new(PgAnalysisRepository::new(pg.clone()));
         let analysis = AnalysisService::new(
             Arc::clone(&workflows),
-            Arc::new(PgAnalysisRepository::new(pg.clone())),
+            Arc::clone(&analyses),
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
         )
         .with_budget(settings.analysis_budget);
+        let overview = OverviewService::new(analysis.clone(), analyses, reads.clone());
         let subscriptions: Arc<dyn SubscriptionRepository> =
             Arc::new(CachedSubscriptionRepository::new(
                 Arc::new(PgSubscriptionRepository::new(pg.clone())),
@@ -99,6 +105,7 @@ impl AppState {
             locations: Arc::new(PgLocationRepository::new(pg.clone())),
             workflows,
             analysis,
+            overview,
             subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(
                 Arc::new(PgApiKeyRepository::new(pg.clone())),

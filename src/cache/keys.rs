@@ -118,6 +118,18 @@ impl<'a> CacheKeys<'a> {
     pub fn workflows(&self, location_id: &str) -> CacheKey {
         self.build(Resource::Workflows, location_id, &[])
     }
+    /// The location's overview (every workflow with its analysis head, `GET /api/workflows`
+    /// with `include=analysis` or a sort/filter on it, and `GET /api/summary`) under one rules
+    /// version. Dropped by every write that drops [`Self::workflows`] and by every finished
+    /// analysis of the location. The list key has no segment after the location, so this one
+    /// never meets it.
+    pub fn overview(&self, location_id: &str, rules_version: &str) -> CacheKey {
+        self.build(
+            Resource::Workflows,
+            location_id,
+            &["overview", rules_version],
+        )
+    }
     /// Analysis of one workflow version under one rules version.
     pub fn analysis(
         &self,
@@ -239,6 +251,11 @@ mod tests {
             "gwd:v3:workflow:{loc1}:wf9"
         );
         assert_eq!(k.workflows("loc1").as_str(), "gwd:v3:workflows:{loc1}");
+        assert_eq!(
+            k.overview("loc1", "r3").as_str(),
+            "gwd:v3:workflows:{loc1}:overview:r3"
+        );
+        assert_ne!(k.overview("locA", "r3"), k.overview("locB", "r3"));
         assert_eq!(
             k.analysis("loc1", "wf9", 7, "r3").as_str(),
             "gwd:v3:analysis:{loc1}:wf9:7:r3"

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod ghl;
 pub mod ids;
 pub mod limits;
+pub mod overview;
 pub mod pagination;
 pub mod plan;
 pub mod stored_text;

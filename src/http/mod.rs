@@ -11,7 +11,8 @@ pub mod request_id;
 mod responses;
 
 use handlers::{
-    analysis, dashboard, health, internal, metrics, openapi, subscription, webhooks, workflows,
+    analysis, dashboard, health, internal, metrics, openapi, subscription, summary, webhooks,
+    workflows,
 };
 
 use actix_web::http::Method;
@@ -87,6 +88,7 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(M::GET, "/api/history", analysis::get_history),
         endpoint(M::GET, "/api/subscription", subscription::get_subscription),
+        endpoint(M::GET, "/api/summary", summary::get_summary),
     ]
 }
 

@@ -148,13 +148,15 @@ impl CachedWorkflowRepository {
     /// a success (see `Cache::invalidate`).
     async fn invalidate(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
         let keys = self.cache.keys();
-        // The location-wide analysis reads every workflow of the location.
+        // The location-wide analysis reads every workflow of the location; the overview shows
+        // every workflow's summary and score.
         let outcome = self
             .cache
             .invalidate(&[
                 keys.workflow(location_id, id),
                 keys.workflows(location_id),
                 keys.location_analysis(location_id, RULES_VERSION),
+                keys.overview(location_id, RULES_VERSION),
             ])
             .await;
         match outcome {

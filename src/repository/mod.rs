@@ -348,12 +348,20 @@ pub struct NewAnalysis<'a> {
 
 #[async_trait::async_trait]
 pub trait AnalysisRepository: Send + Sync {
-    /// Stores the first analysis of a (workflow, version, rules version); later ones are no-ops.
+    /// Stores the first analysis of a (workflow, version, rules version); a later one is not
+    /// stored and the first one's result is returned instead (`None`: this one was stored).
     async fn record(
         &self,
         location_id: &str,
         analysis: &NewAnalysis<'_>,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<Option<serde_json::Value>, RepositoryError>;
+    /// Every workflow of a location (most recently updated first) with the recorded analysis
+    /// of its current version under `rules_version` (`Pending` without one).
+    async fn overview_rows(
+        &self,
+        location_id: &str,
+        rules_version: &str,
+    ) -> Result<Vec<crate::domain::overview::OverviewRow>, RepositoryError>;
     /// Analyses created at or after `since`, newest first.
     async fn history(
         &self,

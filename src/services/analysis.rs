@@ -115,6 +115,32 @@ impl AnalysisService {
         }
     }
 
+    /// Whether this version's analysis is remembered as too complex (the overview shows it so
+    /// instead of waiting for it).
+    pub(crate) fn version_too_complex(
+        &self,
+        location_id: &str,
+        workflow_id: &str,
+        version: i64,
+    ) -> bool {
+        let key = self
+            .cache
+            .keys()
+            .analysis(location_id, workflow_id, version, RULES_VERSION);
+        self.known_too_complex(&key)
+    }
+
+    /// After an analysis is recorded: the location's overview shows it (or its location-wide
+    /// findings) from now on. In its own task: the analysis is answered without waiting for
+    /// the other instances.
+    fn overview_changed(&self, location_id: &str) {
+        let cache = self.cache.clone();
+        let key = cache.keys().overview(location_id, RULES_VERSION);
+        tokio::spawn(async move {
+            cache.invalidate(&[key]).await;
+        });
+    }
+
     async fn read_through<M, F, Fut>(
         &self,
         key: &CacheKey,
@@ -204,7 +230,7 @@ impl AnalysisService {
     }
 
     /// The location report as cached (serialized).
-    async fn location_fetched(
+    pub(crate) async fn location_fetched(
         &self,
         location_id: &str,
     ) -> Result<Fetched<LocationReport>, RepositoryError> {
@@ -323,7 +349,11 @@ impl AnalysisService {
             })
             .await??;
         let result = serde_json::to_value(&report)?;
-        self.analyses
+        // The recorded analysis is the one answered (and the one the overview shows): an
+        // analysis computed again after its cached copy expired keeps its first numbers and
+        // `analyzedAt`.
+        let recorded = self
+            .analyses
             .record(
                 location_id,
                 &NewAnalysis {
@@ -337,7 +367,10 @@ impl AnalysisService {
                 },
             )
             .await?;
-        Ok(Bytes::from(serde_json::to_vec(&result)?))
+        self.overview_changed(location_id);
+        Ok(Bytes::from(serde_json::to_vec(
+            recorded.as_ref().unwrap_or(&result),
+        )?))
     }
 
     async fn compute_location(&self, location_id: &str) -> Result<Bytes, RepositoryError> {
@@ -363,6 +396,7 @@ impl AnalysisService {
                 analyze_location_within(&workflows, Utc::now(), &budget)
             })
             .await??;
+        self.overview_changed(location_id);
         Ok(Bytes::from(serde_json::to_vec(&report)?))
     }
 
@@ -389,7 +423,7 @@ impl AnalysisService {
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1_000);
 
 /// Whether `error` (or the shared failure it wraps) is a too-complex analysis.
-fn is_too_complex(error: &RepositoryError) -> bool {
+pub(crate) fn is_too_complex(error: &RepositoryError) -> bool {
     match error {
         RepositoryError::Abandoned(AnalysisAbandoned::TooComplex { .. }) => true,
         RepositoryError::Shared(inner) => is_too_complex(inner),

@@ -8,6 +8,7 @@ pub mod cache_history;
 pub mod cache_warming;
 pub mod health_probe;
 mod json_scan;
+pub mod overview;
 pub mod plans;
 pub mod rate_limiter;
 pub mod summary_pages;

@@ -19,6 +19,7 @@ mod internal;
 mod migrations;
 mod monitoring;
 mod openapi;
+mod overview;
 mod rate_limits;
 mod recreate;
 mod security;

@@ -7,5 +7,6 @@ pub mod internal;
 pub mod metrics;
 pub mod openapi;
 pub mod subscription;
+pub mod summary;
 pub mod webhooks;
 pub mod workflows;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::ids::is_valid_workflow_id;
+use crate::domain::overview::{RowFilter, Sort};
 use crate::domain::pagination::Page;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
 use crate::http::auth::Tenant;
@@ -14,6 +15,7 @@ use crate::http::envelope::{success_raw, success_with_status};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::responses::{add_cache_headers, fetched_response};
 use crate::repository::{NewWorkflow, PutOutcome};
+use crate::services::overview::OverviewQuery;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -22,11 +24,18 @@ pub struct ListQuery {
     status: Option<String>,
     page: Option<u32>,
     limit: Option<u32>,
+    include: Option<String>,
+    sort: Option<String>,
+    grade: Option<String>,
+    min_severity: Option<String>,
 }
 
 struct ListRequest {
     status: Option<String>,
     page: Page,
+    /// Set when the page needs the scores (to show, sort or filter by them): it is then cut
+    /// from the location's overview rather than the plain list.
+    overview: Option<OverviewQuery>,
 }
 
 impl TryFrom<ListQuery> for ListRequest {
@@ -40,14 +49,59 @@ impl TryFrom<ListQuery> for ListRequest {
             }
         }
         let page = Page::parse(query.page, query.limit, &mut errors);
-        if errors.is_empty() {
-            Ok(Self {
-                status: query.status,
-                page,
+        let include_analysis = match query.include.as_deref() {
+            None | Some("") => false,
+            Some("analysis") => true,
+            Some(_) => {
+                errors.push(FieldError::new("include", "must be analysis"));
+                false
+            }
+        };
+        let sort = match query.sort.as_deref() {
+            None => None,
+            Some(text) => Sort::parse(text).or_else(|| {
+                errors.push(FieldError::new(
+                    "sort",
+                    "must be healthScore, -healthScore, name or -updatedAt",
+                ));
+                None
+            }),
+        };
+        let grades = query
+            .grade
+            .as_deref()
+            .map(|text| RowFilter::parse_grades(text, &mut errors))
+            .unwrap_or_default();
+        let min_severity = query.min_severity.as_deref().and_then(|text| {
+            RowFilter::parse_severity(text).or_else(|| {
+                errors.push(FieldError::new(
+                    "minSeverity",
+                    "must be critical, high, medium or low",
+                ));
+                None
             })
-        } else {
-            Err(ApiError::Validation(errors))
+        });
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
         }
+        // The plain list is already in the default order (-updatedAt, then id).
+        let needs_overview = include_analysis
+            || sort.is_some_and(|sort| sort != Sort::UpdatedAtDesc)
+            || !grades.is_empty()
+            || min_severity.is_some();
+        Ok(Self {
+            overview: needs_overview.then(|| OverviewQuery {
+                filter: RowFilter {
+                    status: query.status.clone(),
+                    grades,
+                    min_severity,
+                },
+                sort: sort.unwrap_or_default(),
+                include_analysis,
+            }),
+            status: query.status,
+            page,
+        })
     }
 }
 
@@ -57,6 +111,15 @@ pub async fn list_workflows(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let request = ListRequest::try_from(query.into_inner())?;
+    if let Some(overview) = &request.overview {
+        let (data, source) = state
+            .overview
+            .page(&tenant.location_id, overview, request.page)
+            .await?;
+        let mut response = success_raw(StatusCode::OK, &data);
+        add_cache_headers(&mut response, source);
+        return Ok(response);
+    }
     let list = state.workflows.list(&tenant.location_id).await?;
     // The summaries stay as their cached JSON (a location can have thousands): the page is
     // cut from the list, which is split into its summaries once per cached copy.

@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 
+use crate::domain::overview::{AnalysisStatus, OverviewRow, RowAnalysis};
 use crate::repository::{
     AnalysisRepository, HistoryEntry, HistoryPage, NewAnalysis, RepositoryError,
 };
@@ -27,19 +28,85 @@ struct HistoryRow {
     total: i64,
 }
 
+/// A workflow and the head of its current version's recorded analysis, if any.
+#[derive(sqlx::FromRow)]
+struct OverviewRecord {
+    id: String,
+    name: String,
+    status: String,
+    version: i64,
+    step_count: i32,
+    trigger_count: i32,
+    updated_at: DateTime<Utc>,
+    analysis: Option<sqlx::types::Json<RowAnalysis>>,
+}
+
 #[async_trait::async_trait]
 impl AnalysisRepository for PgAnalysisRepository {
+    async fn overview_rows(
+        &self,
+        location_id: &str,
+        rules_version: &str,
+    ) -> Result<Vec<OverviewRow>, RepositoryError> {
+        // The unique (location, workflow, version, rules version) index answers the join;
+        // only the head of each report is read, not its issues.
+        let records: Vec<OverviewRecord> = super::read_retrying(&self.pool, || {
+            sqlx::query_as(
+                r#"select w.id, w.name, w.status, w.version, w.step_count, w.trigger_count,
+                          w.updated_at,
+                          case when a.id is null then null else jsonb_build_object(
+                              'healthScore', a.result -> 'healthScore',
+                              'grade', a.result -> 'grade',
+                              'issuesSummary', a.result -> 'issuesSummary',
+                              'rulesVersion', a.rules_version,
+                              'analyzedAt', a.result -> 'analyzedAt') end as analysis
+                   from workflows w
+                   left join analyses a
+                     on a.location_id = w.location_id and a.workflow_id = w.id
+                    and a.workflow_version = w.version and a.rules_version = $2
+                   where w.location_id = $1
+                   order by w.updated_at desc, w.id"#,
+            )
+            .bind(location_id)
+            .bind(rules_version)
+            .fetch_all(&self.pool)
+        })
+        .await?;
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let analysis = record.analysis.map(|json| json.0);
+                OverviewRow {
+                    id: record.id,
+                    name: record.name,
+                    status: record.status,
+                    version: record.version,
+                    step_count: record.step_count,
+                    trigger_count: record.trigger_count,
+                    updated_at: record.updated_at,
+                    analysis_status: if analysis.is_some() {
+                        AnalysisStatus::Done
+                    } else {
+                        AnalysisStatus::Pending
+                    },
+                    analysis,
+                }
+            })
+            .collect())
+    }
+
     async fn record(
         &self,
         location_id: &str,
         analysis: &NewAnalysis<'_>,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Option<serde_json::Value>, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
-        sqlx::query(
+        let inserted: Option<i64> = sqlx::query_scalar(
             r#"insert into analyses
                    (location_id, workflow_id, workflow_version, rules_version, health_score, issues_found, result)
                values ($1, $2, $3, $4, $5, $6, $7)
-               on conflict (location_id, workflow_id, workflow_version, rules_version) do nothing"#,
+               on conflict (location_id, workflow_id, workflow_version, rules_version) do nothing
+               returning id"#,
         )
         .bind(location_id)
         .bind(analysis.workflow_id)
@@ -48,10 +115,26 @@ impl AnalysisRepository for PgAnalysisRepository {
         .bind(analysis.health_score)
         .bind(analysis.issues_found)
         .bind(sqlx::types::Json(analysis.result))
-        .execute(conn.conn().await?)
+        .fetch_optional(conn.conn().await?)
+        .await?;
+        if inserted.is_some() {
+            conn.finish().await?;
+            return Ok(None);
+        }
+        // Analyzed again (its cached copy expired): the first record stands.
+        let recorded: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
+            r#"select result from analyses
+               where location_id = $1 and workflow_id = $2 and workflow_version = $3
+                 and rules_version = $4"#,
+        )
+        .bind(location_id)
+        .bind(analysis.workflow_id)
+        .bind(analysis.workflow_version)
+        .bind(analysis.rules_version)
+        .fetch_optional(conn.conn().await?)
         .await?;
         conn.finish().await?;
-        Ok(())
+        Ok(recorded.map(|json| json.0))
     }
 
     async fn history(
