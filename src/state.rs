@@ -13,8 +13,8 @@ use crate::repository::cached::{
 };
 use crate::repository::postgres::database::HotReads;
 use crate::repository::postgres::{
-    PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository,
-    PgWebhookStore, PgWorkflowRepository,
+    Notifier, PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository,
+    PgSubscriptionRepository, PgWebhookStore, PgWorkflowRepository,
 };
 use crate::repository::{
     ApiKeyRepository, LocationRepository, SubscriptionRepository, WorkflowRepository,
@@ -68,9 +68,13 @@ impl AppState {
         metrics: Metrics,
     ) -> Result<Self, PoolError> {
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
+        // Writes send their cache invalidation through Postgres too, in their transaction
+        // (nothing until a listener attaches the bus, see `startup`).
+        let notifier = Notifier::new(cache.clone());
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
             Arc::new(
                 PgWorkflowRepository::new(db.clone())
+                    .with_notifier(notifier.clone())
                     .with_hot_reads(hot)
                     .with_max_per_location(settings.max_workflows_per_location),
             ),
@@ -90,15 +94,17 @@ impl AppState {
             ));
         let plans = Plans::new(Arc::clone(&subscriptions));
         Ok(Self {
-            locations: Arc::new(PgLocationRepository::new(db.clone())),
+            locations: Arc::new(
+                PgLocationRepository::new(db.clone()).with_notifier(notifier.clone()),
+            ),
             workflows,
             analysis,
             subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(
-                Arc::new(PgApiKeyRepository::new(db.clone())),
+                Arc::new(PgApiKeyRepository::new(db.clone()).with_notifier(notifier.clone())),
                 reads,
             )),
-            webhooks: PgWebhookStore::new(db.clone()),
+            webhooks: PgWebhookStore::new(db.clone()).with_notifier(notifier),
             rate_limiter: Arc::new(RateLimiter::new(
                 cache.clone(),
                 plans.clone(),

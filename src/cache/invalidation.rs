@@ -56,6 +56,9 @@ impl Cache {
             return report(Invalidation::Applied);
         }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        // The id the write's Postgres notice carried: receivers apply whichever copy comes
+        // first, once.
+        let id = i.pg.take_notice_id(&raw);
         let (mut receivers, mut acknowledged) = (0, 0);
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
@@ -66,7 +69,10 @@ impl Cache {
             let ack_key = i.next_ack_key();
             let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
             let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
-            match i.l2_invalidate(&raw, Some(&ack_key), budget).await {
+            match i
+                .l2_invalidate(&raw, Some(&ack_key), id.clone(), budget)
+                .await
+            {
                 Ok(heard) => {
                     for k in keys {
                         i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
@@ -96,6 +102,14 @@ impl Cache {
                 }
             }
         };
+        if outcome == Invalidation::RedisUnreachable && i.pg.attached() {
+            // The write's notice went through Postgres with its commit (before `started`).
+            // An instance whose Postgres lease still holds heard a heartbeat sent less than a
+            // lease ago; if that heartbeat was committed before the write, its lease ends
+            // within a lease of `started`, else it applied the notice first. Waiting a lease
+            // out answers the write only once no instance can serve what it replaced.
+            tokio::time::sleep_until(started + Duration::from_millis(LEASE_MS + 20)).await;
+        }
         if outcome != Invalidation::Applied {
             i.add_pending(raw);
             if outcome == Invalidation::Unconfirmed {
@@ -161,11 +175,18 @@ impl Inner {
         &self,
         keys: &[String],
         ack_key: Option<&str>,
+        id: Option<String>,
         budget: Duration,
     ) -> Result<i64, L2Error> {
-        let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, now_ms(), b"");
-        let msg = serde_json::to_vec(&BusMessage::drop_keys(&self.s.instance_id, keys, ack_key))
-            .unwrap_or_default();
+        // Named by a random id, never a time: see `FILL_SCRIPT`.
+        let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, rand::random::<u64>() | 1, b"");
+        let msg = serde_json::to_vec(&BusMessage::drop_keys(
+            &self.s.instance_id,
+            keys,
+            ack_key,
+            id,
+        ))
+        .unwrap_or_default();
         let keys = keys.to_vec();
         let channel = self.channel.clone();
         let px = TOMBSTONE_TTL.as_millis() as u64;
@@ -217,7 +238,7 @@ impl Inner {
         let keys: Vec<String> = lock(&self.pending).drain().collect();
         let overflow = self.pending_overflow.swap(false, Ordering::AcqRel);
         for (n, chunk) in keys.chunks(500).enumerate() {
-            if self.l2_invalidate(chunk, None, budget).await.is_err() {
+            if self.l2_invalidate(chunk, None, None, budget).await.is_err() {
                 self.add_pending(keys[n * 500..].to_vec());
                 if overflow {
                     self.pending_overflow.store(true, Ordering::Release);

@@ -8,6 +8,7 @@
 //! - [`writes`]: fills, explicit sets, warming;
 //! - [`invalidation`]: drop, tombstone, publish, acknowledgements, the pending replay;
 //! - [`bus`]: pub/sub messages, the lease and trust;
+//! - [`pgbus`]: the second bus through Postgres (notices, heartbeat lease, deduplication);
 //! - [`ops`]: flush, stats, shutdown, the shared window counter;
 //! - [`node_probe`]: the health check and its view of the topology;
 //! - `l2_calls`: every Redis command under a budget, feeding the breaker;
@@ -27,6 +28,7 @@ mod l2_calls;
 pub mod metrics;
 pub mod node_probe;
 mod ops;
+mod pgbus;
 mod reads;
 mod tasks;
 mod thread_flights;
@@ -93,6 +95,8 @@ struct Inner {
     counter_script: Arc<redis::Script>,
     /// Health's kept connections to the Sentinels (Sentinel topology only).
     sentinel_probe: Option<node_probe::SentinelProbe>,
+    /// The second invalidation bus, through Postgres.
+    pg: pgbus::PgBus,
     me: Weak<Inner>,
 }
 
@@ -158,6 +162,7 @@ impl Cache {
             ),
         };
         let (shutdown_tx, _) = watch::channel(false);
+        let pg = pgbus::PgBus::new(&settings.prefix);
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
             channel: format!("{}:invalidate", settings.prefix),
             breaker: Breaker::new(settings.breaker_threshold),
@@ -185,6 +190,7 @@ impl Cache {
                 .as_ref()
                 .and_then(node_probe::SentinelProbe::for_topology),
             me: me.clone(),
+            pg,
             s: settings,
             l1,
             l2,

@@ -9,6 +9,9 @@ use url::Url;
 use super::redis::{NodeAddr, NodeAuth, RedisTopology};
 use super::{AppEnvironment, ConfigError};
 
+const POSTGRES_URL_EXPECTED: &str =
+    "a Postgres URL like postgres://user:password@localhost:5432/ghl_workflow_debugger";
+
 pub(super) struct Lookup<'a, F: Fn(&str) -> Option<String>>(pub(super) &'a F);
 
 impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
@@ -137,22 +140,35 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
     }
 
     pub(super) fn database_url(&self) -> Result<Url, ConfigError> {
-        const EXPECTED: &str =
-            "a Postgres URL like postgres://user:password@localhost:5432/ghl_workflow_debugger";
-        let raw = self.get("DATABASE_URL").ok_or_else(|| {
-            ConfigError::new("DATABASE_URL", format!("is missing: expected {EXPECTED}"))
-        })?;
-        // The parse error is not shown: it could quote the secret-bearing URL.
-        let url = Url::parse(&raw).map_err(|_| {
-            ConfigError::new("DATABASE_URL", format!("is invalid: expected {EXPECTED}"))
-        })?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") || url.host_str().is_none() {
-            return Err(ConfigError::new(
+        self.postgres_url("DATABASE_URL")?.ok_or_else(|| {
+            ConfigError::new(
                 "DATABASE_URL",
-                format!("is invalid: expected {EXPECTED}"),
-            ));
+                format!("is missing: expected {POSTGRES_URL_EXPECTED}"),
+            )
+        })
+    }
+
+    /// `DATABASE_LISTEN_URL`: optional, validated like `DATABASE_URL`.
+    pub(super) fn database_listen_url(&self) -> Result<Option<Url>, ConfigError> {
+        self.postgres_url("DATABASE_LISTEN_URL")
+    }
+
+    fn postgres_url(&self, name: &'static str) -> Result<Option<Url>, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        // The parse error is not shown: it could quote the secret-bearing URL.
+        let invalid = || {
+            ConfigError::new(
+                name,
+                format!("is invalid: expected {POSTGRES_URL_EXPECTED}"),
+            )
+        };
+        let url = Url::parse(&raw).map_err(|_| invalid())?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") || url.host_str().is_none() {
+            return Err(invalid());
         }
-        Ok(url)
+        Ok(Some(url))
     }
 
     /// At most one of `REDIS_URL`, `REDIS_CLUSTER_NODES` and `REDIS_SENTINELS` picks the

@@ -67,6 +67,9 @@ impl ConfigError {
 #[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: Url,
+    /// `DATABASE_LISTEN_URL`: a direct (not pooled in transaction mode) server for the
+    /// invalidation listener, which holds a session (`LISTEN`); unset = `url`.
+    pub listen_url: Option<Url>,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
@@ -152,6 +155,7 @@ impl Settings {
             )?,
             database: DatabaseSettings {
                 url: env.database_url()?,
+                listen_url: env.database_listen_url()?,
                 max_connections: env.parsed(
                     "DATABASE_MAX_CONNECTIONS",
                     Some(10),
@@ -230,10 +234,18 @@ fn redacted(secret: &Option<String>) -> Option<&'static str> {
     secret.as_ref().map(|_| "***")
 }
 
+impl DatabaseSettings {
+    /// Where session-holding connections go (the invalidation listener).
+    pub fn direct_url(&self) -> &Url {
+        self.listen_url.as_ref().unwrap_or(&self.url)
+    }
+}
+
 impl fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseSettings")
             .field("url", &mask_url(&self.url))
+            .field("listen_url", &self.listen_url.as_ref().map(mask_url))
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)

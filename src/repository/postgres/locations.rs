@@ -6,11 +6,21 @@ use crate::repository::{Location, LocationRepository, RepositoryError};
 #[derive(Clone)]
 pub struct PgLocationRepository {
     pool: PgPool,
+    notifier: super::notify::Notifier,
 }
 
 impl PgLocationRepository {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            notifier: super::notify::Notifier::default(),
+        }
+    }
+
+    /// Sends each write's cache invalidation in its transaction.
+    pub fn with_notifier(mut self, notifier: super::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 }
 
@@ -60,6 +70,11 @@ impl LocationRepository for PgLocationRepository {
         .bind(key_hash)
         .execute(&mut *tx)
         .await?;
+        // A lookup of the new key's hash may be cached as "not found".
+        self.notifier
+            .notice_with(|cache| vec![crate::repository::cached::api_key_key(cache, key_hash)])
+            .send(&mut tx, None)
+            .await?;
         tx.commit().await?;
         Ok(row.into())
     }

@@ -3,7 +3,9 @@
 mod analyses;
 mod api_keys;
 pub mod database;
+pub mod listener;
 mod locations;
+pub mod notify;
 pub mod seed;
 mod subscriptions;
 mod webhooks;
@@ -12,6 +14,7 @@ mod workflows;
 pub use analyses::PgAnalysisRepository;
 pub use api_keys::PgApiKeyRepository;
 pub use locations::PgLocationRepository;
+pub use notify::Notifier;
 pub use subscriptions::PgSubscriptionRepository;
 pub use webhooks::{PgWebhookStore, WebhookEffect};
 pub use workflows::PgWorkflowRepository;

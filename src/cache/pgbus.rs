@@ -1,0 +1,219 @@
+//! The second invalidation bus, through Postgres: every write that changes what a cached key
+//! answers sends its message with `pg_notify` inside its own transaction (delivered only if it
+//! commits, in commit order), and each instance holds one `LISTEN` connection (the listener
+//! lives with the SQL, in `repository::postgres::listener`, and reports here).
+//!
+//! The lease from this bus: the listener sends a heartbeat NOTIFY every `PING_MS` and renews
+//! the lease from the moment it sent it when it comes back. Postgres delivers notifications in
+//! commit order, so every write committed before the heartbeat has been applied by then.
+//! Messages carry an id; one that came over Redis first is not applied again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::bus::{BusMessage, LEASE_MS};
+use super::{lock, now_ms, Cache, CacheKey, Inner};
+
+/// Postgres refuses a NOTIFY payload of 8000 bytes or more: a message that would be larger
+/// says "drop everything" instead.
+const MAX_PAYLOAD: usize = 7_000;
+/// Message ids remembered for deduplication (both copies arrive within milliseconds).
+const SEEN_CAP: usize = 4_096;
+/// Ids of notices whose Redis copy has not been sent yet (a write that failed after it
+/// prepared one leaves its id behind; the map is emptied past this).
+const NOTICES_CAP: usize = 1_024;
+
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+/// The Postgres bus's state in the cache.
+pub(super) struct PgBus {
+    /// The listener was started (`Cache::attach_pg_bus`): writes carry notices.
+    attached: AtomicBool,
+    /// The listener's connection is listening now.
+    listening: AtomicBool,
+    /// When the last heartbeat that came back was sent (unix ms).
+    last_heard_ms: AtomicU64,
+    pub(super) channel: String,
+    seen: Mutex<Seen>,
+    /// Keys of a prepared notice (joined) → its id, taken by the Redis copy.
+    notices: Mutex<HashMap<String, String>>,
+    ids: AtomicU64,
+}
+
+impl PgBus {
+    pub(super) fn new(prefix: &str) -> Self {
+        // Channel names are identifiers: at most 63 bytes.
+        let plain = format!("{prefix}:invalidate");
+        let channel = if plain.len() <= 63 {
+            plain
+        } else {
+            format!(
+                "gwd:invalidate:{:016x}",
+                xxhash_rust::xxh3::xxh3_64(prefix.as_bytes())
+            )
+        };
+        Self {
+            attached: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            last_heard_ms: AtomicU64::new(0),
+            channel,
+            seen: Mutex::new(Seen::default()),
+            notices: Mutex::new(HashMap::new()),
+            ids: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn attached(&self) -> bool {
+        self.attached.load(Ordering::Acquire)
+    }
+
+    pub(super) fn listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// True the first time `id` is seen.
+    pub(super) fn first_sight(&self, id: &str) -> bool {
+        let mut seen = lock(&self.seen);
+        if !seen.ids.insert(id.to_owned()) {
+            return false;
+        }
+        seen.order.push_back(id.to_owned());
+        if seen.order.len() > SEEN_CAP {
+            if let Some(old) = seen.order.pop_front() {
+                seen.ids.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// The id prepared for these keys' notice, if the write sent one.
+    pub(super) fn take_notice_id(&self, keys: &[String]) -> Option<String> {
+        if !self.attached() {
+            return None;
+        }
+        lock(&self.notices).remove(&keys.join("\n"))
+    }
+}
+
+impl Inner {
+    /// The Postgres listener heard its own heartbeat sent less than a lease ago.
+    pub(super) fn pg_lease_valid(&self, now: u64) -> bool {
+        self.pg.listening() && now <= self.pg.last_heard_ms.load(Ordering::Acquire) + LEASE_MS
+    }
+}
+
+impl Cache {
+    /// Writes carry their invalidation through Postgres from now on; call once the listener
+    /// task is started (see `repository::postgres::listener`).
+    pub fn attach_pg_bus(&self) {
+        self.0.pg.attached.store(true, Ordering::Release);
+    }
+
+    /// Whether the Postgres bus is attached (writes send notices).
+    pub fn pg_bus_attached(&self) -> bool {
+        self.0.pg.attached()
+    }
+
+    /// The channel both `LISTEN` and the writes' `pg_notify` use.
+    pub fn pg_channel(&self) -> &str {
+        &self.0.pg.channel
+    }
+
+    /// The payload a write sends with `pg_notify` in its transaction, or `None` when the bus is
+    /// not attached. The same id goes with the Redis copy sent after the commit
+    /// ([`Cache::invalidate`] with the same keys), so each instance applies it once.
+    pub fn bus_notice(&self, keys: &[CacheKey]) -> Option<String> {
+        let i = &self.0;
+        if !i.pg.attached() || keys.is_empty() {
+            return None;
+        }
+        let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        let id = format!(
+            "{}:n{}",
+            i.s.instance_id,
+            i.pg.ids.fetch_add(1, Ordering::Relaxed)
+        );
+        let msg = BusMessage::drop_keys(&i.s.instance_id, &raw, None, Some(id.clone()));
+        let mut payload = serde_json::to_string(&msg).unwrap_or_default();
+        if payload.len() > MAX_PAYLOAD {
+            let mut all = BusMessage::clear_all(&i.s.instance_id);
+            all.id = Some(id.clone());
+            payload = serde_json::to_string(&all).unwrap_or_default();
+        }
+        let mut notices = lock(&i.pg.notices);
+        if notices.len() >= NOTICES_CAP {
+            notices.clear();
+        }
+        notices.insert(raw.join("\n"), id);
+        Some(payload)
+    }
+
+    /// A heartbeat to send now on the listener's connection; its return renews the lease.
+    pub fn pg_heartbeat(&self) -> String {
+        let msg = BusMessage {
+            i: self.0.s.instance_id.clone(),
+            hb: Some(now_ms()),
+            ..BusMessage::default()
+        };
+        serde_json::to_string(&msg).unwrap_or_default()
+    }
+
+    /// A notification arrived on the channel: applies it (once), or renews the lease when it
+    /// is this instance's own heartbeat (everything committed before it came first).
+    pub fn on_pg_message(&self, payload: &str) {
+        let i = &self.0;
+        let Ok(msg) = serde_json::from_str::<BusMessage>(payload) else {
+            log::warn!("cache: ignoring a malformed invalidation notification");
+            return;
+        };
+        if let Some(sent) = msg.hb {
+            if msg.i == i.s.instance_id {
+                i.pg.last_heard_ms.fetch_max(sent, Ordering::AcqRel);
+            }
+            return;
+        }
+        i.apply_message(&msg);
+    }
+
+    /// The listener listens (again). Notifications sent while it did not are lost: after a
+    /// reconnection L1 is cleared, unless Redis kept it current meanwhile.
+    pub fn pg_listener_up(&self, reconnected: bool) {
+        let i = &self.0;
+        if reconnected && !i.redis_lease_valid(now_ms()) {
+            i.clear_l1("postgres invalidation listener reconnected");
+        }
+        i.pg.listening.store(true, Ordering::Release);
+    }
+
+    /// The listener lost its connection: its lease ends now.
+    pub fn pg_listener_down(&self) {
+        let i = &self.0;
+        i.pg.listening.store(false, Ordering::Release);
+        if i.l2.is_some() && !i.redis_lease_valid(now_ms()) {
+            i.clear_l1("postgres invalidation listener lost");
+        }
+    }
+
+    /// Whether the Postgres listener listens and its heartbeat came back within the lease.
+    pub fn pg_bus_delivering(&self) -> bool {
+        self.0.pg_lease_valid(now_ms())
+    }
+
+    /// Flips to `true` at shutdown, for tasks that live beside the cache.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.0.shutdown_tx.subscribe()
+    }
+
+    /// A task that lives beside the cache, awaited (then aborted) at shutdown.
+    pub fn adopt_task(&self, task: JoinHandle<()>) {
+        lock(&self.0.tasks).push(task);
+    }
+}

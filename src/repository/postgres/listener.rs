@@ -1,0 +1,109 @@
+//! The cache's Postgres bus listener: one `LISTEN` connection per instance, outside the pool,
+//! with its own reconnect loop. It applies the notices writes send in their transactions and
+//! keeps the bus's lease with a heartbeat NOTIFY on the same connection (see
+//! `cache::pgbus`): the heartbeat comes back only after every notification committed before
+//! it, so hearing it means nothing older is still on the way.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::cache::Cache;
+
+/// Heartbeats per lease: three, as the Redis subscriber's pings.
+const HEARTBEAT: Duration = Duration::from_millis(crate::cache::LEASE_MS / 3);
+/// A connect or a heartbeat that takes longer than this counts as a lost connection.
+const ANSWER_WITHIN: Duration = Duration::from_secs(1);
+
+/// Starts the listener for `cache` on `url` (the direct server, not a transaction pooler:
+/// `LISTEN` holds a session), registers it with the cache (stopped at its shutdown) and
+/// attaches the bus, so writes send notices from now on.
+pub fn spawn(cache: &Cache, url: &Url) -> JoinHandle<()> {
+    let task = tokio::spawn(run(cache.clone(), url.clone(), cache.shutdown_signal()));
+    cache.attach_pg_bus();
+    task
+}
+
+async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {
+    let channel = cache.pg_channel().to_owned();
+    let mut attempt: u32 = 0;
+    let mut first = true;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let connect = async {
+            let mut listener = PgListener::connect(url.as_str()).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match tokio::time::timeout(ANSWER_WITHIN, connect).await {
+            Ok(Ok(mut listener)) => {
+                attempt = 0;
+                cache.pg_listener_up(!first);
+                first = false;
+                let lost = listen(&cache, &channel, &mut listener, &mut shutdown).await;
+                cache.pg_listener_down();
+                match lost {
+                    None => return,
+                    Some(why) => log::warn!(
+                        "cache: postgres invalidation listener lost ({why}); reconnecting"
+                    ),
+                }
+            }
+            Ok(Err(error)) => {
+                attempt = attempt.saturating_add(1);
+                if attempt == 1 {
+                    log::warn!("cache: postgres invalidation listener cannot connect: {error}");
+                }
+            }
+            Err(_) => attempt = attempt.saturating_add(1),
+        }
+        let backoff =
+            Duration::from_millis(100 * u64::from(attempt.max(1))).min(Duration::from_secs(3));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Applies notifications and sends heartbeats until the connection fails (why) or shutdown
+/// (`None`).
+async fn listen(
+    cache: &Cache,
+    channel: &str,
+    listener: &mut PgListener,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<String> {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return None,
+            // `try_recv` is cancel-safe: a message is taken from the buffer only whole.
+            received = listener.try_recv() => match received {
+                Ok(Some(notification)) => cache.on_pg_message(notification.payload()),
+                Ok(None) => return Some("the connection closed".to_owned()),
+                Err(error) => return Some(error.to_string()),
+            },
+            _ = tick.tick() => {
+                let beat = sqlx::query("select pg_notify($1, $2)")
+                    .bind(channel)
+                    .bind(cache.pg_heartbeat())
+                    .execute(&mut *listener);
+                match tokio::time::timeout(ANSWER_WITHIN, beat).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return Some(format!("heartbeat failed: {error}")),
+                    Err(_) => return Some("heartbeat unanswered within 1 s".to_owned()),
+                }
+                // What arrived while the heartbeat ran (its own return included), in order.
+                while let Some(notification) = listener.next_buffered() {
+                    cache.on_pg_message(notification.payload());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Issue 20: with Redis down the in-process tier keeps serving, kept current by the
+//! invalidation bus through Postgres (pg_notify in every write's transaction, one LISTEN
+//! connection per instance, the lease from its own heartbeat).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::harness::*;
+use crate::helpers::{sample_workflow, spawn_sibling, TestApp};
+
+/// `n` reads of one workflow on `app`: how many the in-process tier answered, and every
+/// version seen (in order).
+async fn hot_reads(app: &TestApp, key: &str, id: &str, n: usize) -> (usize, Vec<i64>) {
+    let (mut l1, mut versions) = (0, Vec::new());
+    for _ in 0..n {
+        let r = app.api_get(key, &format!("/api/workflows/{id}")).await;
+        assert_eq!(r.status(), 200);
+        if r.headers().get("x-cache-tier").is_some_and(|t| t == "l1") {
+            l1 += 1;
+        }
+        let body: Value = r.json().await.unwrap();
+        versions.push(body["data"]["version"].as_i64().unwrap());
+    }
+    (l1, versions)
+}
+
+/// `cache_operations_total{type="memory",operation="hit",…}` summed over resources.
+async fn memory_hits(app: &TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("cache_operations_total{")
+                && l.contains("type=\"memory\"")
+                && l.contains("operation=\"hit\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_hot_reads_come_from_memory_and_writes_still_reach_every_instance() {
+    let mut redis = RedisServer::start(None).await;
+    let one = app_on(&redis.url(), |_| {}).await;
+    let two = spawn_sibling(&one).await;
+    crate::caching::wait_for_redis(&two).await;
+    let seeded = seed(&one, "locMem", 2).await;
+    let key = &seeded.key;
+
+    redis.kill();
+    assert!(wait_health(&one, "degraded", Duration::from_secs(3))
+        .await
+        .is_some());
+    assert!(wait_health(&two, "degraded", Duration::from_secs(3))
+        .await
+        .is_some());
+
+    // Health: 200, degraded, the in-memory fallback of the contract.
+    let r = one.get("/health/detailed").await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    let cache = &body["checks"]["cache"];
+    assert_eq!(cache["status"], "degraded", "{cache}");
+    assert_eq!(cache["type"], "in-memory", "{cache}");
+    assert_eq!(cache["message"], "Redis unavailable, using fallback");
+    assert!(cache["size"].is_u64(), "{cache}");
+
+    // Hot reads: at least 90 % from memory on each instance, counted by the metric.
+    let n = 200;
+    let before = memory_hits(&one).await;
+    let (l1_one, _) = hot_reads(&one, key, "wf0", n).await;
+    let (l1_two, _) = hot_reads(&two, key, "wf0", n).await;
+    assert!(
+        l1_one * 10 >= n * 9,
+        "instance 1: {l1_one} of {n} from memory"
+    );
+    assert!(
+        l1_two * 10 >= n * 9,
+        "instance 2: {l1_two} of {n} from memory"
+    );
+    let counted = memory_hits(&one).await - before;
+    assert!(
+        counted >= l1_one as f64,
+        "memory hits counted {counted}, served {l1_one}"
+    );
+    let size = one
+        .get("/health/detailed")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["checks"]["cache"]["size"]
+        .as_u64()
+        .unwrap();
+    assert!(size >= 1, "L1 size {size} with a hot key in it");
+
+    // A write on instance 1, acknowledged: instance 2 never answers an older version after.
+    for round in 0..5 {
+        let doc = sample_workflow(&format!("changed {round}"));
+        let put = one.put_workflow(key, "wf0", &doc).await;
+        assert_eq!(put.status(), 200, "write {round} with Redis down");
+        let written: Value = put.json().await.unwrap();
+        let version = written["data"]["version"].as_i64().unwrap();
+        let (_, seen) = hot_reads(&two, key, "wf0", 20).await;
+        assert!(
+            seen.iter().all(|v| *v >= version),
+            "instance 2 answered {seen:?} after version {version} was acknowledged"
+        );
+    }
+    // And instance 2 keeps serving it from memory after the write.
+    let (l1_after, _) = hot_reads(&two, key, "wf0", 50).await;
+    assert!(
+        l1_after >= 45,
+        "{l1_after} of 50 from memory after the writes"
+    );
+
+    // Redis back: the tiers resume without a restart.
+    redis.restart().await;
+    assert!(wait_health(&one, "healthy", Duration::from_secs(5))
+        .await
+        .is_some());
+    assert!(wait_health(&two, "healthy", Duration::from_secs(5))
+        .await
+        .is_some());
+    let (_, seen) = hot_reads(&two, key, "wf0", 5).await;
+    let latest = one.api_get_json(key, "/api/workflows/wf0").await["data"]["version"]
+        .as_i64()
+        .unwrap();
+    assert!(seen.iter().all(|v| *v == latest), "{seen:?} vs {latest}");
+}
