@@ -32,6 +32,9 @@ pub(super) struct BusMessage {
     /// A heartbeat of the Postgres bus, sent at this time (unix ms) by instance `i`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) hb: Option<u64>,
+    /// Instance `i` acknowledges the Postgres message with this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ack: Option<String>,
 }
 
 impl BusMessage {
@@ -99,21 +102,26 @@ impl Inner {
         };
         // Our own messages are acknowledged too (the writer counts every receiver PUBLISH
         // reported), but drop nothing: the writer already did.
-        self.apply_message(&msg);
+        self.apply_message(&msg, true);
         if let Some(ack_key) = msg.a {
             let inner = Arc::clone(self);
             tokio::spawn(async move { inner.acknowledge(ack_key).await });
         }
     }
 
-    /// Drops what a message from either bus names, once per message id; our own messages
-    /// drop nothing (the writer already did).
-    pub(super) fn apply_message(&self, msg: &BusMessage) {
-        if msg.i == self.s.instance_id || msg.hb.is_some() {
+    /// Drops what a message names; our own messages drop nothing (the writer already did).
+    /// A write's message comes over both buses with one id. The Postgres copy is skipped when
+    /// the Redis copy came first; the Redis copy is always applied: it comes after the write's
+    /// tombstone is in Redis, so it also drops a copy read from Redis between the Postgres
+    /// notice (sent at commit) and the tombstone.
+    pub(super) fn apply_message(&self, msg: &BusMessage, via_redis: bool) {
+        if msg.i == self.s.instance_id || msg.hb.is_some() || msg.ack.is_some() {
             return;
         }
         if let Some(id) = &msg.id {
-            if !self.pg.first_sight(id) {
+            if via_redis {
+                self.pg.note_applied(id);
+            } else if self.pg.applied_before(id) {
                 return;
             }
         }
@@ -195,11 +203,13 @@ impl Inner {
         self.last_heard_ms.fetch_max(sent_ms, Ordering::AcqRel);
     }
 
-    /// Stop trusting L2 values loaded before now (plus the clock margin), and forget L1 unless
-    /// the Postgres bus kept it current meanwhile (every write notifies through it).
+    /// Stop trusting L2 values loaded before now (plus the clock margin) and L1 copies taken
+    /// from Redis; forget all of L1 unless the Postgres bus kept what was loaded from
+    /// Postgres current meanwhile (every write notifies through it).
     pub(crate) fn withdraw_trust(&self, why: &str) {
         self.trusted_after_ms
             .fetch_max(now_ms() + TRUST_MARGIN_MS, Ordering::AcqRel);
+        self.l2_epoch.fetch_add(1, Ordering::AcqRel);
         if !self.pg_lease_valid(now_ms()) {
             self.clear_l1(why);
         }

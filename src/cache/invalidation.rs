@@ -68,7 +68,13 @@ impl Cache {
         let outcome = loop {
             let ack_key = i.next_ack_key();
             let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
-            let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
+            // Redis silent for longer than a lease: one short attempt (it may be back before
+            // this instance's subscriber noticed), then the Postgres bus answers for it.
+            let budget = if i.silent_for(now_ms()) >= SILENCE_MS {
+                i.s.l2_budget
+            } else {
+                INVALIDATION_BUDGET.min(left).max(i.s.l2_budget)
+            };
             match i
                 .l2_invalidate(&raw, Some(&ack_key), id.clone(), budget)
                 .await
@@ -102,13 +108,35 @@ impl Cache {
                 }
             }
         };
-        if outcome == Invalidation::RedisUnreachable && i.pg.attached() {
+        // Which instances may rest on the Postgres bus alone: all of them when Redis is
+        // unreachable; some when fewer subscribers received the Redis copy than instances
+        // send heartbeats (one still reconnecting its subscriber, say).
+        let through_pg = i.pg.attached()
+            && match outcome {
+                Invalidation::RedisUnreachable => true,
+                Invalidation::Applied => {
+                    usize::try_from(receivers).unwrap_or(0) < i.pg.recent_members()
+                }
+                Invalidation::Unconfirmed => false,
+            };
+        if through_pg {
             // The write's notice went through Postgres with its commit (before `started`).
             // An instance whose Postgres lease still holds heard a heartbeat sent less than a
             // lease ago; if that heartbeat was committed before the write, its lease ends
-            // within a lease of `started`, else it applied the notice first. Waiting a lease
-            // out answers the write only once no instance can serve what it replaced.
-            tokio::time::sleep_until(started + Duration::from_millis(LEASE_MS + 20)).await;
+            // within a lease of `started`, else it applied the notice first. So the write is
+            // answered once every instance heard from lately acknowledged the notice, or a
+            // lease after `started`: then no instance can serve what it replaced.
+            let lapsed = started + Duration::from_millis(LEASE_MS + 20);
+            let acked = match &id {
+                Some(id) => i.pg.wait_for_acks(id, lapsed).await,
+                None => false,
+            };
+            if !acked {
+                i.m.ack_timeouts.inc();
+                tokio::time::sleep_until(lapsed).await;
+            }
+        } else if let Some(id) = &id {
+            i.pg.forget_wait(id);
         }
         if outcome != Invalidation::Applied {
             i.add_pending(raw);

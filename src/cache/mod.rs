@@ -78,6 +78,9 @@ struct Inner {
     pending: Mutex<HashSet<String>>,
     pending_overflow: AtomicBool,
     trusted_after_ms: AtomicU64,
+    /// Bumped whenever trust in Redis is withdrawn: L1 copies taken from Redis before stop
+    /// answering (starts at 1; 0 marks copies that did not come from Redis).
+    l2_epoch: AtomicU64,
     connected: AtomicBool,
     subscribed: AtomicBool,
     /// Numbers the acknowledgement keys of this instance's invalidations.
@@ -174,6 +177,7 @@ impl Cache {
             pending: Mutex::new(HashSet::new()),
             pending_overflow: AtomicBool::new(false),
             trusted_after_ms: AtomicU64::new(0),
+            l2_epoch: AtomicU64::new(1),
             connected: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             ack_seq: AtomicU64::new(0),
@@ -267,6 +271,7 @@ mod tests {
             logical_ms: 0,
             physical_ms: 0,
             negative: false,
+            l2_epoch: 0,
         };
         assert_eq!(w.weight(&"k".to_string(), &e(0)), 100);
         assert_eq!(

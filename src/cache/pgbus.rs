@@ -6,13 +6,14 @@
 //! The lease from this bus: the listener sends a heartbeat NOTIFY every `PING_MS` and renews
 //! the lease from the moment it sent it when it comes back. Postgres delivers notifications in
 //! commit order, so every write committed before the heartbeat has been applied by then.
-//! Messages carry an id; one that came over Redis first is not applied again.
+//! Messages carry an id; a Postgres copy whose Redis copy came first is not applied again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::bus::{BusMessage, LEASE_MS};
@@ -26,6 +27,16 @@ const SEEN_CAP: usize = 4_096;
 /// Ids of notices whose Redis copy has not been sent yet (a write that failed after it
 /// prepared one leaves its id behind; the map is emptied past this).
 const NOTICES_CAP: usize = 1_024;
+/// Instances not heard from for this long are forgotten.
+const MEMBER_TTL: Duration = Duration::from_secs(10);
+
+/// A write waiting for the other instances to acknowledge its Postgres notice.
+#[derive(Default)]
+struct AckWait {
+    /// Who must acknowledge: fixed when this instance's listener received the notice itself.
+    expected: Option<HashSet<String>>,
+    acked: HashSet<String>,
+}
 
 #[derive(Default)]
 struct Seen {
@@ -46,6 +57,11 @@ pub(super) struct PgBus {
     /// Keys of a prepared notice (joined) → its id, taken by the Redis copy.
     notices: Mutex<HashMap<String, String>>,
     ids: AtomicU64,
+    /// Instances whose heartbeats this listener receives, and when it last received one.
+    members: Mutex<HashMap<String, Instant>>,
+    /// Notices of this instance's writes by id, with their acknowledgements so far.
+    waits: Mutex<HashMap<String, AckWait>>,
+    acked: Notify,
 }
 
 impl PgBus {
@@ -68,6 +84,9 @@ impl PgBus {
             seen: Mutex::new(Seen::default()),
             notices: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(0),
+            members: Mutex::new(HashMap::new()),
+            waits: Mutex::new(HashMap::new()),
+            acked: Notify::new(),
         }
     }
 
@@ -79,11 +98,11 @@ impl PgBus {
         self.listening.load(Ordering::Acquire)
     }
 
-    /// True the first time `id` is seen.
-    pub(super) fn first_sight(&self, id: &str) -> bool {
+    /// Remembers that the message `id` was applied (from Redis).
+    pub(super) fn note_applied(&self, id: &str) {
         let mut seen = lock(&self.seen);
         if !seen.ids.insert(id.to_owned()) {
-            return false;
+            return;
         }
         seen.order.push_back(id.to_owned());
         if seen.order.len() > SEEN_CAP {
@@ -91,7 +110,91 @@ impl PgBus {
                 seen.ids.remove(&old);
             }
         }
-        true
+    }
+
+    /// Whether the message `id` was applied already (its Redis copy came first).
+    pub(super) fn applied_before(&self, id: &str) -> bool {
+        lock(&self.seen).ids.contains(id)
+    }
+
+    /// A heartbeat of `instance` arrived.
+    fn heard_member(&self, instance: &str) {
+        let mut members = lock(&self.members);
+        let now = Instant::now();
+        if let Some(at) = members.get_mut(instance) {
+            *at = now;
+            return;
+        }
+        members.retain(|_, at| at.elapsed() < MEMBER_TTL);
+        members.insert(instance.to_owned(), now);
+    }
+
+    /// Instances (this one included) whose heartbeat arrived less than a lease ago.
+    pub(super) fn recent_members(&self) -> usize {
+        let recent = Duration::from_millis(LEASE_MS + 50);
+        lock(&self.members)
+            .values()
+            .filter(|at| at.elapsed() < recent)
+            .count()
+    }
+
+    /// This listener received the notice `id` of one of our writes: every instance whose lease
+    /// may rest on a heartbeat committed before it was heard from less than a lease ago (the
+    /// heartbeats came in commit order, before the notice), and must acknowledge.
+    fn own_notice_arrived(&self, me: &str, id: &str) {
+        let mut waits = lock(&self.waits);
+        let Some(wait) = waits.get_mut(id) else {
+            return;
+        };
+        let recent = Duration::from_millis(LEASE_MS + 50);
+        let expected = lock(&self.members)
+            .iter()
+            .filter(|(who, at)| who.as_str() != me && at.elapsed() < recent)
+            .map(|(who, _)| who.clone())
+            .collect();
+        wait.expected = Some(expected);
+        drop(waits);
+        self.acked.notify_waiters();
+    }
+
+    fn acknowledged(&self, by: &str, id: &str) {
+        if let Some(wait) = lock(&self.waits).get_mut(id) {
+            wait.acked.insert(by.to_owned());
+            self.acked.notify_waiters();
+        }
+    }
+
+    /// Whether every instance that had to acknowledge `id` did.
+    fn all_acked(&self, id: &str) -> bool {
+        lock(&self.waits).get(id).is_some_and(|w| {
+            w.expected
+                .as_ref()
+                .is_some_and(|expected| expected.is_subset(&w.acked))
+        })
+    }
+
+    /// Waits until every instance that had to acknowledge the notice `id` did, or `deadline`;
+    /// true when they all did.
+    pub(super) async fn wait_for_acks(&self, id: &str, deadline: tokio::time::Instant) -> bool {
+        let done = loop {
+            let woken = self.acked.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.all_acked(id) {
+                break true;
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline) => break self.all_acked(id),
+            }
+        };
+        lock(&self.waits).remove(id);
+        done
+    }
+
+    /// The write does not wait for the acknowledgements of `id` (Redis carried it).
+    pub(super) fn forget_wait(&self, id: &str) {
+        lock(&self.waits).remove(id);
     }
 
     /// The id prepared for these keys' notice, if the write sent one.
@@ -148,6 +251,15 @@ impl Cache {
             all.id = Some(id.clone());
             payload = serde_json::to_string(&all).unwrap_or_default();
         }
+        {
+            // Registered before the write commits: its notice may come back before the write
+            // gets to invalidate. Writes that failed leave theirs: emptied past the cap.
+            let mut waits = lock(&i.pg.waits);
+            if waits.len() >= NOTICES_CAP {
+                waits.clear();
+            }
+            waits.insert(id.clone(), AckWait::default());
+        }
         let mut notices = lock(&i.pg.notices);
         if notices.len() >= NOTICES_CAP {
             notices.clear();
@@ -166,21 +278,41 @@ impl Cache {
         serde_json::to_string(&msg).unwrap_or_default()
     }
 
-    /// A notification arrived on the channel: applies it (once), or renews the lease when it
-    /// is this instance's own heartbeat (everything committed before it came first).
-    pub fn on_pg_message(&self, payload: &str) {
+    /// A notification arrived on the channel: applies it (once) and answers the
+    /// acknowledgement to send back; or renews the lease when it is this instance's own
+    /// heartbeat (everything committed before it came first); or counts an acknowledgement.
+    pub fn on_pg_message(&self, payload: &str) -> Option<String> {
         let i = &self.0;
         let Ok(msg) = serde_json::from_str::<BusMessage>(payload) else {
             log::warn!("cache: ignoring a malformed invalidation notification");
-            return;
+            return None;
         };
+        let me = i.s.instance_id.as_str();
         if let Some(sent) = msg.hb {
-            if msg.i == i.s.instance_id {
+            i.pg.heard_member(&msg.i);
+            if msg.i == me {
                 i.pg.last_heard_ms.fetch_max(sent, Ordering::AcqRel);
             }
-            return;
+            return None;
         }
-        i.apply_message(&msg);
+        if let Some(id) = &msg.ack {
+            i.pg.acknowledged(&msg.i, id);
+            return None;
+        }
+        if msg.i == me {
+            if let Some(id) = &msg.id {
+                i.pg.own_notice_arrived(me, id);
+            }
+            return None;
+        }
+        i.apply_message(&msg, false);
+        let id = msg.id?;
+        let ack = BusMessage {
+            i: me.to_owned(),
+            ack: Some(id),
+            ..BusMessage::default()
+        };
+        serde_json::to_string(&ack).ok()
     }
 
     /// The listener listens (again). Notifications sent while it did not are lost: after a

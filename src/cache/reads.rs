@@ -172,9 +172,19 @@ impl Inner {
         self.l1.as_ref().filter(|_| !self.s.l1_skip.contains(&res))
     }
 
-    /// Whether an L1 entry may answer at `now` (fresh, and the lease held).
+    /// Whether an L1 entry may answer at `now`: fresh, and the lease held — for a copy taken
+    /// from Redis, the Redis lease in the trust epoch it was taken in (a Postgres notice can
+    /// come before the write's tombstone is in Redis, so a copy read from Redis in between
+    /// is dropped only by the Redis message, which comes after the tombstone).
     pub(super) fn l1_answers(&self, e: &L1Entry, now: u64) -> bool {
-        now < e.logical_ms && self.lease_valid(now)
+        if now >= e.logical_ms {
+            return false;
+        }
+        if e.l2_epoch == 0 {
+            return self.lease_valid(now);
+        }
+        self.l2.is_none()
+            || (self.redis_lease_valid(now) && e.l2_epoch == self.l2_epoch.load(Ordering::Acquire))
     }
 
     /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
@@ -291,6 +301,7 @@ impl Inner {
                 logical
             },
             negative: value.is_none(),
+            l2_epoch: self.l2_epoch.load(Ordering::Acquire),
         };
         self.guard.fill_if_current(key.as_str(), ticket, || {
             self.l1_insert(key.as_str(), entry, res);

@@ -103,6 +103,7 @@ impl Inner {
             logical_ms: logical,
             physical_ms: physical,
             negative,
+            l2_epoch: 0,
         };
         let filled = match ticket {
             Some(t) => self

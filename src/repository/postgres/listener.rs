@@ -85,25 +85,43 @@ async fn listen(
             _ = shutdown.changed() => return None,
             // `try_recv` is cancel-safe: a message is taken from the buffer only whole.
             received = listener.try_recv() => match received {
-                Ok(Some(notification)) => cache.on_pg_message(notification.payload()),
+                Ok(Some(notification)) => {
+                    if let Some(ack) = cache.on_pg_message(notification.payload()) {
+                        if let Err(why) = send(listener, channel, ack).await {
+                            return Some(why);
+                        }
+                    }
+                }
                 Ok(None) => return Some("the connection closed".to_owned()),
                 Err(error) => return Some(error.to_string()),
             },
             _ = tick.tick() => {
-                let beat = sqlx::query("select pg_notify($1, $2)")
-                    .bind(channel)
-                    .bind(cache.pg_heartbeat())
-                    .execute(&mut *listener);
-                match tokio::time::timeout(ANSWER_WITHIN, beat).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(error)) => return Some(format!("heartbeat failed: {error}")),
-                    Err(_) => return Some("heartbeat unanswered within 1 s".to_owned()),
-                }
-                // What arrived while the heartbeat ran (its own return included), in order.
-                while let Some(notification) = listener.next_buffered() {
-                    cache.on_pg_message(notification.payload());
+                if let Err(why) = send(listener, channel, cache.pg_heartbeat()).await {
+                    return Some(format!("heartbeat: {why}"));
                 }
             }
         }
+        // What arrived while a statement ran on the connection (a heartbeat's own return
+        // included), in order.
+        while let Some(notification) = listener.next_buffered() {
+            if let Some(ack) = cache.on_pg_message(notification.payload()) {
+                if let Err(why) = send(listener, channel, ack).await {
+                    return Some(why);
+                }
+            }
+        }
+    }
+}
+
+/// `pg_notify` on the listener's own connection (a heartbeat, an acknowledgement).
+async fn send(listener: &mut PgListener, channel: &str, payload: String) -> Result<(), String> {
+    let sent = sqlx::query("select pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut *listener);
+    match tokio::time::timeout(ANSWER_WITHIN, sent).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("NOTIFY failed: {error}")),
+        Err(_) => Err("NOTIFY unanswered within 1 s".to_owned()),
     }
 }
