@@ -381,6 +381,21 @@ mod tests {
     }
 
     #[test]
+    fn the_listen_url_is_optional_validated_and_masked() {
+        let settings = settings_from(&[DB]).unwrap();
+        assert!(settings.database.listen_url.is_none());
+        assert_eq!(settings.database.direct_url(), &settings.database.url);
+        let direct = "postgres://app:l1st3n@db-direct:5432/app";
+        let settings = settings_from(&[DB, ("DATABASE_LISTEN_URL", direct)]).unwrap();
+        assert_eq!(settings.database.direct_url().as_str(), direct);
+        assert!(!format!("{settings:?}").contains("l1st3n"));
+        let err =
+            settings_from(&[DB, ("DATABASE_LISTEN_URL", "mysql://u:t0ps3cret@db/x")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_LISTEN_URL");
+        assert!(!err.to_string().contains("t0ps3cret"));
+    }
+
+    #[test]
     fn empty_redis_url_means_in_memory_only() {
         let settings = settings_from(&[DB, ("REDIS_URL", "  ")]).unwrap();
         assert!(settings.cache.topology.is_none());

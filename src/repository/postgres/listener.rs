@@ -22,9 +22,29 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 /// `LISTEN` holds a session), registers it with the cache (stopped at its shutdown) and
 /// attaches the bus, so writes send notices from now on.
 pub fn spawn(cache: &Cache, url: &Url) -> JoinHandle<()> {
-    let task = tokio::spawn(run(cache.clone(), url.clone(), cache.shutdown_signal()));
+    let task = tokio::spawn(run(cache.clone(), named(url), cache.shutdown_signal()));
     cache.attach_pg_bus();
     task
+}
+
+/// What `pg_stat_activity` shows for the listener's connection.
+pub const APPLICATION_NAME: &str = "gwd-cache-listener";
+
+/// `url` with `application_name` set to [`APPLICATION_NAME`], so operators can tell the
+/// listener's session from the pool's.
+fn named(url: &Url) -> Url {
+    let mut named = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "application_name")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    named
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("application_name", APPLICATION_NAME);
+    named
 }
 
 async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {

@@ -128,3 +128,78 @@ async fn with_redis_down_hot_reads_come_from_memory_and_writes_still_reach_every
         .unwrap();
     assert!(seen.iter().all(|v| *v == latest), "{seen:?} vs {latest}");
 }
+
+/// Terminates the invalidation listeners' sessions on `database_url`'s database; how many.
+async fn terminate_listeners(database_url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+    sqlx::query_scalar(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity
+         where application_name = $1 and datname = current_database()",
+    )
+    .bind(ghl_workflow_debugger::repository::postgres::listener::APPLICATION_NAME)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_killed_while_redis_is_down_stops_memory_answers_until_it_is_back() {
+    let mut redis = RedisServer::start(None).await;
+    let one = app_on(&redis.url(), |_| {}).await;
+    let two = spawn_sibling(&one).await;
+    crate::caching::wait_for_redis(&two).await;
+    let seeded = seed(&one, "locListener", 1).await;
+    let key = &seeded.key;
+    redis.kill();
+    assert!(wait_health(&one, "degraded", Duration::from_secs(3))
+        .await
+        .is_some());
+    assert!(wait_health(&two, "degraded", Duration::from_secs(3))
+        .await
+        .is_some());
+    let (l1, _) = hot_reads(&two, key, "wf0", 20).await;
+    assert!(l1 >= 15, "{l1} of 20 from memory before the kill");
+
+    // Both instances' listeners go; a write is acknowledged meanwhile.
+    assert_eq!(terminate_listeners(one.database_url()).await, 2);
+    let put = one
+        .put_workflow(key, "wf0", &sample_workflow("while deaf"))
+        .await;
+    assert_eq!(put.status(), 200);
+    let version = put.json::<Value>().await.unwrap()["data"]["version"]
+        .as_i64()
+        .unwrap();
+
+    // The first read on the other instance after the acknowledgement is not a memory answer
+    // (its lease lapsed, or its listener came back and dropped what it held) and is current.
+    let first = two.api_get(key, "/api/workflows/wf0").await;
+    assert_ne!(
+        first
+            .headers()
+            .get("x-cache-tier")
+            .map(|t| t.to_str().unwrap()),
+        Some("l1")
+    );
+    let body: Value = first.json().await.unwrap();
+    assert!(body["data"]["version"].as_i64().unwrap() >= version);
+
+    // Once the listener is back, memory answers again, and never with an older version.
+    let mut back = false;
+    for _ in 0..100 {
+        let (l1, seen) = hot_reads(&two, key, "wf0", 5).await;
+        assert!(
+            seen.iter().all(|v| *v >= version),
+            "{seen:?} after {version}"
+        );
+        if l1 >= 4 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        back,
+        "memory answers never resumed after the listener came back"
+    );
+}
