@@ -349,3 +349,127 @@ impl Cache {
         lock(&self.0.tasks).push(task);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CacheSettings;
+
+    fn cache(id: &str) -> Cache {
+        let s = CacheSettings {
+            instance_id: id.to_owned(),
+            ..CacheSettings::default()
+        };
+        let c = Cache::new(s, &prometheus::Registry::new()).unwrap();
+        c.attach_pg_bus();
+        c.pg_listener_up(false);
+        c
+    }
+
+    fn msg(payload: &str) -> BusMessage {
+        serde_json::from_str(payload).unwrap()
+    }
+
+    #[test]
+    fn the_own_heartbeat_renews_the_lease_and_others_do_not() {
+        let me = cache("me");
+        assert!(!me.pg_bus_delivering(), "no heartbeat yet");
+        let other = cache("other");
+        assert_eq!(me.on_pg_message(&other.pg_heartbeat()), None);
+        assert!(!me.pg_bus_delivering());
+        assert_eq!(me.on_pg_message(&me.pg_heartbeat()), None);
+        assert!(me.pg_bus_delivering());
+        me.pg_listener_down();
+        assert!(!me.pg_bus_delivering());
+    }
+
+    #[test]
+    fn a_notice_carries_its_keys_and_id_and_the_redis_copy_shares_the_id() {
+        let writer = cache("w");
+        let keys = [
+            writer.keys().workflow("loc", "a"),
+            writer.keys().workflows("loc"),
+        ];
+        let notice = msg(&writer.bus_notice(&keys).unwrap());
+        assert_eq!(notice.i, "w");
+        assert_eq!(notice.k, vec![keys[0].as_str(), keys[1].as_str()]);
+        let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(writer.0.pg.take_notice_id(&raw), notice.id);
+        assert_eq!(writer.0.pg.take_notice_id(&raw), None, "taken once");
+    }
+
+    #[test]
+    fn an_oversized_notice_clears_everything_instead() {
+        let writer = cache("w");
+        let keys: Vec<CacheKey> = (0..500)
+            .map(|n| writer.keys().workflow("loc", &format!("wf-{n:04}")))
+            .collect();
+        let payload = writer.bus_notice(&keys).unwrap();
+        assert!(payload.len() < MAX_PAYLOAD);
+        let notice = msg(&payload);
+        assert!(notice.all && notice.k.is_empty());
+    }
+
+    #[test]
+    fn a_postgres_copy_is_skipped_after_its_redis_copy_but_still_acknowledged() {
+        let (writer, reader) = (cache("w"), cache("r"));
+        let keys = [writer.keys().workflow("loc", "a")];
+        let payload = writer.bus_notice(&keys).unwrap();
+        let id = msg(&payload).id.unwrap();
+        // The Redis copy first: applied, and remembered.
+        let before = reader.0.guard.seq();
+        reader.0.apply_message(&msg(&payload), true);
+        assert_eq!(reader.0.guard.seq(), before + 1);
+        // The Postgres copy: not applied again, but acknowledged.
+        let ack = reader.on_pg_message(&payload).map(|a| msg(&a));
+        assert_eq!(reader.0.guard.seq(), before + 1);
+        assert_eq!(ack.and_then(|a| a.ack), Some(id));
+        // A Redis copy after the Postgres one is applied again (it follows the tombstone).
+        let other = writer.bus_notice(&keys).unwrap();
+        reader.on_pg_message(&other);
+        let seq = reader.0.guard.seq();
+        reader.0.apply_message(&msg(&other), true);
+        assert_eq!(reader.0.guard.seq(), seq + 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_the_instances_heard_lately_to_acknowledge() {
+        let (writer, reader) = (cache("w"), cache("r"));
+        // Both heartbeats reached the writer's listener: both are members.
+        writer.on_pg_message(&reader.pg_heartbeat());
+        writer.on_pg_message(&writer.pg_heartbeat());
+        assert_eq!(writer.0.pg.recent_members(), 2);
+        let keys = [writer.keys().workflow("loc", "a")];
+        let payload = writer.bus_notice(&keys).unwrap();
+        let id = msg(&payload).id.unwrap();
+        let far = tokio::time::Instant::now() + Duration::from_secs(30);
+        // Not before the writer's own listener got the notice back, whatever the acks.
+        let ack = reader.on_pg_message(&payload).unwrap();
+        writer.on_pg_message(&ack);
+        let early = tokio::time::timeout(
+            Duration::from_millis(50),
+            writer.0.pg.wait_for_acks(&id, far),
+        )
+        .await;
+        assert!(early.is_err(), "answered before its notice came back");
+        // Another write, whose notice comes back first.
+        let payload = writer.bus_notice(&keys).unwrap();
+        let id = msg(&payload).id.unwrap();
+        writer.on_pg_message(&payload);
+        let waiting = {
+            let w = writer.clone();
+            let id = id.clone();
+            tokio::spawn(async move { w.0.pg.wait_for_acks(&id, far).await })
+        };
+        tokio::task::yield_now().await;
+        let ack = reader.on_pg_message(&payload).unwrap();
+        writer.on_pg_message(&ack);
+        assert!(waiting.await.unwrap(), "every member acknowledged");
+        // Nobody acknowledges: the lease is waited out.
+        let payload = writer.bus_notice(&keys).unwrap();
+        let id = msg(&payload).id.unwrap();
+        writer.on_pg_message(&payload);
+        let soon = tokio::time::Instant::now() + Duration::from_millis(20);
+        assert!(!writer.0.pg.wait_for_acks(&id, soon).await);
+    }
+}
