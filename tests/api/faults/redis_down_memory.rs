@@ -47,6 +47,15 @@ async fn with_redis_down_hot_reads_come_from_memory_and_writes_still_reach_every
     let seeded = seed(&one, "locMem", 2).await;
     let key = &seeded.key;
 
+    // Redis killed under reads on both instances: not one failed or wrong answer.
+    let total = scaled(400);
+    let loads = [
+        Load::reads(&one.address, &seeded, 3, total),
+        Load::reads(&two.address, &seeded, 3, total),
+    ];
+    for load in &loads {
+        load.wait_for(total / 4).await;
+    }
     redis.kill();
     assert!(wait_health(&one, "degraded", Duration::from_secs(3))
         .await
@@ -54,6 +63,12 @@ async fn with_redis_down_hot_reads_come_from_memory_and_writes_still_reach_every
     assert!(wait_health(&two, "degraded", Duration::from_secs(3))
         .await
         .is_some());
+    for load in loads {
+        load.wait_for(total).await;
+        let tally = load.finish().await;
+        assert_eq!(tally.five_xx(), 0, "{}", tally.summary());
+        assert_eq!(tally.wrong(), 0, "{}", tally.summary());
+    }
 
     // Health: 200, degraded, the in-memory fallback of the contract.
     let r = one.get("/health/detailed").await;
