@@ -52,13 +52,24 @@ impl Cache {
         for k in keys {
             i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
         }
-        if i.l2.is_none() {
-            return report(Invalidation::Applied);
-        }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
         // The id the write's Postgres notice carried: receivers apply whichever copy comes
         // first, once.
         let id = i.pg.take_notice_id(&raw);
+        if i.l2.is_none() {
+            // No Redis: the Postgres bus is the only one. Other instances hold no lease then
+            // (L1 answers as a single instance would), so acknowledgements are awaited from
+            // those heard lately, bounded by a lease, and not waited out beyond.
+            if let Some(id) = &id {
+                if i.pg.recent_members() > 1 {
+                    let bound = tokio::time::Instant::now() + Duration::from_millis(LEASE_MS + 20);
+                    i.pg.wait_for_acks(id, bound).await;
+                } else {
+                    i.pg.forget_wait(id);
+                }
+            }
+            return report(Invalidation::Applied);
+        }
         let (mut receivers, mut acknowledged) = (0, 0);
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
@@ -111,7 +122,7 @@ impl Cache {
         // Which instances may rest on the Postgres bus alone: all of them when Redis is
         // unreachable; some when fewer subscribers received the Redis copy than instances
         // send heartbeats (one still reconnecting its subscriber, say).
-        let through_pg = i.pg.attached()
+        let through_pg = id.is_some()
             && match outcome {
                 Invalidation::RedisUnreachable => true,
                 Invalidation::Applied => {

@@ -46,7 +46,7 @@ struct Seen {
 
 /// The Postgres bus's state in the cache.
 pub(super) struct PgBus {
-    /// The listener was started (`Cache::attach_pg_bus`): writes carry notices.
+    /// The listener was started (`Cache::attach_pg_bus`).
     attached: AtomicBool,
     /// The listener's connection is listening now.
     listening: AtomicBool,
@@ -199,9 +199,6 @@ impl PgBus {
 
     /// The id prepared for these keys' notice, if the write sent one.
     pub(super) fn take_notice_id(&self, keys: &[String]) -> Option<String> {
-        if !self.attached() {
-            return None;
-        }
         lock(&self.notices).remove(&keys.join("\n"))
     }
 }
@@ -214,13 +211,13 @@ impl Inner {
 }
 
 impl Cache {
-    /// Writes carry their invalidation through Postgres from now on; call once the listener
-    /// task is started (see `repository::postgres::listener`).
+    /// This instance listens on the Postgres bus from now on; call once the listener task is
+    /// started (see `repository::postgres::listener`).
     pub fn attach_pg_bus(&self) {
         self.0.pg.attached.store(true, Ordering::Release);
     }
 
-    /// Whether the Postgres bus is attached (writes send notices).
+    /// Whether this instance listens on the Postgres bus (its listener was started).
     pub fn pg_bus_attached(&self) -> bool {
         self.0.pg.attached()
     }
@@ -230,12 +227,13 @@ impl Cache {
         &self.0.pg.channel
     }
 
-    /// The payload a write sends with `pg_notify` in its transaction, or `None` when the bus is
-    /// not attached. The same id goes with the Redis copy sent after the commit
-    /// ([`Cache::invalidate`] with the same keys), so each instance applies it once.
+    /// The payload a write sends with `pg_notify` in its transaction (`None` for no keys). The
+    /// same id goes with the Redis copy sent after the commit ([`Cache::invalidate`] with the
+    /// same keys), so each instance applies it once. Sent also by a process that does not
+    /// listen (the CLI): its write then waits out the lease instead of acknowledgements.
     pub fn bus_notice(&self, keys: &[CacheKey]) -> Option<String> {
         let i = &self.0;
-        if !i.pg.attached() || keys.is_empty() {
+        if keys.is_empty() {
             return None;
         }
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();

@@ -218,3 +218,61 @@ async fn a_listener_killed_while_redis_is_down_stops_memory_answers_until_it_is_
         "memory answers never resumed after the listener came back"
     );
 }
+
+/// Waits until `n` invalidation listeners are connected to `database_url`'s database and
+/// have exchanged a few heartbeats.
+async fn wait_for_listeners(database_url: &str, n: i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+    for _ in 0..100 {
+        let up: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where application_name = $1 and datname = current_database()",
+        )
+        .bind(ghl_workflow_debugger::repository::postgres::listener::APPLICATION_NAME)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if up >= n {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{n} listeners never connected");
+}
+
+// Without Redis at all, the Postgres bus still carries every write to the other instances,
+// and a write is answered once they acknowledged it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_a_write_reaches_the_other_instance_through_postgres() {
+    let one = crate::helpers::spawn_app_with(|env| {
+        env.insert("REDIS_URL".into(), String::new());
+    })
+    .await;
+    let two = spawn_sibling(&one).await;
+    wait_for_listeners(one.database_url(), 2).await;
+    let key = one.create_location("locNoRedis").await;
+    assert_eq!(
+        one.put_workflow(&key, "wf0", &sample_workflow("first"))
+            .await
+            .status(),
+        201
+    );
+    for round in 0..5 {
+        let (l1, _) = hot_reads(&two, &key, "wf0", 3).await;
+        assert!(l1 >= 2, "round {round}: the other instance holds a copy");
+        let put = one
+            .put_workflow(&key, "wf0", &sample_workflow(&format!("round {round}")))
+            .await;
+        assert_eq!(put.status(), 200);
+        let version = put.json::<Value>().await.unwrap()["data"]["version"]
+            .as_i64()
+            .unwrap();
+        let (_, seen) = hot_reads(&two, &key, "wf0", 3).await;
+        assert!(
+            seen.iter().all(|v| *v >= version),
+            "round {round}: {seen:?} after {version}"
+        );
+    }
+}
