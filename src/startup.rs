@@ -14,6 +14,7 @@ use crate::http::error::{envelope_plain_errors, ApiError};
 use crate::http::request_id::request_id_middleware;
 use crate::metrics::{Metrics, MetricsError};
 use crate::repository::postgres::database::{self, DatabaseError};
+use crate::repository::postgres::listener;
 use crate::repository::postgres::PgWorkflowRepository;
 use crate::services::analysis_pool::PoolError;
 use crate::services::cache_history::SAMPLE_INTERVAL;
@@ -65,6 +66,9 @@ impl Application {
             CacheSettings::from_config(&settings.cache),
             &metrics.registry,
         )?;
+        // The second invalidation bus: one LISTEN connection, outside the pools.
+        let listener = listener::spawn(&cache, settings.database.direct_url());
+        cache.adopt_task(listener);
         let state = AppState::with_hot_reads(settings, db, hot, cache, metrics)?;
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

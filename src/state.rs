@@ -13,8 +13,8 @@ use crate::repository::cached::{
 };
 use crate::repository::postgres::database::HotReads;
 use crate::repository::postgres::{
-    PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository, PgSubscriptionRepository,
-    PgWebhookStore, PgWorkflowRepository,
+    Notifier, PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository,
+    PgSubscriptionRepository, PgWebhookStore, PgWorkflowRepository,
 };
 use crate::repository::{
     AnalysisRepository, ApiKeyRepository, LocationRepository, SubscriptionRepository,
@@ -78,9 +78,13 @@ impl AppState {
         // (DATABASE_POOLER) each of their statements runs in its own transaction.
         let pg = crate::repository::postgres::Db::new(db.clone(), &settings.database);
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
+        // Writes send their cache invalidation through Postgres too, in their transaction
+        // (nothing until a listener attaches the bus, see `startup`).
+        let notifier = Notifier::new(cache.clone());
         let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
             Arc::new(
                 PgWorkflowRepository::new(pg.clone())
+                    .with_notifier(notifier.clone())
                     .with_hot_reads(hot)
                     .with_max_per_location(settings.max_workflows_per_location),
             ),
@@ -102,16 +106,18 @@ impl AppState {
             ));
         let plans = Plans::new(Arc::clone(&subscriptions));
         Ok(Self {
-            locations: Arc::new(PgLocationRepository::new(pg.clone())),
+            locations: Arc::new(
+                PgLocationRepository::new(pg.clone()).with_notifier(notifier.clone()),
+            ),
             workflows,
             analysis,
             overview,
             subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(
-                Arc::new(PgApiKeyRepository::new(pg.clone())),
+                Arc::new(PgApiKeyRepository::new(pg.clone()).with_notifier(notifier.clone())),
                 reads,
             )),
-            webhooks: PgWebhookStore::new(pg.clone()),
+            webhooks: PgWebhookStore::new(pg.clone()).with_notifier(notifier),
             rate_limiter: Arc::new(RateLimiter::new(
                 cache.clone(),
                 plans.clone(),

@@ -9,29 +9,48 @@ use futures::future::FutureExt;
 use serde::Deserialize;
 use serde::Serialize;
 
-use super::{l2, l2::L2Error, now_ms, topology, Inner};
+use super::{l2::L2Error, now_ms, topology, Inner};
 use crate::config::{NodeAddr, RedisTopology};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Default)]
 pub(super) struct BusMessage {
-    i: String,
-    #[serde(default)]
-    k: Vec<String>,
-    #[serde(default)]
-    all: bool,
+    pub(super) i: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) k: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) all: bool,
     /// Where receivers acknowledge that they dropped the keys (see `invalidate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    a: Option<String>,
+    pub(super) a: Option<String>,
+    /// The message's id: the same write's message comes over both buses with one id, and is
+    /// applied once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<String>,
+    /// The version the write stored (Postgres bus; informative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) v: Option<i64>,
+    /// A heartbeat of the Postgres bus, sent at this time (unix ms) by instance `i`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) hb: Option<u64>,
+    /// Instance `i` acknowledges the Postgres message with this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) ack: Option<String>,
 }
 
 impl BusMessage {
     /// "Drop these keys", acknowledged at `ack_key` when given.
-    pub(super) fn drop_keys(instance_id: &str, keys: &[String], ack_key: Option<&str>) -> Self {
+    pub(super) fn drop_keys(
+        instance_id: &str,
+        keys: &[String],
+        ack_key: Option<&str>,
+        id: Option<String>,
+    ) -> Self {
         Self {
             i: instance_id.to_owned(),
             k: keys.to_vec(),
-            all: false,
             a: ack_key.map(str::to_owned),
+            id,
+            ..Self::default()
         }
     }
 
@@ -39,9 +58,8 @@ impl BusMessage {
     pub(super) fn clear_all(instance_id: &str) -> Self {
         Self {
             i: instance_id.to_owned(),
-            k: Vec::new(),
             all: true,
-            a: None,
+            ..Self::default()
         }
     }
 }
@@ -55,9 +73,9 @@ pub(super) const PING_MS: u64 = LEASE_MS / 3;
 /// A writer that has heard nothing from Redis for this long (its own lease lapsed, plus two
 /// ping periods of slack) may assume that nobody else hears it either: Redis is down.
 pub(super) const SILENCE_MS: u64 = LEASE_MS + 2 * PING_MS;
-/// Added to `trusted_after_ms` when trust is withdrawn: L2 headers carry other instances'
-/// clocks (the same skew bound as the tombstone check).
-pub(super) const TRUST_MARGIN_MS: u64 = l2::CLOCK_SKEW_MARGIN_MS;
+/// Added to `trusted_after_ms` when trust is withdrawn: L2 headers carry the clocks of the
+/// instances whose loads wrote them.
+pub(super) const TRUST_MARGIN_MS: u64 = 250;
 
 impl Inner {
     pub(super) async fn publish(&self, msg: &BusMessage, budget: Duration) -> Result<(), L2Error> {
@@ -84,25 +102,47 @@ impl Inner {
         };
         // Our own messages are acknowledged too (the writer counts every receiver PUBLISH
         // reported), but drop nothing: the writer already did.
-        if msg.i != self.s.instance_id {
-            if msg.all {
-                self.clear_l1("flush from another instance");
-            } else {
-                self.drop_local(msg.k.iter().map(String::as_str));
-            }
-        }
+        self.apply_message(&msg, true);
         if let Some(ack_key) = msg.a {
             let inner = Arc::clone(self);
             tokio::spawn(async move { inner.acknowledge(ack_key).await });
         }
     }
 
-    /// Whether L1 copies may answer as fresh, and L2 values be trusted: without Redis there
-    /// is nobody else to hear from; with it, only while invalidations can reach this instance.
+    /// Drops what a message names; our own messages drop nothing (the writer already did).
+    /// A write's message comes over both buses with one id. The Postgres copy is skipped when
+    /// the Redis copy came first; the Redis copy is always applied: it comes after the write's
+    /// tombstone is in Redis, so it also drops a copy read from Redis between the Postgres
+    /// notice (sent at commit) and the tombstone.
+    pub(super) fn apply_message(&self, msg: &BusMessage, via_redis: bool) {
+        if msg.i == self.s.instance_id || msg.hb.is_some() || msg.ack.is_some() {
+            return;
+        }
+        if let Some(id) = &msg.id {
+            if via_redis {
+                self.pg.note_applied(id);
+            } else if self.pg.applied_before(id) {
+                return;
+            }
+        }
+        if msg.all {
+            self.clear_l1("flush from another instance");
+        } else {
+            self.drop_local(msg.k.iter().map(String::as_str));
+        }
+    }
+
+    /// Whether L1 copies may answer as fresh: without Redis there is nobody else to hear
+    /// from; with it, only while invalidations can reach this instance over at least one bus.
     pub(super) fn lease_valid(&self, now: u64) -> bool {
-        self.l2.is_none()
-            || (self.subscribed.load(Ordering::Acquire)
-                && now <= self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS)
+        self.l2.is_none() || self.redis_lease_valid(now) || self.pg_lease_valid(now)
+    }
+
+    /// The Redis subscriber heard a PING sent less than a lease ago. L2 values are trusted
+    /// only under this lease (tombstones travel through Redis alone).
+    pub(super) fn redis_lease_valid(&self, now: u64) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+            && now <= self.last_heard_ms.load(Ordering::Acquire) + LEASE_MS
     }
 
     /// Sentinel only: asks who the primary is now. When the Sentinels moved it, the pool is
@@ -163,10 +203,15 @@ impl Inner {
         self.last_heard_ms.fetch_max(sent_ms, Ordering::AcqRel);
     }
 
-    /// Forget L1 and stop trusting L2 values loaded before now (plus the clock margin).
+    /// Stop trusting L2 values loaded before now (plus the clock margin) and L1 copies taken
+    /// from Redis; forget all of L1 unless the Postgres bus kept what was loaded from
+    /// Postgres current meanwhile (every write notifies through it).
     pub(crate) fn withdraw_trust(&self, why: &str) {
         self.trusted_after_ms
             .fetch_max(now_ms() + TRUST_MARGIN_MS, Ordering::AcqRel);
-        self.clear_l1(why);
+        self.l2_epoch.fetch_add(1, Ordering::AcqRel);
+        if !self.pg_lease_valid(now_ms()) {
+            self.clear_l1(why);
+        }
     }
 }

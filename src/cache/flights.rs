@@ -153,13 +153,16 @@ impl Inner {
         let ticket = self.guard.ticket();
         let mut stale = l1_stale;
         let look = self.l2_lookup(&key, ticket, count_l2_miss).await;
+        // The tombstone seen here was written after its write committed, so the read below
+        // sees that write: this load may replace that tombstone, and no other.
+        let seen = look.tombstone();
         if let Some(read) = look.answer(&mut stale) {
             return Ok(read);
         }
         self.m.loads.inc();
         match loader().await {
             Ok(value) => {
-                self.fill(&key, value.clone(), ttl, Some(ticket), false)
+                self.fill(&key, value.clone(), ttl, Some((ticket, seen)), false)
                     .await;
                 Ok(CacheRead {
                     value,

@@ -52,10 +52,24 @@ impl Cache {
         for k in keys {
             i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
         }
+        let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+        // The id the write's Postgres notice carried: receivers apply whichever copy comes
+        // first, once.
+        let id = i.pg.take_notice_id(&raw);
         if i.l2.is_none() {
+            // No Redis: the Postgres bus is the only one. Other instances hold no lease then
+            // (L1 answers as a single instance would), so acknowledgements are awaited from
+            // those heard lately, bounded by a lease, and not waited out beyond.
+            if let Some(id) = &id {
+                if i.pg.recent_members() > 1 {
+                    let bound = tokio::time::Instant::now() + Duration::from_millis(LEASE_MS + 20);
+                    i.pg.wait_for_acks(id, bound).await;
+                } else {
+                    i.pg.forget_wait(id);
+                }
+            }
             return report(Invalidation::Applied);
         }
-        let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
         let (mut receivers, mut acknowledged) = (0, 0);
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
@@ -65,8 +79,17 @@ impl Cache {
         let outcome = loop {
             let ack_key = i.next_ack_key();
             let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
-            let budget = INVALIDATION_BUDGET.min(left).max(i.s.l2_budget);
-            match i.l2_invalidate(&raw, Some(&ack_key), budget).await {
+            // Redis silent for longer than a lease: one short attempt (it may be back before
+            // this instance's subscriber noticed), then the Postgres bus answers for it.
+            let budget = if i.silent_for(now_ms()) >= SILENCE_MS {
+                i.s.l2_budget
+            } else {
+                INVALIDATION_BUDGET.min(left).max(i.s.l2_budget)
+            };
+            match i
+                .l2_invalidate(&raw, Some(&ack_key), id.clone(), budget)
+                .await
+            {
                 Ok(heard) => {
                     for k in keys {
                         i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
@@ -101,6 +124,36 @@ impl Cache {
                 }
             }
         };
+        // Which instances may rest on the Postgres bus alone: all of them when Redis is
+        // unreachable; some when fewer subscribers received the Redis copy than instances
+        // send heartbeats (one still reconnecting its subscriber, say).
+        let through_pg = id.is_some()
+            && match outcome {
+                Invalidation::RedisUnreachable => true,
+                Invalidation::Applied => {
+                    usize::try_from(receivers).unwrap_or(0) < i.pg.recent_members()
+                }
+                Invalidation::Unconfirmed => false,
+            };
+        if through_pg {
+            // The write's notice went through Postgres with its commit (before `started`).
+            // An instance whose Postgres lease still holds heard a heartbeat sent less than a
+            // lease ago; if that heartbeat was committed before the write, its lease ends
+            // within a lease of `started`, else it applied the notice first. So the write is
+            // answered once every instance heard from lately acknowledged the notice, or a
+            // lease after `started`: then no instance can serve what it replaced.
+            let lapsed = started + Duration::from_millis(LEASE_MS + 20);
+            let acked = match &id {
+                Some(id) => i.pg.wait_for_acks(id, lapsed).await,
+                None => false,
+            };
+            if !acked {
+                i.m.ack_timeouts.inc();
+                tokio::time::sleep_until(lapsed).await;
+            }
+        } else if let Some(id) = &id {
+            i.pg.forget_wait(id);
+        }
         if outcome != Invalidation::Applied {
             i.add_pending(raw);
             if outcome == Invalidation::Unconfirmed {
@@ -166,11 +219,18 @@ impl Inner {
         &self,
         keys: &[String],
         ack_key: Option<&str>,
+        id: Option<String>,
         budget: Duration,
     ) -> Result<i64, L2Error> {
-        let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, now_ms(), b"");
-        let msg = serde_json::to_vec(&BusMessage::drop_keys(&self.s.instance_id, keys, ack_key))
-            .unwrap_or_default();
+        // Named by a random id, never a time: see `FILL_SCRIPT`.
+        let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, rand::random::<u64>() | 1, b"");
+        let msg = serde_json::to_vec(&BusMessage::drop_keys(
+            &self.s.instance_id,
+            keys,
+            ack_key,
+            id,
+        ))
+        .unwrap_or_default();
         let keys = keys.to_vec();
         let channel = self.channel.clone();
         let px = TOMBSTONE_TTL.as_millis() as u64;
@@ -222,7 +282,7 @@ impl Inner {
         let keys: Vec<String> = lock(&self.pending).drain().collect();
         let overflow = self.pending_overflow.swap(false, Ordering::AcqRel);
         for (n, chunk) in keys.chunks(500).enumerate() {
-            if self.l2_invalidate(chunk, None, budget).await.is_err() {
+            if self.l2_invalidate(chunk, None, None, budget).await.is_err() {
                 self.add_pending(keys[n * 500..].to_vec());
                 if overflow {
                     self.pending_overflow.store(true, Ordering::Release);

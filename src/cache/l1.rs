@@ -9,6 +9,11 @@ pub(crate) struct L1Entry {
     pub logical_ms: u64,
     pub physical_ms: u64,
     pub negative: bool,
+    /// Copied from Redis under the Redis trust epoch given (0: loaded from Postgres, or set).
+    /// Such a copy is only as current as Redis was, and Redis is kept current by tombstones
+    /// that travel through Redis alone: it answers only under the Redis lease, and only in
+    /// the epoch it was taken in (see `Inner::withdraw_trust`).
+    pub l2_epoch: u64,
 }
 
 #[derive(Clone)]

@@ -270,24 +270,20 @@ fn build_pool(
         .build_unchecked(manager)
 }
 
-/// Fill guarded against tombstones: refuses to overwrite a tombstone unless the load
-/// started (ARGV[4], unix ms) more than ARGV[5] ms (clock-skew margin) after the
-/// invalidation was written (the tombstone's written-at header field).
-/// KEYS[1] key; ARGV[1] value; ARGV[2] px; ARGV[3] tombstone prefix.
+/// Fill guarded against tombstones: a tombstone is replaced only by a load that saw that very
+/// tombstone (by its id, bytes 12..19) before it read Postgres, i.e. a load that began after
+/// the invalidated write committed; any other tombstone (one written after the load looked,
+/// or one the load never saw) is kept. No clocks are compared.
+/// KEYS[1] key; ARGV[1] value; ARGV[2] px; ARGV[3] tombstone prefix; ARGV[4] the id (8 bytes,
+/// big endian) of the tombstone the load saw, or empty.
 pub const FILL_SCRIPT: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur and string.len(cur) >= 19 and string.sub(cur, 1, 3) == ARGV[3] then
-  local ts = 0
-  for i = 12, 19 do ts = ts * 256 + string.byte(cur, i) end
-  if tonumber(ARGV[4]) <= ts + tonumber(ARGV[5]) then return 0 end
+  if string.sub(cur, 12, 19) ~= ARGV[4] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 "#;
-
-/// Loads that started less than this after an invalidation (by the writer's clock) may not
-/// replace its tombstone: tolerates this much clock skew between instances.
-pub const CLOCK_SKEW_MARGIN_MS: u64 = 250;
 
 /// Delete only if the value is still the one we saw (for undecodable values).
 pub const DEL_IF_EQ_SCRIPT: &str = r#"

@@ -8,6 +8,7 @@
 //! - [`writes`]: fills, explicit sets, warming;
 //! - [`invalidation`]: drop, tombstone, publish, acknowledgements, the pending replay;
 //! - [`bus`]: pub/sub messages, the lease and trust;
+//! - [`pgbus`]: the second bus through Postgres (notices, heartbeat lease, deduplication);
 //! - [`ops`]: flush, stats, shutdown, the shared window counter;
 //! - [`node_probe`]: the health check and its view of the topology;
 //! - `l2_calls`: every Redis command under a budget, feeding the breaker;
@@ -29,6 +30,7 @@ mod l2_calls;
 pub mod metrics;
 pub mod node_probe;
 mod ops;
+mod pgbus;
 mod reads;
 mod tasks;
 mod thread_flights;
@@ -78,6 +80,9 @@ struct Inner {
     pending: Mutex<HashSet<String>>,
     pending_overflow: AtomicBool,
     trusted_after_ms: AtomicU64,
+    /// Bumped whenever trust in Redis is withdrawn: L1 copies taken from Redis before stop
+    /// answering (starts at 1; 0 marks copies that did not come from Redis).
+    l2_epoch: AtomicU64,
     connected: AtomicBool,
     subscribed: AtomicBool,
     /// Numbers the acknowledgement keys of this instance's invalidations.
@@ -95,6 +100,8 @@ struct Inner {
     counter_script: Arc<redis::Script>,
     /// Health's kept connections to the Sentinels (Sentinel topology only).
     sentinel_probe: Option<node_probe::SentinelProbe>,
+    /// The second invalidation bus, through Postgres.
+    pg: pgbus::PgBus,
     me: Weak<Inner>,
 }
 
@@ -166,6 +173,7 @@ impl Cache {
             ),
         };
         let (shutdown_tx, _) = watch::channel(false);
+        let pg = pgbus::PgBus::new(&settings.prefix);
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
             channel: format!("{}:invalidate", settings.prefix),
             breaker: Breaker::new(settings.breaker_threshold),
@@ -177,6 +185,7 @@ impl Cache {
             pending: Mutex::new(HashSet::new()),
             pending_overflow: AtomicBool::new(false),
             trusted_after_ms: AtomicU64::new(0),
+            l2_epoch: AtomicU64::new(1),
             connected: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             ack_seq: AtomicU64::new(0),
@@ -192,6 +201,7 @@ impl Cache {
                 node_probe::SentinelProbe::for_topology(&l2.topology, &l2.endpoints)
             }),
             me: me.clone(),
+            pg,
             s: settings,
             l1,
             l2,
@@ -268,6 +278,7 @@ mod tests {
             logical_ms: 0,
             physical_ms: 0,
             negative: false,
+            l2_epoch: 0,
         };
         assert_eq!(w.weight(&"k".to_string(), &e(0)), 100);
         assert_eq!(

@@ -24,6 +24,8 @@ pub(super) enum L2Look {
     Fresh(Option<Bytes>),
     Stale(Bytes),
     Miss,
+    /// A miss at a tombstone: its id, which a fill of this load may replace (see `FILL_SCRIPT`).
+    Tomb(u64),
 }
 
 impl L2Look {
@@ -39,7 +41,15 @@ impl L2Look {
                 stale.get_or_insert(b);
                 None
             }
-            L2Look::Miss => None,
+            L2Look::Miss | L2Look::Tomb(_) => None,
+        }
+    }
+
+    /// The id of the tombstone this look found, if it found one.
+    pub(super) fn tombstone(&self) -> Option<u64> {
+        match self {
+            L2Look::Tomb(id) => Some(*id),
+            _ => None,
         }
     }
 }
@@ -162,9 +172,19 @@ impl Inner {
         self.l1.as_ref().filter(|_| !self.s.l1_skip.contains(&res))
     }
 
-    /// Whether an L1 entry may answer at `now` (fresh, and the lease held).
+    /// Whether an L1 entry may answer at `now`: fresh, and the lease held — for a copy taken
+    /// from Redis, the Redis lease in the trust epoch it was taken in (a Postgres notice can
+    /// come before the write's tombstone is in Redis, so a copy read from Redis in between
+    /// is dropped only by the Redis message, which comes after the tombstone).
     pub(super) fn l1_answers(&self, e: &L1Entry, now: u64) -> bool {
-        now < e.logical_ms && self.lease_valid(now)
+        if now >= e.logical_ms {
+            return false;
+        }
+        if e.l2_epoch == 0 {
+            return self.lease_valid(now);
+        }
+        self.l2.is_none()
+            || (self.redis_lease_valid(now) && e.l2_epoch == self.l2_epoch.load(Ordering::Acquire))
     }
 
     /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
@@ -198,10 +218,11 @@ impl Inner {
     }
 
     /// Whether an L1 fill of `res` would be kept now. With Redis configured, L1 keeps copies
-    /// only while the invalidation subscriber listens: a copy taken while it does not could
-    /// outlive a write made on another instance.
+    /// only while a bus listens (the Redis subscriber or the Postgres listener): a copy taken
+    /// while none does could outlive a write made on another instance.
     pub(super) fn l1_keeps(&self, res: Resource) -> bool {
-        self.l1_for(res).is_some() && (self.l2.is_none() || self.subscribed.load(Ordering::Acquire))
+        self.l1_for(res).is_some()
+            && (self.l2.is_none() || self.subscribed.load(Ordering::Acquire) || self.pg.listening())
     }
 
     pub(super) fn l1_insert(&self, key: &str, e: L1Entry, res: Resource) {
@@ -214,9 +235,9 @@ impl Inner {
         }
     }
 
-    /// Whether a Redis read may answer now (configured, breaker closed, lease held).
+    /// Whether a Redis read may answer now (configured, breaker closed, Redis lease held).
     pub(super) fn l2_usable(&self) -> bool {
-        self.l2.is_some() && self.breaker.allows() && self.lease_valid(now_ms())
+        self.l2.is_some() && self.breaker.allows() && self.redis_lease_valid(now_ms())
     }
 
     /// `count_miss: false` for a second look after a miss was already counted.
@@ -243,11 +264,17 @@ impl Inner {
         };
         let now = now_ms();
         // Lease first: a lease regained during the GET raises `trusted_after_ms` before it
-        // renews the lease.
-        let lease = self.lease_valid(now);
+        // renews the lease. Only the Redis lease: what Redis holds is kept right by
+        // tombstones written through Redis, which the Postgres bus does not carry.
+        let lease = self.redis_lease_valid(now);
         let trusted = self.trusted_after_ms.load(Ordering::Acquire);
-        let Some((value, logical, written)) = self.decode_l2(key, raw) else {
-            return miss();
+        let (value, logical, written) = match self.decode_l2(key, raw) {
+            Decoded::Value(value, logical, written) => (value, logical, written),
+            Decoded::Tomb(id) => {
+                miss();
+                return L2Look::Tomb(id);
+            }
+            Decoded::Bad => return miss(),
         };
         if written < trusted || !lease {
             return miss();
@@ -274,6 +301,7 @@ impl Inner {
                 logical
             },
             negative: value.is_none(),
+            l2_epoch: self.l2_epoch.load(Ordering::Acquire),
         };
         self.guard.fill_if_current(key.as_str(), ticket, || {
             self.l1_insert(key.as_str(), entry, res);
@@ -297,9 +325,8 @@ impl Inner {
         })
     }
 
-    /// `(value or "not found", logical expiry, written)` of a value read from Redis; `None`
-    /// for a tombstone and for bytes that do not decode (those are deleted, if unchanged).
-    fn decode_l2(&self, key: &CacheKey, raw: Bytes) -> Option<(Option<Bytes>, u64, u64)> {
+    /// What a value read from Redis holds; bytes that do not decode are deleted (if unchanged).
+    fn decode_l2(&self, key: &CacheKey, raw: Bytes) -> Decoded {
         match wire::decode(raw.clone()) {
             Err(_) => {
                 self.m.decode_errors.inc();
@@ -319,18 +346,26 @@ impl Inner {
                     }
                     .boxed()
                 });
-                None
+                Decoded::Bad
             }
-            Ok(Record::Tombstone) => None,
+            Ok(Record::Tombstone { id }) => Decoded::Tomb(id),
             Ok(Record::Value {
                 payload,
                 logical_exp_ms,
                 written_ms,
-            }) => Some((Some(payload), logical_exp_ms, written_ms)),
+            }) => Decoded::Value(Some(payload), logical_exp_ms, written_ms),
             Ok(Record::Negative {
                 logical_exp_ms,
                 written_ms,
-            }) => Some((None, logical_exp_ms, written_ms)),
+            }) => Decoded::Value(None, logical_exp_ms, written_ms),
         }
     }
+}
+
+/// A record read from Redis: a value (or "not found") with its logical expiry and load start,
+/// a tombstone with its id, or bytes that did not decode.
+enum Decoded {
+    Value(Option<Bytes>, u64, u64),
+    Tomb(u64),
+    Bad,
 }

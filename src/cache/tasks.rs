@@ -122,10 +122,16 @@ pub(super) async fn subscriber_loop(weak: Weak<Inner>, mut rx: watch::Receiver<b
                 };
                 let Some(i) = weak.upgrade() else { return };
                 i.subscribed.store(false, Ordering::Release);
-                log::warn!(
-                    "cache: invalidation subscriber lost ({lost}); clearing L1 and resubscribing"
-                );
-                i.clear_l1("invalidation subscriber disconnected");
+                if i.pg_lease_valid(now_ms()) {
+                    log::warn!(
+                        "cache: invalidation subscriber lost ({lost}); the Postgres bus keeps L1 current; resubscribing"
+                    );
+                } else {
+                    log::warn!(
+                        "cache: invalidation subscriber lost ({lost}); clearing L1 and resubscribing"
+                    );
+                    i.clear_l1("invalidation subscriber disconnected");
+                }
             }
             _ => attempt = attempt.saturating_add(1),
         }

@@ -173,8 +173,9 @@ pub enum Invalidation {
     /// every receiver's lease waited out). Also: no Redis configured. The write may be answered.
     Applied,
     /// Redis did not answer this instance at all for longer than a lease: every other instance
-    /// that shares this outage has stopped trusting its copies and will clear them when it
-    /// hears Redis again. Queued for replay; the write may be answered.
+    /// that shares this outage has stopped trusting what it read from Redis, and the write's
+    /// Postgres notice was acknowledged by every instance heard from lately (or their lease
+    /// waited out). Queued for replay; the write may be answered.
     RedisUnreachable,
     /// Redis still answers this instance (its subscriber hears pings) but the invalidation
     /// could not be applied within the deadline: another instance may still serve the old

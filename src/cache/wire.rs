@@ -5,8 +5,9 @@
 //! [1]      format version (FORMAT_VERSION, also in every key as `v{FORMAT}`)
 //! [2]      flags: 0 = value, 1 = negative (not found), 2 = tombstone (recent invalidation)
 //! [3..11]  logical expiry, unix ms, big endian
-//! [11..19] written at, unix ms, big endian: for values, when the load that read them started
-//!          (what trust is withdrawn by); for tombstones, when the invalidation was written
+//! [11..19] for values, when the load that read them started, unix ms, big endian (what trust
+//!          is withdrawn by); for tombstones, the invalidation's id (see `docs/cache.md`,
+//!          "version-based tombstones": a fill may replace only the tombstone its load saw)
 //! [19..27] checksum: XXH3-64 of the payload, seeded with XXH3-64 of bytes [0..19], big endian
 //! [27..]   payload
 //! ```
@@ -41,7 +42,8 @@ pub enum Record {
         logical_exp_ms: u64,
         written_ms: u64,
     },
-    Tombstone,
+    /// A recent invalidation; `id` names it (random, one per invalidation).
+    Tombstone { id: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +92,7 @@ pub fn decode(raw: Bytes) -> Result<Record, DecodeError> {
             logical_exp_ms,
             written_ms,
         }),
-        FLAG_TOMBSTONE if raw.len() == HEADER_LEN => Ok(Record::Tombstone),
+        FLAG_TOMBSTONE if raw.len() == HEADER_LEN => Ok(Record::Tombstone { id: written_ms }),
         _ => Err(DecodeError),
     }
 }
@@ -120,7 +122,7 @@ mod tests {
         );
         let t = encode(FLAG_TOMBSTONE, 0, 1, b"");
         assert_eq!(&t[..3], &tombstone_prefix());
-        assert_eq!(decode(Bytes::from(t)), Ok(Record::Tombstone));
+        assert_eq!(decode(Bytes::from(t)), Ok(Record::Tombstone { id: 1 }));
     }
 
     #[test]

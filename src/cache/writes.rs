@@ -13,7 +13,6 @@ use super::{
     guard,
     guard::Ticket,
     l1::L1Entry,
-    l2,
     metrics::{Layer, Op},
     now_ms, ttl, wire, Cache, CacheKey, Inner, Resource,
 };
@@ -44,7 +43,7 @@ impl Cache {
         futures::stream::iter(entries)
             .map(|(k, v, ttl)| {
                 let i = self.0.clone();
-                async move { i.fill(&k, Some(v), ttl, Some(ticket), true).await }
+                async move { i.fill(&k, Some(v), ttl, Some((ticket, None)), true).await }
             })
             .buffer_unordered(max_concurrency.max(1))
             .filter(|ok| futures::future::ready(*ok))
@@ -72,16 +71,18 @@ impl Inner {
         });
     }
 
-    /// Fill L1 (guarded by `ticket` when given) and L2 (awaited or fire-and-forget).
+    /// Fill L1 (guarded by `guard`'s ticket when given) and L2 (awaited or fire-and-forget;
+    /// guarded: it replaces only the tombstone the load saw, if any).
     /// Returns false when the fill was skipped because the key was invalidated meanwhile.
     pub(super) async fn fill(
         &self,
         key: &CacheKey,
         value: Option<Bytes>,
         ttl: Duration,
-        ticket: Option<Ticket>,
+        guard: Option<(Ticket, Option<u64>)>,
         await_l2: bool,
     ) -> bool {
+        let ticket = guard.map(|(t, _)| t);
         let res = key.resource();
         let now = now_ms();
         let negative = value.is_none();
@@ -102,6 +103,7 @@ impl Inner {
             logical_ms: logical,
             physical_ms: physical,
             negative,
+            l2_epoch: 0,
         };
         let filled = match ticket {
             Some(t) => self
@@ -130,7 +132,7 @@ impl Inner {
         let rec = wire::encode(flag, logical, loaded_ms, &payload);
         let px = physical - now;
         let k = key.as_str().to_owned();
-        let guarded = ticket.map(|t| t.wall_ms);
+        let guarded = guard.map(|(_, seen)| seen);
         if await_l2 {
             self.l2_write(k, rec, px, guarded, res).await;
         } else {
@@ -141,27 +143,28 @@ impl Inner {
         true
     }
 
-    /// `guarded`: Some(load start, unix ms) = refuse to overwrite an older tombstone.
+    /// `guarded`: `Some(seen)` = replace no tombstone but the one the load saw (`seen`).
     pub(super) async fn l2_write(
         &self,
         key: String,
         rec: Vec<u8>,
         px: u64,
-        guarded: Option<u64>,
+        guarded: Option<Option<u64>>,
         res: Resource,
     ) {
         let script = self.fill_script.clone();
         let out = self
             .l2_run(self.s.l2_budget, move |c| {
                 async move {
-                    if let Some(start_ms) = guarded {
+                    if let Some(seen) = guarded {
+                        let seen: Vec<u8> =
+                            seen.map(|id| id.to_be_bytes().to_vec()).unwrap_or_default();
                         script
                             .key(key)
                             .arg(rec)
                             .arg(px)
                             .arg(&wire::tombstone_prefix()[..])
-                            .arg(start_ms)
-                            .arg(l2::CLOCK_SKEW_MARGIN_MS)
+                            .arg(seen)
                             .invoke_async::<i64>(c)
                             .await
                             .map(|n| n == 1)

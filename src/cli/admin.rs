@@ -10,7 +10,7 @@ use crate::domain::ids::is_valid_location_id;
 use crate::domain::stored_text::{check_nul, check_text, LOCATION_NAME_CHARS};
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::database;
-use crate::repository::postgres::{PgApiKeyRepository, PgLocationRepository};
+use crate::repository::postgres::{Notifier, PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,9 @@ pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<Revocation,
     // Subscribed, this process's own subscriber is one of the receivers; it does not count.
     let listening = redis && cache.wait_ready(Duration::from_secs(3)).await && cache.listening();
     let keys = CachedApiKeyRepository::new(
-        Arc::new(PgApiKeyRepository::new(pool.clone())),
+        // The revocation also goes through Postgres, in its transaction, to every instance
+        // listening there (Redis down or not).
+        Arc::new(PgApiKeyRepository::new(pool.clone()).with_notifier(Notifier::new(cache.clone()))),
         ReadThrough::new(cache.clone(), settings.request_timeout),
     );
     let revoked = keys.revoke_reporting(key_id).await;

@@ -78,8 +78,8 @@ pub enum PoolerMode {
 #[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: Url,
-    /// `DATABASE_LISTEN_URL`: a direct connection (not through a pooler) for migrations and
-    /// the invalidation `LISTEN`, which a transaction-mode pooler cannot carry.
+    /// `DATABASE_LISTEN_URL`: a direct connection (not through a transaction-mode pooler) for
+    /// migrations and the invalidation listener, which holds a session (`LISTEN`); unset = `url`.
     pub listen_url: Option<Url>,
     pub pooler: PoolerMode,
     pub max_connections: u32,
@@ -409,6 +409,21 @@ mod tests {
     fn invalid_database_url_does_not_echo_it() {
         let err = settings_from(&[("DATABASE_URL", "mysql://root:t0ps3cret@db/x")]).unwrap_err();
         assert_eq!(err.variable, "DATABASE_URL");
+        assert!(!err.to_string().contains("t0ps3cret"));
+    }
+
+    #[test]
+    fn the_listen_url_is_optional_validated_and_masked() {
+        let settings = settings_from(&[DB]).unwrap();
+        assert!(settings.database.listen_url.is_none());
+        assert_eq!(settings.database.direct_url(), &settings.database.url);
+        let direct = "postgres://app:l1st3n@db-direct:5432/app";
+        let settings = settings_from(&[DB, ("DATABASE_LISTEN_URL", direct)]).unwrap();
+        assert_eq!(settings.database.direct_url().as_str(), direct);
+        assert!(!format!("{settings:?}").contains("l1st3n"));
+        let err =
+            settings_from(&[DB, ("DATABASE_LISTEN_URL", "mysql://u:t0ps3cret@db/x")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_LISTEN_URL");
         assert!(!err.to_string().contains("t0ps3cret"));
     }
 

@@ -128,6 +128,46 @@ fn found<T>(result: Result<Fetched<T>, RepositoryError>) -> Result<Option<Bytes>
     }
 }
 
+/// Every cached key a write of workflow `id` changes (the location-wide analysis reads every
+/// workflow of the location). The Postgres write's notice and the invalidation after it name
+/// the same keys in the same order (that is how the two copies share an id).
+pub(crate) fn workflow_keys(cache: &Cache, location_id: &str, id: &str) -> Vec<CacheKey> {
+    let keys = cache.keys();
+    // The location-wide analysis reads every workflow of the location; the overview shows
+    // every workflow's summary and score.
+    vec![
+        keys.workflow(location_id, id),
+        keys.workflows(location_id),
+        keys.location_analysis(location_id, RULES_VERSION),
+        keys.overview(location_id, RULES_VERSION),
+    ]
+}
+
+/// The cached owner lookup of an API key hash.
+pub(crate) fn api_key_key(cache: &Cache, key_hash: &[u8]) -> CacheKey {
+    // Built on every authenticated request: encode into a stack buffer, not a char iterator.
+    let mut hex_buf = [0u8; 64];
+    match hex::encode_to_slice(key_hash, &mut hex_buf) {
+        Ok(()) => cache
+            .keys()
+            .api_key(std::str::from_utf8(&hex_buf).unwrap_or_default()),
+        Err(_) => cache.keys().api_key(&hex::encode(key_hash)),
+    }
+}
+
+/// The cached lookups of these API key hashes.
+pub(crate) fn api_key_keys(cache: &Cache, key_hashes: &[Vec<u8>]) -> Vec<CacheKey> {
+    key_hashes
+        .iter()
+        .map(|hash| api_key_key(cache, hash))
+        .collect()
+}
+
+/// The cached subscription of a location.
+pub(crate) fn subscription_keys(cache: &Cache, location_id: &str) -> Vec<CacheKey> {
+    vec![cache.keys().subscription(location_id)]
+}
+
 pub struct CachedWorkflowRepository {
     inner: Arc<dyn WorkflowRepository>,
     reads: ReadThrough,
@@ -147,17 +187,9 @@ impl CachedWorkflowRepository {
     /// After a committed write: `Err(NotPropagated)` when the write must not be answered as
     /// a success (see `Cache::invalidate`).
     async fn invalidate(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
-        let keys = self.cache.keys();
-        // The location-wide analysis reads every workflow of the location; the overview shows
-        // every workflow's summary and score.
         let outcome = self
             .cache
-            .invalidate(&[
-                keys.workflow(location_id, id),
-                keys.workflows(location_id),
-                keys.location_analysis(location_id, RULES_VERSION),
-                keys.overview(location_id, RULES_VERSION),
-            ])
+            .invalidate(&workflow_keys(&self.cache, location_id, id))
             .await;
         match outcome {
             Invalidation::Unconfirmed => Err(RepositoryError::NotPropagated),
@@ -261,7 +293,7 @@ impl SubscriptionRepository for CachedSubscriptionRepository {
     async fn forget(&self, location_id: &str) {
         let cache = &self.reads.cache;
         cache
-            .invalidate(&[cache.keys().subscription(location_id)])
+            .invalidate(&subscription_keys(cache, location_id))
             .await;
     }
 }
@@ -283,15 +315,7 @@ impl CachedApiKeyRepository {
     }
 
     fn key(&self, key_hash: &[u8]) -> CacheKey {
-        // Built on every authenticated request: encode into a stack buffer, not a char iterator.
-        let mut hex_buf = [0u8; 64];
-        match hex::encode_to_slice(key_hash, &mut hex_buf) {
-            Ok(()) => self
-                .cache
-                .keys()
-                .api_key(std::str::from_utf8(&hex_buf).unwrap_or_default()),
-            Err(_) => self.cache.keys().api_key(&hex::encode(key_hash)),
-        }
+        api_key_key(&self.cache, key_hash)
     }
 
     /// Revokes, then invalidates the key's cached lookup everywhere, saying how far the
@@ -369,7 +393,8 @@ impl ApiKeyRepository for CachedApiKeyRepository {
     }
 
     async fn forget(&self, key_hashes: &[Vec<u8>]) {
-        let keys: Vec<CacheKey> = key_hashes.iter().map(|hash| self.key(hash)).collect();
-        self.cache.invalidate(&keys).await;
+        self.cache
+            .invalidate(&api_key_keys(&self.cache, key_hashes))
+            .await;
     }
 }

@@ -1,17 +1,29 @@
 use uuid::Uuid;
 
+use super::notify::Notifier;
 use super::read_retrying;
 
+use crate::repository::cached::api_key_key;
 use crate::repository::{ApiKeyOwner, ApiKeyRepository, RepositoryError};
 
 #[derive(Clone)]
 pub struct PgApiKeyRepository {
     pool: super::Db,
+    notifier: Notifier,
 }
 
 impl PgApiKeyRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
-        Self { pool: pool.into() }
+        Self {
+            pool: pool.into(),
+            notifier: Notifier::default(),
+        }
+    }
+
+    /// Sends each write's cache invalidation in its transaction.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 }
 
@@ -55,13 +67,23 @@ impl ApiKeyRepository for PgApiKeyRepository {
         if !exists {
             return Err(RepositoryError::NotFound("Location"));
         }
+        // A lookup of this hash before it existed may be cached as "not found".
+        let notice = self
+            .notifier
+            .notice_with(|cache| vec![api_key_key(cache, key_hash)]);
         let mut conn = super::writable(&self.pool).await?;
         let id = sqlx::query_scalar(
-            r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, $3) returning id"#,
+            r#"with k as (
+                   insert into api_keys (location_id, key_hash, label) values ($1, $2, $3)
+                   returning id
+               )
+               select id from k, lateral (select cache_notify($4, $5, null)) n"#,
         )
         .bind(location_id)
         .bind(key_hash)
         .bind(label)
+        .bind(&notice.channel)
+        .bind(&notice.payload)
         .fetch_one(conn.conn().await?)
         .await?;
         conn.finish().await?;
@@ -70,15 +92,22 @@ impl ApiKeyRepository for PgApiKeyRepository {
 
     async fn revoke(&self, key_id: Uuid) -> Result<Vec<u8>, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let hash: Option<Vec<u8>> = sqlx::query_scalar(
             r#"update api_keys set revoked_at = coalesce(revoked_at, now())
                where id = $1 returning key_hash"#,
         )
         .bind(key_id)
-        .fetch_optional(conn.conn().await?)
+        .fetch_optional(&mut *tx)
         .await?;
-        conn.finish().await?;
-        hash.ok_or(RepositoryError::NotFound("API key"))
+        let hash = hash.ok_or(RepositoryError::NotFound("API key"))?;
+        // The hash is known only now: the notice goes as a statement of its own.
+        self.notifier
+            .notice_with(|cache| vec![api_key_key(cache, &hash)])
+            .send(&mut tx, None)
+            .await?;
+        tx.commit().await?;
+        Ok(hash)
     }
 
     async fn forget(&self, _key_hashes: &[Vec<u8>]) {}

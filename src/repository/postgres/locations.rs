@@ -5,11 +5,21 @@ use crate::repository::{Location, LocationRepository, RepositoryError};
 #[derive(Clone)]
 pub struct PgLocationRepository {
     pool: super::Db,
+    notifier: super::notify::Notifier,
 }
 
 impl PgLocationRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
-        Self { pool: pool.into() }
+        Self {
+            pool: pool.into(),
+            notifier: super::notify::Notifier::default(),
+        }
+    }
+
+    /// Sends each write's cache invalidation in its transaction.
+    pub fn with_notifier(mut self, notifier: super::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 }
 
@@ -59,6 +69,11 @@ impl LocationRepository for PgLocationRepository {
         .bind(key_hash)
         .execute(&mut *tx)
         .await?;
+        // A lookup of the new key's hash may be cached as "not found".
+        self.notifier
+            .notice_with(|cache| vec![crate::repository::cached::api_key_key(cache, key_hash)])
+            .send(&mut tx, None)
+            .await?;
         tx.commit().await?;
         Ok(row.into())
     }

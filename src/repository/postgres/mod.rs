@@ -3,7 +3,9 @@
 mod analyses;
 mod api_keys;
 pub mod database;
+pub mod listener;
 mod locations;
+pub mod notify;
 pub mod pooled;
 pub mod seed;
 mod subscriptions;
@@ -13,6 +15,7 @@ mod workflows;
 pub use analyses::PgAnalysisRepository;
 pub use api_keys::PgApiKeyRepository;
 pub use locations::PgLocationRepository;
+pub use notify::Notifier;
 pub use pooled::Db;
 pub use subscriptions::PgSubscriptionRepository;
 pub use webhooks::{PgWebhookStore, WebhookEffect};

@@ -1,6 +1,8 @@
 use std::time::Duration;
 
+use super::notify::{Notice, Notifier};
 use crate::domain::webhook::{EventKind, WebhookEvent};
+use crate::repository::cached::{api_key_keys, subscription_keys, workflow_keys};
 use crate::repository::RepositoryError;
 
 /// What applying an event changed, so the caller can invalidate caches after the commit.
@@ -30,11 +32,38 @@ pub enum WebhookEffect {
 #[derive(Clone)]
 pub struct PgWebhookStore {
     pool: super::Db,
+    notifier: Notifier,
 }
 
 impl PgWebhookStore {
     pub fn new(pool: impl Into<super::Db>) -> Self {
-        Self { pool: pool.into() }
+        Self {
+            pool: pool.into(),
+            notifier: Notifier::default(),
+        }
+    }
+
+    /// Sends each applied event's cache invalidation in its transaction.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// The notice of what `effect` changed at `location_id` (the keys the handler then
+    /// invalidates, in the same order).
+    fn notice(&self, location_id: &str, effect: &WebhookEffect) -> Notice {
+        self.notifier.notice_with(|cache| match effect {
+            WebhookEffect::SubscriptionChanged => subscription_keys(cache, location_id),
+            WebhookEffect::WorkflowChanged { workflow_id }
+            | WebhookEffect::WorkflowDeleted { workflow_id } => {
+                workflow_keys(cache, location_id, workflow_id)
+            }
+            WebhookEffect::KeysRevoked { key_hashes } => api_key_keys(cache, key_hashes),
+            WebhookEffect::Duplicate
+            | WebhookEffect::Superseded
+            | WebhookEffect::UnknownLocation
+            | WebhookEffect::Ignored => Vec::new(),
+        })
     }
 
     /// Records the event id and applies the event in one transaction, so a replay (even a
@@ -64,6 +93,9 @@ impl PgWebhookStore {
         } else {
             WebhookEffect::UnknownLocation
         };
+        self.notice(&event.location_id, &effect)
+            .send(&mut tx, None)
+            .await?;
         tx.commit().await?;
         Ok(effect)
     }

@@ -1,7 +1,9 @@
+use super::notify::Notifier;
 use super::{connection_was_lost, read_retrying, retrying};
 
 use crate::repository::postgres::database::{hot_connection, HotReads};
 
+use crate::repository::cached::workflow_keys;
 use crate::repository::{
     Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
     WorkflowRepository, WorkflowSummary,
@@ -14,6 +16,8 @@ pub struct PgWorkflowRepository {
     hot: Option<HotReads>,
     /// Workflows a location may have; creating one more is refused (`MAX_WORKFLOWS_PER_LOCATION`).
     max_per_location: u32,
+    /// Sends each write's cache invalidation in its transaction.
+    notifier: Notifier,
 }
 
 impl PgWorkflowRepository {
@@ -22,7 +26,18 @@ impl PgWorkflowRepository {
             pool: pool.into(),
             hot: None,
             max_per_location: crate::config::DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
+            notifier: Notifier::default(),
         }
+    }
+
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    fn notice(&self, location_id: &str, id: &str) -> super::notify::Notice {
+        self.notifier
+            .notice_with(|cache| workflow_keys(cache, location_id, id))
     }
 
     pub fn with_max_per_location(mut self, max: u32) -> Self {
@@ -77,23 +92,25 @@ const GET_SQL: &str = r#"
     from workflows
     where location_id = $1 and id = $2"#;
 
-/// Replaces a stored workflow: version + 1.
-const REPLACE_SQL: &str = r#"
-    update workflows
-    set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
-        version = version + 1, updated_at = now()
-    where location_id = $1 and id = $2
-    returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
-              definition, false as inserted"#;
+/// Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
+/// version is the one the client saw. The cache's notice (`$9`, `$10`, see `cache_notify`)
+/// goes in the same statement, so in the same transaction, at no extra round trip.
+const UPDATE_SQL: &str = r#"
+    with w as (
+        update workflows
+        set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
+            version = version + 1, updated_at = now()
+        where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
+        returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
+                  definition, false as inserted
+    )
+    select w.*, cache_notify($9, $10, w.version) as notified from w"#;
 
-/// Replaces only when the stored version is the one the client saw (`If-Match`).
-const CONDITIONAL_UPDATE_SQL: &str = r#"
-    update workflows
-    set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
-        version = version + 1, updated_at = now()
-    where location_id = $1 and id = $2 and version = $8
-    returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
-              definition, false as inserted"#;
+/// Deletes, sending the cache's notice (`$3`, `$4`) with the deleted version in the same
+/// statement.
+const DELETE_SQL: &str = r#"
+    with d as (delete from workflows where location_id = $1 and id = $2 returning version)
+    select cache_notify($3, $4, d.version) from d"#;
 
 /// Creations of one location take turns on its row, so the count [`CREATE_SQL`] checks cannot
 /// be overtaken by a concurrent creation (`no key update` leaves the foreign-key checks of
@@ -201,12 +218,11 @@ impl WorkflowRepository for PgWorkflowRepository {
         workflow: &NewWorkflow,
         if_match: Option<i64>,
     ) -> Result<PutOutcome, RepositoryError> {
-        let replace = match if_match {
-            Some(expected) => {
-                workflow_query(CONDITIONAL_UPDATE_SQL, location_id, id, workflow).bind(expected)
-            }
-            None => workflow_query(REPLACE_SQL, location_id, id, workflow),
-        };
+        let notice = self.notice(location_id, id);
+        let replace = workflow_query(UPDATE_SQL, location_id, id, workflow)
+            .bind(if_match)
+            .bind(&notice.channel)
+            .bind(&notice.payload);
         let mut conn = super::writable(&self.pool).await?;
         let replaced = replace.fetch_optional(conn.conn().await?).await?;
         conn.finish().await?;
@@ -237,6 +253,7 @@ impl WorkflowRepository for PgWorkflowRepository {
                 limit: self.max_per_location,
             });
         };
+        notice.send(&mut tx, Some(row.workflow.version)).await?;
         tx.commit().await?;
         Ok(if row.inserted == Some(true) {
             PutOutcome::Created(row.workflow)
@@ -246,14 +263,17 @@ impl WorkflowRepository for PgWorkflowRepository {
     }
 
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
+        let notice = self.notice(location_id, id);
         let mut conn = super::writable(&self.pool).await?;
-        let deleted = sqlx::query(r#"delete from workflows where location_id = $1 and id = $2"#)
+        let deleted: Option<Option<i64>> = sqlx::query_scalar(DELETE_SQL)
             .bind(location_id)
             .bind(id)
-            .execute(conn.conn().await?)
+            .bind(&notice.channel)
+            .bind(&notice.payload)
+            .fetch_optional(conn.conn().await?)
             .await?;
         conn.finish().await?;
-        if deleted.rows_affected() == 0 {
+        if deleted.is_none() {
             return Err(RepositoryError::NotFound("Workflow"));
         }
         Ok(())

@@ -1,0 +1,147 @@
+//! The cache's Postgres bus listener: one `LISTEN` connection per instance, outside the pool,
+//! with its own reconnect loop. It applies the notices writes send in their transactions and
+//! keeps the bus's lease with a heartbeat NOTIFY on the same connection (see
+//! `cache::pgbus`): the heartbeat comes back only after every notification committed before
+//! it, so hearing it means nothing older is still on the way.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::cache::Cache;
+
+/// Heartbeats per lease: three, as the Redis subscriber's pings.
+const HEARTBEAT: Duration = Duration::from_millis(crate::cache::LEASE_MS / 3);
+/// A connect or a heartbeat that takes longer than this counts as a lost connection.
+const ANSWER_WITHIN: Duration = Duration::from_secs(1);
+
+/// Starts the listener for `cache` on `url` (the direct server, not a transaction pooler:
+/// `LISTEN` holds a session), registers it with the cache (stopped at its shutdown) and
+/// attaches the bus, so writes send notices from now on.
+pub fn spawn(cache: &Cache, url: &Url) -> JoinHandle<()> {
+    let task = tokio::spawn(run(cache.clone(), named(url), cache.shutdown_signal()));
+    cache.attach_pg_bus();
+    task
+}
+
+/// What `pg_stat_activity` shows for the listener's connection.
+pub const APPLICATION_NAME: &str = "gwd-cache-listener";
+
+/// `url` with `application_name` set to [`APPLICATION_NAME`], so operators can tell the
+/// listener's session from the pool's.
+fn named(url: &Url) -> Url {
+    let mut named = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "application_name")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    named
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("application_name", APPLICATION_NAME);
+    named
+}
+
+async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {
+    let channel = cache.pg_channel().to_owned();
+    let mut attempt: u32 = 0;
+    let mut first = true;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let connect = async {
+            let mut listener = PgListener::connect(url.as_str()).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match tokio::time::timeout(ANSWER_WITHIN, connect).await {
+            Ok(Ok(mut listener)) => {
+                attempt = 0;
+                cache.pg_listener_up(!first);
+                first = false;
+                let lost = listen(&cache, &channel, &mut listener, &mut shutdown).await;
+                cache.pg_listener_down();
+                match lost {
+                    None => return,
+                    Some(why) => log::warn!(
+                        "cache: postgres invalidation listener lost ({why}); reconnecting"
+                    ),
+                }
+            }
+            Ok(Err(error)) => {
+                attempt = attempt.saturating_add(1);
+                if attempt == 1 {
+                    log::warn!("cache: postgres invalidation listener cannot connect: {error}");
+                }
+            }
+            Err(_) => attempt = attempt.saturating_add(1),
+        }
+        let backoff =
+            Duration::from_millis(100 * u64::from(attempt.max(1))).min(Duration::from_secs(3));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Applies notifications and sends heartbeats until the connection fails (why) or shutdown
+/// (`None`).
+async fn listen(
+    cache: &Cache,
+    channel: &str,
+    listener: &mut PgListener,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<String> {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return None,
+            // `try_recv` is cancel-safe: a message is taken from the buffer only whole.
+            received = listener.try_recv() => match received {
+                Ok(Some(notification)) => {
+                    if let Some(ack) = cache.on_pg_message(notification.payload()) {
+                        if let Err(why) = send(listener, channel, ack).await {
+                            return Some(why);
+                        }
+                    }
+                }
+                Ok(None) => return Some("the connection closed".to_owned()),
+                Err(error) => return Some(error.to_string()),
+            },
+            _ = tick.tick() => {
+                if let Err(why) = send(listener, channel, cache.pg_heartbeat()).await {
+                    return Some(format!("heartbeat: {why}"));
+                }
+            }
+        }
+        // What arrived while a statement ran on the connection (a heartbeat's own return
+        // included), in order.
+        while let Some(notification) = listener.next_buffered() {
+            if let Some(ack) = cache.on_pg_message(notification.payload()) {
+                if let Err(why) = send(listener, channel, ack).await {
+                    return Some(why);
+                }
+            }
+        }
+    }
+}
+
+/// `pg_notify` on the listener's own connection (a heartbeat, an acknowledgement).
+async fn send(listener: &mut PgListener, channel: &str, payload: String) -> Result<(), String> {
+    let sent = sqlx::query("select pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut *listener);
+    match tokio::time::timeout(ANSWER_WITHIN, sent).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("NOTIFY failed: {error}")),
+        Err(_) => Err("NOTIFY unanswered within 1 s".to_owned()),
+    }
+}

@@ -1,0 +1,73 @@
+//! Invalidation notices sent with `pg_notify` inside the writing transaction (the cache's
+//! second bus, see `docs/cache.md`), and the keys each write changes.
+
+use crate::cache::{Cache, CacheKey};
+
+/// Builds the notice a write sends; holds nothing when the bus is not attached (a repository
+/// used outside the service, e.g. by the CLI or cache warming).
+#[derive(Clone, Default)]
+pub struct Notifier {
+    cache: Option<Cache>,
+}
+
+/// What one write sends: `cache_notify($channel, $payload, version)` (see the
+/// `cache_notify` migration); both `None` sends nothing.
+pub(super) struct Notice {
+    pub channel: Option<String>,
+    pub payload: Option<String>,
+}
+
+impl Notifier {
+    pub fn new(cache: Cache) -> Self {
+        Self { cache: Some(cache) }
+    }
+
+    /// The notice for a write of `keys`; the cache remembers its id for the Redis copy.
+    pub(super) fn notice(&self, keys: &[CacheKey]) -> Notice {
+        let Some(cache) = &self.cache else {
+            return Notice::none();
+        };
+        match cache.bus_notice(keys) {
+            Some(payload) => Notice {
+                channel: Some(cache.pg_channel().to_owned()),
+                payload: Some(payload),
+            },
+            None => Notice::none(),
+        }
+    }
+
+    /// The notice built from the keys `keys` makes (nothing without a cache).
+    pub(super) fn notice_with(&self, keys: impl FnOnce(&Cache) -> Vec<CacheKey>) -> Notice {
+        match &self.cache {
+            Some(cache) => self.notice(&keys(cache)),
+            None => Notice::none(),
+        }
+    }
+}
+
+impl Notice {
+    pub fn none() -> Self {
+        Self {
+            channel: None,
+            payload: None,
+        }
+    }
+
+    /// Sends it on `conn`, inside the transaction open there.
+    pub(super) async fn send(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        version: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        if self.payload.is_none() {
+            return Ok(());
+        }
+        sqlx::query("select cache_notify($1, $2, $3)")
+            .bind(&self.channel)
+            .bind(&self.payload)
+            .bind(version)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
+}
