@@ -9,7 +9,8 @@ use super::{
     bus::BusMessage,
     l2, lock,
     metrics::{Layer, Op},
-    Cache, CacheError, CacheStats, CacheType, Inner, L1Stats, L2Stats, Resource, WindowCount,
+    now_ms, Cache, CacheError, CacheStats, CacheType, Inner, L1Stats, L2Stats, Resource,
+    WindowCount,
 };
 use crate::config::NodeAddr;
 
@@ -162,11 +163,15 @@ impl Inner {
         }
     }
 
+    /// Redis answers: its breaker is closed and the subscriber's lease holds. With Redis down
+    /// the in-memory tier may go on answering (the Postgres bus keeps it correct), so no
+    /// Redis command fails and the breaker may stay closed: the lease is what notices.
     pub(super) fn is_connected(&self) -> bool {
         self.l2.is_some()
             && self.connected.load(Ordering::Acquire)
             && self.breaker.allows()
             && !self.shut.load(Ordering::Acquire)
+            && self.redis_lease_valid(now_ms())
     }
 
     pub(super) fn refresh_gauges(&self) {
