@@ -1,12 +1,19 @@
 //! The cache's Postgres bus listener: one `LISTEN` connection per instance, outside the pool,
 //! with its own reconnect loop. It applies the notices writes send in their transactions and
-//! keeps the bus's lease with a heartbeat NOTIFY on the same connection (see
-//! `cache::pgbus`): the heartbeat comes back only after every notification committed before
-//! it, so hearing it means nothing older is still on the way.
+//! keeps the bus's lease with a heartbeat NOTIFY (see `cache::pgbus`): the heartbeat comes
+//! back only after every notification committed before it, so hearing it means nothing older
+//! is still on the way.
+//!
+//! Heartbeats and acknowledgements go out on a second connection of their own, never on the
+//! listening one: a statement on a `PgListener` whose session was lost reconnects it
+//! silently, so a heartbeat sent there could come back on a new session while the notices
+//! committed in between were never delivered — and the lease would be renewed over the gap.
+//! Only `try_recv` notices a lost session (it answers `None`), and then L1 is cleared.
 
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
@@ -22,17 +29,19 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 /// `LISTEN` holds a session), registers it with the cache (stopped at its shutdown) and
 /// attaches the bus, so writes send notices from now on.
 pub fn spawn(cache: &Cache, url: &Url) -> JoinHandle<()> {
-    let task = tokio::spawn(run(cache.clone(), named(url), cache.shutdown_signal()));
+    let task = tokio::spawn(run(cache.clone(), url.clone(), cache.shutdown_signal()));
     cache.attach_pg_bus();
     task
 }
 
 /// What `pg_stat_activity` shows for the listener's connection.
 pub const APPLICATION_NAME: &str = "gwd-cache-listener";
+/// What it shows for the connection heartbeats and acknowledgements are sent on.
+pub const SENDER_APPLICATION_NAME: &str = "gwd-cache-notifier";
 
-/// `url` with `application_name` set to [`APPLICATION_NAME`], so operators can tell the
-/// listener's session from the pool's.
-fn named(url: &Url) -> Url {
+/// `url` with `application_name` set to `name`, so operators can tell the bus's sessions
+/// from the pool's.
+fn named(url: &Url, name: &str) -> Url {
     let mut named = url.clone();
     let kept: Vec<(String, String)> = url
         .query_pairs()
@@ -43,7 +52,7 @@ fn named(url: &Url) -> Url {
         .query_pairs_mut()
         .clear()
         .extend_pairs(kept)
-        .append_pair("application_name", APPLICATION_NAME);
+        .append_pair("application_name", name);
     named
 }
 
@@ -56,16 +65,23 @@ async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         let connect = async {
-            let mut listener = PgListener::connect(url.as_str()).await?;
+            let mut listener = PgListener::connect(named(&url, APPLICATION_NAME).as_str()).await?;
             listener.listen(&channel).await?;
-            Ok::<_, sqlx::Error>(listener)
+            let sender =
+                PgConnection::connect(named(&url, SENDER_APPLICATION_NAME).as_str()).await?;
+            Ok::<_, sqlx::Error>((listener, sender))
         };
         match tokio::time::timeout(ANSWER_WITHIN, connect).await {
-            Ok(Ok(mut listener)) => {
+            Ok(Ok((mut listener, mut sender))) => {
                 attempt = 0;
                 cache.pg_listener_up(!first);
                 first = false;
-                let lost = listen(&cache, &channel, &mut listener, &mut shutdown).await;
+                let bus = Bus {
+                    channel: &channel,
+                    listener: &mut listener,
+                    sender: &mut sender,
+                };
+                let lost = listen(&cache, bus, &mut shutdown).await;
                 cache.pg_listener_down();
                 match lost {
                     None => return,
@@ -93,12 +109,23 @@ async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {
 
 /// Applies notifications and sends heartbeats until the connection fails (why) or shutdown
 /// (`None`).
+/// The two sessions of the bus and its channel.
+struct Bus<'a> {
+    channel: &'a str,
+    listener: &'a mut PgListener,
+    sender: &'a mut PgConnection,
+}
+
 async fn listen(
     cache: &Cache,
-    channel: &str,
-    listener: &mut PgListener,
+    bus: Bus<'_>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<String> {
+    let Bus {
+        channel,
+        listener,
+        sender,
+    } = bus;
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
@@ -107,7 +134,7 @@ async fn listen(
             received = listener.try_recv() => match received {
                 Ok(Some(notification)) => {
                     if let Some(ack) = cache.on_pg_message(notification.payload()) {
-                        if let Err(why) = send(listener, channel, ack).await {
+                        if let Err(why) = send(sender, channel, ack).await {
                             return Some(why);
                         }
                     }
@@ -116,7 +143,7 @@ async fn listen(
                 Err(error) => return Some(error.to_string()),
             },
             _ = tick.tick() => {
-                if let Err(why) = send(listener, channel, cache.pg_heartbeat()).await {
+                if let Err(why) = send(sender, channel, cache.pg_heartbeat()).await {
                     return Some(format!("heartbeat: {why}"));
                 }
             }
@@ -125,7 +152,7 @@ async fn listen(
         // included), in order.
         while let Some(notification) = listener.next_buffered() {
             if let Some(ack) = cache.on_pg_message(notification.payload()) {
-                if let Err(why) = send(listener, channel, ack).await {
+                if let Err(why) = send(sender, channel, ack).await {
                     return Some(why);
                 }
             }
@@ -133,12 +160,12 @@ async fn listen(
     }
 }
 
-/// `pg_notify` on the listener's own connection (a heartbeat, an acknowledgement).
-async fn send(listener: &mut PgListener, channel: &str, payload: String) -> Result<(), String> {
+/// `pg_notify` on the bus's sending connection (a heartbeat, an acknowledgement).
+async fn send(sender: &mut PgConnection, channel: &str, payload: String) -> Result<(), String> {
     let sent = sqlx::query("select pg_notify($1, $2)")
         .bind(channel)
         .bind(payload)
-        .execute(&mut *listener);
+        .execute(&mut *sender);
     match tokio::time::timeout(ANSWER_WITHIN, sent).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(format!("NOTIFY failed: {error}")),
