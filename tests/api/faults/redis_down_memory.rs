@@ -195,7 +195,11 @@ async fn a_listener_killed_while_redis_is_down_stops_memory_answers_until_it_is_
         .map(|t| t.to_str().unwrap().to_owned());
     let body: Value = first.json().await.unwrap();
     let first_version = body["data"]["version"].as_i64().unwrap();
-    assert_ne!(tier.as_deref(), Some("l1"), "version {first_version} after {version}");
+    assert_ne!(
+        tier.as_deref(),
+        Some("l1"),
+        "version {first_version} after {version}"
+    );
     assert!(first_version >= version);
 
     // Once the listener is back, memory answers again, and never with an older version.
