@@ -158,7 +158,7 @@ pub struct CreatedLocation {
     pub api_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSummary {
     pub id: String,
@@ -172,7 +172,7 @@ pub struct WorkflowSummary {
 
 /// A stored workflow; `D` is how its definition is held: parsed (the default), or as the raw
 /// JSON Postgres returned when a read only passes it on (the miss path).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredWorkflow<D = serde_json::Value> {
     pub id: String,
@@ -183,7 +183,6 @@ pub struct StoredWorkflow<D = serde_json::Value> {
     pub trigger_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[sqlx(json)]
     pub definition: D,
 }
 

@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 
 use crate::domain::overview::{AnalysisStatus, OverviewRow, RowAnalysis};
 use crate::repository::{
@@ -16,7 +17,6 @@ impl PgAnalysisRepository {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct HistoryRow {
     id: i64,
     workflow_id: String,
@@ -29,7 +29,6 @@ struct HistoryRow {
 }
 
 /// A workflow and the head of its current version's recorded analysis, if any.
-#[derive(sqlx::FromRow)]
 struct OverviewRecord {
     id: String,
     name: String,
@@ -38,7 +37,7 @@ struct OverviewRecord {
     step_count: i32,
     trigger_count: i32,
     updated_at: DateTime<Utc>,
-    analysis: Option<sqlx::types::Json<RowAnalysis>>,
+    analysis: Option<Json<RowAnalysis>>,
 }
 
 #[async_trait::async_trait]
@@ -51,7 +50,8 @@ impl AnalysisRepository for PgAnalysisRepository {
         // The unique (location, workflow, version, rules version) index answers the join;
         // only the head of each report is read, not its issues.
         let records: Vec<OverviewRecord> = super::read_retrying(&self.pool, || {
-            sqlx::query_as(
+            sqlx::query_as!(
+                OverviewRecord,
                 r#"select w.id, w.name, w.status, w.version, w.step_count, w.trigger_count,
                           w.updated_at,
                           case when a.id is null then null else jsonb_build_object(
@@ -59,16 +59,17 @@ impl AnalysisRepository for PgAnalysisRepository {
                               'grade', a.result -> 'grade',
                               'issuesSummary', a.result -> 'issuesSummary',
                               'rulesVersion', a.rules_version,
-                              'analyzedAt', a.result -> 'analyzedAt') end as analysis
+                              'analyzedAt', a.result -> 'analyzedAt') end
+                          as "analysis: Json<RowAnalysis>"
                    from workflows w
                    left join analyses a
                      on a.location_id = w.location_id and a.workflow_id = w.id
                     and a.workflow_version = w.version and a.rules_version = $2
                    where w.location_id = $1
                    order by w.updated_at desc, w.id"#,
+                location_id,
+                rules_version,
             )
-            .bind(location_id)
-            .bind(rules_version)
             .fetch_all(&self.pool)
         })
         .await?;
@@ -101,20 +102,20 @@ impl AnalysisRepository for PgAnalysisRepository {
         analysis: &NewAnalysis<'_>,
     ) -> Result<Option<serde_json::Value>, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
-        let inserted: Option<i64> = sqlx::query_scalar(
+        let inserted = sqlx::query_scalar!(
             r#"insert into analyses
                    (location_id, workflow_id, workflow_version, rules_version, health_score, issues_found, result)
                values ($1, $2, $3, $4, $5, $6, $7)
                on conflict (location_id, workflow_id, workflow_version, rules_version) do nothing
                returning id"#,
+            location_id,
+            analysis.workflow_id,
+            analysis.workflow_version,
+            analysis.rules_version,
+            analysis.health_score,
+            analysis.issues_found,
+            analysis.result,
         )
-        .bind(location_id)
-        .bind(analysis.workflow_id)
-        .bind(analysis.workflow_version)
-        .bind(analysis.rules_version)
-        .bind(analysis.health_score)
-        .bind(analysis.issues_found)
-        .bind(sqlx::types::Json(analysis.result))
         .fetch_optional(conn.conn().await?)
         .await?;
         if inserted.is_some() {
@@ -122,19 +123,19 @@ impl AnalysisRepository for PgAnalysisRepository {
             return Ok(None);
         }
         // Analyzed again (its cached copy expired): the first record stands.
-        let recorded: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(
+        let recorded = sqlx::query_scalar!(
             r#"select result from analyses
                where location_id = $1 and workflow_id = $2 and workflow_version = $3
                  and rules_version = $4"#,
+            location_id,
+            analysis.workflow_id,
+            analysis.workflow_version,
+            analysis.rules_version,
         )
-        .bind(location_id)
-        .bind(analysis.workflow_id)
-        .bind(analysis.workflow_version)
-        .bind(analysis.rules_version)
         .fetch_optional(conn.conn().await?)
         .await?;
         conn.finish().await?;
-        Ok(recorded.map(|json| json.0))
+        Ok(recorded)
     }
 
     async fn history(
@@ -144,18 +145,19 @@ impl AnalysisRepository for PgAnalysisRepository {
         offset: i64,
         limit: i64,
     ) -> Result<HistoryPage, RepositoryError> {
-        let rows: Vec<HistoryRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            HistoryRow,
             r#"select id, workflow_id, workflow_version, rules_version, health_score, issues_found,
-                      created_at, count(*) over () as total
+                      created_at, count(*) over () as "total!"
                from analyses
                where location_id = $1 and created_at >= $2
                order by created_at desc, id desc
                offset $3 limit $4"#,
+            location_id,
+            since,
+            offset,
+            limit,
         )
-        .bind(location_id)
-        .bind(since)
-        .bind(offset)
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         let total = match rows.first() {
@@ -181,11 +183,11 @@ impl AnalysisRepository for PgAnalysisRepository {
 impl PgAnalysisRepository {
     /// The total when the requested page is past the end (no row carries it).
     async fn count(&self, location_id: &str, since: DateTime<Utc>) -> Result<i64, RepositoryError> {
-        Ok(sqlx::query_scalar(
-            r#"select count(*) from analyses where location_id = $1 and created_at >= $2"#,
+        Ok(sqlx::query_scalar!(
+            r#"select count(*) as "count!" from analyses where location_id = $1 and created_at >= $2"#,
+            location_id,
+            since,
         )
-        .bind(location_id)
-        .bind(since)
         .fetch_one(&self.pool)
         .await?)
     }

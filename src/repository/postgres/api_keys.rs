@@ -27,7 +27,6 @@ impl PgApiKeyRepository {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct OwnerRow {
     key_id: Uuid,
     location_id: String,
@@ -37,13 +36,14 @@ struct OwnerRow {
 impl ApiKeyRepository for PgApiKeyRepository {
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
         let row: Option<OwnerRow> = read_retrying(&self.pool, || {
-            sqlx::query_as(
+            sqlx::query_as!(
+                OwnerRow,
                 r#"select k.id as key_id, k.location_id
                    from api_keys k
                    join locations l on l.id = k.location_id
                    where k.key_hash = $1 and k.revoked_at is null and l.uninstalled_at is null"#,
+                key_hash,
             )
-            .bind(key_hash)
             .fetch_optional(&self.pool)
         })
         .await?;
@@ -59,11 +59,12 @@ impl ApiKeyRepository for PgApiKeyRepository {
         key_hash: &[u8],
         label: &str,
     ) -> Result<Uuid, RepositoryError> {
-        let exists: bool =
-            sqlx::query_scalar(r#"select exists (select 1 from locations where id = $1)"#)
-                .bind(location_id)
-                .fetch_one(&self.pool)
-                .await?;
+        let exists = sqlx::query_scalar!(
+            r#"select exists (select 1 from locations where id = $1) as "exists!""#,
+            location_id,
+        )
+        .fetch_one(&self.pool)
+        .await?;
         if !exists {
             return Err(RepositoryError::NotFound("Location"));
         }
@@ -72,18 +73,18 @@ impl ApiKeyRepository for PgApiKeyRepository {
             .notifier
             .notice_with(|cache| vec![api_key_key(cache, key_hash)]);
         let mut conn = super::writable(&self.pool).await?;
-        let id = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             r#"with k as (
                    insert into api_keys (location_id, key_hash, label) values ($1, $2, $3)
                    returning id
                )
-               select id from k, lateral (select cache_notify($4, $5, null)) n"#,
+               select id as "id!" from k, lateral (select cache_notify($4, $5, null)) n"#,
+            location_id,
+            key_hash,
+            label,
+            notice.channel.as_deref(),
+            notice.payload.as_deref(),
         )
-        .bind(location_id)
-        .bind(key_hash)
-        .bind(label)
-        .bind(&notice.channel)
-        .bind(&notice.payload)
         .fetch_one(conn.conn().await?)
         .await?;
         conn.finish().await?;
@@ -93,11 +94,11 @@ impl ApiKeyRepository for PgApiKeyRepository {
     async fn revoke(&self, key_id: Uuid) -> Result<Vec<u8>, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
         let mut tx = conn.begin().await?;
-        let hash: Option<Vec<u8>> = sqlx::query_scalar(
+        let hash = sqlx::query_scalar!(
             r#"update api_keys set revoked_at = coalesce(revoked_at, now())
                where id = $1 returning key_hash"#,
+            key_id,
         )
-        .bind(key_id)
         .fetch_optional(&mut *tx)
         .await?;
         let hash = hash.ok_or(RepositoryError::NotFound("API key"))?;

@@ -257,13 +257,16 @@ pub async fn ensure_database_exists(settings: &DatabaseSettings) -> Result<(), s
         return Ok(());
     };
     let mut admin = target.clone().database("postgres").connect().await?;
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
+        &name,
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
-        // Identifiers cannot be bound; quote it the way Postgres does.
+        // A runtime query: the statement's text holds the database's name (identifiers
+        // cannot be bound), so there is no fixed statement for the macros to check. The name
+        // is quoted the way Postgres does.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         sqlx::query(&format!("create database {quoted}"))
             .execute(&mut admin)
@@ -275,5 +278,8 @@ pub async fn ensure_database_exists(settings: &DatabaseSettings) -> Result<(), s
 
 /// One trivial round trip: whether Postgres answers at all (health and readiness).
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("select 1").execute(pool).await.map(|_| ())
+    sqlx::query_scalar!("select 1 as one")
+        .fetch_one(pool)
+        .await
+        .map(|_| ())
 }

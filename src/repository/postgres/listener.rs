@@ -162,10 +162,7 @@ async fn listen(
 
 /// `pg_notify` on the bus's sending connection (a heartbeat, an acknowledgement).
 async fn send(sender: &mut PgConnection, channel: &str, payload: String) -> Result<(), String> {
-    let sent = sqlx::query("select pg_notify($1, $2)")
-        .bind(channel)
-        .bind(payload)
-        .execute(&mut *sender);
+    let sent = sqlx::query!("select pg_notify($1, $2)", channel, payload).execute(&mut *sender);
     match tokio::time::timeout(ANSWER_WITHIN, sent).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(format!("NOTIFY failed: {error}")),

@@ -23,7 +23,6 @@ impl PgLocationRepository {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct LocationRow {
     id: String,
     name: String,
@@ -52,21 +51,22 @@ impl LocationRepository for PgLocationRepository {
     ) -> Result<Location, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
         let mut tx = conn.begin().await?;
-        let row: Option<LocationRow> = sqlx::query_as(
+        let row = sqlx::query_as!(
+            LocationRow,
             r#"insert into locations (id, name) values ($1, $2)
                on conflict (id) do nothing
                returning id, name, created_at, uninstalled_at"#,
+            id,
+            name,
         )
-        .bind(id)
-        .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
         let row = row.ok_or(RepositoryError::Conflict("Location"))?;
-        sqlx::query(
+        sqlx::query!(
             r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, 'initial')"#,
+            id,
+            key_hash,
         )
-        .bind(id)
-        .bind(key_hash)
         .execute(&mut *tx)
         .await?;
         // A lookup of the new key's hash may be cached as "not found".

@@ -1,4 +1,10 @@
 //! The only place SQL lives.
+//!
+//! Every fixed statement is a `sqlx::query!` / `query_as!` / `query_scalar!`: its parameters
+//! and columns are checked against the schema at compile time, offline, from the statement
+//! descriptions committed in `.sqlx/` (regenerated with `make sqlx-prepare`, see
+//! `docs/sql.md`). A runtime query (`sqlx::query(…)`, `execute(&str)`) remains only where no
+//! fixed statement exists, with the reason next to it.
 
 mod analyses;
 mod api_keys;

@@ -62,12 +62,14 @@ impl Notice {
         if self.payload.is_none() {
             return Ok(());
         }
-        sqlx::query("select cache_notify($1, $2, $3)")
-            .bind(&self.channel)
-            .bind(&self.payload)
-            .bind(version)
-            .execute(conn)
-            .await
-            .map(|_| ())
+        sqlx::query!(
+            "select cache_notify($1, $2, $3)",
+            self.channel.as_deref(),
+            self.payload.as_deref(),
+            version,
+        )
+        .fetch_one(conn)
+        .await
+        .map(|_| ())
     }
 }

@@ -32,6 +32,10 @@ pub struct Db {
 
 impl Db {
     pub fn new(pool: PgPool, settings: &DatabaseSettings) -> Db {
+        // Runtime SQL, not a `query!`: the timeout is part of the text (`SET` takes no
+        // parameters) and it is three statements, which only the simple query protocol runs
+        // (`execute(&str)`, `begin_with`): no prepared statement, nothing for the macros to
+        // describe.
         let begin = (settings.pooler == PoolerMode::Transaction).then(|| {
             format!(
                 "BEGIN; SET LOCAL statement_timeout = {}; DEALLOCATE ALL",
@@ -162,6 +166,7 @@ impl Writable {
     /// committed each one already).
     pub async fn finish(&mut self) -> Result<(), sqlx::Error> {
         if self.open {
+            // Transaction control, sent as text (simple protocol) like `begin` above.
             (*self.conn).execute("COMMIT").await?;
             self.open = false;
         }

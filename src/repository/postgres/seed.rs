@@ -13,20 +13,20 @@ pub struct DemoData {
 /// Inserts what is missing of `demo`, in one transaction.
 pub async fn insert_demo_data(pool: &PgPool, demo: &DemoData) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         r#"insert into locations (id, name) values ($1, $2)
            on conflict (id) do nothing"#,
+        demo.location_id,
+        demo.location_name,
     )
-    .bind(demo.location_id)
-    .bind(demo.location_name)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         r#"insert into api_keys (location_id, key_hash, label) values ($1, $2, 'demo')
            on conflict (key_hash) do nothing"#,
+        demo.location_id,
+        &demo.key_hash,
     )
-    .bind(demo.location_id)
-    .bind(&demo.key_hash)
     .execute(&mut *tx)
     .await?;
     for (id, definition) in &demo.workflows {
@@ -47,18 +47,24 @@ async fn insert_workflow(
             .and_then(serde_json::Value::as_array)
             .map_or(0, |items| i32::try_from(items.len()).unwrap_or(i32::MAX))
     };
-    sqlx::query(
+    sqlx::query!(
         r#"insert into workflows (location_id, id, name, status, version, definition, step_count, trigger_count)
            values ($1, $2, $3, $4, 1, $5, $6, $7)
            on conflict (location_id, id) do nothing"#,
+        location_id,
+        id,
+        definition
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(id),
+        definition
+            .get("status")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("draft"),
+        definition,
+        count("steps"),
+        count("triggers"),
     )
-    .bind(location_id)
-    .bind(id)
-    .bind(definition.get("name").and_then(serde_json::Value::as_str).unwrap_or(id))
-    .bind(definition.get("status").and_then(serde_json::Value::as_str).unwrap_or("draft"))
-    .bind(definition)
-    .bind(count("steps"))
-    .bind(count("triggers"))
     .execute(tx)
     .await?;
     Ok(())

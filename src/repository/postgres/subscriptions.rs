@@ -17,7 +17,6 @@ impl PgSubscriptionRepository {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct SubscriptionRow {
     plan: String,
     status: String,
@@ -28,10 +27,11 @@ struct SubscriptionRow {
 impl SubscriptionRepository for PgSubscriptionRepository {
     async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
         let row: Option<SubscriptionRow> = read_retrying(&self.pool, || {
-            sqlx::query_as(
+            sqlx::query_as!(
+                SubscriptionRow,
                 r#"select plan, status, current_period_end from subscriptions where location_id = $1"#,
+                location_id,
             )
-            .bind(location_id)
             .fetch_optional(&self.pool)
         })
         .await?;

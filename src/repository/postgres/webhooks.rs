@@ -71,23 +71,24 @@ impl PgWebhookStore {
     pub async fn apply(&self, event: &WebhookEvent) -> Result<WebhookEffect, RepositoryError> {
         let mut conn = super::writable(&self.pool).await?;
         let mut tx = conn.begin().await?;
-        let first_time: Option<String> = sqlx::query_scalar(
+        let first_time = sqlx::query_scalar!(
             r#"insert into webhook_events (id, type, location_id) values ($1, $2, $3)
                on conflict (id) do nothing returning id"#,
+            &event.id,
+            &event.type_name,
+            &event.location_id,
         )
-        .bind(&event.id)
-        .bind(&event.type_name)
-        .bind(&event.location_id)
         .fetch_optional(&mut *tx)
         .await?;
         if first_time.is_none() {
             return Ok(WebhookEffect::Duplicate);
         }
-        let known: bool =
-            sqlx::query_scalar(r#"select exists (select 1 from locations where id = $1)"#)
-                .bind(&event.location_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let known = sqlx::query_scalar!(
+            r#"select exists (select 1 from locations where id = $1) as "exists!""#,
+            &event.location_id,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let effect = if known {
             apply_kind(&mut tx, event).await?
         } else {
@@ -105,16 +106,16 @@ impl PgWebhookStore {
     /// without a background task (each insert removes far more than itself when behind).
     pub async fn prune_older_than(&self, age: Duration) -> Result<u64, RepositoryError> {
         let age_secs = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
-        let deleted = sqlx::query(
+        let deleted = sqlx::query!(
             r#"delete from webhook_events where id in (
                    select id from webhook_events
                    where received_at < now() - make_interval(secs => $1)
                    order by received_at
                    limit $2
                )"#,
+            age_secs as f64,
+            PRUNE_BATCH,
         )
-        .bind(age_secs as f64)
-        .bind(PRUNE_BATCH)
         .execute(&self.pool)
         .await?;
         Ok(deleted.rows_affected())
@@ -136,7 +137,7 @@ async fn apply_kind(
             current_period_end,
         } => {
             // Equal timestamps apply in arrival order; only a strictly older event is ignored.
-            let applied: Option<String> = sqlx::query_scalar(
+            let applied = sqlx::query_scalar!(
                 r#"insert into subscriptions (location_id, plan, status, current_period_end, last_event_at)
                    values ($1, coalesce($2, 'free'), $3, $4, $5)
                    on conflict (location_id) do update
@@ -147,12 +148,12 @@ async fn apply_kind(
                    where subscriptions.last_event_at is null
                       or subscriptions.last_event_at <= excluded.last_event_at
                    returning location_id"#,
+                location_id,
+                plan.map(|p| p.as_str()),
+                status.as_str(),
+                *current_period_end,
+                event.timestamp,
             )
-            .bind(location_id)
-            .bind(plan.map(|p| p.as_str()))
-            .bind(status.as_str())
-            .bind(current_period_end)
-            .bind(event.timestamp)
             .fetch_optional(&mut *tx)
             .await?;
             if applied.is_some() {
@@ -165,25 +166,30 @@ async fn apply_kind(
             workflow_id: workflow_id.clone(),
         },
         EventKind::WorkflowDeleted { workflow_id } => {
-            sqlx::query(r#"delete from workflows where location_id = $1 and id = $2"#)
-                .bind(location_id)
-                .bind(workflow_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                r#"delete from workflows where location_id = $1 and id = $2"#,
+                location_id,
+                workflow_id,
+            )
+            .execute(&mut *tx)
+            .await?;
             WebhookEffect::WorkflowDeleted {
                 workflow_id: workflow_id.clone(),
             }
         }
         EventKind::AppUninstall => {
-            sqlx::query(r#"update locations set uninstalled_at = coalesce(uninstalled_at, now()) where id = $1"#)
-                .bind(location_id)
-                .execute(&mut *tx)
-                .await?;
-            let key_hashes: Vec<Vec<u8>> = sqlx::query_scalar(
+            sqlx::query!(
+                r#"update locations set uninstalled_at = coalesce(uninstalled_at, now())
+                   where id = $1"#,
+                location_id,
+            )
+            .execute(&mut *tx)
+            .await?;
+            let key_hashes = sqlx::query_scalar!(
                 r#"update api_keys set revoked_at = coalesce(revoked_at, now())
                    where location_id = $1 returning key_hash"#,
+                location_id,
             )
-            .bind(location_id)
             .fetch_all(&mut *tx)
             .await?;
             WebhookEffect::KeysRevoked { key_hashes }

@@ -1,3 +1,7 @@
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::types::Json;
+
 use super::notify::Notifier;
 use super::{connection_was_lost, read_retrying, retrying};
 
@@ -51,9 +55,62 @@ impl PgWorkflowRepository {
     }
 }
 
-/// One attempt at `GET_SQL` on a dedicated connection. The connection is reused only when
-/// the statement completed (a row, no row, or an error Postgres answered); one that was lost,
-/// or whose statement was dropped mid-way, stays marked and the pool discards it.
+/// A workflow row, and whether the write that returned it inserted it (`None`: a read).
+struct WorkflowRow<D> {
+    id: String,
+    name: String,
+    status: String,
+    version: i64,
+    step_count: i32,
+    trigger_count: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    definition: Json<D>,
+    inserted: Option<bool>,
+}
+
+impl<D> WorkflowRow<D> {
+    fn workflow(self) -> StoredWorkflow<D> {
+        StoredWorkflow {
+            id: self.id,
+            name: self.name,
+            status: self.status,
+            version: self.version,
+            step_count: self.step_count,
+            trigger_count: self.trigger_count,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            definition: self.definition.0,
+        }
+    }
+}
+
+/// What a write returns: the definition parsed.
+type WrittenRow = WorkflowRow<serde_json::Value>;
+
+/// A read only passes the definition on: kept as the JSON text Postgres sent, not parsed into
+/// a tree and written out again (that was ~8 % of the miss path).
+type RawWorkflowRow = WorkflowRow<Box<RawValue>>;
+
+/// A workflow by id (every cache miss), on the pool or on a dedicated connection: one
+/// statement text for both, so one entry in `.sqlx/`.
+macro_rules! get_workflow {
+    ($location_id:expr, $id:expr) => {
+        sqlx::query_as!(
+            RawWorkflowRow,
+            r#"select id, name, status, version, step_count, trigger_count, created_at,
+                      updated_at, definition as "definition: Json<Box<RawValue>>",
+                      null::bool as inserted
+               from workflows
+               where location_id = $1 and id = $2"#,
+            $location_id,
+            $id,
+        )
+    };
+}
+/// One attempt at [`get_workflow!`] on a dedicated connection. The connection is reused only
+/// when the statement completed (a row, no row, or an error Postgres answered); one that was
+/// lost, or whose statement was dropped mid-way, stays marked and the pool discards it.
 async fn hot_get(
     hot: &HotReads,
     location_id: &str,
@@ -61,9 +118,7 @@ async fn hot_get(
 ) -> Result<Option<RawWorkflowRow>, sqlx::Error> {
     let mut conn = hot_connection(hot).await?;
     conn.in_statement = true;
-    let result = sqlx::query_as(GET_SQL)
-        .bind(location_id)
-        .bind(id)
+    let result = get_workflow!(location_id, id)
         .fetch_optional(&mut conn.conn)
         .await;
     conn.in_statement = match &result {
@@ -74,94 +129,6 @@ async fn hot_get(
     result
 }
 
-/// A workflow row, and whether the write that returned it inserted it.
-#[derive(sqlx::FromRow)]
-struct WorkflowRow<D = serde_json::Value> {
-    #[sqlx(flatten)]
-    workflow: StoredWorkflow<D>,
-    inserted: Option<bool>,
-}
-
-/// A read only passes the definition on: kept as the JSON text Postgres sent, not parsed into
-/// a tree and written out again (that was ~8 % of the miss path).
-type RawWorkflowRow = WorkflowRow<Box<serde_json::value::RawValue>>;
-
-const GET_SQL: &str = r#"
-    select id, name, status, version, step_count, trigger_count, created_at, updated_at,
-           definition, null::bool as inserted
-    from workflows
-    where location_id = $1 and id = $2"#;
-
-/// Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
-/// version is the one the client saw. The cache's notice (`$9`, `$10`, see `cache_notify`)
-/// goes in the same statement, so in the same transaction, at no extra round trip.
-const UPDATE_SQL: &str = r#"
-    with w as (
-        update workflows
-        set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
-            version = version + 1, updated_at = now()
-        where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
-        returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
-                  definition, false as inserted
-    )
-    select w.*, cache_notify($9, $10, w.version) as notified from w"#;
-
-/// Deletes, sending the cache's notice (`$3`, `$4`) with the deleted version in the same
-/// statement.
-const DELETE_SQL: &str = r#"
-    with d as (delete from workflows where location_id = $1 and id = $2 returning version)
-    select cache_notify($3, $4, d.version) from d"#;
-
-/// Creations of one location take turns on its row, so the count [`CREATE_SQL`] checks cannot
-/// be overtaken by a concurrent creation (`no key update` leaves the foreign-key checks of
-/// other writes unblocked).
-const LOCK_LOCATION_SQL: &str = r#"select 1 from locations where id = $1 for no key update"#;
-
-/// Creates a workflow after the last version of any deleted predecessor (the tombstone the
-/// delete trigger wrote; see the `workflow_tombstones` migration), while the location has
-/// fewer than `$8` workflows. No row back: the limit is reached. Should the id have been
-/// created meanwhile, it is replaced instead, and its version still only goes up.
-const CREATE_SQL: &str = r#"
-    with tombstone as (
-        delete from workflow_tombstones where location_id = $1 and workflow_id = $2
-        returning last_version
-    )
-    insert into workflows
-        (location_id, id, name, status, version, definition, step_count, trigger_count)
-    select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5, $6, $7
-    where exists (select 1 from workflows where location_id = $1 and id = $2)
-       or (select count(*) from workflows where location_id = $1) < $8
-    on conflict (location_id, id) do update
-    set name = excluded.name, status = excluded.status, definition = excluded.definition,
-        step_count = excluded.step_count, trigger_count = excluded.trigger_count,
-        version = greatest(workflows.version, excluded.version - 1) + 1, updated_at = now()
-    returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
-              definition, (xmax = 0) as inserted"#;
-
-type WorkflowQuery<'q> = sqlx::query::QueryAs<
-    'q,
-    sqlx::Postgres,
-    WorkflowRow,
-    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
->;
-
-/// `sql` with the parameters every write shares: `$1`-`$7`.
-fn workflow_query<'q>(
-    sql: &'q str,
-    location_id: &'q str,
-    id: &'q str,
-    workflow: &'q NewWorkflow,
-) -> WorkflowQuery<'q> {
-    sqlx::query_as::<_, WorkflowRow>(sql)
-        .bind(location_id)
-        .bind(id)
-        .bind(&workflow.name)
-        .bind(workflow.status)
-        .bind(sqlx::types::Json(&workflow.definition))
-        .bind(workflow.step_count)
-        .bind(workflow.trigger_count)
-}
-
 #[async_trait::async_trait]
 impl WorkflowRepository for PgWorkflowRepository {
     async fn list(
@@ -169,13 +136,14 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
         let summaries: Vec<WorkflowSummary> = read_retrying(&self.pool, || {
-            sqlx::query_as(
+            sqlx::query_as!(
+                WorkflowSummary,
                 r#"select id, name, status, version, step_count, trigger_count, updated_at
                    from workflows
                    where location_id = $1
                    order by updated_at desc, id"#,
+                location_id,
             )
-            .bind(location_id)
             .fetch_all(&self.pool)
         })
         .await?;
@@ -196,15 +164,12 @@ impl WorkflowRepository for PgWorkflowRepository {
             }
             None => {
                 read_retrying(&self.pool, || {
-                    sqlx::query_as(GET_SQL)
-                        .bind(location_id)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
+                    get_workflow!(location_id, id).fetch_optional(&self.pool)
                 })
                 .await?
             }
         };
-        let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow;
+        let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow();
         Ok(Fetched::from_json(
             serde_json::to_vec(&workflow)?.into(),
             ReadSource::Bypass,
@@ -219,15 +184,53 @@ impl WorkflowRepository for PgWorkflowRepository {
         if_match: Option<i64>,
     ) -> Result<PutOutcome, RepositoryError> {
         let notice = self.notice(location_id, id);
-        let replace = workflow_query(UPDATE_SQL, location_id, id, workflow)
-            .bind(if_match)
-            .bind(&notice.channel)
-            .bind(&notice.payload);
+        // Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
+        // version is the one the client saw. The cache's notice (`$9`, `$10`, see
+        // `cache_notify`) goes in the same statement, so in the same transaction, at no extra
+        // round trip.
+        let replace = sqlx::query!(
+            r#"with w as (
+                   update workflows
+                   set name = $3, status = $4, definition = $5, step_count = $6,
+                       trigger_count = $7, version = version + 1, updated_at = now()
+                   where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
+                   returning id, name, status, version, step_count, trigger_count, created_at,
+                             updated_at, definition
+               )
+               select w.id as "id!", w.name as "name!", w.status as "status!",
+                      w.version as "version!", w.step_count as "step_count!",
+                      w.trigger_count as "trigger_count!", w.created_at as "created_at!",
+                      w.updated_at as "updated_at!", w.definition as "definition!",
+                      cache_notify($9, $10, w.version) as notified
+               from w"#,
+            location_id,
+            id,
+            &workflow.name,
+            workflow.status,
+            &workflow.definition,
+            workflow.step_count,
+            workflow.trigger_count,
+            if_match,
+            notice.channel.as_deref(),
+            notice.payload.as_deref(),
+        )
+        .map(|r| WrittenRow {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            version: r.version,
+            step_count: r.step_count,
+            trigger_count: r.trigger_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            definition: Json(r.definition),
+            inserted: Some(false),
+        });
         let mut conn = super::writable(&self.pool).await?;
         let replaced = replace.fetch_optional(conn.conn().await?).await?;
         conn.finish().await?;
         if let Some(row) = replaced {
-            return Ok(PutOutcome::Replaced(row.workflow));
+            return Ok(PutOutcome::Replaced(row.workflow()));
         }
         if if_match.is_some() {
             drop(conn);
@@ -237,41 +240,85 @@ impl WorkflowRepository for PgWorkflowRepository {
         }
         // A creation (rare next to replacements) pays for its transaction and lock.
         let mut tx = conn.begin().await?;
-        let location: Option<i32> = sqlx::query_scalar(LOCK_LOCATION_SQL)
-            .bind(location_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // Creations of one location take turns on its row, so the count the insert below
+        // checks cannot be overtaken by a concurrent creation (`no key update` leaves the
+        // foreign-key checks of other writes unblocked).
+        let location = sqlx::query_scalar!(
+            r#"select 1 as "locked!" from locations where id = $1 for no key update"#,
+            location_id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         if location.is_none() {
             return Err(RepositoryError::NotFound("Location"));
         }
-        let row = workflow_query(CREATE_SQL, location_id, id, workflow)
-            .bind(i64::from(self.max_per_location))
-            .fetch_optional(&mut *tx)
-            .await?;
+        // Creates the workflow after the last version of any deleted predecessor (the
+        // tombstone the delete trigger wrote; see the `workflow_tombstones` migration), while
+        // the location has fewer than `$8` workflows. No row back: the limit is reached.
+        // Should the id have been created meanwhile, it is replaced instead, and its version
+        // still only goes up.
+        let row = sqlx::query_as!(
+            WrittenRow,
+            r#"with tombstone as (
+                   delete from workflow_tombstones where location_id = $1 and workflow_id = $2
+                   returning last_version
+               )
+               insert into workflows
+                   (location_id, id, name, status, version, definition, step_count, trigger_count)
+               select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5,
+                      $6, $7
+               where exists (select 1 from workflows where location_id = $1 and id = $2)
+                  or (select count(*) from workflows where location_id = $1) < $8
+               on conflict (location_id, id) do update
+               set name = excluded.name, status = excluded.status,
+                   definition = excluded.definition, step_count = excluded.step_count,
+                   trigger_count = excluded.trigger_count,
+                   version = greatest(workflows.version, excluded.version - 1) + 1,
+                   updated_at = now()
+               returning id, name, status, version, step_count, trigger_count, created_at,
+                         updated_at, definition, (xmax = 0) as inserted"#,
+            location_id,
+            id,
+            &workflow.name,
+            workflow.status,
+            &workflow.definition,
+            workflow.step_count,
+            workflow.trigger_count,
+            i64::from(self.max_per_location),
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Err(RepositoryError::WorkflowLimit {
                 limit: self.max_per_location,
             });
         };
-        notice.send(&mut tx, Some(row.workflow.version)).await?;
+        notice.send(&mut tx, Some(row.version)).await?;
         tx.commit().await?;
-        Ok(if row.inserted == Some(true) {
-            PutOutcome::Created(row.workflow)
+        let inserted = row.inserted == Some(true);
+        let workflow = row.workflow();
+        Ok(if inserted {
+            PutOutcome::Created(workflow)
         } else {
-            PutOutcome::Replaced(row.workflow)
+            PutOutcome::Replaced(workflow)
         })
     }
 
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
         let notice = self.notice(location_id, id);
         let mut conn = super::writable(&self.pool).await?;
-        let deleted: Option<Option<i64>> = sqlx::query_scalar(DELETE_SQL)
-            .bind(location_id)
-            .bind(id)
-            .bind(&notice.channel)
-            .bind(&notice.payload)
-            .fetch_optional(conn.conn().await?)
-            .await?;
+        // Deletes, sending the cache's notice (`$3`, `$4`) with the deleted version in the
+        // same statement.
+        let deleted = sqlx::query_scalar!(
+            r#"with d as (delete from workflows where location_id = $1 and id = $2 returning version)
+               select cache_notify($3, $4, d.version) from d"#,
+            location_id,
+            id,
+            notice.channel.as_deref(),
+            notice.payload.as_deref(),
+        )
+        .fetch_optional(conn.conn().await?)
+        .await?;
         conn.finish().await?;
         if deleted.is_none() {
             return Err(RepositoryError::NotFound("Workflow"));
@@ -285,15 +332,15 @@ impl WorkflowRepository for PgWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
-        let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+        let rows = sqlx::query!(
             r#"select id, definition from workflows where location_id = $1 order by id"#,
+            location_id,
         )
-        .bind(location_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, definition)| (id, definition.0))
+            .map(|row| (row.id, row.definition))
             .collect())
     }
 }
@@ -304,22 +351,23 @@ impl PgWorkflowRepository {
         &self,
         limit: i64,
     ) -> Result<Vec<(String, StoredWorkflow)>, RepositoryError> {
-        let rows: Vec<(String, sqlx::types::Json<StoredWorkflow>)> = sqlx::query_as(
+        let rows = sqlx::query!(
             r#"select location_id,
                       json_build_object(
                           'id', id, 'name', name, 'status', status, 'version', version,
                           'stepCount', step_count, 'triggerCount', trigger_count,
                           'createdAt', created_at, 'updatedAt', updated_at, 'definition', definition)
+                      as "workflow!: Json<StoredWorkflow>"
                from workflows
                order by updated_at desc
                limit $1"#,
+            limit,
         )
-        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(location, workflow)| (location, workflow.0))
+            .map(|row| (row.location_id, row.workflow.0))
             .collect())
     }
 
@@ -328,11 +376,11 @@ impl PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Option<i64>, RepositoryError> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar!(
             r#"select version from workflows where location_id = $1 and id = $2"#,
+            location_id,
+            id,
         )
-        .bind(location_id)
-        .bind(id)
         .fetch_optional(&self.pool)
         .await?)
     }
