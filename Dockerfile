@@ -1,11 +1,21 @@
 # Multi-stage build: a full Rust toolchain to compile, a slim Debian to run.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
+# The compile-time-checked SQL is checked against .sqlx/, never a database (.cargo/config.toml
+# says so too; this keeps the image build offline even if that file were left out).
+ENV SQLX_OFFLINE=true
+# Dependencies first, in a layer of their own, so source edits do not rebuild them: the
+# manifest with placeholder sources (an empty library, a main that does nothing) builds every
+# dependency. That build must succeed: a dependency that fails to compile fails the image
+# here, naming it. (benches/ is copied because Cargo.toml names its bench targets.)
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo ./.cargo
 COPY benches ./benches
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --release --locked --bin ghl-workflow-debugger || true
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && : > src/lib.rs \
+    && cargo build --release --locked --bin ghl-workflow-debugger \
+    && rm -rf src
+# The service itself. COPY keeps the files' (older) times: touched, so Cargo rebuilds the crate
+# over its placeholder build.
 COPY . .
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin ghl-workflow-debugger
 

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: dev run test migrate lint fmt bench bench-load services chaos
+.PHONY: dev run test migrate lint deny fmt bench bench-load services chaos sqlx-prepare sqlx-check check-migrations tools
 
 dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
 	scripts/dev.sh
@@ -19,12 +19,28 @@ test: services ## every test, against real Postgres and Redis
 chaos: services ## the fault suite (RELIABILITY.md) with CHAOS_SCALE (default 10) times the requests and longer faults
 	CHAOS_SCALE=$${CHAOS_SCALE:-10} $(CARGO) test --locked --test api faults:: -- --nocapture --test-threads=1
 
-migrate: ## apply migrations to DATABASE_URL (same files as `sqlx migrate run`)
-	$(CARGO) run --locked --bin ghl-workflow-debugger -- migrate
+migrate: ## `sqlx migrate run` on DATABASE_LISTEN_URL or DATABASE_URL (creates the database if missing; installs sqlx-cli once)
+	scripts/migrate.sh
 
-lint: ## formatting and clippy, warnings are errors
+lint: ## formatting, clippy (warnings are errors), cargo deny (licences, advisories, duplicates)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	scripts/deny.sh
+
+deny: ## cargo deny check alone (deny.toml)
+	scripts/deny.sh
+
+sqlx-prepare: services ## regenerate .sqlx/ (compile-time SQL data) after changing a statement or a migration
+	scripts/sqlx-prepare.sh
+
+sqlx-check: services ## fail when .sqlx/ is out of date (cargo sqlx prepare --check)
+	scripts/sqlx-prepare.sh --check
+
+check-migrations: services ## sqlx-cli and the embedded migrator give the same schema (pg_dump compared)
+	scripts/check-migrations.sh
+
+tools: ## install the pinned sqlx-cli and cargo-deny when missing
+	scripts/install-tools.sh
 
 fmt:
 	$(CARGO) fmt --all
