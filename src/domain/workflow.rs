@@ -536,6 +536,22 @@ pub fn validate_for_storage(
     }
 }
 
+/// What storing an imported GoHighLevel document requires: the size limits and text Postgres
+/// can hold. Unlike [`validate_for_storage`] it keeps what the analysis reports (duplicate or
+/// missing ids, an unknown status): the builder's JSON is stored as it is, defects included.
+pub fn validate_imported_for_storage(
+    doc: &WorkflowDocument,
+    max_steps: usize,
+) -> Result<(), Vec<FieldError>> {
+    let mut errors = crate::domain::limits::check_document_limits(doc, max_steps);
+    errors.extend(super::stored_text::workflow_document(doc));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

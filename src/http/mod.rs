@@ -11,8 +11,8 @@ pub mod request_id;
 mod responses;
 
 use handlers::{
-    analysis, dashboard, health, internal, metrics, openapi, subscription, summary, webhooks,
-    workflows,
+    analysis, dashboard, ghl_import, health, internal, metrics, openapi, subscription, summary,
+    webhooks, workflows,
 };
 
 use actix_web::http::Method;
@@ -72,6 +72,12 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(M::POST, "/webhooks/ghl", webhooks::receive_ghl_event),
         endpoint(M::GET, "/api/workflows", workflows::list_workflows),
+        // Before `/api/workflows/{id}`, which would otherwise take the path (and answer 405).
+        endpoint(
+            M::POST,
+            "/api/workflows/import",
+            ghl_import::import_workflows,
+        ),
         endpoint(M::GET, "/api/workflows/{id}", workflows::get_workflow),
         endpoint(M::PUT, "/api/workflows/{id}", workflows::put_workflow),
         endpoint(M::DELETE, "/api/workflows/{id}", workflows::delete_workflow),

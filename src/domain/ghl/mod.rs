@@ -16,9 +16,12 @@
 
 mod attributes;
 mod steps;
+mod storage;
 mod triggers;
 pub mod types;
 mod wrapping;
+
+pub use storage::{storable, Refusal, StorableImport};
 
 pub use types::{is_known_step_type, is_known_trigger_type};
 pub use wrapping::{is_ghl_document, Wrapping};
@@ -92,11 +95,31 @@ pub enum ImportError {
     TooMany { count: usize, max: usize },
 }
 
+impl ImportError {
+    /// The field a client is told about: where the missing or wrong part is (`$` for the
+    /// whole value), as in `details.errors[].field` of a 422.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ImportError::NoTemplates => "templates",
+            ImportError::TemplatesNotArray { path, .. } => path,
+            ImportError::InvalidJson(_)
+            | ImportError::NotAnObject { .. }
+            | ImportError::EmptyArray
+            | ImportError::TooMany { .. } => "$",
+        }
+    }
+}
+
 /// One document of [`import_bytes`]: its exact original text and what it imported to.
 #[derive(Debug)]
 pub struct RawImport {
     pub original: Box<RawValue>,
     pub imported: Result<ImportedWorkflow, ImportError>,
+}
+
+/// [`import`] of a value the caller no longer needs.
+pub fn import_value(value: Value) -> Result<ImportedWorkflow, ImportError> {
+    import(&value)
 }
 
 /// Imports one document (any wrapping).
@@ -166,7 +189,7 @@ pub fn import_all(
 ) -> Result<Vec<Result<ImportedWorkflow, ImportError>>, ImportError> {
     match value {
         Value::Array(items) => {
-            check_count(items.len())?;
+            check_count(items.len(), MAX_DOCUMENTS)?;
             Ok(items.iter().map(import).collect())
         }
         single => Ok(vec![import(single)]),
@@ -175,35 +198,51 @@ pub fn import_all(
 
 /// [`import_all`] from raw bytes, keeping each document's original text.
 pub fn import_bytes(bytes: &[u8]) -> Result<Vec<RawImport>, ImportError> {
+    import_body(bytes, MAX_DOCUMENTS).map(|body| body.documents)
+}
+
+/// What [`import_body`] read.
+#[derive(Debug)]
+pub struct ImportedBody {
+    /// The body was a JSON array (each element is one document).
+    pub is_array: bool,
+    pub documents: Vec<RawImport>,
+}
+
+/// [`import_bytes`] for an array of at most `max_documents` (the import route takes 100).
+/// Not JSON at all is [`ImportError::InvalidJson`]; everything else is per document.
+pub fn import_body(bytes: &[u8], max_documents: usize) -> Result<ImportedBody, ImportError> {
     let invalid = |e: serde_json::Error| ImportError::InvalidJson(e.to_string());
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let originals: Vec<Box<RawValue>> = if first == Some(b'[') {
+    let is_array = first == Some(b'[');
+    let originals: Vec<Box<RawValue>> = if is_array {
         let items: Vec<Box<RawValue>> = serde_json::from_slice(bytes).map_err(invalid)?;
-        check_count(items.len())?;
+        check_count(items.len(), max_documents)?;
         items
     } else {
         vec![serde_json::from_slice(bytes).map_err(invalid)?]
     };
-    Ok(originals
+    let documents = originals
         .into_iter()
         .map(|original| {
             let imported = serde_json::from_str::<Value>(original.get())
                 .map_err(invalid)
-                .and_then(|v| import(&v));
+                .and_then(import_value);
             RawImport { original, imported }
         })
-        .collect())
+        .collect();
+    Ok(ImportedBody {
+        is_array,
+        documents,
+    })
 }
 
-fn check_count(count: usize) -> Result<(), ImportError> {
+fn check_count(count: usize, max: usize) -> Result<(), ImportError> {
     if count == 0 {
         return Err(ImportError::EmptyArray);
     }
-    if count > MAX_DOCUMENTS {
-        return Err(ImportError::TooMany {
-            count,
-            max: MAX_DOCUMENTS,
-        });
+    if count > max {
+        return Err(ImportError::TooMany { count, max });
     }
     Ok(())
 }
