@@ -88,11 +88,13 @@ pub struct ImportAnswer {
 }
 
 /// A document read and checked, ready to be written.
-struct Prepared {
-    id: String,
-    workflow: NewWorkflow,
-    wrapping: Wrapping,
-    notes: Vec<ImportNote>,
+#[derive(Debug)]
+pub struct Prepared {
+    /// Where it is stored: its GoHighLevel id.
+    pub id: String,
+    pub workflow: NewWorkflow,
+    pub wrapping: Wrapping,
+    pub notes: Vec<ImportNote>,
 }
 
 #[derive(Clone)]
@@ -244,10 +246,16 @@ fn is_unchanged(state: &ImportState, source_version: Option<i64>) -> bool {
     state.same_source || (source_version.is_some() && state.source_version == source_version)
 }
 
-type PreparedBody = (bool, Vec<(Option<String>, Result<Prepared, Refusal>)>);
+/// Whether the body was an array, and each document (its GoHighLevel id when known).
+pub type PreparedBody = (bool, Vec<(Option<String>, Result<Prepared, Refusal>)>);
 
-/// Reads and checks every document of `body` (pure CPU work: it may run on the analysis pool).
-fn prepare_body(body: &[u8], location_id: &str, max_steps: usize) -> Result<PreparedBody, Refusal> {
+/// Reads and checks every document of `body` for `location_id` (pure CPU work: it may run on
+/// the analysis pool; the demo seed uses it too, so its imports are stored as the route's).
+pub fn prepare_body(
+    body: &[u8],
+    location_id: &str,
+    max_steps: usize,
+) -> Result<PreparedBody, Refusal> {
     let read = ghl::import_body(body, MAX_IMPORT_DOCUMENTS)?;
     // One document is kept as the whole body, byte for byte; an array's as each element's text.
     let whole = match read.is_array {

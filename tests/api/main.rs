@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_browser;
 mod errors;
 mod faults;
+mod ghl_import;
 mod health;
 mod helpers;
 mod internal;
