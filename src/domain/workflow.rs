@@ -53,15 +53,25 @@ impl WorkflowStatus {
     }
 }
 
-/// Normalizes a type name: trimmed, lower-case, `-` and spaces become `_`.
-pub fn normalize_type_name(raw: &str) -> String {
-    raw.trim()
-        .chars()
-        .map(|c| match c {
-            '-' | ' ' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+/// Normalizes a type name: trimmed, lower-case, `-` and spaces become `_`. A name already in
+/// that form (nearly every one) is borrowed, not copied: every step's type is read this way.
+pub fn normalize_type_name(raw: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = raw.trim();
+    let plain = trimmed
+        .bytes()
+        .all(|b| b != b'-' && b != b' ' && !b.is_ascii_uppercase());
+    if plain {
+        return std::borrow::Cow::Borrowed(trimmed);
+    }
+    std::borrow::Cow::Owned(
+        trimmed
+            .chars()
+            .map(|c| match c {
+                '-' | ' ' => '_',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect(),
+    )
 }
 
 macro_rules! type_enum {
@@ -75,7 +85,7 @@ macro_rules! type_enum {
         impl $name {
             /// Case-insensitive, tolerant of `-`/space for `_`.
             pub fn parse(raw: &str) -> Self {
-                match normalize_type_name(raw).as_str() {
+                match normalize_type_name(raw).as_ref() {
                     $($text => $name::$variant,)*
                     _ => $name::Unknown(raw.to_string()),
                 }

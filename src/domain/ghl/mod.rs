@@ -117,16 +117,20 @@ pub struct RawImport {
     pub imported: Result<ImportedWorkflow, ImportError>,
 }
 
-/// [`import`] of a value the caller no longer needs.
-pub fn import_value(value: Value) -> Result<ImportedWorkflow, ImportError> {
-    import(&value)
+/// Imports one document (any wrapping). Copies `value`: a caller that no longer needs it
+/// should hand it over to [`import_value`].
+pub fn import(value: &Value) -> Result<ImportedWorkflow, ImportError> {
+    // A value in no known shape is refused before anything is copied.
+    wrapping::locate(value)?;
+    import_value(value.clone())
 }
 
-/// Imports one document (any wrapping).
-pub fn import(value: &Value) -> Result<ImportedWorkflow, ImportError> {
-    let located = wrapping::locate(value)?;
+/// Imports one document (any wrapping), taking it apart: each step's `attributes` become its
+/// config without being copied.
+pub fn import_value(value: Value) -> Result<ImportedWorkflow, ImportError> {
+    let taken = wrapping::take(value)?;
     let mut notes = Vec::new();
-    let fields = located.fields;
+    let fields = &taken.fields;
     let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_string);
     let ghl_id = ["id", "_id"].iter().find_map(|k| match fields.get(*k) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -157,9 +161,12 @@ pub fn import(value: &Value) -> Result<ImportedWorkflow, ImportError> {
     }
     let timezone = text("timezone").filter(|t| !t.trim().is_empty());
     let settings = triggers::settings(fields, timezone.as_deref(), &mut notes);
-    let trigger_list = triggers::map_triggers(located.triggers, located.triggers_path, &mut notes);
-    let (steps, start) = steps::map_steps(located.templates, located.templates_path, &mut notes);
+    let trigger_list =
+        triggers::map_triggers(taken.triggers.as_ref(), taken.triggers_path, &mut notes);
     let name = text("name");
+    let location_id = text("locationId").filter(|l| !l.trim().is_empty());
+    let source_version = fields.get("version").and_then(Value::as_i64);
+    let (steps, start) = steps::map_steps(taken.templates, taken.templates_path, &mut notes);
     let document = WorkflowDocument {
         name: name.clone().unwrap_or_default(),
         status: status.clone(),
@@ -170,13 +177,13 @@ pub fn import(value: &Value) -> Result<ImportedWorkflow, ImportError> {
     };
     Ok(ImportedWorkflow {
         ghl_id,
-        location_id: text("locationId").filter(|l| !l.trim().is_empty()),
+        location_id,
         name,
-        source_version: fields.get("version").and_then(Value::as_i64),
+        source_version,
         status,
         timezone,
         deleted,
-        wrapping: located.wrapping,
+        wrapping: taken.wrapping,
         document,
         notes,
     })
@@ -193,6 +200,19 @@ pub fn import_all(
             Ok(items.iter().map(import).collect())
         }
         single => Ok(vec![import(single)]),
+    }
+}
+
+/// [`import_all`] of a value the caller no longer needs (see [`import_value`]).
+pub fn import_all_value(
+    value: Value,
+) -> Result<Vec<Result<ImportedWorkflow, ImportError>>, ImportError> {
+    match value {
+        Value::Array(items) => {
+            check_count(items.len(), MAX_DOCUMENTS)?;
+            Ok(items.into_iter().map(import_value).collect())
+        }
+        single => Ok(vec![import_value(single)]),
     }
 }
 
