@@ -204,11 +204,17 @@ pub(super) fn map_steps(
         by_id.entry(n.id.as_str()).or_insert(k);
     }
     let start = entry(&nodes, &by_id);
-    let steps = nodes
+    let mut steps: Vec<Step> = nodes
         .iter()
         .zip(attributes)
         .map(|(n, attributes)| map_node(n, attributes, &nodes, &by_id, path, notes))
         .collect();
+    // Ids and names were read by other steps' mapping (`by_id`, branch names): moved now.
+    drop(by_id);
+    for (step, node) in steps.iter_mut().zip(nodes) {
+        step.id = node.id;
+        step.name = node.name;
+    }
     (steps, start)
 }
 
@@ -375,9 +381,10 @@ fn map_node(
         notes,
     );
     Step {
-        id: n.id.clone(),
+        // Both moved in by `map_steps` once every step is mapped.
+        id: String::new(),
         step_type,
-        name: n.name.clone(),
+        name: None,
         config,
         next,
         branches,
