@@ -6,7 +6,7 @@ use super::wrapping::kind_of;
 use super::{ImportNote, GHL_CONFIG_KEY};
 use crate::domain::analysis::rules::common::parse_duration;
 use crate::domain::workflow::StepType;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// `{type: "minutes", value: 30}` (a wait's `startAfter`, or a timeout in the same shape)
 /// → `"30m"`; a duration string or number already in our spelling is kept.
@@ -72,7 +72,8 @@ fn strings(v: Option<Value>) -> Vec<Value> {
 }
 
 pub(super) struct StepFacts<'a> {
-    pub ghl_type: &'a str,
+    /// The builder's type name (moved into `config.ghl.type`).
+    pub ghl_type: String,
     pub incomplete: bool,
     /// Where the step is, for notes (rendered only when a note is written).
     pub path: &'a dyn std::fmt::Display,
@@ -82,7 +83,7 @@ pub(super) struct StepFacts<'a> {
 pub(super) fn config_for(
     step_type: &StepType,
     attributes: Option<Value>,
-    facts: &StepFacts<'_>,
+    facts: StepFacts<'_>,
     notes: &mut Vec<ImportNote>,
 ) -> Map<String, Value> {
     let mut c = match attributes {
@@ -198,17 +199,19 @@ pub(super) fn config_for(
         }
         _ => {}
     }
-    let mut ghl = json!({ "type": facts.ghl_type });
+    let mut ghl = Map::new();
+    ghl.insert("type".into(), Value::String(facts.ghl_type));
     if facts.incomplete {
-        ghl["incomplete"] = Value::Bool(true);
+        ghl.insert("incomplete".into(), Value::Bool(true));
     }
-    c.insert(GHL_CONFIG_KEY.into(), ghl);
+    c.insert(GHL_CONFIG_KEY.into(), Value::Object(ghl));
     c
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn delays_read_in_our_spelling() {

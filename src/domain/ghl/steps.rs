@@ -81,10 +81,8 @@ impl Template {
 struct Node {
     pos: usize,
     id: String,
-    next: Vec<String>,
     /// `next` was an array (a fan-out, even of one).
     next_is_array: bool,
-    kind: Option<Value>,
     name: Option<String>,
     node_type: Option<String>,
     cat: Option<String>,
@@ -154,6 +152,8 @@ pub(super) fn map_steps(
 ) -> (Vec<Step>, Option<String>) {
     let mut nodes: Vec<Node> = Vec::with_capacity(templates.len());
     let mut attributes: Vec<Option<Value>> = Vec::with_capacity(templates.len());
+    let mut kinds: Vec<Option<Value>> = Vec::with_capacity(templates.len());
+    let mut nexts: Vec<Vec<String>> = Vec::with_capacity(templates.len());
     for (pos, t) in templates.into_iter().enumerate() {
         let here = Here { path, pos };
         let Value::Object(obj) = t else {
@@ -177,6 +177,8 @@ pub(super) fn map_steps(
         };
         let (next, next_is_array) = parse_next(t.next, &here, notes);
         attributes.push(t.attributes);
+        kinds.push(t.kind);
+        nexts.push(next);
         let top_level = match &t.parent {
             None | Some(Value::Null) => true,
             Some(Value::String(s)) => s.trim().is_empty(),
@@ -185,9 +187,7 @@ pub(super) fn map_steps(
         nodes.push(Node {
             pos,
             id,
-            next,
             next_is_array,
-            kind: t.kind,
             name: string_of(t.name),
             node_type: string_of(t.node_type),
             cat: string_of(t.cat),
@@ -203,11 +203,19 @@ pub(super) fn map_steps(
     for (k, n) in nodes.iter().enumerate() {
         by_id.entry(n.id.as_str()).or_insert(k);
     }
-    let start = entry(&nodes, &by_id);
+    let start = entry(&nodes, &nexts, &by_id);
+    // Each step's own parts are moved into it; only ids and names are read across steps.
     let mut steps: Vec<Step> = nodes
         .iter()
-        .zip(attributes)
-        .map(|(n, attributes)| map_node(n, attributes, &nodes, &by_id, path, notes))
+        .zip(kinds.into_iter().zip(attributes).zip(nexts))
+        .map(|(n, ((kind, attributes), next))| {
+            let own = Own {
+                kind,
+                attributes,
+                next,
+            };
+            map_node(n, own, &nodes, &by_id, path, notes)
+        })
         .collect();
     // Ids and names were read by other steps' mapping (`by_id`, branch names): moved now.
     drop(by_id);
@@ -218,11 +226,11 @@ pub(super) fn map_steps(
     (steps, start)
 }
 
-fn entry(nodes: &[Node], by_id: &FastMap<&str, usize>) -> Option<String> {
+fn entry(nodes: &[Node], nexts: &[Vec<String>], by_id: &FastMap<&str, usize>) -> Option<String> {
     // Marked on the first step of each id a `next` names: a duplicate of a named id is
     // named too (it is `by_id`'s first step of that id that is looked at).
     let mut named = vec![false; nodes.len()];
-    for target in nodes.iter().flat_map(|n| &n.next) {
+    for target in nexts.iter().flatten() {
         if let Some(&k) = by_id.get(target.as_str()) {
             named[k] = true;
         }
@@ -245,16 +253,28 @@ fn name_of(nodes: &[Node], by_id: &FastMap<&str, usize>, id: &str) -> Option<Str
     by_id.get(id).and_then(|&k| nodes[k].name.clone())
 }
 
+/// What of a template only its own step reads (moved into it).
+struct Own {
+    kind: Option<Value>,
+    attributes: Option<Value>,
+    next: Vec<String>,
+}
+
 fn map_node(
     n: &Node,
-    mut attributes: Option<Value>,
+    own: Own,
     nodes: &[Node],
     by_id: &FastMap<&str, usize>,
     path: &str,
     notes: &mut Vec<ImportNote>,
 ) -> Step {
+    let Own {
+        kind,
+        mut attributes,
+        next: next_ids,
+    } = own;
     let here = Here { path, pos: n.pos };
-    let raw_type = match &n.kind {
+    let raw_type = match &kind {
         Some(Value::String(s)) => s.as_str(),
         None | Some(Value::Null) => "",
         Some(other) => {
@@ -287,10 +307,12 @@ fn map_node(
                     .is_none_or(|b| b.is_empty()));
         if is_branch_node {
             step_type = StepType::Unknown(IF_ELSE_BRANCH.to_string());
-            next = n.next.first().cloned();
-            if n.next.len() > 1 {
+            let mut ids = next_ids.into_iter();
+            next = ids.next();
+            let rest: Vec<String> = ids.collect();
+            if !rest.is_empty() {
                 note_fan_out(&here, notes);
-                branches = plain_branches(&n.next[1..], nodes, by_id);
+                branches = plain_branches(rest, nodes, by_id);
             }
         } else {
             step_type = StepType::IfElse;
@@ -303,8 +325,9 @@ fn map_node(
                 Some(Value::Array(defs)) => defs,
                 _ => Vec::new(),
             };
-            if let Some((last, rest)) = n.next.split_last() {
-                else_next = Some(last.clone());
+            let mut rest = next_ids;
+            if let Some(last) = rest.pop() {
+                else_next = Some(last);
                 if defs.len() != rest.len() {
                     notes.push(ImportNote::new(
                         format!("{here}.next"),
@@ -317,7 +340,7 @@ fn map_node(
                 }
                 let mut defs = defs.into_iter();
                 branches = rest
-                    .iter()
+                    .into_iter()
                     .map(|target| {
                         let def = defs.next();
                         Branch {
@@ -326,9 +349,9 @@ fn map_node(
                                 .and_then(|d| d.get("name"))
                                 .and_then(Value::as_str)
                                 .map(str::to_string)
-                                .or_else(|| name_of(nodes, by_id, target)),
+                                .or_else(|| name_of(nodes, by_id, &target)),
                             condition: def.unwrap_or(Value::Null),
-                            next: Some(target.clone()),
+                            next: Some(target),
                             percent: None,
                         }
                     })
@@ -344,11 +367,11 @@ fn map_node(
         if norm == "remove_from_workflow" && attr("allWorkflows") == Some(&Value::Bool(true)) {
             step_type = StepType::Unknown(REMOVE_FROM_ALL_WORKFLOWS.to_string());
         }
-        if multi_path || n.next.len() > 1 {
+        if multi_path || next_ids.len() > 1 {
             if !multi_path {
                 note_fan_out(&here, notes);
             }
-            branches = plain_branches(&n.next, nodes, by_id);
+            branches = plain_branches(next_ids, nodes, by_id);
             if norm == WORKFLOW_SPLIT {
                 let weights = attr("extras")
                     .or(n.extras.as_ref())
@@ -365,17 +388,21 @@ fn map_node(
                 }
             }
         } else {
-            next = n.next.first().cloned();
+            next = next_ids.into_iter().next();
         }
     }
 
-    let incomplete = n.incomplete;
+    // The builder's type name itself becomes `config.ghl.type` (a wrong-typed one: empty).
+    let ghl_type = match kind {
+        Some(Value::String(name)) => name,
+        _ => String::new(),
+    };
     let config = config_for(
         &step_type,
         attributes,
-        &StepFacts {
-            ghl_type: raw_type,
-            incomplete,
+        StepFacts {
+            ghl_type,
+            incomplete: n.incomplete,
             path: &here,
         },
         notes,
@@ -399,13 +426,17 @@ fn note_fan_out(here: &Here<'_>, notes: &mut Vec<ImportNote>) {
     ));
 }
 
-fn plain_branches(targets: &[String], nodes: &[Node], by_id: &FastMap<&str, usize>) -> Vec<Branch> {
+fn plain_branches(
+    targets: Vec<String>,
+    nodes: &[Node],
+    by_id: &FastMap<&str, usize>,
+) -> Vec<Branch> {
     targets
-        .iter()
+        .into_iter()
         .map(|t| Branch {
-            name: name_of(nodes, by_id, t),
+            name: name_of(nodes, by_id, &t),
             condition: Value::Null,
-            next: Some(t.clone()),
+            next: Some(t),
             percent: None,
         })
         .collect()
