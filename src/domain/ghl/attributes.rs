@@ -3,7 +3,7 @@
 //! rules read are added in our spelling.
 
 use super::wrapping::kind_of;
-use super::{ImportNote, GHL_CONFIG_KEY};
+use super::{ImportNote, GHL_CONFIG_KEY, GHL_INCOMPLETE_KEY};
 use crate::domain::analysis::rules::common::parse_duration;
 use crate::domain::workflow::StepType;
 use serde_json::{Map, Value};
@@ -72,7 +72,7 @@ fn strings(v: Option<Value>) -> Vec<Value> {
 }
 
 pub(super) struct StepFacts<'a> {
-    /// The builder's type name (moved into `config.ghl.type`).
+    /// The builder's type name (moved into `config.ghl`).
     pub ghl_type: String,
     pub incomplete: bool,
     /// Where the step is, for notes (rendered only when a note is written).
@@ -199,12 +199,10 @@ pub(super) fn config_for(
         }
         _ => {}
     }
-    let mut ghl = Map::new();
-    ghl.insert("type".into(), Value::String(facts.ghl_type));
+    c.insert(GHL_CONFIG_KEY.into(), Value::String(facts.ghl_type));
     if facts.incomplete {
-        ghl.insert("incomplete".into(), Value::Bool(true));
+        c.insert(GHL_INCOMPLETE_KEY.into(), Value::Bool(true));
     }
-    c.insert(GHL_CONFIG_KEY.into(), Value::Object(ghl));
     c
 }
 

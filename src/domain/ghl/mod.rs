@@ -10,9 +10,10 @@
 //!   [`ImportedWorkflow::notes`], and left for the analysis rules to report.
 //! - GoHighLevel step and trigger ids and names become ours, so findings name what the
 //!   builder shows. The mapping is documented in `docs/ghl.md`.
-//! - Facts the builder records about a step that our model has no field for go under the
-//!   reserved config key [`GHL_CONFIG_KEY`]: `{"type": "<GoHighLevel type>", "incomplete":
-//!   true}` (`incomplete` only when the builder set `incompleteData: true`).
+//! - Facts the builder records about a step that our model has no field for go under two
+//!   reserved config keys: [`GHL_CONFIG_KEY`] holds the builder's type name (`"ghl": "sms"`),
+//!   [`GHL_INCOMPLETE_KEY`] is `true` when the builder set `incompleteData: true`. (Plain
+//!   values, not an object: a nested map per step was a quarter of a 10,000-step import.)
 
 mod attributes;
 mod steps;
@@ -31,8 +32,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// Config key of the importer's facts about a step (see module docs).
+/// Config key of a step's GoHighLevel type name (see module docs).
 pub const GHL_CONFIG_KEY: &str = "ghl";
+/// Config key set to `true` on a step the builder marked `incompleteData: true`.
+pub const GHL_INCOMPLETE_KEY: &str = "ghlIncomplete";
 
 /// Documents one array may hold; more is an error naming the limit (the import route
 /// accepts up to 100 per request, CONTRACT §4).

@@ -392,7 +392,7 @@ fn map_node(
         }
     }
 
-    // The builder's type name itself becomes `config.ghl.type` (a wrong-typed one: empty).
+    // The builder's type name itself becomes `config.ghl` (a wrong-typed one: empty).
     let ghl_type = match kind {
         Some(Value::String(name)) => name,
         _ => String::new(),

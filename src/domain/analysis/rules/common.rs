@@ -210,8 +210,8 @@ pub fn visit_strings<'a>(
         return;
     }
     // Then each container in key order, depth first (the order one walk over all of them
-    // takes). One holding only scalars (an imported step's `ghl` facts, a tag list: nearly
-    // every container of a real config) needs no stack either.
+    // takes). One holding only scalars (a tag list, a wait's `startAfter`: most of them
+    // in real configs) needs no stack either.
     let is_scalar = |v: &Value| !matches!(v, Value::Array(_) | Value::Object(_));
     for (k, v) in root {
         match v {

@@ -35,7 +35,7 @@ fn reference(config: &Map<String, Value>) -> Seen {
 #[test]
 fn flat_and_nested_containers_are_reported_as_a_full_walk_reports_them() {
     let configs = [
-        json!({"body": "hi", "ghl": {"type": "sms", "incomplete": true}}),
+        json!({"body": "hi", "startAfter": {"type": "minutes", "value": 30, "when": "after"}}),
         json!({"tags": ["a", 1, "b"], "url": "http://x", "empty": {}, "none": []}),
         json!({"a": {"deep": {"x": "1"}, "flat": "2"}, "b": [{"k": "v"}, "w"], "c": "3",
                "d": {"p": "q", "r": null}, "e": [[["z"]]]}),
