@@ -26,6 +26,12 @@ use crate::metrics::RoutePattern;
 /// Paths under this prefix are tenant routes: API-key auth, rate limits, `no-store`.
 const API_SCOPE: &str = "/api";
 
+/// Fixed paths that a parameterised path of the table matches too (`/api/workflows/import`
+/// is also `/api/workflows/{id}` with the id `import`). Each has one method; a request with
+/// another method goes on to the parameterised path, so a workflow stored under such an id
+/// is still read, replaced and deleted as any other.
+const SHADOWING_PATHS: &[&str] = &["/api/workflows/import"];
+
 /// One method on one path and the handler that answers it.
 pub struct Endpoint {
     pub method: Method,
@@ -119,6 +125,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 let (_, resource) = group.remove(at);
                 group.insert(at, (path, resource.route(endpoint.route)));
             }
+            None if SHADOWING_PATHS.contains(&endpoint.path) => group.push((
+                path,
+                web::resource(path)
+                    .app_data(RoutePattern(endpoint.path))
+                    .guard(actix_web::guard::Method(endpoint.method))
+                    .route(endpoint.route),
+            )),
             None => group.push((path, resource(path, endpoint.path).route(endpoint.route))),
         }
     }

@@ -637,3 +637,30 @@ async fn the_analysis_of_imported_workflows_finds_their_real_problems_by_builder
         .unwrap()
         .contains("c0000000-0000-4000-8000-00000000000"));
 }
+
+#[tokio::test]
+async fn a_workflow_whose_id_is_import_is_still_read_replaced_and_deleted_by_its_path() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+
+    let put = app
+        .put_workflow(&key, "import", &sample_workflow("Named import"))
+        .await;
+    assert_eq!(put.status(), 201);
+    let read = app.api_get_json(&key, "/api/workflows/import").await;
+    assert_eq!(read["data"]["name"], "Named import");
+    assert_eq!(app.delete_workflow(&key, "import").await.status(), 204);
+    assert_eq!(
+        app.api_get(&key, "/api/workflows/import").await.status(),
+        404
+    );
+    // POST is the import route; a method neither path has is 405.
+    let patch = app
+        .client
+        .patch(app.url("/api/workflows/import"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 405);
+}
