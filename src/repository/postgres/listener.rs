@@ -8,7 +8,8 @@
 //! listening one: a statement on a `PgListener` whose session was lost reconnects it
 //! silently, so a heartbeat sent there could come back on a new session while the notices
 //! committed in between were never delivered — and the lease would be renewed over the gap.
-//! Only `try_recv` notices a lost session (it answers `None`), and then L1 is cleared.
+//! Only `try_recv` notices a lost session (it answers `None`, never reconnecting itself: see
+//! `eager_reconnect` below), and then L1 is cleared.
 
 use std::time::Duration;
 
@@ -66,6 +67,12 @@ async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {
         }
         let connect = async {
             let mut listener = PgListener::connect(named(&url, APPLICATION_NAME).as_str()).await?;
+            // An eager reconnection happens inside `try_recv`, after it dropped the lost
+            // session: when `select!` cancels it there (a heartbeat tick under load), the next
+            // `try_recv` reconnects and re-listens silently, never answering `None`, and the
+            // notices sent in the gap are lost while the lease goes on. Not eager, a lost
+            // session is answered at once and this loop reconnects (and clears L1) itself.
+            listener.eager_reconnect(false);
             listener.listen(&channel).await?;
             let sender =
                 PgConnection::connect(named(&url, SENDER_APPLICATION_NAME).as_str()).await?;
