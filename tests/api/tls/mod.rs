@@ -4,4 +4,5 @@
 
 mod harness;
 mod pgbouncer;
+mod postgres_tls;
 mod redis_single;
