@@ -5,4 +5,5 @@
 mod cluster;
 pub mod common;
 mod harness;
+mod node;
 mod sentinel;
