@@ -6,3 +6,4 @@ mod harness;
 mod pgbouncer;
 mod postgres_tls;
 mod redis_single;
+mod redis_topologies;

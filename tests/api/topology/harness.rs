@@ -78,6 +78,8 @@ pub struct RedisCluster {
     /// Declared before `dir` so the processes die before their directories are removed.
     nodes: Vec<Node>,
     replicas_per_primary: usize,
+    /// TLS-only nodes (`--tls-cluster yes`), or plaintext ones.
+    tls: Option<TopologyTls>,
     dir: TempDir,
 }
 
@@ -88,6 +90,20 @@ impl RedisCluster {
     /// `cluster_state:ok` with all 16384 slots assigned and every replica is in sync.
     /// `None` (with the reason printed) only when redis-server/redis-cli cannot run a cluster.
     pub async fn start(replicas_per_primary: usize) -> Option<RedisCluster> {
+        RedisCluster::start_with(replicas_per_primary, None).await
+    }
+
+    /// `start` with TLS-only nodes: `--port 0 --tls-port P`, the cluster bus and replication
+    /// over TLS too (`--tls-cluster yes`, `--tls-replication yes`), so CLUSTER SLOTS and
+    /// redirects name TLS ports.
+    pub async fn start_tls(replicas_per_primary: usize, tls: &TopologyTls) -> Option<RedisCluster> {
+        RedisCluster::start_with(replicas_per_primary, Some(tls)).await
+    }
+
+    async fn start_with(
+        replicas_per_primary: usize,
+        tls: Option<&TopologyTls>,
+    ) -> Option<RedisCluster> {
         if !Path::new(REDIS_CLI).exists() {
             eprintln!("SKIPPED: {REDIS_CLI} not found; it creates the cluster");
             return None;
@@ -99,7 +115,7 @@ impl RedisCluster {
         for i in 0..total {
             let node_dir = dir.sub(&format!("node{i}"));
             let conf_file = node_dir.join(CLUSTER_CONFIG_FILE).display().to_string();
-            let args = [
+            let mut args = vec![
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -107,7 +123,10 @@ impl RedisCluster {
                 "--cluster-node-timeout",
                 &timeout,
             ];
-            match Node::start_server(free_cluster_port, &node_dir, &args).await {
+            if tls.is_some() {
+                args.extend(["--tls-cluster", "yes"]);
+            }
+            match Node::start_server(free_cluster_port, &node_dir, tls, &args).await {
                 Ok(node) => nodes.push(node),
                 Err(e) if nodes.is_empty() && e.contains("cluster") => {
                     eprintln!("SKIPPED: redis-server cannot run in cluster mode: {e}");
@@ -127,6 +146,7 @@ impl RedisCluster {
         let me = RedisCluster {
             nodes,
             replicas_per_primary,
+            tls: tls.cloned(),
             dir,
         };
         me.create().await;
@@ -137,6 +157,9 @@ impl RedisCluster {
     /// `redis-cli --cluster create`: assigns the slots, pairs replicas, and makes the nodes meet.
     async fn create(&self) {
         let mut cmd = tokio::process::Command::new(REDIS_CLI);
+        if let Some(tls) = &self.tls {
+            cmd.args(["--tls", "--cacert", &tls.ca]);
+        }
         cmd.args(["--cluster", "create"])
             .args(self.node_addrs())
             .args([
@@ -263,6 +286,29 @@ impl RedisCluster {
                 .ok_or_else(|| format!("{addr}: slot {slot} is not served"))
         })
         .await
+    }
+
+    /// A graceful `CLUSTER FAILOVER` on a replica of the primary that owns `key`'s slot: the
+    /// replica takes the slot over and the old primary, still up, answers MOVED for it from
+    /// then on. Returns the old primary's address (then `wait_for_failover`).
+    pub async fn manual_failover_for_key(&self, key: &str) -> String {
+        let slot = self.keyslot(key).await;
+        let range = self
+            .ask_any("CLUSTER SLOTS", |addr| async move {
+                let slots = cluster_slots(&addr).await?;
+                owner_of(&slots, slot)
+                    .cloned()
+                    .ok_or_else(|| format!("{addr}: slot {slot} is not served"))
+            })
+            .await;
+        let replica = range
+            .replicas
+            .first()
+            .unwrap_or_else(|| panic!("slot {slot} has no replica to fail over to"));
+        query::<String>(replica, redis::cmd("CLUSTER").arg("FAILOVER"))
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER FAILOVER: {e}"));
+        range.primary
     }
 
     /// SIGKILLs (by PID) the primary that owns `key`'s slot; returns its address.
@@ -415,8 +461,18 @@ impl RedisSentinels {
     /// and every sentinel sees the master, the replica and both other sentinels (fewer known
     /// sentinels would block the failover leader election).
     pub async fn start(master_name: &str) -> RedisSentinels {
+        RedisSentinels::start_with(master_name, None).await
+    }
+
+    /// `start` with TLS-only data nodes and sentinels (`--port 0 --tls-port P`): replication,
+    /// the sentinels' links to the nodes and to each other, and every client speak TLS.
+    pub async fn start_tls(master_name: &str, tls: &TopologyTls) -> RedisSentinels {
+        RedisSentinels::start_with(master_name, Some(tls)).await
+    }
+
+    async fn start_with(master_name: &str, tls: Option<&TopologyTls>) -> RedisSentinels {
         let dir = TempDir::new("sentinel");
-        let primary = Node::start_server(free_port, &dir.sub("primary"), &[])
+        let primary = Node::start_server(free_port, &dir.sub("primary"), tls, &[])
             .await
             .unwrap_or_else(|e| panic!("sentinel primary did not start: {e}"));
         let (primary_addr, primary_port) = (primary.addr(), primary.port);
@@ -424,6 +480,7 @@ impl RedisSentinels {
         let replica = Node::start_server(
             free_port,
             &dir.sub("replica"),
+            tls,
             &["--replicaof", &replica_of],
         )
         .await
@@ -442,7 +499,7 @@ impl RedisSentinels {
                 dir = sdir.display()
             );
             std::fs::write(&conf, text).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
-            let node = Node::start(free_port, &sdir, Some(&conf), &["--sentinel"])
+            let node = Node::start(free_port, &sdir, Some(&conf), tls, &["--sentinel"])
                 .await
                 .unwrap_or_else(|e| panic!("sentinel did not start: {e}"));
             sentinels.push(node);

@@ -4,6 +4,6 @@
 
 mod cluster;
 pub mod common;
-mod harness;
-mod node;
+pub mod harness;
+pub mod node;
 mod sentinel;

@@ -10,6 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
@@ -87,26 +88,74 @@ pub(super) struct Node {
     /// stdout + stderr of the server; it logs there (no `--logfile`), config errors included.
     log: PathBuf,
     pub(super) child: Option<Child>,
+    /// Listens on `--tls-port` only (registered in [`TLS_NODES`] while it lives).
+    tls: bool,
+}
+
+/// Certificates for a TLS-only topology: every data node and sentinel listens on `--tls-port`
+/// only (`--port 0`, nothing to fall back to), presents `cert`, and speaks TLS to the others
+/// (`tls-replication`, and `tls-cluster` for a Cluster's bus). Clients need no certificate.
+#[derive(Debug, Clone)]
+pub struct TopologyTls {
+    /// PEM file of the CA that signed `cert` (also what the admin connections trust).
+    pub ca: String,
+    /// Server certificate (valid for 127.0.0.1, usable as a client certificate for the bus).
+    pub cert: String,
+    pub key: String,
+}
+
+impl TopologyTls {
+    /// The listening arguments: `--port 0 --tls-port P` and the certificates.
+    fn listen_args(&self, port: u16) -> Vec<String> {
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &self.cert,
+            "--tls-key-file",
+            &self.key,
+            "--tls-ca-cert-file",
+            &self.ca,
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// The TLS settings of our live TLS-only nodes by port, so that the admin commands (which
+/// only know `host:port`, as CLUSTER SLOTS and SENTINEL replies name nodes) speak TLS to them.
+static TLS_NODES: Mutex<BTreeMap<u16, TopologyTls>> = Mutex::new(BTreeMap::new());
+
+fn tls_nodes() -> std::sync::MutexGuard<'static, BTreeMap<u16, TopologyTls>> {
+    TLS_NODES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What [`Node::spawn`] reports when another process took the port after we picked it.
 pub(super) const PORT_TAKEN: &str = "Address already in use";
 
 impl Node {
-    /// Starts `redis-server [conf] --port P --bind 127.0.0.1 <extra>` on a port from `pick`,
-    /// picking again (up to 3 times) if another process grabbed the port between the pick and
-    /// the bind: other tests on this machine pick free ports too.
+    /// Starts `redis-server [conf] --port P --bind 127.0.0.1 <extra>` (with `tls`:
+    /// `--port 0 --tls-port P` and the certificates) on a port from `pick`, picking again (up
+    /// to 3 times) if another process grabbed the port between the pick and the bind: other
+    /// tests on this machine pick free ports too.
     pub(super) async fn start(
         pick: fn() -> u16,
         dir: &Path,
         conf: Option<&Path>,
+        tls: Option<&TopologyTls>,
         extra: &[&str],
     ) -> Result<Node, String> {
         let mut last = String::new();
         for _ in 0..3 {
             // A cluster node that lost its bus port may already have written its config.
             let _ = std::fs::remove_file(dir.join(CLUSTER_CONFIG_FILE));
-            match Node::spawn(pick(), dir, conf, extra).await {
+            match Node::spawn(pick(), dir, conf, tls, extra).await {
                 Err(e) if e.contains(PORT_TAKEN) => last = e,
                 other => return other,
             }
@@ -121,6 +170,7 @@ impl Node {
         port: u16,
         dir: &Path,
         conf: Option<&Path>,
+        tls: Option<&TopologyTls>,
         extra: &[&str],
     ) -> Result<Node, String> {
         let log = dir.join("redis.log");
@@ -132,18 +182,27 @@ impl Node {
         if let Some(conf) = conf {
             cmd.arg(conf);
         }
+        match tls {
+            Some(tls) => cmd.args(tls.listen_args(port)),
+            None => cmd.args(["--port", &port.to_string()]),
+        };
         let child = cmd
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|e| format!("spawn {REDIS_SERVER}: {e}"))?;
+        if let Some(tls) = tls {
+            tls_nodes().insert(port, tls.clone());
+        }
+        // From here on, dropping `node` kills the process and forgets its TLS entry.
         let mut node = Node {
             port,
             log,
             child: Some(child),
+            tls: tls.is_some(),
         };
         let pid = node.child.as_ref().map(Child::id);
         let started = Instant::now();
@@ -189,6 +248,7 @@ impl Node {
     pub(super) async fn start_server(
         pick: fn() -> u16,
         dir: &Path,
+        tls: Option<&TopologyTls>,
         extra: &[&str],
     ) -> Result<Node, String> {
         let dir_arg = dir.display().to_string();
@@ -205,7 +265,7 @@ impl Node {
             "1",
         ];
         args.extend_from_slice(extra);
-        Node::start(pick, dir, None, &args).await
+        Node::start(pick, dir, None, tls, &args).await
     }
 
     pub(super) fn addr(&self) -> String {
@@ -240,12 +300,41 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        if self.tls {
+            tls_nodes().remove(&self.port);
+        }
     }
 }
 
 /// One admin connection, bounded by [`ADMIN_TIMEOUT`].
+/// An admin connection to one of our nodes (over TLS when it is TLS-only), for a test's own
+/// checks; panics after [`ADMIN_TIMEOUT`].
+pub async fn admin(addr: &str) -> MultiplexedConnection {
+    connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("admin connection: {e}"))
+}
+
+/// Over TLS (trusting the topology's CA) when `addr` is one of our TLS-only nodes.
 pub(super) async fn connect(addr: &str) -> Result<MultiplexedConnection, String> {
-    let client = redis::Client::open(format!("redis://{addr}")).map_err(|e| e.to_string())?;
+    let tls = addr
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .and_then(|port| tls_nodes().get(&port).cloned());
+    let client = match tls {
+        None => redis::Client::open(format!("redis://{addr}")),
+        Some(tls) => {
+            let ca = std::fs::read(&tls.ca).map_err(|e| format!("read {}: {e}", tls.ca))?;
+            redis::Client::build_with_tls(
+                format!("rediss://{addr}"),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca),
+                },
+            )
+        }
+    }
+    .map_err(|e| e.to_string())?;
     match tokio::time::timeout(ADMIN_TIMEOUT, client.get_multiplexed_async_connection()).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
