@@ -16,6 +16,7 @@ mod faults;
 mod health;
 mod helpers;
 mod internal;
+mod lifecycle;
 mod migrations;
 mod monitoring;
 mod openapi;
