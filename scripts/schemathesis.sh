@@ -32,8 +32,9 @@ install() {
 install
 [ "${1:-}" = install ] && exit 0
 
-CARGO="${CARGO:-cargo}"
-"$CARGO" build --locked --quiet --bin ghl-workflow-debugger
+# The binary exactly as `make test` builds it (dev-dependencies add features to shared crates,
+# so a plain `cargo build` would build, and put in its place, another one).
+"${CARGO:-cargo}" test --locked --quiet --no-run --lib --bins --tests
 BINARY=target/debug/ghl-workflow-debugger
 
 admin_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"

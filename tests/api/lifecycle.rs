@@ -30,12 +30,18 @@ impl Served {
             .arg("serve")
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
-            .env("WORKERS", "1")
-            .stderr(Stdio::piped());
+            .env("WORKERS", "1");
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("the binary starts");
+        Self::spawn(command, Duration::from_secs(30)).await
+    }
+
+    /// Runs `command` (something that ends up serving) until the server says it listens,
+    /// waiting at most `within`.
+    pub async fn spawn(mut command: tokio::process::Command, within: Duration) -> Served {
+        command.stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the command starts");
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
         let collected = Arc::clone(&log);
@@ -50,9 +56,7 @@ impl Served {
             log,
         };
         let said = served
-            .wait_for_line(Duration::from_secs(30), |line| {
-                line.contains("listening on port ")
-            })
+            .wait_for_line(within, |line| line.contains("listening on port "))
             .await;
         served.port = said
             .split("listening on port ")
@@ -340,4 +344,122 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_leaves_no_c
         "Redis connections left"
     );
     admin.close().await;
+}
+
+/// A process group, killed (SIGKILL) when dropped: what a failed test leaves running.
+struct ProcessGroup(u32);
+
+impl ProcessGroup {
+    /// SIGTERM to the whole group (`make`, the script, the server it became).
+    fn terminate(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0)])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -TERM -{}", self.0);
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `make dev` as a newcomer runs it, with only another database name and a free port (and no
+/// rebuild, see below): the database is created, migrated and seeded, health is healthy, the
+/// demo key lists the demo workflows; stopped by its PID and run again, it duplicates nothing.
+#[tokio::test]
+async fn make_dev_serves_the_demo_and_a_second_run_duplicates_nothing() {
+    use ghl_workflow_debugger::cli::seed::{DEMO_API_KEY, DEMO_LOCATION_ID};
+    let name = crate::helpers::unique_name("gwd_dev");
+    let mut url = crate::helpers::admin_database_url();
+    url.set_path(&name);
+    // Dropped at the end: the database `make dev` creates.
+    let database = TestDatabase { name, url };
+    let prefix = crate::helpers::unique_name("gwddev");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    for run in 1..=2 {
+        let mut command = tokio::process::Command::new("make");
+        command
+            .args(["--no-print-directory", "dev"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DATABASE_URL", database.url.as_str())
+            .env("PORT", "0")
+            .env("CACHE_PREFIX", &prefix)
+            // Its build step is the one thing not run: the tests built this binary already,
+            // and `cargo build` (without the dev-dependencies' features) would build another
+            // and put it in place under the tests running beside this one.
+            .env("CARGO", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut served = Served::spawn(command, Duration::from_secs(120)).await;
+        let group = ProcessGroup(served.child.id().expect("make runs"));
+
+        let health = client
+            .get(served.url("/health/detailed"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "run {run}");
+        let health: serde_json::Value = health.json().await.unwrap();
+        assert_eq!(health["status"], "healthy", "run {run}: {health}");
+        let listed: serde_json::Value = client
+            .get(served.url("/api/workflows?limit=100"))
+            .bearer_auth(DEMO_API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = listed["data"]["workflows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("run {run}: {listed}"))
+            .iter()
+            .filter_map(|row| row["id"].as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            [
+                "appointment-reminder",
+                "broken-draft",
+                "hot-lead-retrigger",
+                "new-lead-nurture",
+                "spinning-follow-up"
+            ],
+            "run {run}"
+        );
+
+        group.terminate();
+        let status = tokio::time::timeout(Duration::from_secs(30), served.child.wait())
+            .await
+            .expect("make dev stops within 30 s of SIGTERM")
+            .unwrap();
+        assert!(
+            served.child.try_wait().unwrap().is_some(),
+            "run {run}: still running ({status})"
+        );
+    }
+
+    let pool = sqlx::PgPool::connect(database.url.as_str()).await.unwrap();
+    let counts: (i64, i64, i64, String) = sqlx::query_as(
+        "select (select count(*) from locations), (select count(*) from api_keys), \
+                (select count(*) from workflows), (select min(id) from locations)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (1, 1, 5, DEMO_LOCATION_ID.to_owned()));
+    pool.close().await;
 }

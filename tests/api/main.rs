@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod health;
 mod helpers;
+mod http_semantics;
 mod internal;
 mod lifecycle;
 mod migrations;
