@@ -13,8 +13,9 @@ run: ## run the server with the current environment / .env
 services: ## make sure Postgres and Redis answer (starts them if installed and stopped)
 	scripts/ensure-services.sh
 
-test: services ## every test, against real Postgres and Redis
+test: services ## every test, against real Postgres and Redis, then Schemathesis against the served OpenAPI document
 	$(CARGO) test --locked --lib --bins --tests
+	CARGO=$(CARGO) scripts/schemathesis.sh
 
 chaos: services ## the fault suite (RELIABILITY.md) with CHAOS_SCALE (default 10) times the requests and longer faults
 	CHAOS_SCALE=$${CHAOS_SCALE:-10} $(CARGO) test --locked --test api faults:: -- --nocapture --test-threads=1

@@ -11,6 +11,7 @@ use ghl_workflow_debugger::cli::{admin, analyze};
 use ghl_workflow_debugger::config::{ConfigError, Settings};
 use ghl_workflow_debugger::repository::postgres::database;
 use ghl_workflow_debugger::startup::Application;
+use ghl_workflow_debugger::telemetry::with_request_id;
 
 /// GHL Workflow Debugger backend.
 #[derive(Parser)]
@@ -93,6 +94,31 @@ enum KeyCommand {
 }
 
 /// Exit code for configuration errors, as for usage errors.
+/// env_logger's own line (`[time LEVEL target] message`), plus ` req=<id>` when the line is
+/// written for a request: its warnings and errors then name the id its access-log line and
+/// its `X-Request-ID` carry.
+fn init_logger() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|buf, record| {
+            let style = buf.default_level_style(record.level());
+            write!(
+                buf,
+                "[{} {style}{:<5}{style:#} {}] {}",
+                buf.timestamp(),
+                record.level(),
+                record.target(),
+                record.args()
+            )?;
+            with_request_id(|id| match id {
+                Some(id) => write!(buf, " req={id}"),
+                None => Ok(()),
+            })?;
+            writeln!(buf)
+        })
+        .init();
+}
+
 const EXIT_CONFIG: u8 = 2;
 /// `key revoke`: revoked in the database, but running instances may accept the key for a while.
 const EXIT_UNCONFIRMED: u8 = 3;
@@ -107,7 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logger();
     let cli = Cli::parse();
     if let Some(Command::Analyze {
         paths,

@@ -1,6 +1,7 @@
 //! Single flight: after an L1 miss, one Redis read per key and worker thread, and one load per
 //! key in the process (a task of its own, so a dropped caller strands nobody).
 
+use crate::telemetry::carry_request_id;
 use std::any::Any;
 use std::any::TypeId;
 use std::future::Future;
@@ -86,10 +87,11 @@ impl Cache {
                     key: fkey.clone(),
                     id,
                 };
-                let handle = tokio::spawn(async move {
+                // The load is shared, but started for this request: its log lines name it.
+                let handle = tokio::spawn(carry_request_id(async move {
                     let _guard = guard;
                     inner.load(key, ttl, loader, l1_stale, !l2_read).await
-                });
+                }));
                 let shared = async move { handle.await.unwrap_or(Err(LoadFailure::Panicked)) }
                     .boxed()
                     .shared();

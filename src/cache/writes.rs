@@ -1,6 +1,7 @@
 //! Writes into the tiers: fills after a load (guarded against the stale-set race), explicit
 //! sets and startup warming.
 
+use crate::telemetry::carry_request_id;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,10 +66,10 @@ impl Inner {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        tokio::spawn(async move {
+        tokio::spawn(carry_request_id(async move {
             f(me).await;
             drop(permit);
-        });
+        }));
     }
 
     /// Fill L1 (guarded by `guard`'s ticket when given) and L2 (awaited or fire-and-forget;

@@ -12,3 +12,4 @@ pub mod plan;
 pub mod stored_text;
 pub mod webhook;
 pub mod workflow;
+pub mod workflow_shape;

@@ -180,7 +180,8 @@ impl RowFilter {
         for part in text.split(',') {
             match GRADES
                 .iter()
-                .find(|grade| grade.eq_ignore_ascii_case(part.trim()))
+                // Spaces only (not tabs or other blanks): what the document's pattern says.
+                .find(|grade| grade.eq_ignore_ascii_case(part.trim_matches(' ')))
             {
                 Some(grade) if !grades.contains(grade) => grades.push(*grade),
                 Some(_) => {}

@@ -15,6 +15,7 @@ use handlers::{
     workflows,
 };
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, Route};
@@ -101,20 +102,19 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
-    let mut root: Vec<(&'static str, Resource)> = Vec::new();
-    let mut api: Vec<(&'static str, Resource)> = Vec::new();
-    for endpoint in endpoints() {
-        let (group, path) = match endpoint.path.strip_prefix(API_SCOPE) {
+    let mut root: Vec<Resource> = Vec::new();
+    let mut api: Vec<Resource> = Vec::new();
+    for (path, endpoints) in by_path(endpoints()) {
+        let (group, scoped) = match path.strip_prefix(API_SCOPE) {
             Some(rest) if rest.starts_with('/') => (&mut api, rest),
-            _ => (&mut root, endpoint.path),
+            _ => (&mut root, path),
         };
-        match group.iter().position(|(existing, _)| *existing == path) {
-            Some(at) => {
-                let (_, resource) = group.remove(at);
-                group.insert(at, (path, resource.route(endpoint.route)));
-            }
-            None => group.push((path, resource(path, endpoint.path).route(endpoint.route))),
+        let allow = allow_header(&endpoints);
+        let mut resource = resource(scoped, path, allow);
+        for endpoint in endpoints {
+            resource = resource.route(endpoint.route);
         }
+        group.push(resource);
     }
     let mut scope = web::scope(API_SCOPE)
         // Innermost: a 401 from it still gets the headers of the layers below.
@@ -122,24 +122,54 @@ pub fn configure(config: &mut web::ServiceConfig) {
         // Tenant data must never sit in a shared or browser cache.
         .wrap(DefaultHeaders::new().add(("Cache-Control", "private, no-store")))
         .wrap(from_fn(rate_limit_headers));
-    for (_, resource) in api {
+    for resource in api {
         scope = scope.service(resource);
     }
     // The tenant routes are registered first: they carry the traffic, and the router tries
     // services in order, so an `/api` request is not compared with every root path first.
     // Every `/api/…` path is in the scope, so the order changes no match.
     config.service(scope);
-    for (_, resource) in root {
+    for resource in root {
         config.service(resource);
     }
 }
 
-/// A resource whose other methods answer 405 (the app's 404 would otherwise apply), labelled
-/// with its full pattern for the request metrics.
-fn resource(path: &str, pattern: &'static str) -> Resource {
+/// The endpoints grouped by path, paths in the order they are first listed.
+fn by_path(endpoints: Vec<Endpoint>) -> Vec<(&'static str, Vec<Endpoint>)> {
+    let mut groups: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
+    for endpoint in endpoints {
+        match groups.iter_mut().find(|(path, _)| *path == endpoint.path) {
+            Some((_, group)) => group.push(endpoint),
+            None => groups.push((endpoint.path, vec![endpoint])),
+        }
+    }
+    groups
+}
+
+/// `GET, PUT, DELETE`: the methods of one path, for the `Allow` header of its 405 answers
+/// (RFC 9110 §15.5.6 requires it), taken from the table so it cannot drift from the routes.
+fn allow_header(endpoints: &[Endpoint]) -> HeaderValue {
+    let methods: Vec<&str> = endpoints
+        .iter()
+        .map(|endpoint| endpoint.method.as_str())
+        .collect();
+    // Method names are tokens (RFC 9110 §9.1), always valid header text.
+    HeaderValue::from_str(&methods.join(", ")).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// A resource whose other methods answer 405 with `Allow` (the app's 404 would otherwise
+/// apply), labelled with its full pattern for the request metrics.
+fn resource(path: &str, pattern: &'static str, allow: HeaderValue) -> Resource {
     web::resource(path)
         .app_data(RoutePattern(pattern))
-        .default_service(web::to(HttpResponse::MethodNotAllowed))
+        .default_service(web::to(move || {
+            let allow = allow.clone();
+            async move {
+                HttpResponse::MethodNotAllowed()
+                    .insert_header((header::ALLOW, allow))
+                    .finish()
+            }
+        }))
 }
 
 /// Unknown routes answer 404 in the envelope.

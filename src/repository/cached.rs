@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cache::{ttl, Cache, CacheKey, Invalidation, InvalidationReport, L1Probe, LoadError};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
-    within, ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, ReadSource,
+    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, NewWorkflow, PutOutcome, ReadSource,
     RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository,
     WorkflowSummary,
 };
@@ -236,7 +236,7 @@ impl WorkflowRepository for CachedWorkflowRepository {
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let outcome = self
             .reads

@@ -197,6 +197,25 @@ pub struct NewWorkflow {
     pub trigger_count: i32,
 }
 
+/// The precondition of a conditional write (`If-Match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `If-Match: *`: the workflow must exist, whatever its version (RFC 9110 §13.1.1).
+    Any,
+    /// `If-Match: 3`: the stored version must be this one.
+    Version(i64),
+}
+
+impl IfMatch {
+    /// The version the stored one must equal; `None` for any version.
+    pub fn version(self) -> Option<i64> {
+        match self {
+            Self::Any => None,
+            Self::Version(version) => Some(version),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum PutOutcome {
     Created(StoredWorkflow),
@@ -297,13 +316,14 @@ pub trait WorkflowRepository: Send + Sync {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError>;
-    /// Creates or replaces; with `if_match`, only when the stored version equals it.
+    /// Creates or replaces; with `if_match`, only replaces, and only when the stored
+    /// version matches it.
     async fn put(
         &self,
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError>;
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError>;
     /// Drops anything remembered about the workflow (an outside change was announced).

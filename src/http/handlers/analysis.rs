@@ -10,6 +10,7 @@ use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
 use crate::domain::pagination::{Page, Pagination};
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
+use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success, success_raw};
 use crate::http::error::{ApiError, FieldError};
@@ -57,12 +58,26 @@ async fn stored_analysis_response(
     Ok(report_response(analysis.into_report()?, plan, source))
 }
 
+/// Each field may be left out, but not sent as `null` (the document's schema has no null
+/// for them, and `{"workflowId": null, "workflow": {…}}` would otherwise pass as "exactly one").
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AnalyzeRequest {
+    #[serde(default, deserialize_with = "present")]
     workflow_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     workflow: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     location_id: Option<String>,
+}
+
+/// A field that is there: `null` is read as a `T` (and so refused unless `T` takes it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// What a `POST /api/analyze` asks for, checked.
@@ -154,22 +169,22 @@ fn ad_hoc_document(
     document: &Value,
     max_steps: usize,
 ) -> Result<(WorkflowDocument, String), ApiError> {
-    let parsed = WorkflowDocument::from_json(document).map_err(|errors| {
+    let in_workflow = |errors: Vec<FieldError>| {
         ApiError::Validation(
             errors
                 .into_iter()
                 .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
                 .collect(),
         )
-    })?;
+    };
+    let wrong_types = check_shape(document);
+    if !wrong_types.is_empty() {
+        return Err(in_workflow(wrong_types));
+    }
+    let parsed = WorkflowDocument::from_json(document).map_err(in_workflow)?;
     let over_limits = crate::domain::limits::check_document_limits(&parsed, max_steps);
     if !over_limits.is_empty() {
-        return Err(ApiError::Validation(
-            over_limits
-                .into_iter()
-                .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
-                .collect(),
-        ));
+        return Err(in_workflow(over_limits));
     }
     let id = document
         .get("id")
@@ -218,8 +233,8 @@ pub async fn get_location_analysis(
 
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
-    page: Option<u32>,
-    limit: Option<u32>,
+    page: Option<u64>,
+    limit: Option<u64>,
 }
 
 #[derive(Serialize)]

@@ -10,11 +10,12 @@ use crate::domain::ids::is_valid_workflow_id;
 use crate::domain::overview::{RowFilter, Sort};
 use crate::domain::pagination::Page;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
+use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success_raw, success_with_status};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::responses::{add_cache_headers, fetched_response};
-use crate::repository::{NewWorkflow, PutOutcome};
+use crate::repository::{IfMatch, NewWorkflow, PutOutcome};
 use crate::services::overview::OverviewQuery;
 use crate::state::AppState;
 
@@ -22,8 +23,8 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     status: Option<String>,
-    page: Option<u32>,
-    limit: Option<u32>,
+    page: Option<u64>,
+    limit: Option<u64>,
     include: Option<String>,
     sort: Option<String>,
     grade: Option<String>,
@@ -50,7 +51,7 @@ impl TryFrom<ListQuery> for ListRequest {
         }
         let page = Page::parse(query.page, query.limit, &mut errors);
         let include_analysis = match query.include.as_deref() {
-            None | Some("") => false,
+            None => false,
             Some("analysis") => true,
             Some(_) => {
                 errors.push(FieldError::new("include", "must be analysis"));
@@ -193,6 +194,10 @@ fn new_workflow(mut body: Value, max_steps: usize) -> Result<NewWorkflow, ApiErr
             object.remove(*field);
         }
     }
+    let wrong_types = check_shape(&body);
+    if !wrong_types.is_empty() {
+        return Err(ApiError::Validation(wrong_types));
+    }
     let document = WorkflowDocument::from_json(&body).map_err(ApiError::Validation)?;
     validate_for_storage(&document, max_steps).map_err(ApiError::Validation)?;
     Ok(NewWorkflow {
@@ -228,14 +233,28 @@ fn valid_new_workflow_id(raw: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// `If-Match: 3`, `If-Match: "3"` or `W/"3"`; anything else is a 400.
-fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+/// `If-Match: *` (any current version), `If-Match: 3`, `"3"` or `W/"3"`; anything else is a
+/// 400.
+fn if_match_version(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or("").trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<i64>().map(Some).map_err(|_| {
-        ApiError::BadRequest("If-Match must be a workflow version, e.g. If-Match: 3".to_owned())
-    })
+    if text == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let text = text
+        .strip_prefix('"')
+        .and_then(|quoted| quoted.strip_suffix('"'))
+        .unwrap_or(text);
+    // Digits only: `+3` or ` 3` are not versions the server ever sends in `ETag`.
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(version) = text.parse::<i64>() {
+            return Ok(Some(IfMatch::Version(version)));
+        }
+    }
+    Err(ApiError::BadRequest(
+        "If-Match must be * or a workflow version, e.g. If-Match: 3".to_owned(),
+    ))
 }

@@ -5,7 +5,7 @@ use crate::repository::postgres::database::{hot_connection, HotReads};
 
 use crate::repository::cached::workflow_keys;
 use crate::repository::{
-    Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
+    Fetched, IfMatch, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
     WorkflowRepository, WorkflowSummary,
 };
 
@@ -216,11 +216,12 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let notice = self.notice(location_id, id);
         let replace = workflow_query(UPDATE_SQL, location_id, id, workflow)
-            .bind(if_match)
+            // `If-Match: *` binds no version: the update then replaces any existing one.
+            .bind(if_match.and_then(IfMatch::version))
             .bind(&notice.channel)
             .bind(&notice.payload);
         let mut conn = super::writable(&self.pool).await?;
