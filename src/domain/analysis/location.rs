@@ -36,7 +36,7 @@ pub struct LocationWorkflow<'a> {
     pub doc: &'a WorkflowDocument,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationReport {
     pub rules_version: String,
@@ -49,13 +49,15 @@ pub struct LocationReport {
     pub issues_omitted: Vec<OmittedIssues>,
     /// Present only when a cap was reached: the findings then cover part of the location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub limits: Option<LocationLimits>,
+    #[schema(format = DateTime)]
     pub analyzed_at: String,
 }
 
 /// What a location analysis looked at when it reached [`MAX_LOCATION_WORKFLOWS`] or
 /// [`MAX_LOCATION_EDGES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationLimits {
     pub workflows_considered: usize,
