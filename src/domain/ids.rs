@@ -37,8 +37,19 @@ mod tests {
     fn the_patterns_accept_exactly_the_valid_ids() {
         let long = "a".repeat(129);
         let samples = [
-            "", "a", "wf-1", "a.b:c_d", "a b", "é", "a/b", "x\n", "%", &long[..64], &long[..65],
-            &long[..128], &long,
+            "",
+            "a",
+            "wf-1",
+            "a.b:c_d",
+            "a b",
+            "é",
+            "a/b",
+            "x\n",
+            "%",
+            &long[..64],
+            &long[..65],
+            &long[..128],
+            &long,
         ];
         for id in samples {
             assert_eq!(

@@ -155,14 +155,24 @@ fn endpoints() -> Vec<Endpoint> {
             analysis::get_location_analysis,
             doc::get_location_analysis,
         ),
-        endpoint(M::GET, "/api/history", analysis::get_history, doc::get_history),
+        endpoint(
+            M::GET,
+            "/api/history",
+            analysis::get_history,
+            doc::get_history,
+        ),
         endpoint(
             M::GET,
             "/api/subscription",
             subscription::get_subscription,
             doc::get_subscription,
         ),
-        endpoint(M::GET, "/api/summary", summary::get_summary, doc::get_summary),
+        endpoint(
+            M::GET,
+            "/api/summary",
+            summary::get_summary,
+            doc::get_summary,
+        ),
     ]
 }
 

@@ -80,7 +80,10 @@ fn info() -> Info {
 fn always_named() -> Vec<(String, RefOr<Schema>)> {
     use crate::http::envelope::{ErrorBody, Meta};
     let mut named = vec![
-        (Meta::name().into_owned(), <Meta as utoipa::PartialSchema>::schema()),
+        (
+            Meta::name().into_owned(),
+            <Meta as utoipa::PartialSchema>::schema(),
+        ),
         (
             ErrorBody::name().into_owned(),
             <ErrorBody as utoipa::PartialSchema>::schema(),

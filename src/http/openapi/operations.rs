@@ -6,9 +6,7 @@ use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::Required;
 
-use super::operation::{
-    json_response, string_header, text_response, Access, Failure as F, Op,
-};
+use super::operation::{json_response, string_header, text_response, Access, Failure as F, Op};
 use super::schemas::{AnalyzeRequest, WebhookEvent, WorkflowList};
 use crate::cache::CacheStats;
 use crate::domain::analysis::AnalysisReport;
@@ -35,7 +33,14 @@ const INTERNAL: &str = "internal";
 const OPERATIONS: &str = "operations";
 
 /// The tags, in the order a reader meets them.
-pub const TAGS: [&str; 6] = [WORKFLOWS, ANALYSIS, SUBSCRIPTION, WEBHOOKS, INTERNAL, OPERATIONS];
+pub const TAGS: [&str; 6] = [
+    WORKFLOWS,
+    ANALYSIS,
+    SUBSCRIPTION,
+    WEBHOOKS,
+    INTERNAL,
+    OPERATIONS,
+];
 
 pub fn health() -> Op {
     Op::new("health", OPERATIONS, "Liveness with identity (no envelope)")
@@ -334,14 +339,10 @@ pub fn get_location_analysis() -> Op {
 }
 
 pub fn get_history() -> Op {
-    Op::new(
-        "listHistory",
-        ANALYSIS,
-        "Stored analyses, newest first",
-    )
-    .query::<HistoryQuery>()
-    .ok::<HistoryResponse>(200, "One page of stored analyses")
-    .errors(&[F::BadRequest, F::Validation])
+    Op::new("listHistory", ANALYSIS, "Stored analyses, newest first")
+        .query::<HistoryQuery>()
+        .ok::<HistoryResponse>(200, "One page of stored analyses")
+        .errors(&[F::BadRequest, F::Validation])
 }
 
 pub fn get_subscription() -> Op {

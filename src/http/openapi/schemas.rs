@@ -63,7 +63,10 @@ impl ToSchema for AnalyzeRequest {
     }
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((WorkflowDocument::name().into_owned(), WorkflowDocument::schema()));
+        schemas.push((
+            WorkflowDocument::name().into_owned(),
+            WorkflowDocument::schema(),
+        ));
         WorkflowDocument::schemas(schemas);
     }
 }
