@@ -10,7 +10,7 @@
 //! fields.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -160,22 +160,35 @@ fn check_headers(what: &str, response: &Value, headers: &http::HeaderMap) {
 }
 
 fn validator(schema_pointer: &str) -> Arc<jsonschema::Validator> {
-    let mut validators = VALIDATORS.lock().unwrap();
-    if let Some(validator) = validators.get(schema_pointer) {
-        return Arc::clone(validator);
+    let known = VALIDATORS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(schema_pointer)
+        .cloned();
+    if let Some(validator) = known {
+        return validator;
     }
-    // The whole document is the root resource, so `#/components/schemas/…` resolve.
+    // The whole document is the root resource, so `#/components/schemas/…` resolve; the
+    // schema itself is copied under `$defs` (a pointer into `paths` would need its `{id}`
+    // percent-encoded).
+    let schema = DOCUMENT
+        .pointer(schema_pointer)
+        .unwrap_or_else(|| panic!("{schema_pointer} is not in the document"))
+        .clone();
     let mut root = DOCUMENT.clone();
-    root.as_object_mut()
-        .unwrap()
-        .insert("$ref".to_owned(), Value::from(format!("#{schema_pointer}")));
+    let root_object = root.as_object_mut().unwrap();
+    root_object.insert("$defs".to_owned(), serde_json::json!({ "checked": schema }));
+    root_object.insert("$ref".to_owned(), Value::from("#/$defs/checked"));
     let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
         .build(&root)
         .unwrap_or_else(|error| panic!("{schema_pointer} does not compile: {error}"));
     let validator = Arc::new(validator);
-    validators.insert(schema_pointer.to_owned(), Arc::clone(&validator));
+    VALIDATORS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(schema_pointer.to_owned(), Arc::clone(&validator));
     validator
 }
 
@@ -270,4 +283,49 @@ pub async fn checked(method: &str, path: &str, response: reqwest::Response) -> r
     *rebuilt.version_mut() = version;
     *rebuilt.headers_mut() = headers;
     reqwest::Response::from(rebuilt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    fn json_headers() -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        headers
+    }
+
+    #[test]
+    fn a_body_of_the_documented_shape_passes() {
+        check("GET", "/live", 200, &json_headers(), br#"{"alive":true}"#);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match")]
+    fn a_field_of_the_wrong_type_fails() {
+        check("GET", "/live", 200, &json_headers(), br#"{"alive":"yes"}"#);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match")]
+    fn a_field_the_document_does_not_name_fails() {
+        let body = br#"{"alive":true,"extra":1}"#;
+        check("GET", "/live", 200, &json_headers(), body);
+    }
+
+    #[test]
+    #[should_panic(expected = "not documented")]
+    fn an_undocumented_status_fails() {
+        check("GET", "/live", 202, &json_headers(), br#"{"alive":true}"#);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not match")]
+    fn an_error_outside_the_envelope_fails() {
+        let body = br#"{"error":"nope"}"#;
+        check("GET", "/api/workflows/wf1", 404, &json_headers(), body);
+    }
 }
