@@ -31,6 +31,9 @@ static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> 
 pub fn check(method: &str, path: &str, status: u16, headers: &http::HeaderMap, body: &[u8]) {
     let document = &*DOCUMENT;
     let what = format!("{method} {path} → {status}");
+    if std::env::var_os("CONTRACT_LOG").is_some() {
+        eprintln!("CONTRACT {method} {:?} {status}", route_of(document, path));
+    }
     let Some(template) = route_of(document, path) else {
         // Not a route: the envelope's 404 (or an error the app answers before routing).
         assert!(
