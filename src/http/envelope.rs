@@ -108,7 +108,7 @@ pub struct ErrorPayload<'a> {
     pub details: Option<serde_json::Value>,
 }
 
-/// What `details` holds (built as JSON by `ApiError`).
+/// What `details` holds (`ApiError` writes it as JSON; this type describes it).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct ErrorDetails {

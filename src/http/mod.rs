@@ -186,12 +186,11 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 
 /// The OpenAPI document of [`endpoints`] (see [`openapi`]).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    openapi::document_of(
-        endpoints()
-            .into_iter()
-            .map(|endpoint| (endpoint.method, endpoint.path, endpoint.describe))
-            .collect(),
-    )
+    openapi::document_of(endpoints().into_iter().map(|endpoint| openapi::Route {
+        method: endpoint.method,
+        path: endpoint.path,
+        describe: endpoint.describe,
+    }))
 }
 
 /// Whether `path` is in the `/api` scope (API-key auth, rate limits, `no-store`).

@@ -181,7 +181,10 @@ pub struct WorkflowSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 // Whatever holds it, the definition is a §7 document: one schema for every `D`.
-#[schema(bound = "")]
+#[schema(
+    bound = "",
+    description = "A stored workflow with its CONTRACT §7 definition"
+)]
 pub struct StoredWorkflow<D = serde_json::Value> {
     pub id: String,
     pub name: String,

@@ -119,8 +119,8 @@ pub struct Performance {
     pub complexity: String,
 }
 
-/// Findings of one rule and severity left out of a report's `issues` (beyond
-/// [`MAX_ISSUES_PER_RULE`]); they count in its summary and score.
+/// Findings of one rule and severity left out of a report's `issues` (past the first
+/// `MAX_ISSUES_PER_RULE` = 50); they count in its summary and score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OmittedIssues {
     pub rule: String,
@@ -184,7 +184,9 @@ pub struct AnalysisReport {
     pub grade: String,
     pub issues_summary: IssuesSummary,
     pub issues: Vec<Issue>,
-    /// Findings beyond [`MAX_ISSUES_PER_RULE`] of a rule, counted (absent when none).
+    /// Present only when a rule found more than 50 issues (`MAX_ISSUES_PER_RULE`): the
+    /// findings past the first 50 of a rule, counted per rule and severity (they count in
+    /// `issuesSummary` and the score).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issues_omitted: Vec<OmittedIssues>,
     pub recommendations: Vec<String>,

@@ -17,6 +17,7 @@ use crate::state::AppState;
 /// rather than serde's 400; the schema says what is enforced: both are required.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "A new location (tenant); both fields are required (422 naming them)")]
 pub struct CreateLocationRequest {
     /// The GoHighLevel location id.
     #[schema(required = true, schema_with = location_id_schema)]

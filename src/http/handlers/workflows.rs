@@ -28,12 +28,11 @@ pub struct ListQuery {
     page: Option<u32>,
     #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
-    /// `analysis`: each row carries `analysis` and `analysisStatus`.
+    // The descriptions of `include` and `sort` are in their schemas (`schema_with` drops doc
+    // comments).
     #[param(schema_with = include_schema)]
     include: Option<String>,
-    /// `healthScore` (worst first) | `-healthScore` (best first) | `name` | `-updatedAt`;
-    /// equal keys by id; rows without a score last in both health orders.
-    #[param(schema_with = crate::domain::schema::sort)]
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
     /// Only workflows with one of these grades (comma-separated, any case); rows without a
     /// score are left out.
@@ -45,7 +44,19 @@ pub struct ListQuery {
 }
 
 fn include_schema() -> utoipa::openapi::schema::Object {
-    crate::domain::schema::string_enum(["analysis"])
+    let mut schema = crate::domain::schema::string_enum(["analysis"]);
+    schema.description = Some("analysis: each row carries analysis and analysisStatus".into());
+    schema
+}
+
+fn sort_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::sort();
+    schema.description = Some(
+        "healthScore (worst first) | -healthScore (best first) | name | -updatedAt; equal \
+         keys by id; rows without a score last in both health orders"
+            .into(),
+    );
+    schema
 }
 
 struct ListRequest {

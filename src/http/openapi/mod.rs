@@ -36,18 +36,25 @@ const DESCRIPTION: &str = "Stores GoHighLevel workflows per location and finds w
     key and are rate limited per plan (X-RateLimit-* headers; 429 RATE_LIMIT_EXCEEDED with \
     Retry-After). Unknown routes are 404 and wrong methods 405 in the same envelope.";
 
-/// The document of the routes in `table` (`(method, path, describe)` in table order).
-pub fn document_of(table: Vec<(actix_web::http::Method, &'static str, fn() -> Op)>) -> OpenApi {
+/// One entry of the route table, as the document sees it.
+pub struct Route {
+    pub method: actix_web::http::Method,
+    pub path: &'static str,
+    pub describe: fn() -> Op,
+}
+
+/// The document of `table`'s routes, in table order.
+pub fn document_of(table: impl IntoIterator<Item = Route>) -> OpenApi {
     let mut paths = Paths::new();
     let mut schemas: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
-    for (method, path, describe) in table {
-        let mut op = describe();
-        if super::is_tenant_path(path) {
+    for route in table {
+        let mut op = (route.describe)();
+        if super::is_tenant_path(route.path) {
             op = op.in_tenant_scope();
         }
         let (operation, named) = op.into_parts();
         schemas.extend(named);
-        paths.add_path_operation(path, vec![http_method(&method)], operation);
+        paths.add_path_operation(route.path, vec![http_method(&route.method)], operation);
     }
     // Named by schema functions only, which record no dependencies.
     schemas.extend(schemas::referenced_by_hand());
@@ -134,5 +141,56 @@ fn http_method(method: &actix_web::http::Method) -> HttpMethod {
         M::TRACE => HttpMethod::Trace,
         // GET, and methods OpenAPI has no operation for (the table has none of them).
         _ => HttpMethod::Get,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Every schema the route table's operations name, with the name it is filed under.
+    fn named_schemas() -> Vec<(String, RefOr<Schema>)> {
+        let mut named = Vec::new();
+        for endpoint in crate::http::endpoints() {
+            let (_, schemas) = (endpoint.describe)().in_tenant_scope().into_parts();
+            named.extend(schemas);
+        }
+        named.extend(schemas::referenced_by_hand());
+        named.extend(always_named());
+        named
+    }
+
+    #[test]
+    fn no_two_types_share_a_schema_name() {
+        let mut seen: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
+        for (name, schema) in named_schemas() {
+            if let Some(earlier) = seen.get(&name) {
+                assert!(
+                    *earlier == schema,
+                    "two different schemas are named {name}: rename one with #[schema(as = …)]"
+                );
+            }
+            seen.insert(name, schema);
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let document = crate::http::openapi_document();
+        let mut ids = Vec::new();
+        for item in document.paths.paths.values() {
+            for operation in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                .into_iter()
+                .flatten()
+            {
+                ids.push(operation.operation_id.clone().expect("an operationId"));
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "{ids:?}");
     }
 }

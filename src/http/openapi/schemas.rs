@@ -72,6 +72,7 @@ impl ToSchema for AnalyzeRequest {
 }
 
 /// A signed GoHighLevel event (`POST /webhooks/ghl`), as `domain::webhook` reads it.
+/// Fields are trimmed; no control characters.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct WebhookEvent {
@@ -95,6 +96,7 @@ pub struct WebhookEvent {
 /// `GET /api/workflows`: one page of summaries (`{workflows, count, pagination}`, written
 /// from the cached list by `services::summary_pages` and `services::overview`).
 #[derive(ToSchema)]
+#[schema(description = "One page of the caller's workflows")]
 pub struct WorkflowList {
     /// `WorkflowSummary` rows; with `include=analysis`, `ScoredWorkflowSummary` rows.
     #[schema(schema_with = list_rows)]
