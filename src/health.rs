@@ -23,6 +23,11 @@ pub struct Identity {
     pub environment: &'static str,
 }
 
+/// `checks.database`: Postgres answers or not (never `degraded`).
+fn database_status_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string_enum(["healthy", "unhealthy"])
+}
+
 /// `APP_ENV`'s values.
 fn environment_schema() -> utoipa::openapi::schema::Object {
     crate::domain::schema::string_enum(["development", "production"])
@@ -31,7 +36,7 @@ fn environment_schema() -> utoipa::openapi::schema::Object {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = HealthChecks)]
 pub struct Checks {
-    /// `healthy` or `unhealthy`.
+    #[schema(schema_with = database_status_schema)]
     pub database: Status,
     pub cache: crate::cache::CacheHealth,
     pub memory: MemoryUsage,

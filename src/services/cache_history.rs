@@ -387,6 +387,22 @@ impl Point {
     }
 }
 
+/// `History::interval_seconds`: always [`SAMPLE_INTERVAL`].
+fn interval_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([SAMPLE_INTERVAL.as_secs()]))
+        .build()
+}
+
+/// `History::capacity`: always [`CAPACITY`].
+fn capacity_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([CAPACITY]))
+        .build()
+}
+
 /// `GET /internal/cache-stats/history`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -394,7 +410,9 @@ impl Point {
 pub struct History {
     /// Which instance this is (the history is this instance's only).
     pub instance_id: String,
+    #[schema(schema_with = interval_schema)]
     pub interval_seconds: u64,
+    #[schema(schema_with = capacity_schema)]
     pub capacity: usize,
     /// Oldest first.
     pub points: Vec<Point>,

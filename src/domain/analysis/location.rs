@@ -40,6 +40,7 @@ pub struct LocationWorkflow<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct LocationReport {
     pub rules_version: String,
+    /// How many workflows were analyzed.
     pub workflows: usize,
     pub issues_summary: IssuesSummary,
     /// Every finding has `workflowIds` (and the `stepIds` involved).
