@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: dev run test migrate lint fmt bench bench-load services chaos
+.PHONY: dev run test migrate lint fmt openapi bench bench-load services chaos
 
 dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
 	scripts/dev.sh
@@ -29,6 +29,9 @@ lint: ## formatting and clippy, warnings are errors
 
 fmt:
 	$(CARGO) fmt --all
+
+openapi: ## rewrite openapi.json from the code (the document /openapi.json serves; tests/api/openapi.rs checks they are equal)
+	$(CARGO) run --locked --quiet --bin ghl-workflow-debugger -- openapi --output openapi.json
 
 bench: ## criterion benchmarks, then the load benchmark (results in BENCHMARKS.md)
 	$(CARGO) bench --locked

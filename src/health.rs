@@ -10,24 +10,43 @@ use crate::state::AppState;
 pub const SERVICE_NAME: &str = "ghl-workflow-debugger";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[derive(Debug, Serialize)]
+/// `GET /health` (no envelope).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Health)]
 pub struct Identity {
     pub status: Status,
     pub service: &'static str,
     pub version: &'static str,
+    #[schema(format = DateTime)]
     pub timestamp: String,
+    #[schema(schema_with = environment_schema)]
     pub environment: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// `checks.database`: Postgres answers or not (never `degraded`).
+fn database_status_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string_enum(["healthy", "unhealthy"])
+}
+
+/// `APP_ENV`'s values.
+fn environment_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string_enum(["development", "production"])
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = HealthChecks)]
 pub struct Checks {
+    #[schema(schema_with = database_status_schema)]
     pub database: Status,
     pub cache: crate::cache::CacheHealth,
     pub memory: MemoryUsage,
+    /// Seconds since the instance started.
     pub uptime: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// `GET /health/detailed` (no envelope).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = HealthDetailed)]
 pub struct DetailedHealth {
     #[serde(flatten)]
     pub identity: Identity,

@@ -43,6 +43,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         input_format: InputFormat,
     },
+    /// Print the OpenAPI document (as served at /openapi.json), or write it to a file:
+    /// `openapi --output openapi.json` regenerates the committed copy (`make openapi`).
+    Openapi {
+        /// Write here instead of standard output (replaced only once it is complete).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Manage locations (tenants).
     #[command(subcommand)]
     Location(LocationCommand),
@@ -143,6 +150,9 @@ fn main() -> ExitCode {
     {
         return analyze_offline(paths, *format, *input_format);
     }
+    if let Some(Command::Openapi { output }) = &cli.command {
+        return write_openapi(output.as_deref());
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => return config_failure(&error),
@@ -166,7 +176,7 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
-            Command::Analyze { .. } => Ok(()),
+            Command::Analyze { .. } | Command::Openapi { .. } => Ok(()),
             Command::SeedDemo => seed::seed_demo(&settings).await.map_err(|e| e.to_string()),
             Command::Location(LocationCommand::Create { id, name }) => {
                 admin::create_location(&settings, &id, &name)
@@ -217,6 +227,37 @@ fn analyze_offline(
         &mut std::io::stderr().lock(),
     );
     ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// The generated document: no settings, no database (it describes the code, not a deployment).
+fn write_openapi(output: Option<&std::path::Path>) -> ExitCode {
+    let text = match ghl_workflow_debugger::http::openapi::to_text(
+        &ghl_workflow_debugger::http::openapi_document(),
+    ) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("error: could not write the OpenAPI document: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match output {
+        None => {
+            use std::io::Write;
+            std::io::stdout().lock().write_all(text.as_bytes())
+        }
+        // A sibling file renamed over the target: an interrupted run leaves the old copy.
+        Some(path) => {
+            let partial = path.with_extension("json.partial");
+            std::fs::write(&partial, &text).and_then(|()| std::fs::rename(&partial, path))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: could not write the OpenAPI document: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn config_failure(error: &ConfigError) -> ExitCode {

@@ -35,6 +35,8 @@ pub enum StartupError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     AnalysisPool(#[from] PoolError),
+    #[error("could not write the OpenAPI document: {0}")]
+    OpenApi(#[source] serde_json::Error),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -130,6 +132,8 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
     let http_metrics = state.metrics.http.clone();
     let body_limit = settings.body_limit_bytes;
     let cors_settings = Arc::clone(&settings);
+    // Generated once: every worker serves the same bytes.
+    let openapi = web::Data::new(http::ServedDocument::generate().map_err(StartupError::OpenApi)?);
     let mut server = HttpServer::new(move || {
         let settings = &cors_settings;
         App::new()
@@ -148,6 +152,7 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
             // Each worker gets its own `Data` (a clone of the state's Arcs): every request
             // clones it, and one shared reference count would bounce between the cores.
             .app_data(web::Data::new(state.clone()))
+            .app_data(openapi.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)

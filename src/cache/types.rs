@@ -228,7 +228,7 @@ impl<E> Clone for LoadError<E> {
 }
 
 /// CONTRACT §6 `/internal/cache-stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheStats {
     #[serde(rename = "type")]
@@ -242,7 +242,7 @@ pub struct CacheStats {
     pub hit_ratio: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct L1Stats {
     pub entries: u64,
     pub capacity: u64,
@@ -250,7 +250,7 @@ pub struct L1Stats {
     pub misses: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct L2Stats {
     pub hits: u64,
     pub misses: u64,
@@ -259,7 +259,7 @@ pub struct L2Stats {
     pub breaker: BreakerState,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum CacheType {
     #[serde(rename = "redis")]
     Redis,
@@ -267,26 +267,35 @@ pub enum CacheType {
     InMemory,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CacheHealthStatus)]
 pub enum HealthStatus {
     Healthy,
     Degraded,
 }
 
 /// CONTRACT §5 `checks.cache`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CacheHealth {
     pub status: HealthStatus,
     #[serde(rename = "type")]
     pub kind: CacheType,
+    /// Present when Redis is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub connected: Option<bool>,
+    /// The in-memory tier's entry count.
     pub size: u64,
+    /// Why, when not healthy (`Redis unavailable, using fallback`, `Redis not configured`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub message: Option<String>,
-    /// Which Redis topology is configured and how many of its nodes answer.
+    /// With Redis configured: the topology and how many of its nodes answer (the node,
+    /// every Cluster member, or the Sentinels); checks run at most once per second per
+    /// instance and are shared.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub topology: Option<TopologyHealth>,
 }
 

@@ -1,19 +1,22 @@
 //! Every path of the service, in one table: [`configure`] registers exactly the endpoints of
-//! [`endpoints`], [`route_table`] lists them, and `openapi.json` (served at `/openapi.json`)
-//! documents them — a test keeps the document and the table equal.
+//! [`endpoints`], [`route_table`] lists them, and [`openapi_document`] documents them (each
+//! entry names the function describing its operation; see [`openapi`]).
 
 pub mod auth;
 pub mod envelope;
 pub mod error;
 mod handlers;
+pub mod openapi;
+
+pub use handlers::openapi::ServedDocument;
 pub mod rate_limit;
 pub mod request_id;
 mod responses;
 
 use handlers::{
-    analysis, dashboard, health, internal, metrics, openapi, subscription, summary, webhooks,
-    workflows,
+    analysis, dashboard, health, internal, metrics, subscription, summary, webhooks, workflows,
 };
+use openapi::operations as doc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
@@ -27,14 +30,20 @@ use crate::metrics::RoutePattern;
 /// Paths under this prefix are tenant routes: API-key auth, rate limits, `no-store`.
 const API_SCOPE: &str = "/api";
 
-/// One method on one path and the handler that answers it.
+/// One method on one path, the handler that answers it and the function that documents it.
 pub struct Endpoint {
     pub method: Method,
     pub path: &'static str,
     route: Route,
+    describe: fn() -> openapi::Op,
 }
 
-fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
+fn endpoint<F, Args>(
+    method: Method,
+    path: &'static str,
+    handler: F,
+    describe: fn() -> openapi::Op,
+) -> Endpoint
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
@@ -44,6 +53,7 @@ where
         route: web::method(method.clone()).to(handler),
         method,
         path,
+        describe,
     }
 }
 
@@ -51,45 +61,119 @@ where
 fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![
-        endpoint(M::GET, "/health", health::health),
-        endpoint(M::GET, "/health/detailed", health::health_detailed),
-        endpoint(M::GET, "/ready", health::ready),
-        endpoint(M::GET, "/live", health::live),
-        endpoint(M::GET, "/metrics", metrics::metrics),
-        endpoint(M::GET, "/openapi.json", openapi::openapi_document),
-        endpoint(M::POST, "/internal/locations", internal::create_location),
-        endpoint(M::GET, "/internal/cache-stats", internal::cache_stats),
+        endpoint(M::GET, "/health", health::health, doc::health),
+        endpoint(
+            M::GET,
+            "/health/detailed",
+            health::health_detailed,
+            doc::health_detailed,
+        ),
+        endpoint(M::GET, "/ready", health::ready, doc::ready),
+        endpoint(M::GET, "/live", health::live, doc::live),
+        endpoint(M::GET, "/metrics", metrics::metrics, doc::metrics),
+        endpoint(
+            M::GET,
+            "/openapi.json",
+            handlers::openapi::openapi_document,
+            doc::openapi,
+        ),
+        endpoint(
+            M::POST,
+            "/internal/locations",
+            internal::create_location,
+            doc::create_location,
+        ),
+        endpoint(
+            M::GET,
+            "/internal/cache-stats",
+            internal::cache_stats,
+            doc::cache_stats,
+        ),
         endpoint(
             M::GET,
             "/internal/cache-stats/history",
             internal::cache_stats_history,
+            doc::cache_stats_history,
         ),
-        endpoint(M::POST, "/internal/cache/flush", internal::flush_cache),
-        endpoint(M::GET, "/internal/dashboard", dashboard::dashboard_page),
+        endpoint(
+            M::POST,
+            "/internal/cache/flush",
+            internal::flush_cache,
+            doc::flush_cache,
+        ),
+        endpoint(
+            M::GET,
+            "/internal/dashboard",
+            dashboard::dashboard_page,
+            doc::dashboard_page,
+        ),
         endpoint(
             M::GET,
             "/internal/dashboard/{asset}",
             dashboard::dashboard_asset,
+            doc::dashboard_asset,
         ),
-        endpoint(M::POST, "/webhooks/ghl", webhooks::receive_ghl_event),
-        endpoint(M::GET, "/api/workflows", workflows::list_workflows),
-        endpoint(M::GET, "/api/workflows/{id}", workflows::get_workflow),
-        endpoint(M::PUT, "/api/workflows/{id}", workflows::put_workflow),
-        endpoint(M::DELETE, "/api/workflows/{id}", workflows::delete_workflow),
+        endpoint(
+            M::POST,
+            "/webhooks/ghl",
+            webhooks::receive_ghl_event,
+            doc::receive_ghl_event,
+        ),
+        endpoint(
+            M::GET,
+            "/api/workflows",
+            workflows::list_workflows,
+            doc::list_workflows,
+        ),
+        endpoint(
+            M::GET,
+            "/api/workflows/{id}",
+            workflows::get_workflow,
+            doc::get_workflow,
+        ),
+        endpoint(
+            M::PUT,
+            "/api/workflows/{id}",
+            workflows::put_workflow,
+            doc::put_workflow,
+        ),
+        endpoint(
+            M::DELETE,
+            "/api/workflows/{id}",
+            workflows::delete_workflow,
+            doc::delete_workflow,
+        ),
         endpoint(
             M::GET,
             "/api/workflows/{id}/analysis",
             analysis::get_workflow_analysis,
+            doc::get_workflow_analysis,
         ),
-        endpoint(M::POST, "/api/analyze", analysis::analyze),
+        endpoint(M::POST, "/api/analyze", analysis::analyze, doc::analyze),
         endpoint(
             M::GET,
             "/api/analysis/location",
             analysis::get_location_analysis,
+            doc::get_location_analysis,
         ),
-        endpoint(M::GET, "/api/history", analysis::get_history),
-        endpoint(M::GET, "/api/subscription", subscription::get_subscription),
-        endpoint(M::GET, "/api/summary", summary::get_summary),
+        endpoint(
+            M::GET,
+            "/api/history",
+            analysis::get_history,
+            doc::get_history,
+        ),
+        endpoint(
+            M::GET,
+            "/api/subscription",
+            subscription::get_subscription,
+            doc::get_subscription,
+        ),
+        endpoint(
+            M::GET,
+            "/api/summary",
+            summary::get_summary,
+            doc::get_summary,
+        ),
     ]
 }
 
@@ -99,6 +183,21 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
         .into_iter()
         .map(|endpoint| (endpoint.method, endpoint.path))
         .collect()
+}
+
+/// The OpenAPI document of [`endpoints`] (see [`openapi`]).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::document_of(endpoints().into_iter().map(|endpoint| openapi::Route {
+        method: endpoint.method,
+        path: endpoint.path,
+        describe: endpoint.describe,
+    }))
+}
+
+/// Whether `path` is in the `/api` scope (API-key auth, rate limits, `no-store`).
+fn is_tenant_path(path: &str) -> bool {
+    path.strip_prefix(API_SCOPE)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

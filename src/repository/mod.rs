@@ -140,50 +140,66 @@ impl<T: Serialize + DeserializeOwned> Fetched<T> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub id: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub uninstalled_at: Option<DateTime<Utc>>,
 }
 
 /// A location and the API key created with it (shown once).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedLocation {
     pub location: Location,
+    /// Shown once; stored only as a SHA-256 hash.
     pub api_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSummary {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = crate::domain::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub updated_at: DateTime<Utc>,
 }
 
 /// A stored workflow; `D` is how its definition is held: parsed (the default), or as the raw
 /// JSON Postgres returned when a read only passes it on (the miss path).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+// Whatever holds it, the definition is a §7 document: one schema for every `D`.
+#[schema(
+    bound = "",
+    description = "A stored workflow with its CONTRACT §7 definition"
+)]
 pub struct StoredWorkflow<D = serde_json::Value> {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = crate::domain::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[sqlx(json)]
+    #[schema(value_type = crate::domain::workflow::WorkflowDocument)]
     pub definition: D,
 }
 
@@ -336,13 +352,14 @@ pub trait WorkflowRepository: Send + Sync {
 }
 
 /// One stored analysis, as history lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: i64,
     pub workflow_id: String,
     pub workflow_version: i64,
     pub rules_version: String,
+    #[schema(minimum = 0, maximum = 100)]
     pub health_score: i16,
     pub issues_found: i32,
     pub created_at: DateTime<Utc>,

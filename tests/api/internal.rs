@@ -7,12 +7,12 @@ async fn create_location_returns_a_key_once_and_stores_only_its_hash() {
     let app = spawn_app_with(|_| {}).await;
 
     let response = app
-        .client
-        .post(app.url("/internal/locations"))
-        .json(&json!({"id": "eBG6WapS3v4ZqwA45MTxtYJ", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/internal/locations"))
+                .json(&json!({"id": "eBG6WapS3v4ZqwA45MTxtYJ", "name": "Acme"})),
+        )
+        .await;
 
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
@@ -38,14 +38,15 @@ async fn create_location_returns_a_key_once_and_stores_only_its_hash() {
 async fn creating_the_same_location_twice_is_a_conflict() {
     let app = spawn_app_with(|_| {}).await;
     let create = || {
-        app.client
-            .post(app.url("/internal/locations"))
-            .json(&json!({"id": "loc-dup", "name": "Dup"}))
-            .send()
+        app.send(
+            app.client
+                .post(app.url("/internal/locations"))
+                .json(&json!({"id": "loc-dup", "name": "Dup"})),
+        )
     };
 
-    assert_eq!(create().await.unwrap().status(), 201);
-    let second = create().await.unwrap();
+    assert_eq!(create().await.status(), 201);
+    let second = create().await;
 
     assert_eq!(second.status(), 409);
     assert_eq!(
@@ -63,36 +64,32 @@ async fn internal_routes_need_the_token_when_one_is_set() {
     let body = json!({"id": "loc-a", "name": "A"});
 
     let missing = app
-        .client
-        .post(app.url("/internal/locations"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send(app.client.post(app.url("/internal/locations")).json(&body))
+        .await;
     let wrong = app
-        .client
-        .post(app.url("/internal/locations"))
-        .bearer_auth("nope")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/internal/locations"))
+                .bearer_auth("nope")
+                .json(&body),
+        )
+        .await;
     let right = app
-        .client
-        .post(app.url("/internal/locations"))
-        .bearer_auth("op-token-123")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/internal/locations"))
+                .bearer_auth("op-token-123")
+                .json(&body),
+        )
+        .await;
     let metrics_without = app.get("/metrics").await;
     let metrics_with = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("op-token-123")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/metrics"))
+                .bearer_auth("op-token-123"),
+        )
+        .await;
 
     assert_eq!(missing.status(), 401);
     assert_eq!(wrong.status(), 401);
@@ -114,12 +111,12 @@ async fn operator_routes_do_not_exist_in_production_without_a_token() {
     .await;
 
     let create = app
-        .client
-        .post(app.url("/internal/locations"))
-        .json(&json!({"id": "x", "name": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/internal/locations"))
+                .json(&json!({"id": "x", "name": "x"})),
+        )
+        .await;
 
     assert_eq!(create.status(), 404);
     assert_eq!(app.get("/metrics").await.status(), 404);

@@ -9,6 +9,7 @@ mod cache;
 mod caching;
 mod cdp;
 mod consistency;
+mod contract;
 mod dashboard;
 mod dashboard_browser;
 mod errors;

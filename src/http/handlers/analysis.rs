@@ -60,6 +60,7 @@ async fn stored_analysis_response(
 
 /// Each field may be left out, but not sent as `null` (the document's schema has no null
 /// for them, and `{"workflowId": null, "workflow": {…}}` would otherwise pass as "exactly one").
+/// Its schema is `openapi::schemas::AnalyzeRequest`: exactly one of the first two.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AnalyzeRequest {
@@ -194,13 +195,16 @@ fn ad_hoc_document(
     Ok((parsed, id))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LocationAnalysisResponse {
+#[schema(as = LocationAnalysis)]
+pub struct LocationAnalysisResponse {
     location_id: String,
     #[serde(flatten)]
     report: LocationReport,
+    /// Free plan only: how many findings are hidden (the first 3 are shown).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     upgrade: Option<Upgrade>,
 }
 
@@ -231,18 +235,24 @@ pub async fn get_location_analysis(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    #[param(minimum = 1, maximum = 4294967295_u64, default = 1)]
     page: Option<u64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HistoryResponse {
+#[schema(as = History)]
+pub struct HistoryResponse {
+    /// Newest first.
     analyses: Vec<HistoryEntry>,
     count: usize,
     pagination: Pagination,
+    /// The plan's history retention.
     retention_days: u32,
 }
 

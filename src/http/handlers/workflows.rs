@@ -19,16 +19,45 @@ use crate::repository::{IfMatch, NewWorkflow, PutOutcome};
 use crate::services::overview::OverviewQuery;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(schema_with = crate::domain::schema::workflow_status)]
     status: Option<String>,
+    #[param(minimum = 1, maximum = 4294967295_u64, default = 1)]
     page: Option<u64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u64>,
+    // The descriptions of `include` and `sort` are in their schemas (`schema_with` drops doc
+    // comments).
+    #[param(schema_with = include_schema)]
     include: Option<String>,
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
+    /// Only workflows with one of these grades (comma-separated, any case); rows without a
+    /// score are left out.
     grade: Option<String>,
+    /// Only workflows with at least one finding at this severity or a more severe one; rows
+    /// without a score are left out.
+    #[param(value_type = Option<crate::domain::analysis::Severity>, inline)]
     min_severity: Option<String>,
+}
+
+fn include_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::string_enum(["analysis"]);
+    schema.description = Some("analysis: each row carries analysis and analysisStatus".into());
+    schema
+}
+
+fn sort_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::sort();
+    schema.description = Some(
+        "healthScore (worst first) | -healthScore (best first) | name | -updatedAt; equal \
+         keys by id; rows without a score last in both health orders"
+            .into(),
+    );
+    schema
 }
 
 struct ListRequest {
