@@ -9,7 +9,7 @@
 # The instance is the binary the tests build (target/debug), started on a free loopback port
 # against a fresh database (created and seeded by `seed-demo`, dropped afterwards), with the
 # demo tenant key, an operator token and a webhook secret, and rate limits off (a 429 would
-# hide what a request does). Environment: ST_EXAMPLES (examples per operation, default 40),
+# hide what a request does). Environment: ST_EXAMPLES (examples per operation, default 200),
 # ST_SEED (default fixed, so CI is repeatable; `ST_SEED=random` explores), TEST_DATABASE_URL
 # and TEST_REDIS_URL as for the tests.
 set -euo pipefail
@@ -89,7 +89,7 @@ status=0
 ST_TENANT_KEY="$tenant_key" ST_LOCATION_ID="$location_id" ST_OPERATOR_TOKEN="$INTERNAL_API_TOKEN" \
   "$ST" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
   --checks all \
-  --max-examples "${ST_EXAMPLES:-40}" \
+  --max-examples "${ST_EXAMPLES:-200}" \
   "${seed_args[@]}" \
   --generation-database none \
   --generation-allow-x00 false \

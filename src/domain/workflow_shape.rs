@@ -4,8 +4,9 @@
 //! leniently (a `name: 5` reads as no name, an id given as a number as its decimal string),
 //! which suits documents already stored and files given to the offline analyzer. A document
 //! that arrives through the API is first held to the types its schema promises: a known field
-//! of another type, or `null`, is a 422 naming it, rather than being read as absent. Unknown
-//! fields stay allowed (`additionalProperties: true`).
+//! of another type is a 422 naming it, rather than being read as absent. `null` stays the same
+//! as leaving a field out (what the storage rules then say of a missing name or id applies).
+//! Unknown fields stay allowed (`additionalProperties: true`).
 
 use serde_json::{Map, Value};
 
@@ -67,6 +68,8 @@ impl Shape {
     }
 
     /// `object[key]` when it is there and of `kind`; an error when it is there otherwise.
+    /// `null` is the same as leaving the field out (the schema's `nullable`), as the reader
+    /// takes it.
     fn field<'v>(
         &mut self,
         object: &'v Map<String, Value>,
@@ -74,7 +77,7 @@ impl Shape {
         path: &str,
         kind: Kind,
     ) -> Option<&'v Value> {
-        let value = object.get(key)?;
+        let value = object.get(key).filter(|value| !value.is_null())?;
         if kind.matches(value) {
             Some(value)
         } else {
@@ -195,19 +198,18 @@ mod tests {
     }
 
     #[test]
-    fn each_known_field_of_another_type_or_null_is_named() {
+    fn each_known_field_of_another_type_is_named_and_null_is_no_field() {
         let document = json!({
             "name": 5, "status": "Draft", "start": null,
             "settings": {"allowReentry": "yes", "timeWindow": {"days": ["mon", 2], "end": 1}},
             "triggers": [{"id": 7, "filters": []}, "t"],
-            "steps": [{"id": "s1", "else": {}, "config": null,
+            "steps": [{"id": "s1", "else": {}, "config": [],
                        "branches": [{"percent": "50%", "condition": true}, 3]}]
         });
         assert_eq!(
             fields(document),
             [
                 "name",
-                "start",
                 "status",
                 "settings.allowReentry",
                 "settings.timeWindow.end",
@@ -223,8 +225,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            fields(json!({"steps": {}, "triggers": null})),
+            fields(json!({"steps": {}, "triggers": 1})),
             ["triggers", "steps"]
         );
+        assert!(fields(json!({"steps": null, "triggers": null, "status": null})).is_empty());
     }
 }

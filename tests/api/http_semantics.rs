@@ -204,7 +204,11 @@ async fn stored_documents_are_refused_exactly_where_the_schema_refuses_them() {
     let mut mistyped = sample_workflow("Mistyped");
     mistyped["steps"][0]["name"] = json!(5);
     mistyped["status"] = json!("Published");
-    mistyped["triggers"] = Value::Null;
+    mistyped["triggers"] = json!({});
+    let mut nulls = sample_workflow("Nulls");
+    nulls["steps"][0]["next"] = Value::Null;
+    nulls["settings"] = Value::Null;
+    assert_eq!(app.put_workflow(&key, "wf2", &nulls).await.status(), 201);
 
     for (document, fields) in [
         (blank_trigger, vec!["triggers[0].id"]),
@@ -263,19 +267,23 @@ async fn grade_is_accepted_exactly_as_its_pattern_says() {
     assert_eq!(include.status(), 422);
 }
 
-/// A location's name is 1–200 characters as sent and not only white space.
+/// A location's name is stored trimmed: 1–200 characters after trimming (the schema's
+/// pattern), whatever white space surrounds it.
 #[tokio::test]
-async fn a_location_name_is_checked_as_sent() {
+async fn a_location_name_is_checked_after_trimming() {
     let app = spawn_app().await;
-    for (name, status) in [
+    for (n, (name, status)) in [
         (" ".to_owned(), 422),
-        (format!(" {} ", "n".repeat(199)), 422),
-        (format!(" {} ", "n".repeat(198)), 201),
-    ] {
+        (format!(" {} ", "n".repeat(201)), 422),
+        (format!("  {}\t", "n".repeat(200)), 201),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let response = app
             .client
             .post(app.url("/internal/locations"))
-            .json(&json!({"id": format!("loc{status}{}", name.len()), "name": name}))
+            .json(&json!({"id": format!("locName{n}"), "name": name}))
             .send()
             .await
             .unwrap();

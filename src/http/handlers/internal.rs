@@ -58,17 +58,8 @@ impl TryFrom<CreateLocationRequest> for NewLocation {
                 "must be 1-64 letters, digits, '_' or '-' (a GoHighLevel location id)",
             ));
         }
-        // The name as sent is checked (as the document's maxLength counts it), then stored
-        // without the white space around it, which must leave something.
-        let sent = request.name.unwrap_or_default();
-        let name = sent.trim().to_owned();
-        match check_text("name", &sent, LOCATION_NAME_CHARS) {
-            Some(error) => errors.push(error),
-            None if name.is_empty() => {
-                errors.push(FieldError::new("name", "must not be only white space"))
-            }
-            None => {}
-        }
+        let name = request.name.unwrap_or_default().trim().to_owned();
+        errors.extend(check_text("name", &name, LOCATION_NAME_CHARS));
         if errors.is_empty() {
             Ok(Self { id, name })
         } else {
