@@ -14,6 +14,7 @@ use crate::domain::overview::LocationSummary;
 use crate::domain::workflow::WorkflowDocument;
 use crate::health::{DetailedHealth, Identity};
 use crate::http::handlers::analysis::{HistoryQuery, HistoryResponse, LocationAnalysisResponse};
+use crate::http::handlers::dashboard::ASSET_NAMES;
 use crate::http::handlers::health::{Liveness, Readiness};
 use crate::http::handlers::internal::{CreateLocationRequest, Flushed};
 use crate::http::handlers::subscription::SubscriptionResponse;
@@ -21,9 +22,6 @@ use crate::http::handlers::webhooks::WebhookReceipt;
 use crate::http::handlers::workflows::ListQuery;
 use crate::repository::{CreatedLocation, StoredWorkflow};
 use crate::services::cache_history::History as CacheHistory;
-
-/// The dashboard's files (`handlers::dashboard::ASSETS`).
-use crate::http::handlers::dashboard::ASSET_NAMES;
 
 const WORKFLOWS: &str = "workflows";
 const ANALYSIS: &str = "analysis";
