@@ -989,7 +989,7 @@ def quick_look(cases, redis_get, pg_tps):
               f"CPU µs/request: server {r.get('server_cpu_us_per_req')} "
               f"(user {r.get('server_user_us_per_req')}), oha {r.get('oha_cpu_us_per_req')}")
     for name, ratio in ROUND_RATIOS.items():
-        if ratio is not None:
+        if ratio is not None and not name.startswith("pooler_"):  # those: pooler_ratios() below
             print(f"median of the per-round ratios, {name}: {ratio:.2f}")
     if redis_get and L2_CASE in cases:
         print(f"L2 / redis-benchmark GET: {cases[L2_CASE]['rps'] / redis_get:.2f}")
