@@ -3,6 +3,7 @@
 //! documents them — a test keeps the document and the table equal.
 
 pub mod auth;
+pub mod consistency;
 pub mod envelope;
 pub mod error;
 mod handlers;
