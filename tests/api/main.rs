@@ -25,6 +25,7 @@ mod recreate;
 mod security;
 mod stored_text;
 mod subscription;
+mod support;
 mod tls;
 mod topology;
 pub mod webhooks;
