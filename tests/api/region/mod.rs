@@ -1,0 +1,6 @@
+//! Multi-region deployments (issue 21): one primary, a streaming replica and a Redis per
+//! region, consistency tokens, invalidations across regions. Every process is the test's own.
+
+mod faults;
+mod harness;
+mod reads;
