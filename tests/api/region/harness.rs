@@ -41,6 +41,8 @@ impl Default for Options {
 pub struct Regions {
     pub primary: PostgresServer,
     pub replica: PostgresServer,
+    /// Held for the run: stopped by its PID when the harness is dropped.
+    #[allow(dead_code)]
     pub redis_a: RedisServer,
     pub redis_b: RedisServer,
     pub a: TestApp,
