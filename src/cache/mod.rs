@@ -9,6 +9,10 @@
 //! - [`invalidation`]: drop, tombstone, publish, acknowledgements, the pending replay;
 //! - [`bus`]: pub/sub messages, the lease and trust;
 //! - [`pgbus`]: the second bus through Postgres (notices, heartbeat lease, deduplication);
+//! - [`region`]: several regions: the positions replica loads must reach, other regions'
+//!   writes, the applied watermark, and the task-locals that carry positions;
+//! - [`replication`]: where the region's replica stands (replayed position, lag, waiting);
+//! - `token_reads`: reads carrying a consistency token;
 //! - [`ops`]: flush, stats, shutdown, the shared window counter;
 //! - [`node_probe`]: the health check and its view of the topology;
 //! - `l2_calls`: every Redis command under a budget, feeding the breaker;
