@@ -5,3 +5,4 @@ mod consistency;
 mod faults;
 mod harness;
 mod reads;
+mod tokens;
