@@ -47,6 +47,12 @@ pub struct CacheSettings {
     pub l1_skip: Vec<super::Resource>,
     /// Max concurrent fire-and-forget L2 writes. Default 256.
     pub max_pending_writes: usize,
+    /// `REGION`: the `region` label of every cache metric, and which bus messages come from
+    /// another region (see `region`).
+    pub region: String,
+    /// This instance reads a replica (`DATABASE_READ_URL`): loads from it are cached only
+    /// when they are at least as new as the invalidations applied here.
+    pub replica: bool,
 }
 
 impl Default for CacheSettings {
@@ -68,6 +74,8 @@ impl Default for CacheSettings {
             bypass_entity_reads: false,
             l1_skip: Vec::new(),
             max_pending_writes: 256,
+            region: crate::config::DEFAULT_REGION.to_owned(),
+            replica: false,
         }
     }
 }

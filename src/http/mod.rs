@@ -3,6 +3,7 @@
 //! entry names the function describing its operation; see [`openapi`]).
 
 pub mod auth;
+pub mod consistency;
 pub mod envelope;
 pub mod error;
 mod handlers;

@@ -25,6 +25,7 @@ mod openapi;
 mod overview;
 mod rate_limits;
 mod recreate;
+mod region;
 mod security;
 mod stored_text;
 mod subscription;

@@ -150,8 +150,11 @@ async fn listen(
                 Err(error) => return Some(error.to_string()),
             },
             _ = tick.tick() => {
-                if let Err(why) = send(sender, channel, cache.pg_heartbeat()).await {
-                    return Some(format!("heartbeat: {why}"));
+                let (gen, heartbeat) = cache.pg_heartbeat_numbered();
+                match send_heartbeat(sender, channel, heartbeat).await {
+                    Ok(Some(position)) => cache.pg_heartbeat_answered(gen, position),
+                    Ok(None) => {}
+                    Err(why) => return Some(format!("heartbeat: {why}")),
                 }
             }
         }
@@ -164,6 +167,27 @@ async fn listen(
                 }
             }
         }
+    }
+}
+
+/// A heartbeat on the bus's sending connection, reading the primary's WAL position in the
+/// same statement: every write whose notice arrived before it was sent committed below that
+/// position (see `cache::region`).
+async fn send_heartbeat(
+    sender: &mut PgConnection,
+    channel: &str,
+    payload: String,
+) -> Result<Option<u64>, String> {
+    let sent = sqlx::query_scalar::<_, Option<String>>(
+        "select pg_current_wal_lsn()::text from (select pg_notify($1, $2)) as sent",
+    )
+    .bind(channel)
+    .bind(payload)
+    .fetch_one(&mut *sender);
+    match tokio::time::timeout(ANSWER_WITHIN, sent).await {
+        Ok(Ok(position)) => Ok(position.as_deref().and_then(super::positions::parse_lsn)),
+        Ok(Err(error)) => Err(format!("NOTIFY failed: {error}")),
+        Err(_) => Err("NOTIFY unanswered within 1 s".to_owned()),
     }
 }
 
