@@ -446,6 +446,23 @@ impl From<actix_web::error::PathError> for ApiError {
     }
 }
 
+/// Every envelope `code` ([`ApiError::code`] and [`code_for_status`]).
+pub const ERROR_CODES: [&str; 13] = [
+    "BAD_REQUEST",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "CONFLICT",
+    "PRECONDITION_FAILED",
+    "PAYLOAD_TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "VALIDATION_ERROR",
+    "RATE_LIMIT_EXCEEDED",
+    "INTERNAL_ERROR",
+    "SERVICE_UNAVAILABLE",
+];
+
 /// The envelope `code` for a status produced outside our handlers (actix's own errors).
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -544,6 +561,15 @@ mod tests {
         for (error, status, code) in cases {
             assert_eq!(error.status_code().as_u16(), status);
             assert_eq!(error.code(), code);
+            assert!(ERROR_CODES.contains(&code), "{code} is not in ERROR_CODES");
+        }
+    }
+
+    #[test]
+    fn every_status_of_a_plain_error_has_a_documented_code() {
+        for status in 400..600 {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(ERROR_CODES.contains(&code_for_status(status)), "{status}");
         }
     }
 

@@ -13,10 +13,12 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{ttl, Cache, CacheKey, Invalidation, InvalidationReport, L1Probe, LoadError};
+use crate::cache::{
+    region, ttl, Cache, CacheKey, Invalidation, InvalidationReport, L1Probe, LoadError,
+};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
-    within, ApiKeyOwner, ApiKeyRepository, Fetched, ImportState, NewWorkflow, PutOutcome,
+    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome,
     ReadSource, RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository,
     WorkflowRepository, WorkflowSummary,
 };
@@ -67,6 +69,9 @@ impl ReadThrough {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
     {
+        if let Some(position) = region::required() {
+            return self.read_at(key, ttl, not_found, make_load, position).await;
+        }
         let read = if self.bypass {
             tokio::time::timeout(self.deadline, self.cache.load_bypass(make_load())).await
         } else {
@@ -85,6 +90,37 @@ impl ReadThrough {
                 None => Err(RepositoryError::TimedOut),
             },
         }
+    }
+
+    /// [`ReadThrough::read`] for a request carrying a consistency token: answered only with
+    /// a value known to reflect `position` (see `cache::token_reads`); never a stale one.
+    async fn read_at<T, M, F, Fut>(
+        &self,
+        key: &CacheKey,
+        ttl: Duration,
+        not_found: &'static str,
+        make_load: M,
+        position: u64,
+    ) -> Result<Fetched<T>, RepositoryError>
+    where
+        T: Serialize + DeserializeOwned,
+        M: FnOnce() -> F,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
+    {
+        let load = if self.bypass {
+            region::with_required(position, self.cache.load_bypass(make_load())).await
+        } else {
+            if let L1Probe::Fresh(read) = self.cache.probe_l1_at(key, position) {
+                return loaded(Ok(read), not_found);
+            }
+            let load = self.cache.load_at(key, ttl, position, make_load());
+            match tokio::time::timeout(self.deadline, load).await {
+                Ok(read) => read,
+                Err(_) => return Err(RepositoryError::TimedOut),
+            }
+        };
+        loaded(load, not_found)
     }
 
     /// Longest a request waits on work it cannot do itself (Postgres, the analysis pool).
@@ -237,7 +273,7 @@ impl WorkflowRepository for CachedWorkflowRepository {
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let outcome = self
             .reads

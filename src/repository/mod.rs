@@ -140,56 +140,76 @@ impl<T: Serialize + DeserializeOwned> Fetched<T> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub id: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub uninstalled_at: Option<DateTime<Utc>>,
 }
 
 /// A location and the API key created with it (shown once).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedLocation {
     pub location: Location,
+    /// Shown once; stored only as a SHA-256 hash.
     pub api_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSummary {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = crate::domain::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub updated_at: DateTime<Utc>,
 }
 
 /// A stored workflow; `D` is how its definition is held: parsed (the default), or as the raw
 /// JSON Postgres returned when a read only passes it on (the miss path).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+// Whatever holds it, the definition is a §7 document: one schema for every `D`.
+#[schema(
+    bound = "",
+    description = "A stored workflow with its CONTRACT §7 definition"
+)]
 pub struct StoredWorkflow<D = serde_json::Value> {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = crate::domain::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The GoHighLevel `version` an imported workflow was imported at (absent otherwise).
+    /// Imported workflows only: the GoHighLevel builder's own `version` (its edit counter)
+    /// the workflow was imported at; importing it again changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub source_version: Option<i64>,
-    /// `"ghl"` for an imported workflow, whose original JSON `?format=ghl` answers.
+    /// Imported workflows only: `ghl`, so `GET /api/workflows/{id}?format=ghl` answers the
+    /// original GoHighLevel JSON. A PUT over an imported workflow removes both fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, schema_with = crate::domain::schema::ghl_format)]
     pub source_format: Option<String>,
     #[sqlx(json)]
+    #[schema(value_type = crate::domain::workflow::WorkflowDocument)]
     pub definition: D,
 }
 
@@ -222,6 +242,25 @@ pub struct ImportState {
     pub source_version: Option<i64>,
     /// The stored original is exactly the text being imported.
     pub same_source: bool,
+}
+
+/// The precondition of a conditional write (`If-Match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `If-Match: *`: the workflow must exist, whatever its version (RFC 9110 §13.1.1).
+    Any,
+    /// `If-Match: 3`: the stored version must be this one.
+    Version(i64),
+}
+
+impl IfMatch {
+    /// The version the stored one must equal; `None` for any version.
+    pub fn version(self) -> Option<i64> {
+        match self {
+            Self::Any => None,
+            Self::Version(version) => Some(version),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -324,13 +363,14 @@ pub trait WorkflowRepository: Send + Sync {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError>;
-    /// Creates or replaces; with `if_match`, only when the stored version equals it.
+    /// Creates or replaces; with `if_match`, only replaces, and only when the stored
+    /// version matches it.
     async fn put(
         &self,
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError>;
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError>;
     /// Drops anything remembered about the workflow (an outside change was announced).
@@ -358,13 +398,14 @@ pub trait WorkflowRepository: Send + Sync {
 }
 
 /// One stored analysis, as history lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: i64,
     pub workflow_id: String,
     pub workflow_version: i64,
     pub rules_version: String,
+    #[schema(minimum = 0, maximum = 100)]
     pub health_score: i16,
     pub issues_found: i32,
     pub created_at: DateTime<Utc>,

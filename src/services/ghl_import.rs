@@ -17,8 +17,8 @@ use bytes::Bytes;
 use crate::domain::ghl::{self, ImportError, ImportNote, Refusal, StorableImport, Wrapping};
 use crate::domain::overview::{AnalysisStatus, RowAnalysis};
 use crate::repository::{
-    ImportState, NewWorkflow, PutOutcome, RepositoryError, StoredWorkflow, WorkflowRepository,
-    WorkflowSource,
+    IfMatch, ImportState, NewWorkflow, PutOutcome, RepositoryError, StoredWorkflow,
+    WorkflowRepository, WorkflowSource,
 };
 use crate::services::analysis::{is_too_complex, AnalysisService};
 
@@ -47,7 +47,7 @@ pub enum ImportFailure {
 }
 
 /// What a stored document's write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ImportOutcome {
     Created,
@@ -187,7 +187,7 @@ impl GhlImportService {
                         given: source_version.unwrap_or_default(),
                     });
                 }
-                Some(state) => Some(state.version),
+                Some(state) => Some(IfMatch::Version(state.version)),
                 None => None,
             };
             match self

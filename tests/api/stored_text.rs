@@ -281,7 +281,7 @@ async fn send(app: &TestApp, key: &str, case: &Case) -> reqwest::Response {
             .post(app.url("/api/workflows/import"))
             .bearer_auth(key),
     };
-    request.json(&case.body).send().await.unwrap()
+    app.send(request.json(&case.body)).await
 }
 
 /// What is stored under the case's id, to compare before and after a refusal.
@@ -376,13 +376,13 @@ async fn a_nul_in_a_document_that_is_only_analyzed_is_not_an_error() {
     let key = app.create_location("locA").await;
     let document = workflow_with(|d| d["steps"][0]["config"]["body"] = json!("a\u{0}b"));
     let response = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&key)
-        .json(&json!({"workflow": document}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .json(&json!({"workflow": document})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 

@@ -43,7 +43,7 @@ pub const MAX_DOCUMENTS: usize = 10_000;
 
 /// Something the importer had to read around, e.g. `{path: "…templates[3].next", message:
 /// "must be a step id or an array of step ids; got a number (ignored)"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportNote {
     pub path: String,
     pub message: String,

@@ -4,8 +4,8 @@ use super::ImportError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Which wrapping a document came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which wrapping of FORMAT.md a document came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Wrapping {
     /// The builder's response: `{workflowData: {…, workflowData: {templates}}, triggers}`.

@@ -11,6 +11,7 @@ use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
 use crate::domain::pagination::{Page, Pagination};
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
+use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success, success_raw};
 use crate::http::error::{ApiError, FieldError};
@@ -58,12 +59,27 @@ async fn stored_analysis_response(
     Ok(report_response(analysis.into_report()?, plan, source))
 }
 
+/// Each field may be left out, but not sent as `null` (the document's schema has no null
+/// for them, and `{"workflowId": null, "workflow": {…}}` would otherwise pass as "exactly one").
+/// Its schema is `openapi::schemas::AnalyzeRequest`: exactly one of the first two.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AnalyzeRequest {
+    #[serde(default, deserialize_with = "present")]
     workflow_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     workflow: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     location_id: Option<String>,
+}
+
+/// A field that is there: `null` is read as a `T` (and so refused unless `T` takes it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// What a `POST /api/analyze` asks for, checked.
@@ -142,22 +158,22 @@ fn ad_hoc_document(
     document: &Value,
     max_steps: usize,
 ) -> Result<(WorkflowDocument, String), ApiError> {
-    let parsed = WorkflowDocument::from_json(document).map_err(|errors| {
+    let in_workflow = |errors: Vec<FieldError>| {
         ApiError::Validation(
             errors
                 .into_iter()
                 .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
                 .collect(),
         )
-    })?;
+    };
+    let wrong_types = check_shape(document);
+    if !wrong_types.is_empty() {
+        return Err(in_workflow(wrong_types));
+    }
+    let parsed = WorkflowDocument::from_json(document).map_err(in_workflow)?;
     let over_limits = crate::domain::limits::check_document_limits(&parsed, max_steps);
     if !over_limits.is_empty() {
-        return Err(ApiError::Validation(
-            over_limits
-                .into_iter()
-                .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
-                .collect(),
-        ));
+        return Err(in_workflow(over_limits));
     }
     let id = document
         .get("id")
@@ -167,13 +183,16 @@ fn ad_hoc_document(
     Ok((parsed, id))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LocationAnalysisResponse {
+#[schema(as = LocationAnalysis)]
+pub struct LocationAnalysisResponse {
     location_id: String,
     #[serde(flatten)]
     report: LocationReport,
+    /// Free plan only: how many findings are hidden (the first 3 are shown).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     upgrade: Option<Upgrade>,
 }
 
@@ -204,18 +223,24 @@ pub async fn get_location_analysis(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    page: Option<u32>,
-    limit: Option<u32>,
+    #[param(minimum = 1, maximum = 4294967295_u64, default = 1)]
+    page: Option<u64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HistoryResponse {
+#[schema(as = History)]
+pub struct HistoryResponse {
+    /// Newest first.
     analyses: Vec<HistoryEntry>,
     count: usize,
     pagination: Pagination,
+    /// The plan's history retention.
     retention_days: u32,
 }
 

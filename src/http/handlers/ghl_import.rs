@@ -29,27 +29,24 @@ pub async fn import_workflows(
     require_json(&request)?;
     let answer = state.imports.import(&tenant.location_id, body).await?;
     if answer.is_array {
-        let items = map_items(answer.items);
-        return Ok(success_with_status(
-            StatusCode::OK,
-            ImportResultsResponse::new(&items),
-        ));
+        let results = ImportResultsResponse::new(answer.items);
+        return Ok(success_with_status(StatusCode::OK, results));
     }
     let Some(item) = answer.items.into_iter().next() else {
         return Err(ApiError::internal(
             "an import of one document answered none",
         ));
     };
-    let item = item.result?;
-    let status = status_of(item.outcome);
-    let mut response = success_with_status(status, ImportedWorkflowResponse::from(&item));
+    let item = ImportedWorkflowResponse::from(item.result?);
+    let status = status_of(item.import.outcome);
+    let (id, version) = (item.workflow.id.clone(), item.workflow.version);
+    let mut response = success_with_status(status, item);
     let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", item.workflow.version)) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
         headers.insert(header::ETAG, etag);
     }
     if status == StatusCode::CREATED {
-        if let Ok(location) = HeaderValue::from_str(&format!("/api/workflows/{}", item.workflow.id))
-        {
+        if let Ok(location) = HeaderValue::from_str(&format!("/api/workflows/{id}")) {
             headers.insert(header::LOCATION, location);
         }
     }
@@ -64,113 +61,118 @@ fn status_of(outcome: ImportOutcome) -> StatusCode {
 }
 
 /// A stored import: the workflow as `GET /api/workflows/{id}` answers it, what the import
-/// did, and the analysis summary.
-#[derive(Serialize)]
+/// did, and the analysis summary (the numbers `GET /api/workflows/{id}/analysis` answers).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportedWorkflowResponse<'a> {
+pub struct ImportedWorkflowResponse {
     #[serde(flatten)]
-    workflow: &'a StoredWorkflow,
-    import: ImportDetails<'a>,
-    analysis: Option<&'a RowAnalysis>,
+    workflow: StoredWorkflow,
+    import: ImportDetails,
+    /// `null` while `analysisStatus` is `pending` or `tooComplex`.
+    analysis: Option<RowAnalysis>,
+    /// `pending`: stored, but its analysis could not be computed now (it is when next asked
+    /// for); `tooComplex`: over the analysis budget.
     analysis_status: AnalysisStatus,
 }
 
-#[derive(Serialize)]
+/// What the import did with one document.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportDetails<'a> {
+pub struct ImportDetails {
+    /// `unchanged`: this GoHighLevel version (or, without one, this very text) was stored
+    /// already; nothing was written and the version is the stored one.
     outcome: ImportOutcome,
     wrapping: Wrapping,
-    notes: &'a [ImportNote],
+    /// What the importer read around (a wrong type, a missing id, an inactive trigger…), by
+    /// its path in the GoHighLevel JSON.
+    notes: Vec<ImportNote>,
 }
 
-impl<'a> From<&'a ImportedItem> for ImportedWorkflowResponse<'a> {
-    fn from(item: &'a ImportedItem) -> Self {
+impl From<ImportedItem> for ImportedWorkflowResponse {
+    fn from(item: ImportedItem) -> Self {
         Self {
-            workflow: &item.workflow,
+            workflow: item.workflow,
             import: ImportDetails {
                 outcome: item.outcome,
                 wrapping: item.wrapping,
-                notes: &item.notes,
+                notes: item.notes,
             },
-            analysis: item.analysis.as_ref(),
+            analysis: item.analysis,
             analysis_status: item.analysis_status,
         }
     }
 }
 
 /// An array's answer: each document's status and data or error, in order, and the counts.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportResultsResponse<'a> {
-    results: Vec<ImportResult<'a>>,
+pub struct ImportResultsResponse {
+    results: Vec<ImportResult>,
     count: usize,
     summary: ImportCounts,
 }
 
-#[derive(Serialize)]
+/// One document of an array.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ImportResult<'a> {
+pub struct ImportResult {
     index: usize,
     /// The GoHighLevel id, when the document was read far enough to have one.
-    id: Option<&'a str>,
+    id: Option<String>,
+    /// The status this document alone would have been answered with (201, 200, 403, 409,
+    /// 422…).
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<ImportedWorkflowResponse<'a>>,
-    /// `{code, message, details}` as in the error envelope.
+    #[schema(nullable = false)]
+    data: Option<ImportedWorkflowResponse>,
+    /// As `error` of the error envelope.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = error_schema)]
     error: Option<serde_json::Value>,
 }
 
-#[derive(Serialize, Default)]
-struct ImportCounts {
+fn error_schema() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("Error")
+}
+
+#[derive(Serialize, Default, utoipa::ToSchema)]
+pub struct ImportCounts {
     created: usize,
     updated: usize,
     unchanged: usize,
     failed: usize,
 }
 
-/// One document's result with its failure mapped as the route's own error would be.
-type Mapped = (Option<String>, Result<ImportedItem, ApiError>);
-
-fn map_items(items: Vec<ItemResult>) -> Vec<Mapped> {
-    items
-        .into_iter()
-        .map(|item| (item.id, item.result.map_err(ApiError::from)))
-        .collect()
-}
-
-impl<'a> ImportResultsResponse<'a> {
-    fn new(items: &'a [Mapped]) -> Self {
+impl ImportResultsResponse {
+    fn new(items: Vec<ItemResult>) -> Self {
         let mut summary = ImportCounts::default();
-        let results: Vec<ImportResult<'a>> = items
-            .iter()
+        let results: Vec<ImportResult> = items
+            .into_iter()
             .enumerate()
-            .map(|(index, (id, result))| {
-                let id = id.as_deref();
-                match result {
-                    Ok(imported) => {
-                        *match imported.outcome {
-                            ImportOutcome::Created => &mut summary.created,
-                            ImportOutcome::Updated => &mut summary.updated,
-                            ImportOutcome::Unchanged => &mut summary.unchanged,
-                        } += 1;
-                        ImportResult {
-                            index,
-                            id,
-                            status: status_of(imported.outcome).as_u16(),
-                            data: Some(ImportedWorkflowResponse::from(imported)),
-                            error: None,
-                        }
+            .map(|(index, item)| match item.result {
+                Ok(imported) => {
+                    *match imported.outcome {
+                        ImportOutcome::Created => &mut summary.created,
+                        ImportOutcome::Updated => &mut summary.updated,
+                        ImportOutcome::Unchanged => &mut summary.unchanged,
+                    } += 1;
+                    ImportResult {
+                        index,
+                        id: item.id,
+                        status: status_of(imported.outcome).as_u16(),
+                        data: Some(imported.into()),
+                        error: None,
                     }
-                    Err(error) => {
-                        summary.failed += 1;
-                        ImportResult {
-                            index,
-                            id,
-                            status: actix_web::ResponseError::status_code(error).as_u16(),
-                            data: None,
-                            error: Some(error.item_payload()),
-                        }
+                }
+                Err(failure) => {
+                    summary.failed += 1;
+                    let error = ApiError::from(failure);
+                    ImportResult {
+                        index,
+                        id: item.id,
+                        status: actix_web::ResponseError::status_code(&error).as_u16(),
+                        data: None,
+                        error: Some(error.item_payload()),
                     }
                 }
             })

@@ -1,19 +1,21 @@
 use super::notify::Notifier;
+use super::replica::Reads;
 use super::{connection_was_lost, read_retrying, retrying};
 
 use crate::repository::postgres::database::{hot_connection, HotReads};
 
 use crate::repository::cached::workflow_keys;
 use crate::repository::{
-    Fetched, ImportState, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
-    WorkflowRepository, WorkflowSummary,
+    Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome, ReadSource, RepositoryError,
+    StoredWorkflow, WorkflowRepository, WorkflowSummary,
 };
 
 #[derive(Clone)]
 pub struct PgWorkflowRepository {
     pool: super::Db,
-    /// When set, [`WorkflowRepository::get`] (every cache miss) runs on these instead of the pool.
-    hot: Option<HotReads>,
+    /// Where reads go (the region's replica or the primary); [`WorkflowRepository::get`]
+    /// (every cache miss) runs on the target's dedicated connections when it has them.
+    reads: Reads,
     /// Workflows a location may have; creating one more is refused (`MAX_WORKFLOWS_PER_LOCATION`).
     max_per_location: u32,
     /// Sends each write's cache invalidation in its transaction.
@@ -22,9 +24,10 @@ pub struct PgWorkflowRepository {
 
 impl PgWorkflowRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
+        let pool: super::Db = pool.into();
         Self {
-            pool: pool.into(),
-            hot: None,
+            reads: Reads::from(pool.clone()),
+            pool,
             max_per_location: crate::config::DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
             notifier: Notifier::default(),
         }
@@ -45,8 +48,15 @@ impl PgWorkflowRepository {
         self
     }
 
+    /// Dedicated connections to the primary for reads by id.
     pub fn with_hot_reads(mut self, hot: Option<HotReads>) -> Self {
-        self.hot = hot;
+        self.reads = Reads::primary(self.pool.clone(), hot);
+        self
+    }
+
+    /// Reads as `reads` routes them (a region's replica).
+    pub fn with_reads(mut self, reads: Reads) -> Self {
+        self.reads = reads;
         self
     }
 }
@@ -197,17 +207,21 @@ impl WorkflowRepository for PgWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
-        let summaries: Vec<WorkflowSummary> = read_retrying(&self.pool, || {
-            sqlx::query_as(
-                r#"select id, name, status, version, step_count, trigger_count, updated_at
-                   from workflows
-                   where location_id = $1
-                   order by updated_at desc, id"#,
-            )
-            .bind(location_id)
-            .fetch_all(&self.pool)
-        })
-        .await?;
+        let summaries: Vec<WorkflowSummary> = self
+            .reads
+            .run(|t| {
+                read_retrying(t.db, move || {
+                    sqlx::query_as(
+                        r#"select id, name, status, version, step_count, trigger_count, updated_at
+                           from workflows
+                           where location_id = $1
+                           order by updated_at desc, id"#,
+                    )
+                    .bind(location_id)
+                    .fetch_all(t.db)
+                })
+            })
+            .await?;
         Fetched::encode(&summaries, ReadSource::Bypass)
     }
 
@@ -216,23 +230,28 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
-        let row: Option<RawWorkflowRow> = match &self.hot {
-            // Every dedicated connection may have been lost at once: one more attempt than
-            // there are reaches a new one.
-            Some(hot) => {
-                let attempts = hot.state().connections.max(1) + 1;
-                retrying(attempts, || hot_get(hot, location_id, id)).await?
-            }
-            None => {
-                read_retrying(&self.pool, || {
-                    sqlx::query_as(GET_SQL)
-                        .bind(location_id)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                })
-                .await?
-            }
-        };
+        let row: Option<RawWorkflowRow> = self
+            .reads
+            .run(|t| async move {
+                match t.hot {
+                    // Every dedicated connection may have been lost at once: one more attempt
+                    // than there are reaches a new one.
+                    Some(hot) => {
+                        let attempts = hot.state().connections.max(1) + 1;
+                        retrying(attempts, || hot_get(hot, location_id, id)).await
+                    }
+                    None => {
+                        read_retrying(t.db, || {
+                            sqlx::query_as(GET_SQL)
+                                .bind(location_id)
+                                .bind(id)
+                                .fetch_optional(t.db)
+                        })
+                        .await
+                    }
+                }
+            })
+            .await?;
         let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow;
         Ok(Fetched::from_json(
             serde_json::to_vec(&workflow)?.into(),
@@ -245,12 +264,13 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let notice = self.notice(location_id, id);
         let (source_json, source_version) = source_of(workflow);
         let replace = workflow_query(UPDATE_SQL, location_id, id, workflow)
-            .bind(if_match)
+            // `If-Match: *` binds no version: the update then replaces any existing one.
+            .bind(if_match.and_then(IfMatch::version))
             .bind(&notice.channel)
             .bind(&notice.payload)
             .bind(source_json)
@@ -259,6 +279,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         let replaced = replace.fetch_optional(conn.conn().await?).await?;
         conn.finish().await?;
         if let Some(row) = replaced {
+            self.notifier.committed(&mut conn).await;
             return Ok(PutOutcome::Replaced(row.workflow));
         }
         if if_match.is_some() {
@@ -289,6 +310,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         };
         notice.send(&mut tx, Some(row.workflow.version)).await?;
         tx.commit().await?;
+        self.notifier.committed(&mut conn).await;
         Ok(if row.inserted == Some(true) {
             PutOutcome::Created(row.workflow)
         } else {
@@ -310,6 +332,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         if deleted.is_none() {
             return Err(RepositoryError::NotFound("Workflow"));
         }
+        self.notifier.committed(&mut conn).await;
         Ok(())
     }
 
@@ -358,12 +381,16 @@ impl WorkflowRepository for PgWorkflowRepository {
         &self,
         location_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
-        let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
-            r#"select id, definition from workflows where location_id = $1 order by id"#,
-        )
-        .bind(location_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, sqlx::types::Json<serde_json::Value>)> = self
+            .reads
+            .run(|t| {
+                sqlx::query_as(
+                    r#"select id, definition from workflows where location_id = $1 order by id"#,
+                )
+                .bind(location_id)
+                .fetch_all(t.db)
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, definition)| (id, definition.0))
