@@ -32,12 +32,6 @@ use crate::metrics::RoutePattern;
 /// Paths under this prefix are tenant routes: API-key auth, rate limits, `no-store`.
 const API_SCOPE: &str = "/api";
 
-/// Fixed paths that a parameterised path of the table matches too (`/api/workflows/import`
-/// is also `/api/workflows/{id}` with the id `import`). Each answers only its own methods; a
-/// request with another method goes on to the parameterised path, so a workflow stored under
-/// such an id is still read, replaced and deleted as any other.
-const SHADOWING_PATHS: &[&str] = &["/api/workflows/import"];
-
 /// One method on one path, the handler that answers it and the function that documents it.
 pub struct Endpoint {
     pub method: Method,
@@ -133,7 +127,8 @@ fn endpoints() -> Vec<Endpoint> {
             workflows::list_workflows,
             doc::list_workflows,
         ),
-        // Before `/api/workflows/{id}`, which matches its path too (see `SHADOWING_PATHS`).
+        // Before `/api/workflows/{id}`, which matches its path too: as OpenAPI reads paths, the
+        // fixed one wins (`import` is no workflow id: `domain::ids::RESERVED_WORKFLOW_IDS`).
         endpoint(
             M::POST,
             "/api/workflows/import",
@@ -224,20 +219,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             _ => (&mut root, path),
         };
         let allow = allow_header(&endpoints);
-        let mut resource = if SHADOWING_PATHS.contains(&path) {
-            // No 405 of its own: other methods are the parameterised path's.
-            let mut methods = endpoints
-                .iter()
-                .map(|endpoint| actix_web::guard::Method(endpoint.method.clone()));
-            let mut shadowing = web::resource(scoped).app_data(RoutePattern(path));
-            if let Some(first) = methods.next() {
-                shadowing =
-                    shadowing.guard(methods.fold(actix_web::guard::Any(first), |any, m| any.or(m)));
-            }
-            shadowing
-        } else {
-            resource(scoped, path, allow)
-        };
+        let mut resource = resource(scoped, path, allow);
         for endpoint in endpoints {
             resource = resource.route(endpoint.route);
         }

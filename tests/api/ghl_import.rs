@@ -73,6 +73,10 @@ async fn the_example_is_stored_under_its_ghl_id_with_its_source_version_and_anal
         format!("/api/workflows/{EXAMPLE_ID}")
     );
     assert_eq!(response.headers()["etag"].to_str().unwrap(), "\"1\"");
+    assert!(
+        response.headers().contains_key("x-consistency-token"),
+        "an import is a write like any other"
+    );
     let body: Value = response.json().await.unwrap();
     let data = &body["data"];
     assert_eq!(data["id"], EXAMPLE_ID);
@@ -639,28 +643,23 @@ async fn the_analysis_of_imported_workflows_finds_their_real_problems_by_builder
 }
 
 #[tokio::test]
-async fn a_workflow_whose_id_is_import_is_still_read_replaced_and_deleted_by_its_path() {
+async fn the_import_path_answers_post_only_and_import_is_no_workflow_id() {
     let app = spawn_app().await;
     let key = app.create_location("locA").await;
 
+    // As OpenAPI reads paths, the fixed path wins over /api/workflows/{id}.
     let put = app
         .put_workflow(&key, "import", &sample_workflow("Named import"))
         .await;
-    assert_eq!(put.status(), 201);
-    let read = app.api_get_json(&key, "/api/workflows/import").await;
-    assert_eq!(read["data"]["name"], "Named import");
-    assert_eq!(app.delete_workflow(&key, "import").await.status(), 204);
+    assert_eq!(put.status(), 405);
+    assert_eq!(put.headers()["allow"], "POST");
     assert_eq!(
         app.api_get(&key, "/api/workflows/import").await.status(),
-        404
+        405
     );
-    // POST is the import route; a method neither path has is 405.
-    let patch = app
-        .client
-        .patch(app.url("/api/workflows/import"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patch.status(), 405);
+    let (status, body) = import_json(&app, &key, &flat("import", "n", None, 1)).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "id");
+    let list = app.api_get_json(&key, "/api/workflows").await;
+    assert_eq!(list["data"]["count"], 0);
 }

@@ -6,7 +6,7 @@
 use sha2::{Digest, Sha256};
 
 use super::{ImportError, ImportNote, ImportedWorkflow, Wrapping};
-use crate::domain::ids::is_valid_workflow_id;
+use crate::domain::ids::{is_valid_workflow_id, RESERVED_WORKFLOW_IDS};
 use crate::domain::workflow::WorkflowStatus;
 use crate::domain::workflow::{validate_imported_for_storage, FieldError, WorkflowDocument};
 
@@ -54,6 +54,12 @@ pub fn storable(
         return Err(Refusal::OtherLocation);
     }
     let id = match imported.ghl_id.take() {
+        Some(id) if RESERVED_WORKFLOW_IDS.contains(&id.as_str()) => {
+            return Err(Refusal::Invalid(vec![FieldError::new(
+                "id",
+                format!("\"{id}\" is a route of the API (/api/workflows/{id}), not a workflow id"),
+            )]))
+        }
         Some(id) if is_valid_workflow_id(&id) => id,
         Some(_) => {
             return Err(Refusal::Invalid(vec![FieldError::new(
@@ -145,11 +151,13 @@ mod tests {
 
     #[test]
     fn unusable_ids_limits_and_shapes_are_refused_naming_the_field() {
-        let doc = json!({"id": "has space", "templates": []});
-        let Err(Refusal::Invalid(errors)) = prepare(doc, "loc") else {
-            panic!("an id with a space is refused")
-        };
-        assert_eq!(errors[0].field, "id");
+        for id in ["has space", "import"] {
+            let doc = json!({"id": id, "templates": []});
+            let Err(Refusal::Invalid(errors)) = prepare(doc, "loc") else {
+                panic!("the id {id:?} is refused")
+            };
+            assert_eq!(errors[0].field, "id");
+        }
 
         let steps: Vec<_> = (0..3)
             .map(|i| json!({"id": format!("s{i}"), "type": "sms"}))

@@ -263,13 +263,14 @@ impl Op {
             .property("meta", Ref::from_schema_name("Meta"))
             .required("meta")
             .build();
-        let either = utoipa::openapi::schema::OneOfBuilder::new()
+        // `anyOf`: an envelope is an object too, which a free-form `U` also admits.
+        let either = utoipa::openapi::schema::AnyOfBuilder::new()
             .item(envelope)
             .item(bare)
             .build();
         self.respond(
             status,
-            json_response(description, RefOr::T(Schema::OneOf(either))),
+            json_response(description, RefOr::T(Schema::AnyOf(either))),
         )
     }
 
