@@ -24,6 +24,7 @@ use crate::repository::{
 use crate::services::analysis::AnalysisService;
 use crate::services::analysis_pool::{AnalysisPool, PoolError};
 use crate::services::cache_history::{CacheHistory, Reading};
+use crate::services::ghl_import::GhlImportService;
 use crate::services::health_probe::HealthProbe;
 use crate::services::overview::OverviewService;
 use crate::services::plans::Plans;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
     pub analysis: AnalysisService,
+    /// `POST /api/workflows/import`: GoHighLevel builder JSON stored and analyzed.
+    pub imports: GhlImportService,
     /// Every workflow with its score, and the location's totals.
     pub overview: OverviewService,
     /// The one plan lookup (limits and what an analysis shows).
@@ -138,6 +141,11 @@ impl AppState {
         )
         .with_budget(settings.analysis_budget);
         let overview = OverviewService::new(analysis.clone(), analyses, reads.clone());
+        let imports = GhlImportService::new(
+            Arc::clone(&workflows),
+            analysis.clone(),
+            settings.max_workflow_steps,
+        );
         let subscriptions: Arc<dyn SubscriptionRepository> =
             Arc::new(CachedSubscriptionRepository::new(
                 Arc::new(PgSubscriptionRepository::new(pg.clone()).with_reads(pg_reads.clone())),
@@ -150,6 +158,7 @@ impl AppState {
             ),
             workflows,
             analysis,
+            imports,
             overview,
             subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(

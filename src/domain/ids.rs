@@ -9,6 +9,11 @@ pub fn is_valid_location_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }
 
+/// Ids that are the last segment of a fixed route under `/api/workflows/` (`POST
+/// /api/workflows/import`): `/api/workflows/{id}` cannot reach a workflow stored under one,
+/// so none is stored (PUT of such an id is that route's 405; the import refuses it).
+pub const RESERVED_WORKFLOW_IDS: &[&str] = &["import"];
+
 /// A workflow id: 1–128 letters, digits, `_`, `-`, `.` or `:` (GoHighLevel's UUIDs and
 /// our own ids alike).
 pub fn is_valid_workflow_id(id: &str) -> bool {

@@ -16,6 +16,11 @@ pub fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> Object {
         .build()
 }
 
+/// An imported workflow's `sourceFormat`.
+pub fn ghl_format() -> Object {
+    string_enum(["ghl"])
+}
+
 /// A stored workflow's `status`.
 pub fn workflow_status() -> Object {
     string_enum(["draft", "published"])

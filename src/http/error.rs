@@ -107,6 +107,18 @@ impl ApiError {
         }
     }
 
+    /// This error as one item of an answer whose items succeed or fail one by one
+    /// (`{code, message, details}`, as in the envelope); logged as a response would be.
+    pub fn item_payload(&self) -> serde_json::Value {
+        self.log();
+        let message = self.public_message();
+        serde_json::json!(ErrorPayload {
+            code: self.code(),
+            message: &message,
+            details: self.details(),
+        })
+    }
+
     fn log(&self) {
         match self {
             Self::Internal(source) => {
@@ -364,6 +376,30 @@ fn is_unavailability_code(code: Option<&str>) -> bool {
     match code {
         Some(code) => code.starts_with("08") || code.starts_with("57") || code == "53300",
         None => false,
+    }
+}
+
+impl From<crate::services::ghl_import::ImportFailure> for ApiError {
+    fn from(failure: crate::services::ghl_import::ImportFailure) -> Self {
+        use crate::domain::ghl::{ImportError, Refusal};
+        use crate::services::ghl_import::ImportFailure as F;
+        match failure {
+            F::Refused(Refusal::Shape(ImportError::InvalidJson(error))) => {
+                Self::BadRequest(format!("Malformed JSON body: {error}"))
+            }
+            F::Refused(Refusal::Shape(shape)) => Self::Unprocessable {
+                message: format!("Not a GoHighLevel workflow: {shape}"),
+                errors: vec![FieldError::new(shape.field(), shape.to_string())],
+            },
+            F::Refused(Refusal::OtherLocation) => {
+                Self::Forbidden("The API key does not belong to this locationId".to_owned())
+            }
+            F::Refused(Refusal::Invalid(errors)) => Self::Validation(errors),
+            older @ F::OlderSource { .. } => Self::Conflict(format!(
+                "{older}; delete the workflow first to import an older version"
+            )),
+            F::Repository(error) => error.into(),
+        }
     }
 }
 

@@ -15,7 +15,8 @@ pub mod request_id;
 mod responses;
 
 use handlers::{
-    analysis, dashboard, health, internal, metrics, subscription, summary, webhooks, workflows,
+    analysis, dashboard, ghl_import, health, internal, metrics, subscription, summary, webhooks,
+    workflows,
 };
 use openapi::operations as doc;
 
@@ -125,6 +126,14 @@ fn endpoints() -> Vec<Endpoint> {
             "/api/workflows",
             workflows::list_workflows,
             doc::list_workflows,
+        ),
+        // Before `/api/workflows/{id}`, which matches its path too: as OpenAPI reads paths, the
+        // fixed one wins (`import` is no workflow id: `domain::ids::RESERVED_WORKFLOW_IDS`).
+        endpoint(
+            M::POST,
+            "/api/workflows/import",
+            ghl_import::import_workflows,
+            doc::import_workflows,
         ),
         endpoint(
             M::GET,

@@ -18,9 +18,9 @@ use crate::cache::{
 };
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
-    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, NewWorkflow, PutOutcome, ReadSource,
-    RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository,
-    WorkflowSummary,
+    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome,
+    ReadSource, RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository,
+    WorkflowRepository, WorkflowSummary,
 };
 
 /// How the decorators read: through the cache, within the request deadline.
@@ -173,6 +173,7 @@ pub(crate) fn workflow_keys(cache: &Cache, location_id: &str, id: &str) -> Vec<C
     // every workflow's summary and score.
     vec![
         keys.workflow(location_id, id),
+        keys.workflow_original(location_id, id),
         keys.workflows(location_id),
         keys.location_analysis(location_id, RULES_VERSION),
         keys.overview(location_id, RULES_VERSION),
@@ -295,12 +296,58 @@ impl WorkflowRepository for CachedWorkflowRepository {
         let _ = self.invalidate(location_id, id).await;
     }
 
+    async fn import_state(
+        &self,
+        location_id: &str,
+        id: &str,
+        source: &str,
+    ) -> Result<Option<ImportState>, RepositoryError> {
+        self.reads
+            .bounded(self.inner.import_state(location_id, id, source))
+            .await
+    }
+
+    async fn original(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<(Option<Bytes>, ReadSource), RepositoryError> {
+        let key = self.cache.keys().workflow_original(location_id, id);
+        let fetched: Fetched<serde_json::Value> = self
+            .reads
+            .read(&key, ttl::WORKFLOW, "Workflow", || {
+                let (inner, location_id, id) = (
+                    Arc::clone(&self.inner),
+                    location_id.to_owned(),
+                    id.to_owned(),
+                );
+                move || async move {
+                    match inner.original(&location_id, &id).await {
+                        Ok((original, _)) => Ok(Some(original.unwrap_or_else(not_imported))),
+                        Err(RepositoryError::NotFound(_)) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await?;
+        let original = (fetched.json != NOT_IMPORTED).then_some(fetched.json);
+        Ok((original, fetched.source))
+    }
+
     async fn definitions(
         &self,
         location_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
         within(self.reads.deadline, self.inner.definitions(location_id)).await
     }
+}
+
+/// What the cache holds under a workflow's original when it was not imported (an original is
+/// always a JSON object, so it is never this).
+const NOT_IMPORTED: &[u8] = b"null";
+
+fn not_imported() -> Bytes {
+    Bytes::from_static(NOT_IMPORTED)
 }
 
 pub struct CachedSubscriptionRepository {

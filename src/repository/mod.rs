@@ -198,6 +198,16 @@ pub struct StoredWorkflow<D = serde_json::Value> {
     pub trigger_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Imported workflows only: the GoHighLevel builder's own `version` (its edit counter)
+    /// the workflow was imported at; importing it again changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub source_version: Option<i64>,
+    /// Imported workflows only: `ghl`, so `GET /api/workflows/{id}?format=ghl` answers the
+    /// original GoHighLevel JSON. A PUT over an imported workflow removes both fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, schema_with = crate::domain::schema::ghl_format)]
+    pub source_format: Option<String>,
     #[sqlx(json)]
     #[schema(value_type = crate::domain::workflow::WorkflowDocument)]
     pub definition: D,
@@ -211,6 +221,27 @@ pub struct NewWorkflow {
     pub definition: serde_json::Value,
     pub step_count: i32,
     pub trigger_count: i32,
+    /// What an imported workflow came from; `None` (a §7 document) clears a previous import's.
+    pub source: Option<WorkflowSource>,
+}
+
+/// The GoHighLevel JSON an imported workflow was read from, kept beside its definition.
+#[derive(Debug, Clone)]
+pub struct WorkflowSource {
+    /// The original text, byte for byte.
+    pub json: String,
+    /// The builder's `version` (its edit counter), when the document has one.
+    pub version: Option<i64>,
+}
+
+/// What is stored under an id, as far as deciding on a re-import needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportState {
+    pub version: i64,
+    /// The stored source version (`None`: not imported, or imported without one).
+    pub source_version: Option<i64>,
+    /// The stored original is exactly the text being imported.
+    pub same_source: bool,
 }
 
 /// The precondition of a conditional write (`If-Match`).
@@ -344,6 +375,21 @@ pub trait WorkflowRepository: Send + Sync {
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError>;
     /// Drops anything remembered about the workflow (an outside change was announced).
     async fn forget(&self, location_id: &str, id: &str);
+    /// What a re-import of `id` with original text `source` has to know (`None`: no such
+    /// workflow). Read from Postgres, never from the cache: it decides on a write.
+    async fn import_state(
+        &self,
+        location_id: &str,
+        id: &str,
+        source: &str,
+    ) -> Result<Option<ImportState>, RepositoryError>;
+    /// The GoHighLevel JSON an imported workflow was imported from, byte for byte; `None`
+    /// when the workflow exists but was not imported (NotFound when it does not exist).
+    async fn original(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<(Option<Bytes>, ReadSource), RepositoryError>;
     /// Every workflow of a location with its definition (for location-wide analysis).
     async fn definitions(
         &self,

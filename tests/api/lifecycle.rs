@@ -429,9 +429,13 @@ async fn make_dev_serves_the_demo_and_a_second_run_duplicates_nothing() {
             .filter_map(|row| row["id"].as_str())
             .collect();
         ids.sort_unstable();
+        // Five §7 documents and three imported from GoHighLevel builder JSON (by their ids).
         assert_eq!(
             ids,
             [
+                "5d1f0b7a-6c2e-4a9d-8b3f-2e7c9a1d4f60",
+                "7e3a9c51-2b4d-4f6e-9a8c-1d5b7f9e3a20",
+                "9a0c1e2f-3b4d-4c5e-8f6a-7b8c9d0e1f2a",
                 "appointment-reminder",
                 "broken-draft",
                 "hot-lead-retrigger",
@@ -460,6 +464,6 @@ async fn make_dev_serves_the_demo_and_a_second_run_duplicates_nothing() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(counts, (1, 1, 5, DEMO_LOCATION_ID.to_owned()));
+    assert_eq!(counts, (1, 1, 8, DEMO_LOCATION_ID.to_owned()));
     pool.close().await;
 }

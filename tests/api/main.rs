@@ -14,6 +14,7 @@ mod dashboard;
 mod dashboard_browser;
 mod errors;
 mod faults;
+mod ghl_import;
 mod health;
 mod helpers;
 mod http_semantics;

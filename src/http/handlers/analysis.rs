@@ -2,10 +2,11 @@
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{mime, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::require_json;
 use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
 use crate::domain::pagination::{Page, Pagination};
 use crate::domain::plan::Plan;
@@ -125,19 +126,6 @@ pub async fn analyze(
             add_cache_headers(&mut response, ReadSource::Bypass);
             Ok(response)
         }
-    }
-}
-
-/// As actix's JSON extractor: `application/json` or a `+json` type.
-fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
-    let is_json = matches!(
-        request.mime_type(),
-        Ok(Some(mime)) if mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)
-    );
-    if is_json {
-        Ok(())
-    } else {
-        Err(JsonPayloadError::ContentType.into())
     }
 }
 

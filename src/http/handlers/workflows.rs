@@ -14,7 +14,7 @@ use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success_raw, success_with_status};
 use crate::http::error::{ApiError, FieldError};
-use crate::http::responses::{add_cache_headers, fetched_response};
+use crate::http::responses::{add_cache_headers, fetched_response, original_response};
 use crate::repository::{IfMatch, NewWorkflow, PutOutcome};
 use crate::services::overview::OverviewQuery;
 use crate::state::AppState;
@@ -167,14 +167,70 @@ pub async fn list_workflows(
     Ok(response)
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    // The description is in the schema (`schema_with` drops doc comments).
+    #[param(schema_with = format_schema)]
+    format: Option<String>,
+}
+
+fn format_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::string_enum(["native", "ghl"]);
+    schema.description = Some(
+        "native (the default): the stored workflow in the envelope; ghl: an imported \
+         workflow's original GoHighLevel JSON, byte for byte, outside the envelope (404 for a \
+         workflow that was not imported); any other value is 422"
+            .into(),
+    );
+    schema
+}
+
+/// How `GET /api/workflows/{id}` answers.
+enum Representation {
+    /// The stored workflow with its definition, in the envelope.
+    Stored,
+    /// An imported workflow's original GoHighLevel JSON, byte for byte.
+    Ghl,
+}
+
+impl TryFrom<&GetQuery> for Representation {
+    type Error = ApiError;
+
+    fn try_from(query: &GetQuery) -> Result<Self, ApiError> {
+        match query.format.as_deref() {
+            None | Some("native") => Ok(Self::Stored),
+            Some("ghl") => Ok(Self::Ghl),
+            Some(_) => Err(ApiError::Validation(vec![FieldError::new(
+                "format",
+                "must be ghl (the GoHighLevel JSON a workflow was imported from) or native",
+            )])),
+        }
+    }
+}
+
 pub async fn get_workflow(
     tenant: Tenant,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = workflow_id(&path)?;
-    let fetched = state.workflows.get(&tenant.location_id, id).await?;
-    Ok(fetched_response(&fetched))
+    match Representation::try_from(&*query)? {
+        Representation::Stored => {
+            let fetched = state.workflows.get(&tenant.location_id, id).await?;
+            Ok(fetched_response(&fetched))
+        }
+        Representation::Ghl => {
+            let (original, source) = state.workflows.original(&tenant.location_id, id).await?;
+            let original = original.ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "Workflow {id} was not imported from GoHighLevel: it has no GoHighLevel JSON (import it with POST /api/workflows/import)"
+                ))
+            })?;
+            Ok(original_response(original, source))
+        }
+    }
 }
 
 pub async fn put_workflow(
@@ -239,6 +295,7 @@ fn new_workflow(mut body: Value, max_steps: usize) -> Result<NewWorkflow, ApiErr
         definition: document.to_json(),
         step_count: i32::try_from(document.steps.len()).unwrap_or(i32::MAX),
         trigger_count: i32::try_from(document.triggers.len()).unwrap_or(i32::MAX),
+        source: None,
     })
 }
 

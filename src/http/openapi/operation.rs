@@ -250,6 +250,47 @@ impl Op {
         self.respond(status, json_response(description, envelope.into()))
     }
 
+    /// `status` answers `{success: true, data: T, meta}`, or `U` itself outside the envelope
+    /// (one route's other representation: an imported workflow's original JSON).
+    pub fn ok_or_bare<T: ToSchema, U: ToSchema>(mut self, status: u16, description: &str) -> Op {
+        let data = self.named::<T>();
+        let bare = self.named::<U>();
+        let envelope = ObjectBuilder::new()
+            .property("success", boolean_const(true))
+            .required("success")
+            .property("data", data)
+            .required("data")
+            .property("meta", Ref::from_schema_name("Meta"))
+            .required("meta")
+            .build();
+        // `anyOf`: an envelope is an object too, which a free-form `U` also admits.
+        let either = utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(envelope)
+            .item(bare)
+            .build();
+        self.respond(
+            status,
+            json_response(description, RefOr::T(Schema::AnyOf(either))),
+        )
+    }
+
+    /// `status` answers `{success: true, data: T or U, meta}`.
+    pub fn ok_either<T: ToSchema, U: ToSchema>(mut self, status: u16, description: &str) -> Op {
+        let either = utoipa::openapi::schema::OneOfBuilder::new()
+            .item(self.named::<T>())
+            .item(self.named::<U>())
+            .build();
+        let envelope = ObjectBuilder::new()
+            .property("success", boolean_const(true))
+            .required("success")
+            .property("data", Schema::OneOf(either))
+            .required("data")
+            .property("meta", Ref::from_schema_name("Meta"))
+            .required("meta")
+            .build();
+        self.respond(status, json_response(description, envelope.into()))
+    }
+
     /// `status` answers a bare `T` (no envelope: the operations routes).
     pub fn bare<T: ToSchema>(mut self, status: u16, description: &str) -> Op {
         let schema = self.named::<T>();

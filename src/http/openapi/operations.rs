@@ -7,7 +7,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::Required;
 
 use super::operation::{json_response, string_header, text_response, Access, Failure as F, Op};
-use super::schemas::{AnalyzeRequest, WebhookEvent, WorkflowList};
+use super::schemas::{AnalyzeRequest, GhlDocument, GhlImportBody, WebhookEvent, WorkflowList};
 use crate::cache::CacheStats;
 use crate::domain::analysis::AnalysisReport;
 use crate::domain::overview::LocationSummary;
@@ -15,11 +15,12 @@ use crate::domain::workflow::WorkflowDocument;
 use crate::health::{DetailedHealth, Identity};
 use crate::http::handlers::analysis::{HistoryQuery, HistoryResponse, LocationAnalysisResponse};
 use crate::http::handlers::dashboard::ASSET_NAMES;
+use crate::http::handlers::ghl_import::{ImportResultsResponse, ImportedWorkflowResponse};
 use crate::http::handlers::health::{Liveness, Readiness};
 use crate::http::handlers::internal::{CreateLocationRequest, Flushed};
 use crate::http::handlers::subscription::SubscriptionResponse;
 use crate::http::handlers::webhooks::WebhookReceipt;
-use crate::http::handlers::workflows::ListQuery;
+use crate::http::handlers::workflows::{GetQuery, ListQuery};
 use crate::repository::{CreatedLocation, StoredWorkflow};
 use crate::services::cache_history::History as CacheHistory;
 
@@ -232,16 +233,71 @@ pub fn list_workflows() -> Op {
     .errors(&[F::BadRequest, F::Validation])
 }
 
+pub fn import_workflows() -> Op {
+    Op::new(
+        "importWorkflows",
+        WORKFLOWS,
+        "Import GoHighLevel workflow-builder JSON: one document (201 created, 200 replaced or \
+         unchanged) or an array of up to 100 (200, answered item by item)",
+    )
+    .description(
+        "Each document is stored under its GoHighLevel id (a document without one: under ghl- \
+         and 32 hex digits of the SHA-256 of its text, so the same text finds the same \
+         workflow) for the API key's location, through the same write as PUT, with its original \
+         JSON kept byte for byte (GET /api/workflows/{id}?format=ghl) and the builder's version \
+         as sourceVersion. The same source version again changes nothing (same version, no \
+         write, no cache invalidation; import.outcome unchanged); an older one than stored is \
+         409; a newer one is a new version. Malformed steps inside a recognisable document \
+         (duplicate ids, a dangling next, unknown types, no name) are imported and reported by \
+         the analysis, never refused. Refused: not JSON (400), not sent as JSON (415), over the \
+         body limit (413); JSON in no known shape (422 naming what is missing, e.g. field \
+         templates), over MAX_WORKFLOW_STEPS or another document limit (422 naming the field), \
+         an id that is not a workflow id (422, field id), an empty array or more than 100 \
+         documents (422); a document naming another locationId (403). In an array each \
+         document gets, in results[i].status, the status it would have had alone.",
+    )
+    .body::<GhlImportBody>()
+    .ok::<ImportedWorkflowResponse>(201, "One document, stored under a new id")
+    .ok_either::<ImportedWorkflowResponse, ImportResultsResponse>(
+        200,
+        "One document that replaced the stored one or was stored already (import.outcome \
+         says which), or an array's results",
+    )
+    .success_header("ETag", string_header("\"<version>\" (one document)", None))
+    .success_header(
+        "Location",
+        string_header("/api/workflows/{id} (201 only)", None),
+    )
+    .errors(&[
+        F::BadRequest,
+        F::Conflict,
+        F::PayloadTooLarge,
+        F::UnsupportedMediaType,
+        F::Validation,
+    ])
+}
+
 pub fn get_workflow() -> Op {
     Op::new(
         "getWorkflow",
         WORKFLOWS,
-        "One workflow with its definition; another location's id is 404 like a missing one",
+        "One workflow with its definition; ?format=ghl: an imported workflow's original \
+         GoHighLevel JSON, byte for byte; another location's id is 404 like a missing one",
+    )
+    .description(
+        "With format=ghl the body is the JSON exactly as it was imported (the whole body of a \
+         one-document import, or the array element's text), outside the envelope: the one /api \
+         answer without it (errors keep it). A workflow that was not imported (written by PUT, \
+         or PUT over since) has no GoHighLevel JSON: 404 saying so.",
     )
     .param(workflow_id_param())
-    .ok::<StoredWorkflow>(200, "The workflow")
+    .query::<GetQuery>()
+    .ok_or_bare::<StoredWorkflow, GhlDocument>(
+        200,
+        "The workflow in the envelope; with format=ghl its original GoHighLevel JSON itself",
+    )
     .cached()
-    .errors(&[F::NotFound])
+    .errors(&[F::NotFound, F::Validation])
 }
 
 pub fn put_workflow() -> Op {

@@ -128,3 +128,58 @@ pub fn referenced_by_hand() -> Vec<(String, RefOr<Schema>)> {
     OverviewRow::schemas(&mut schemas);
     schemas
 }
+
+/// GoHighLevel workflow-builder JSON, as users capture it (`../shared/ghl/FORMAT.md`).
+pub struct GhlDocument;
+
+impl PartialSchema for GhlDocument {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some(
+                "GoHighLevel workflow-builder JSON in any wrapping: the builder's response \
+                 {workflowData:{…doc fields, workflowData:{templates}}, triggers}, a flattened \
+                 {…doc fields, templates, triggers}, doc fields with workflowData:{templates} \
+                 and triggers beside them, or a bare {templates}. Doc fields read: id/_id, \
+                 locationId, name, status, version, allowMultiple, timezone, stopOnResponse, \
+                 window, deleted; docs/ghl.md says how every field and step type is analyzed.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for GhlDocument {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("GhlDocument")
+    }
+}
+
+/// `POST /api/workflows/import`: one document, or an array of 1 to 100.
+pub struct GhlImportBody;
+
+impl PartialSchema for GhlImportBody {
+    fn schema() -> RefOr<Schema> {
+        let many = utoipa::openapi::schema::ArrayBuilder::new()
+            .items(Ref::from_schema_name(GhlDocument::name()))
+            .min_items(Some(1))
+            .max_items(Some(crate::services::ghl_import::MAX_IMPORT_DOCUMENTS));
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(GhlDocument::name()))
+            .item(many)
+            .description(Some(
+                "One GoHighLevel document, or an array of them answered item by item",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for GhlImportBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("GhlImportBody")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((GhlDocument::name().into_owned(), GhlDocument::schema()));
+    }
+}

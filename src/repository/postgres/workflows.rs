@@ -6,8 +6,8 @@ use crate::repository::postgres::database::{hot_connection, HotReads};
 
 use crate::repository::cached::workflow_keys;
 use crate::repository::{
-    Fetched, IfMatch, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
-    WorkflowRepository, WorkflowSummary,
+    Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome, ReadSource, RepositoryError,
+    StoredWorkflow, WorkflowRepository, WorkflowSummary,
 };
 
 #[derive(Clone)]
@@ -98,20 +98,25 @@ type RawWorkflowRow = WorkflowRow<Box<serde_json::value::RawValue>>;
 
 const GET_SQL: &str = r#"
     select id, name, status, version, step_count, trigger_count, created_at, updated_at,
+           source_version, case when source_json is not null then 'ghl' end as source_format,
            definition, null::bool as inserted
     from workflows
     where location_id = $1 and id = $2"#;
 
 /// Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
 /// version is the one the client saw. The cache's notice (`$9`, `$10`, see `cache_notify`)
-/// goes in the same statement, so in the same transaction, at no extra round trip.
+/// goes in the same statement, so in the same transaction, at no extra round trip. `$11`,
+/// `$12`: the GoHighLevel original and its version (null for a §7 document: a PUT over an
+/// imported workflow drops what no longer describes it).
 const UPDATE_SQL: &str = r#"
     with w as (
         update workflows
         set name = $3, status = $4, definition = $5, step_count = $6, trigger_count = $7,
+            source_json = $11, source_version = $12,
             version = version + 1, updated_at = now()
         where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
         returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
+                  source_version, case when source_json is not null then 'ghl' end as source_format,
                   definition, false as inserted
     )
     select w.*, cache_notify($9, $10, w.version) as notified from w"#;
@@ -130,23 +135,39 @@ const LOCK_LOCATION_SQL: &str = r#"select 1 from locations where id = $1 for no 
 /// Creates a workflow after the last version of any deleted predecessor (the tombstone the
 /// delete trigger wrote; see the `workflow_tombstones` migration), while the location has
 /// fewer than `$8` workflows. No row back: the limit is reached. Should the id have been
-/// created meanwhile, it is replaced instead, and its version still only goes up.
+/// created meanwhile, it is replaced instead, and its version still only goes up. `$9`,
+/// `$10`: the GoHighLevel original and its version, as in [`UPDATE_SQL`].
 const CREATE_SQL: &str = r#"
     with tombstone as (
         delete from workflow_tombstones where location_id = $1 and workflow_id = $2
         returning last_version
     )
     insert into workflows
-        (location_id, id, name, status, version, definition, step_count, trigger_count)
-    select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5, $6, $7
+        (location_id, id, name, status, version, definition, step_count, trigger_count,
+         source_json, source_version)
+    select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5, $6, $7,
+           $9, $10
     where exists (select 1 from workflows where location_id = $1 and id = $2)
        or (select count(*) from workflows where location_id = $1) < $8
     on conflict (location_id, id) do update
     set name = excluded.name, status = excluded.status, definition = excluded.definition,
         step_count = excluded.step_count, trigger_count = excluded.trigger_count,
+        source_json = excluded.source_json, source_version = excluded.source_version,
         version = greatest(workflows.version, excluded.version - 1) + 1, updated_at = now()
     returning id, name, status, version, step_count, trigger_count, created_at, updated_at,
+              source_version, case when source_json is not null then 'ghl' end as source_format,
               definition, (xmax = 0) as inserted"#;
+
+/// What deciding on a re-import needs: is the stored original the one being imported, and at
+/// which source version is it.
+const IMPORT_STATE_SQL: &str = r#"
+    select version, source_version, coalesce(source_json = $3, false) as same_source
+    from workflows
+    where location_id = $1 and id = $2"#;
+
+/// An imported workflow's original (a null `source_json`: the workflow was not imported).
+const ORIGINAL_SQL: &str = r#"
+    select source_json from workflows where location_id = $1 and id = $2"#;
 
 type WorkflowQuery<'q> = sqlx::query::QueryAs<
     'q,
@@ -170,6 +191,14 @@ fn workflow_query<'q>(
         .bind(sqlx::types::Json(&workflow.definition))
         .bind(workflow.step_count)
         .bind(workflow.trigger_count)
+}
+
+/// The source columns' values of a write (both null for a §7 document).
+fn source_of(workflow: &NewWorkflow) -> (Option<&str>, Option<i64>) {
+    match &workflow.source {
+        Some(source) => (Some(source.json.as_str()), source.version),
+        None => (None, None),
+    }
 }
 
 #[async_trait::async_trait]
@@ -238,11 +267,14 @@ impl WorkflowRepository for PgWorkflowRepository {
         if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let notice = self.notice(location_id, id);
+        let (source_json, source_version) = source_of(workflow);
         let replace = workflow_query(UPDATE_SQL, location_id, id, workflow)
             // `If-Match: *` binds no version: the update then replaces any existing one.
             .bind(if_match.and_then(IfMatch::version))
             .bind(&notice.channel)
-            .bind(&notice.payload);
+            .bind(&notice.payload)
+            .bind(source_json)
+            .bind(source_version);
         let mut conn = super::writable(&self.pool).await?;
         let replaced = replace.fetch_optional(conn.conn().await?).await?;
         conn.finish().await?;
@@ -267,6 +299,8 @@ impl WorkflowRepository for PgWorkflowRepository {
         }
         let row = workflow_query(CREATE_SQL, location_id, id, workflow)
             .bind(i64::from(self.max_per_location))
+            .bind(source_json)
+            .bind(source_version)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
@@ -304,6 +338,45 @@ impl WorkflowRepository for PgWorkflowRepository {
 
     async fn forget(&self, _location_id: &str, _id: &str) {}
 
+    async fn import_state(
+        &self,
+        location_id: &str,
+        id: &str,
+        source: &str,
+    ) -> Result<Option<ImportState>, RepositoryError> {
+        let row: Option<(i64, Option<i64>, bool)> = read_retrying(&self.pool, || {
+            sqlx::query_as(IMPORT_STATE_SQL)
+                .bind(location_id)
+                .bind(id)
+                .bind(source)
+                .fetch_optional(&self.pool)
+        })
+        .await?;
+        Ok(
+            row.map(|(version, source_version, same_source)| ImportState {
+                version,
+                source_version,
+                same_source,
+            }),
+        )
+    }
+
+    async fn original(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<(Option<bytes::Bytes>, ReadSource), RepositoryError> {
+        let row: Option<Option<String>> = read_retrying(&self.pool, || {
+            sqlx::query_scalar(ORIGINAL_SQL)
+                .bind(location_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+        })
+        .await?;
+        let original = row.ok_or(RepositoryError::NotFound("Workflow"))?;
+        Ok((original.map(bytes::Bytes::from), ReadSource::Bypass))
+    }
+
     async fn definitions(
         &self,
         location_id: &str,
@@ -336,7 +409,10 @@ impl PgWorkflowRepository {
                       json_build_object(
                           'id', id, 'name', name, 'status', status, 'version', version,
                           'stepCount', step_count, 'triggerCount', trigger_count,
-                          'createdAt', created_at, 'updatedAt', updated_at, 'definition', definition)
+                          'createdAt', created_at, 'updatedAt', updated_at,
+                          'sourceVersion', source_version,
+                          'sourceFormat', case when source_json is not null then 'ghl' end,
+                          'definition', definition)
                from workflows
                order by updated_at desc
                limit $1"#,
