@@ -16,8 +16,14 @@ BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), BENCH_PORT (3977), BENCH_ANALYSIS_
 (postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
 BENCH_ROUNDS (3): rounds of the cases compared with the ceiling, and of the L2-hit case between
 runs of redis-benchmark.
-BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down runs the ceiling and those groups only
-and prints them (no report, no peer): a quick look while working on one path.
+BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down,pooler runs the ceiling and those groups
+only and prints them (no report, no peer): a quick look while working on one path.
+
+The "pooler" group (issue #26) runs the same uncached reads and the same writes through a
+PgBouncer in transaction mode (Debian's package, started here on a free port in front of the
+same Postgres) with DATABASE_POOLER=transaction, against a direct connection, BENCH_ROUNDS
+times interleaved; a third server runs pooler mode on the direct connection, to tell the mode's
+cost (a transaction per statement) from the extra hop's.
 
 Two layouts. In the main one, oha and the server share every core, as on a small machine where
 both must run. With two cores or more, the "separate cores" group repeats the ceiling, L1-hit
@@ -77,6 +83,16 @@ CLUSTER_CASE = "L2 hit through a 3-primary Redis Cluster, L1 off for workflows"
 L1_OPEN_CASE = "L1 hit at 20 % rate (open loop)"
 L1_UNDER_ANALYSES_CASE = "L1 hit at 20 % rate (open loop) while analyses saturate the pool"
 CEILING_CASE = "ceiling: GET /live"
+# Issue #26: the same Postgres load direct, through PgBouncer (transaction mode), and in pooler
+# mode without a pooler.
+POOLER_READ = "uncached reads (cache bypassed, 1,000 ids)"
+POOLER_WRITE = "writes: PUT /api/workflows/{id} (500 ids)"
+POOLER_LAYOUTS = {
+    "direct": "direct connection",
+    "pgbouncer": "PgBouncer, transaction mode, DATABASE_POOLER=transaction",
+    "mode_only": "direct connection, DATABASE_POOLER=transaction",
+}
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 # A location of its own (after the N seeded ones) with 300 workflows, for the overview page.
 OVERVIEW_LOCATION = LOCATIONS + 1
 OVERVIEW_WORKFLOWS = 300
@@ -433,6 +449,128 @@ class LocalCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class LocalPgBouncer:
+    """PgBouncer in transaction mode on a free port in front of the benchmark's Postgres
+    (ADMIN_URL's host and port), its pool as large as the server's (16); as the `postgres`
+    user when this runs as root (PgBouncer refuses root). Stopped by the PID it wrote."""
+
+    def __init__(self, pool_size=16):
+        import tempfile
+        from urllib.parse import urlsplit
+        if not Path(PGBOUNCER).exists():
+            raise RuntimeError(f"{PGBOUNCER} not found (apt-get install pgbouncer)")
+        target = urlsplit(ADMIN_URL)
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="gwd-bench-pgbouncer-"))
+        user = target.username or "postgres"
+        (self.dir / "userlist.txt").write_text(f'"{user}" "{target.password or ""}"\n')
+        ini = self.dir / "pgbouncer.ini"
+        ini.write_text(
+            f"[databases]\n* = host={target.hostname or '127.0.0.1'} port={target.port or 5432}\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir}/userlist.txt\npool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\nmax_client_conn = 1000\n"
+            f"logfile = {self.dir}/pgbouncer.log\npidfile = {self.dir}/pgbouncer.pid\n")
+        cmd = [PGBOUNCER, str(ini)]
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres", str(self.dir)], check=True)
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        COMMANDS.append(" ".join(cmd) + f"  # pool_mode = transaction, default_pool_size = {pool_size}")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        log = (self.dir / "pgbouncer.log")
+                        tail = log.read_text()[-500:] if log.exists() else ""
+                        raise RuntimeError(f"pgbouncer did not listen on {self.port}: {tail}")
+                    time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def url(self, db_url):
+        """db_url through this pooler: the same user and database, the pooler's host and port."""
+        from urllib.parse import urlsplit, urlunsplit
+        parts = urlsplit(db_url)
+        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{self.port}"))
+
+    def stop(self):
+        pidfile = self.dir / "pgbouncer.pid"
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pooler_rounds(db_url):
+    """Issue #26: uncached reads and writes on a direct connection, through PgBouncer in
+    transaction mode, and in pooler mode on the direct connection, ROUNDS times interleaved.
+    Returns the median round of each case; the per-round ratios to the direct case go to
+    ROUND_RATIOS."""
+    bouncer = LocalPgBouncer()
+    write = ["-m", "PUT", "-T", "application/json", "-d", WRITE_BODY,
+             *auth(OVERVIEW_LOCATION), "--rand-regex-url", write_ids_regex()]
+    configs = {
+        "direct": dict(database=db_url),
+        "pgbouncer": dict(database=bouncer.url(db_url), DATABASE_POOLER="transaction",
+                          DATABASE_LISTEN_URL=db_url),
+        "mode_only": dict(database=db_url, DATABASE_POOLER="transaction", DATABASE_LISTEN_URL=db_url),
+    }
+    rounds = []
+    try:
+        for _ in range(ROUNDS):
+            measured = {}
+            for layout, extra in configs.items():
+                extra = dict(extra)
+                server = Server(extra.pop("database"), CACHE_BYPASS="true", **extra)
+                try:
+                    measured[pooler_case(POOLER_READ, layout)] = oha(
+                        [*auth(), "--rand-regex-url", all_ids_regex()])
+                    measured[pooler_case(POOLER_WRITE, layout)] = oha(write)
+                finally:
+                    server.stop()
+            rounds.append(measured)
+    finally:
+        bouncer.stop()
+    for kind, what in (("read", POOLER_READ), ("write", POOLER_WRITE)):
+        for layout in ("pgbouncer", "mode_only"):
+            ROUND_RATIOS[f"pooler_{kind}_{layout}"] = median(
+                [round_ratio(r, pooler_case(what, layout), "rps", pooler_case(what, "direct")) for r in rounds])
+    chosen = {}
+    for case in rounds[0]:
+        runs = sorted((r[case] for r in rounds), key=lambda result: result["rps"])
+        chosen[case] = dict(runs[len(runs) // 2], rounds_rps=[r[case]["rps"] for r in rounds])
+    return chosen
+
+
+def pooler_case(what, layout):
+    return f"pooler: {what}, {POOLER_LAYOUTS[layout]}"
+
+
+def pooler_ratios():
+    """The pooler group's rows: req/s of each layout over the direct connection's."""
+    rows = []
+    for kind, what in (("read", "uncached reads"), ("write", "writes")):
+        for layout, label in (("pgbouncer", "through PgBouncer (transaction mode)"),
+                              ("mode_only", "pooler mode without a pooler")):
+            ratio = ROUND_RATIOS.get(f"pooler_{kind}_{layout}")
+            if ratio is not None:
+                rows.append((f"{what} {label} / direct", ratio))
+    return rows
+
+
 def oha_command(args, duration, rate, cores=None):
     cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{duration}s"]
     if cores is not None:
@@ -701,7 +839,7 @@ def median_round(rounds):
 
 
 def selected(group):
-    """BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down (comma-separated): a quick
+    """BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down,pooler (comma-separated): a quick
     look at a few groups while working on them; the report and BENCHMARKS.md are left alone."""
     return not ONLY or group in ONLY
 
@@ -803,6 +941,9 @@ def main():
             cases[WRITES_DOWN_CASE] = oha(write)
             server.stop()
 
+        if selected("pooler"):
+            cases.update(pooler_rounds(db_url))
+
         if selected("miss"):
             redis_get = redis_get or (redis_benchmark() if not ONLY else None)
             pg_tps = pgbench()
@@ -848,7 +989,7 @@ def quick_look(cases, redis_get, pg_tps):
               f"CPU µs/request: server {r.get('server_cpu_us_per_req')} "
               f"(user {r.get('server_user_us_per_req')}), oha {r.get('oha_cpu_us_per_req')}")
     for name, ratio in ROUND_RATIOS.items():
-        if ratio is not None:
+        if ratio is not None and not name.startswith("pooler_"):  # those: pooler_ratios() below
             print(f"median of the per-round ratios, {name}: {ratio:.2f}")
     if redis_get and L2_CASE in cases:
         print(f"L2 / redis-benchmark GET: {cases[L2_CASE]['rps'] / redis_get:.2f}")
@@ -856,6 +997,8 @@ def quick_look(cases, redis_get, pg_tps):
         print(f"miss / pgbench -S: {cases[MISS_CASE]['rps'] / pg_tps:.2f}")
     for label, ratio in redis_down_ratios(cases):
         print(f"{label}: {ratio:.2f}")
+    for label, ratio in pooler_ratios():
+        print(f"median of the per-round ratios, {label}: {ratio:.2f}")
 
 
 def redis_down_ratios(cases):
@@ -927,6 +1070,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
         *[(label, ratio, "≥ 0.9" if "L1" in label else "recorded")
           for label, ratio in redis_down_ratios(cases)],
         ("L2 hit through a 3-primary Cluster / single-node L2 hit", l2_cluster["rps"] / l2["rps"], "recorded"),
+        *[(label, ratio, "recorded") for label, ratio in pooler_ratios()],
         ("separate cores: L1 hit / ceiling", ROUND_RATIOS.get("split_l1_rps"), "≥ 0.85"),
         ("separate cores: L1 p99 / ceiling p99, saturation", ROUND_RATIOS.get("split_l1_p99"), "≤ 1.1"),
         ("separate cores: cached analysis / ceiling", ROUND_RATIOS.get("split_cached_rps"), "≥ 0.75"),

@@ -11,6 +11,7 @@ use ghl_workflow_debugger::cli::{admin, analyze};
 use ghl_workflow_debugger::config::{ConfigError, Settings};
 use ghl_workflow_debugger::repository::postgres::database;
 use ghl_workflow_debugger::startup::Application;
+use ghl_workflow_debugger::telemetry::with_request_id;
 
 /// GHL Workflow Debugger backend.
 #[derive(Parser)]
@@ -41,6 +42,13 @@ enum Command {
         /// `native` forces CONTRACT §7 documents, `ghl` forces GoHighLevel builder JSON.
         #[arg(long, value_enum, default_value = "auto")]
         input_format: InputFormat,
+    },
+    /// Print the OpenAPI document (as served at /openapi.json), or write it to a file:
+    /// `openapi --output openapi.json` regenerates the committed copy (`make openapi`).
+    Openapi {
+        /// Write here instead of standard output (replaced only once it is complete).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
     },
     /// Manage locations (tenants).
     #[command(subcommand)]
@@ -93,6 +101,31 @@ enum KeyCommand {
 }
 
 /// Exit code for configuration errors, as for usage errors.
+/// env_logger's own line (`[time LEVEL target] message`), plus ` req=<id>` when the line is
+/// written for a request: its warnings and errors then name the id its access-log line and
+/// its `X-Request-ID` carry.
+fn init_logger() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|buf, record| {
+            let style = buf.default_level_style(record.level());
+            write!(
+                buf,
+                "[{} {style}{:<5}{style:#} {}] {}",
+                buf.timestamp(),
+                record.level(),
+                record.target(),
+                record.args()
+            )?;
+            with_request_id(|id| match id {
+                Some(id) => write!(buf, " req={id}"),
+                None => Ok(()),
+            })?;
+            writeln!(buf)
+        })
+        .init();
+}
+
 const EXIT_CONFIG: u8 = 2;
 /// `key revoke`: revoked in the database, but running instances may accept the key for a while.
 const EXIT_UNCONFIRMED: u8 = 3;
@@ -107,7 +140,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logger();
     let cli = Cli::parse();
     if let Some(Command::Analyze {
         paths,
@@ -116,6 +149,9 @@ fn main() -> ExitCode {
     }) = &cli.command
     {
         return analyze_offline(paths, *format, *input_format);
+    }
+    if let Some(Command::Openapi { output }) = &cli.command {
+        return write_openapi(output.as_deref());
     }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
@@ -140,7 +176,7 @@ fn main() -> ExitCode {
         match command {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
-            Command::Analyze { .. } => Ok(()),
+            Command::Analyze { .. } | Command::Openapi { .. } => Ok(()),
             Command::SeedDemo => seed::seed_demo(&settings).await.map_err(|e| e.to_string()),
             Command::Location(LocationCommand::Create { id, name }) => {
                 admin::create_location(&settings, &id, &name)
@@ -191,6 +227,37 @@ fn analyze_offline(
         &mut std::io::stderr().lock(),
     );
     ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// The generated document: no settings, no database (it describes the code, not a deployment).
+fn write_openapi(output: Option<&std::path::Path>) -> ExitCode {
+    let text = match ghl_workflow_debugger::http::openapi::to_text(
+        &ghl_workflow_debugger::http::openapi_document(),
+    ) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("error: could not write the OpenAPI document: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match output {
+        None => {
+            use std::io::Write;
+            std::io::stdout().lock().write_all(text.as_bytes())
+        }
+        // A sibling file renamed over the target: an interrupted run leaves the old copy.
+        Some(path) => {
+            let partial = path.with_extension("json.partial");
+            std::fs::write(&partial, &text).and_then(|()| std::fs::rename(&partial, path))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: could not write the OpenAPI document: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn config_failure(error: &ConfigError) -> ExitCode {

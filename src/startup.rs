@@ -10,16 +10,17 @@ use actix_web::{web, App, HttpServer};
 use crate::cache::{Cache, CacheError, CacheSettings};
 use crate::config::Settings;
 use crate::http;
+use crate::http::consistency::{consistency_middleware, CONSISTENCY_TOKEN_HEADER};
 use crate::http::error::{envelope_plain_errors, ApiError};
 use crate::http::request_id::request_id_middleware;
 use crate::metrics::{Metrics, MetricsError};
 use crate::repository::postgres::database::{self, DatabaseError};
-use crate::repository::postgres::listener;
 use crate::repository::postgres::PgWorkflowRepository;
+use crate::repository::postgres::{listener, replica};
 use crate::services::analysis_pool::PoolError;
 use crate::services::cache_history::SAMPLE_INTERVAL;
 use crate::services::cache_warming::spawn_warming;
-use crate::state::AppState;
+use crate::state::{AppState, Pools};
 
 /// The access log line: no query string (it may carry ids a client considers private),
 /// no headers, no bodies.
@@ -35,6 +36,8 @@ pub enum StartupError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     AnalysisPool(#[from] PoolError),
+    #[error("could not write the OpenAPI document: {0}")]
+    OpenApi(#[source] serde_json::Error),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: String,
@@ -54,8 +57,20 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let (db, hot) = database::connect_lazy_split(&settings.database)?;
         database::check_startup_parameters(&settings.database).await?;
+        // Migrations only ever run on the primary (a replica refuses writes anyway).
         if settings.database.run_migrations {
             database::migrate(&db, &settings.database).await?;
+        }
+        let replica =
+            database::connect_replica(&settings.database, settings.region.read_url.as_ref())?;
+        match &settings.region.read_url {
+            Some(url) => log::info!(
+                "region {}: reads on the replica {} (while at most {} ms behind)",
+                settings.region.name,
+                crate::config::mask_url(url),
+                settings.region.max_replica_lag.as_millis()
+            ),
+            None => log::info!("region {}: reads on the primary", settings.region.name),
         }
         let metrics = Metrics::new()?;
         match &settings.cache.topology {
@@ -63,13 +78,23 @@ impl Application {
             None => log::info!("cache: no redis configured; in-process tier only"),
         }
         let cache = Cache::new(
-            CacheSettings::from_config(&settings.cache),
+            CacheSettings {
+                region: settings.region.name.clone(),
+                replica: replica.is_some(),
+                ..CacheSettings::from_config(&settings.cache)
+            },
             &metrics.registry,
         )?;
-        // The second invalidation bus: one LISTEN connection, outside the pools.
+        // The second invalidation bus: one LISTEN connection, outside the pools, always on
+        // the primary (the only place every region's writes are heard).
         let listener = listener::spawn(&cache, settings.database.direct_url());
         cache.adopt_task(listener);
-        let state = AppState::with_hot_reads(settings, db, hot, cache, metrics)?;
+        let replica = replica.map(|(pool, hot, options)| {
+            cache.adopt_task(replica::spawn_watcher(&cache, options));
+            (pool, hot)
+        });
+        let pools = Pools { db, hot, replica };
+        let state = AppState::with_pools(settings, pools, cache, metrics)?;
         let address = format!("{}:{}", state.settings.host, state.settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -130,12 +155,15 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
     let http_metrics = state.metrics.http.clone();
     let body_limit = settings.body_limit_bytes;
     let cors_settings = Arc::clone(&settings);
+    // Generated once: every worker serves the same bytes.
+    let openapi = web::Data::new(http::ServedDocument::generate().map_err(StartupError::OpenApi)?);
     let mut server = HttpServer::new(move || {
         let settings = &cors_settings;
         App::new()
             // Listed innermost first: the request id scope encloses the handlers and the
             // error envelopes; the access log sees the final response with its id.
             .wrap(ErrorHandlers::new().default_handler(envelope_plain_errors))
+            .wrap(from_fn(consistency_middleware))
             .wrap(from_fn(request_id_middleware))
             .wrap(http_metrics.clone())
             // The access log renders its format for every request even when its lines are
@@ -148,6 +176,7 @@ fn serve(listener: TcpListener, state: AppState) -> Result<Server, StartupError>
             // Each worker gets its own `Data` (a clone of the state's Arcs): every request
             // clones it, and one shared reference count would bounce between the cores.
             .app_data(web::Data::new(state.clone()))
+            .app_data(openapi.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)
@@ -190,6 +219,7 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::IF_MATCH,
             crate::http::request_id::REQUEST_ID_HEADER,
+            CONSISTENCY_TOKEN_HEADER,
         ])
         .expose_headers([
             "x-request-id",
@@ -200,6 +230,7 @@ fn cors(settings: &Settings) -> actix_cors::Cors {
             "x-ratelimit-limit",
             "x-ratelimit-remaining",
             "x-ratelimit-reset",
+            "x-consistency-token",
         ])
         .max_age(600);
     match &settings.frontend_url {

@@ -12,9 +12,10 @@ use crate::repository::cached::{
     CachedApiKeyRepository, CachedSubscriptionRepository, CachedWorkflowRepository, ReadThrough,
 };
 use crate::repository::postgres::database::HotReads;
+use crate::repository::postgres::replica::ReplicaLimits;
 use crate::repository::postgres::{
-    Notifier, PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository,
-    PgSubscriptionRepository, PgWebhookStore, PgWorkflowRepository,
+    Db, Notifier, PgAnalysisRepository, PgApiKeyRepository, PgLocationRepository,
+    PgSubscriptionRepository, PgWebhookStore, PgWorkflowRepository, Reads,
 };
 use crate::repository::{
     AnalysisRepository, ApiKeyRepository, LocationRepository, SubscriptionRepository,
@@ -23,11 +24,21 @@ use crate::repository::{
 use crate::services::analysis::AnalysisService;
 use crate::services::analysis_pool::{AnalysisPool, PoolError};
 use crate::services::cache_history::{CacheHistory, Reading};
+use crate::services::ghl_import::GhlImportService;
 use crate::services::health_probe::HealthProbe;
 use crate::services::overview::OverviewService;
 use crate::services::plans::Plans;
 use crate::services::rate_limiter::RateLimiter;
 use crate::services::summary_pages::SummaryPages;
+
+/// The Postgres pools a state is built on: the primary's, and the region's replica's.
+pub struct Pools {
+    pub db: PgPool,
+    /// Dedicated connections to the primary for workflow reads by id.
+    pub hot: Option<HotReads>,
+    /// `DATABASE_READ_URL`'s pool and dedicated connections.
+    pub replica: Option<(PgPool, Option<HotReads>)>,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +53,8 @@ pub struct AppState {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub webhooks: PgWebhookStore,
     pub analysis: AnalysisService,
+    /// `POST /api/workflows/import`: GoHighLevel builder JSON stored and analyzed.
+    pub imports: GhlImportService,
     /// Every workflow with its score, and the location's totals.
     pub overview: OverviewService,
     /// The one plan lookup (limits and what an analysis shows).
@@ -74,9 +87,37 @@ impl AppState {
         cache: Cache,
         metrics: Metrics,
     ) -> Result<Self, PoolError> {
+        let pools = Pools {
+            db,
+            hot,
+            replica: None,
+        };
+        Self::with_pools(settings, pools, cache, metrics)
+    }
+
+    /// As [`AppState::new`], on the primary's pools and, when the region has one, its
+    /// replica's: reads go there while it is close enough behind (see
+    /// `repository::postgres::replica`); writes always go to the primary.
+    pub fn with_pools(
+        settings: Settings,
+        pools: Pools,
+        cache: Cache,
+        metrics: Metrics,
+    ) -> Result<Self, PoolError> {
+        let Pools { db, hot, replica } = pools;
         // Every repository shares one view of the pool: through a transaction-mode pooler
         // (DATABASE_POOLER) each of their statements runs in its own transaction.
-        let pg = crate::repository::postgres::Db::new(db.clone(), &settings.database);
+        let pg = Db::new(db.clone(), &settings.database);
+        let mut pg_reads = Reads::primary(pg.clone(), hot).counted(metrics.db_reads.clone());
+        if let Some((replica, replica_hot)) = replica {
+            let limits = ReplicaLimits {
+                replication: cache.replication(),
+                max_lag: settings.region.max_replica_lag,
+                wait: settings.region.read_your_writes_wait,
+            };
+            pg_reads =
+                pg_reads.with_replica(Db::new(replica, &settings.database), replica_hot, limits);
+        }
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
         // Writes send their cache invalidation through Postgres too, in their transaction
         // (nothing until a listener attaches the bus, see `startup`).
@@ -85,12 +126,13 @@ impl AppState {
             Arc::new(
                 PgWorkflowRepository::new(pg.clone())
                     .with_notifier(notifier.clone())
-                    .with_hot_reads(hot)
+                    .with_reads(pg_reads.clone())
                     .with_max_per_location(settings.max_workflows_per_location),
             ),
             reads.entity_reads(),
         ));
-        let analyses: Arc<dyn AnalysisRepository> = Arc::new(PgAnalysisRepository::new(pg.clone()));
+        let analyses: Arc<dyn AnalysisRepository> =
+            Arc::new(PgAnalysisRepository::new(pg.clone()).with_reads(pg_reads.clone()));
         let analysis = AnalysisService::new(
             Arc::clone(&workflows),
             Arc::clone(&analyses),
@@ -99,9 +141,14 @@ impl AppState {
         )
         .with_budget(settings.analysis_budget);
         let overview = OverviewService::new(analysis.clone(), analyses, reads.clone());
+        let imports = GhlImportService::new(
+            Arc::clone(&workflows),
+            analysis.clone(),
+            settings.max_workflow_steps,
+        );
         let subscriptions: Arc<dyn SubscriptionRepository> =
             Arc::new(CachedSubscriptionRepository::new(
-                Arc::new(PgSubscriptionRepository::new(pg.clone())),
+                Arc::new(PgSubscriptionRepository::new(pg.clone()).with_reads(pg_reads.clone())),
                 reads.clone(),
             ));
         let plans = Plans::new(Arc::clone(&subscriptions));
@@ -111,10 +158,15 @@ impl AppState {
             ),
             workflows,
             analysis,
+            imports,
             overview,
             subscriptions,
             api_keys: Arc::new(CachedApiKeyRepository::new(
-                Arc::new(PgApiKeyRepository::new(pg.clone()).with_notifier(notifier.clone())),
+                Arc::new(
+                    PgApiKeyRepository::new(pg.clone())
+                        .with_notifier(notifier.clone())
+                        .with_reads(pg_reads),
+                ),
                 reads,
             )),
             webhooks: PgWebhookStore::new(pg.clone()).with_notifier(notifier),

@@ -35,6 +35,16 @@ pub(super) struct BusMessage {
     /// Instance `i` acknowledges the Postgres message with this id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) ack: Option<String>,
+    /// The sender's region (`REGION`); absent from older senders: the receiver's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) r: Option<String>,
+    /// A heartbeat's generation (its answer carries the primary's position, see `region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) n: Option<u64>,
+    /// The position the invalidated write committed at (its consistency token), when the
+    /// sender knows it: replica loads below it are not cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) l: Option<u64>,
 }
 
 impl BusMessage {
@@ -114,6 +124,9 @@ impl Inner {
     /// the Redis copy came first; the Redis copy is always applied: it comes after the write's
     /// tombstone is in Redis, so it also drops a copy read from Redis between the Postgres
     /// notice (sent at commit) and the tombstone.
+    ///
+    /// A Postgres notice of a write made in another region is also recorded as foreign: this
+    /// region's Redis has no tombstone for it until this instance writes one (see `region`).
     pub(super) fn apply_message(&self, msg: &BusMessage, via_redis: bool) {
         if msg.i == self.s.instance_id || msg.hb.is_some() || msg.ack.is_some() {
             return;
@@ -125,17 +138,40 @@ impl Inner {
                 return;
             }
         }
+        let foreign = !via_redis && self.region.is_foreign(msg.r.as_deref());
         if msg.all {
             self.clear_l1("flush from another instance");
+            if foreign {
+                // Another region flushed its Redis; this region's may hold anything older.
+                self.withdraw_trust("flush in another region");
+            }
         } else {
             self.drop_local(msg.k.iter().map(String::as_str));
+            self.region.mark(
+                msg.k.iter().map(String::as_str),
+                msg.l,
+                foreign && self.l2.is_some(),
+            );
         }
     }
 
     /// Whether L1 copies may answer as fresh: without Redis there is nobody else to hear
     /// from; with it, only while invalidations can reach this instance over at least one bus.
+    ///
+    /// With other regions on the primary, their writes come through Postgres only: then only
+    /// the Postgres lease keeps L1 current.
     pub(super) fn lease_valid(&self, now: u64) -> bool {
+        if self.region.multi_region() {
+            return self.pg_lease_valid(now);
+        }
         self.l2.is_none() || self.redis_lease_valid(now) || self.pg_lease_valid(now)
+    }
+
+    /// Redis is kept current for other regions' writes by this region's instances, which
+    /// hear them through Postgres: with other regions around, its values are trusted only
+    /// while the Postgres lease holds too.
+    pub(super) fn cross_region_lease_valid(&self, now: u64) -> bool {
+        !self.region.multi_region() || self.pg_lease_valid(now)
     }
 
     /// The Redis subscriber heard a PING sent less than a lease ago. L2 values are trusted

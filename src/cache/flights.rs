@@ -1,6 +1,7 @@
 //! Single flight: after an L1 miss, one Redis read per key and worker thread, and one load per
 //! key in the process (a task of its own, so a dropped caller strands nobody).
 
+use crate::telemetry::carry_request_id;
 use std::any::Any;
 use std::any::TypeId;
 use std::future::Future;
@@ -13,6 +14,7 @@ use futures::future::BoxFuture;
 use futures::future::FutureExt;
 use futures::future::Shared;
 
+use super::region::{reporting_read_at, ReadAt};
 use super::{lock, reads::L2Look, Cache, CacheKey, CacheRead, CacheStatus, Inner, LoadError};
 
 #[derive(Clone)]
@@ -86,10 +88,11 @@ impl Cache {
                     key: fkey.clone(),
                     id,
                 };
-                let handle = tokio::spawn(async move {
+                // The load is shared, but started for this request: its log lines name it.
+                let handle = tokio::spawn(carry_request_id(async move {
                     let _guard = guard;
                     inner.load(key, ttl, loader, l1_stale, !l2_read).await
-                });
+                }));
                 let shared = async move { handle.await.unwrap_or(Err(LoadFailure::Panicked)) }
                     .boxed()
                     .shared();
@@ -153,17 +156,28 @@ impl Inner {
         let ticket = self.guard.ticket();
         let mut stale = l1_stale;
         let look = self.l2_lookup(&key, ticket, count_l2_miss).await;
-        // The tombstone seen here was written after its write committed, so the read below
-        // sees that write: this load may replace that tombstone, and no other.
+        // The tombstone seen here was written after its write committed, so a read of the
+        // primary below sees that write: this load may replace that tombstone, and no other.
+        // A read of the replica sees it once the replica replayed the tombstone's position.
         let seen = look.tombstone();
         if let Some(read) = look.answer(&mut stale) {
             return Ok(read);
         }
         self.m.loads.inc();
-        match loader().await {
+        let (loaded, at) = reporting_read_at(self.region.primary_known(), loader()).await;
+        match loaded {
             Ok(value) => {
-                self.fill(&key, value.clone(), ttl, Some((ticket, seen)), false)
-                    .await;
+                let behind_tombstone = matches!(
+                    (at, seen),
+                    (ReadAt::Replica(read), Some((_, needed))) if read < needed
+                );
+                if behind_tombstone {
+                    self.m.skipped_fills.inc();
+                } else {
+                    let guard = Some((ticket, seen.map(|(id, _)| id)));
+                    self.fill(&key, value.clone(), ttl, guard, false, Some(at))
+                        .await;
+                }
                 Ok(CacheRead {
                     value,
                     status: CacheStatus::Miss,

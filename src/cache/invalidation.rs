@@ -48,7 +48,11 @@ impl Cache {
             return report(Invalidation::Applied);
         }
         let i = &self.0;
+        // The write's commit position, when it was recorded (a request's write): replica
+        // loads below it are not cached, here and wherever the Redis copy arrives.
+        let at = super::region::written();
         i.drop_local(keys.iter().map(|k| k.as_str()));
+        i.region.mark(keys.iter().map(|k| k.as_str()), at, false);
         for k in keys {
             i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
         }
@@ -87,7 +91,7 @@ impl Cache {
                 INVALIDATION_BUDGET.min(left).max(i.s.l2_budget)
             };
             match i
-                .l2_invalidate(&raw, Some(&ack_key), id.clone(), budget)
+                .l2_invalidate(&raw, Some(&ack_key), id.clone(), budget, at)
                 .await
             {
                 Ok(heard) => {
@@ -205,6 +209,8 @@ impl Inner {
 
     pub(super) fn clear_l1(&self, why: &str) {
         log::debug!("cache: clearing L1 ({why})");
+        // What caused it may have lost notices: replica loads wait for a newer floor.
+        self.region.floor_pending();
         self.guard.invalidate_all(|| {
             if let Some(l1) = &self.l1 {
                 l1.clear();
@@ -214,23 +220,27 @@ impl Inner {
     }
 
     /// Tombstone `keys` in L2 and publish them, in one pipeline; answers how many subscribers
-    /// received the message.
+    /// received the message. `at`: the invalidated write's position, when known (the
+    /// tombstone and the message carry it, see `region`).
     pub(super) async fn l2_invalidate(
         &self,
         keys: &[String],
         ack_key: Option<&str>,
         id: Option<String>,
         budget: Duration,
+        at: Option<u64>,
     ) -> Result<i64, L2Error> {
         // Named by a random id, never a time: see `FILL_SCRIPT`.
-        let tomb = wire::encode(wire::FLAG_TOMBSTONE, 0, rand::random::<u64>() | 1, b"");
-        let msg = serde_json::to_vec(&BusMessage::drop_keys(
-            &self.s.instance_id,
-            keys,
-            ack_key,
-            id,
-        ))
-        .unwrap_or_default();
+        let tomb = wire::encode(
+            wire::FLAG_TOMBSTONE,
+            at.unwrap_or(0),
+            rand::random::<u64>() | 1,
+            b"",
+        );
+        let mut msg = BusMessage::drop_keys(&self.s.instance_id, keys, ack_key, id);
+        msg.r = Some(self.region.name.clone());
+        msg.l = at;
+        let msg = serde_json::to_vec(&msg).unwrap_or_default();
         let keys = keys.to_vec();
         let channel = self.channel.clone();
         let px = TOMBSTONE_TTL.as_millis() as u64;
@@ -266,6 +276,35 @@ impl Inner {
         .await
     }
 
+    /// Writes the tombstones of other regions' writes into this region's Redis (in the
+    /// background: the listener must not wait on Redis), publishing them to the region's
+    /// other instances; the keys stay gated here until that worked (it is tried again with
+    /// the next heartbeat's answer).
+    pub(super) fn tombstone_foreign(&self, t: super::region::Tombstones) {
+        if self.l2.is_none() {
+            self.region.tombstoned(&t.keys, t.gen);
+            return;
+        }
+        if !self.breaker.allows() {
+            // Redis is not read meanwhile; the next answer after it is back tries again.
+            return;
+        }
+        self.spawn_write(move |i| {
+            async move {
+                for chunk in t.keys.chunks(500) {
+                    let written = i
+                        .l2_invalidate(chunk, None, None, INVALIDATION_BUDGET, Some(t.position))
+                        .await;
+                    if written.is_err() {
+                        return;
+                    }
+                    i.region.tombstoned(chunk, t.gen);
+                }
+            }
+            .boxed()
+        });
+    }
+
     pub(super) fn add_pending(&self, keys: Vec<String>) {
         let mut p = lock(&self.pending);
         if p.len() + keys.len() > PENDING_CAP {
@@ -282,7 +321,11 @@ impl Inner {
         let keys: Vec<String> = lock(&self.pending).drain().collect();
         let overflow = self.pending_overflow.swap(false, Ordering::AcqRel);
         for (n, chunk) in keys.chunks(500).enumerate() {
-            if self.l2_invalidate(chunk, None, None, budget).await.is_err() {
+            if self
+                .l2_invalidate(chunk, None, None, budget, None)
+                .await
+                .is_err()
+            {
                 self.add_pending(keys[n * 500..].to_vec());
                 if overflow {
                     self.pending_overflow.store(true, Ordering::Release);
@@ -298,6 +341,7 @@ impl Inner {
             }
         }
         if !keys.is_empty() {
+            self.region.ungate(&keys);
             log::info!("cache: replayed {} pending invalidations", keys.len());
         }
         self.m

@@ -114,6 +114,11 @@ impl<'a> CacheKeys<'a> {
     pub fn workflow(&self, location_id: &str, workflow_id: &str) -> CacheKey {
         self.build(Resource::Workflow, location_id, &[workflow_id])
     }
+    /// The GoHighLevel JSON an imported workflow came from (`?format=ghl`). A second segment
+    /// after the workflow id, so it never meets [`Self::workflow`] (ids escape `:`).
+    pub fn workflow_original(&self, location_id: &str, workflow_id: &str) -> CacheKey {
+        self.build(Resource::Workflow, location_id, &[workflow_id, "ghl"])
+    }
     /// The location's whole workflow summary list (one key).
     pub fn workflows(&self, location_id: &str) -> CacheKey {
         self.build(Resource::Workflows, location_id, &[])

@@ -14,6 +14,9 @@ pub(crate) struct L1Entry {
     /// that travel through Redis alone: it answers only under the Redis lease, and only in
     /// the epoch it was taken in (see `Inner::withdraw_trust`).
     pub l2_epoch: u64,
+    /// A primary position the value reflects at least (0: unknown, e.g. copied from Redis):
+    /// a read carrying a consistency token at or below it may be answered with it.
+    pub at: u64,
 }
 
 #[derive(Clone)]

@@ -56,22 +56,42 @@ impl std::fmt::Debug for CacheMetrics {
     }
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    let c = IntCounter::new(name, help)?;
-    r.register(Box::new(c.clone()))?;
-    Ok(c)
+/// Registers the cache's metrics, every one labelled with the instance's region.
+struct Labelled<'a> {
+    registry: &'a Registry,
+    region: &'a str,
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let g = IntGauge::new(name, help)?;
-    r.register(Box::new(g.clone()))?;
-    Ok(g)
+impl Labelled<'_> {
+    fn opts(&self, name: &str, help: &str) -> Opts {
+        Opts::new(name, help).const_label("region", self.region)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+        let c = IntCounter::with_opts(self.opts(name, help))?;
+        self.registry.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        let g = IntGauge::with_opts(self.opts(name, help))?;
+        self.registry.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
 }
 
 impl CacheMetrics {
-    pub fn new(r: &Registry) -> prometheus::Result<CacheMetrics> {
+    /// `region`: `REGION`, a constant label of every series (regions scraped by one
+    /// Prometheus stay apart).
+    pub fn new(registry: &Registry, region: &str) -> prometheus::Result<CacheMetrics> {
+        let labelled = Labelled { registry, region };
+        let (counter, gauge) = (
+            |name: &str, help: &str| labelled.counter(name, help),
+            |name: &str, help: &str| labelled.gauge(name, help),
+        );
+        let r = registry;
         let ops_vec = IntCounterVec::new(
-            Opts::new(
+            labelled.opts(
                 "cache_operations_total",
                 "Cache operations by tier, operation and resource",
             ),
@@ -91,6 +111,7 @@ impl CacheMetrics {
                 "cache_operation_duration_seconds",
                 "Redis (L2) lookup latency; in-process lookups (~100 ns) are counted, not timed",
             )
+            .const_label("region", region)
             .buckets(vec![
                 0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
                 0.25,
@@ -101,92 +122,58 @@ impl CacheMetrics {
         Ok(CacheMetrics {
             ops,
             l2_duration: dur.with_label_values(&["l2"]),
-            breaker_state: gauge(
-                r,
-                "cache_breaker_state",
+            breaker_state: gauge("cache_breaker_state",
                 "Redis circuit breaker: 0 closed, 1 open, 2 half_open",
             )?,
-            l1_entries: gauge(r, "cache_l1_entries", "Entries in the in-process tier")?,
-            l1_weight: gauge(
-                r,
-                "cache_l1_weight_bytes",
+            l1_entries: gauge("cache_l1_entries", "Entries in the in-process tier")?,
+            l1_weight: gauge("cache_l1_weight_bytes",
                 "Weighted bytes in the in-process tier",
             )?,
-            pool_connections: gauge(r, "cache_redis_pool_connections", "Redis pool connections")?,
-            pool_idle: gauge(
-                r,
-                "cache_redis_pool_idle_connections",
+            pool_connections: gauge("cache_redis_pool_connections", "Redis pool connections")?,
+            pool_idle: gauge("cache_redis_pool_idle_connections",
                 "Idle Redis pool connections",
             )?,
-            pending_invalidations: gauge(
-                r,
-                "cache_pending_invalidations",
+            pending_invalidations: gauge("cache_pending_invalidations",
                 "Invalidations waiting for Redis to come back",
             )?,
-            decode_errors: counter(
-                r,
-                "cache_decode_errors_total",
+            decode_errors: counter("cache_decode_errors_total",
                 "L2 values that did not decode",
             )?,
-            stale_served: counter(
-                r,
-                "cache_stale_served_total",
+            stale_served: counter("cache_stale_served_total",
                 "Stale values served because the loader failed",
             )?,
-            coalesced: counter(
-                r,
-                "cache_coalesced_total",
+            coalesced: counter("cache_coalesced_total",
                 "Reads that joined an in-flight Redis read or load",
             )?,
-            loads: counter(r, "cache_loads_total", "Loader calls")?,
-            l2_timeouts: counter(
-                r,
-                "cache_redis_timeouts_total",
+            loads: counter("cache_loads_total", "Loader calls")?,
+            l2_timeouts: counter("cache_redis_timeouts_total",
                 "Redis operations over budget",
             )?,
-            l2_errors: counter(
-                r,
-                "cache_redis_errors_total",
+            l2_errors: counter("cache_redis_errors_total",
                 "Redis operations that failed",
             )?,
-            l2_connect_errors: counter(
-                r,
-                "cache_redis_connect_errors_total",
+            l2_connect_errors: counter("cache_redis_connect_errors_total",
                 "Redis connection attempts that failed",
             )?,
-            dropped_writes: counter(
-                r,
-                "cache_redis_dropped_writes_total",
+            dropped_writes: counter("cache_redis_dropped_writes_total",
                 "L2 writes dropped because too many were in flight",
             )?,
-            skipped_fills: counter(
-                r,
-                "cache_skipped_fills_total",
+            skipped_fills: counter("cache_skipped_fills_total",
                 "Fills skipped because the key was invalidated during the load",
             )?,
-            ack_timeouts: counter(
-                r,
-                "cache_invalidation_ack_timeouts_total",
+            ack_timeouts: counter("cache_invalidation_ack_timeouts_total",
                 "Invalidations not acknowledged by every receiver (the writer waited out their lease)",
             )?,
-            unconfirmed_invalidations: counter(
-                r,
-                "cache_unconfirmed_invalidations_total",
+            unconfirmed_invalidations: counter("cache_unconfirmed_invalidations_total",
                 "Writes whose invalidation could not be applied in Redis while Redis still answered (the write was answered 503)",
             )?,
-            invalidations_published: counter(
-                r,
-                "cache_invalidations_published_total",
+            invalidations_published: counter("cache_invalidations_published_total",
                 "Invalidations applied in Redis and published to the other instances",
             )?,
-            invalidation_receivers: counter(
-                r,
-                "cache_invalidation_receivers_total",
+            invalidation_receivers: counter("cache_invalidation_receivers_total",
                 "Subscribers PUBLISH reported for this instance's invalidations (acknowledgements expected)",
             )?,
-            invalidation_acks: counter(
-                r,
-                "cache_invalidation_acks_total",
+            invalidation_acks: counter("cache_invalidation_acks_total",
                 "Acknowledgements received within the receivers' lease",
             )?,
         })

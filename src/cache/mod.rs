@@ -9,6 +9,10 @@
 //! - [`invalidation`]: drop, tombstone, publish, acknowledgements, the pending replay;
 //! - [`bus`]: pub/sub messages, the lease and trust;
 //! - [`pgbus`]: the second bus through Postgres (notices, heartbeat lease, deduplication);
+//! - [`region`]: several regions: the positions replica loads must reach, other regions'
+//!   writes, the applied watermark, and the task-locals that carry positions;
+//! - [`replication`]: where the region's replica stands (replayed position, lag, waiting);
+//! - `token_reads`: reads carrying a consistency token;
 //! - [`ops`]: flush, stats, shutdown, the shared window counter;
 //! - [`node_probe`]: the health check and its view of the topology;
 //! - `l2_calls`: every Redis command under a budget, feeding the breaker;
@@ -32,8 +36,11 @@ pub mod node_probe;
 mod ops;
 mod pgbus;
 mod reads;
+pub mod region;
+pub mod replication;
 mod tasks;
 mod thread_flights;
+mod token_reads;
 pub mod topology;
 pub mod ttl;
 mod types;
@@ -53,6 +60,7 @@ pub use breaker::BreakerState;
 pub use bus::LEASE_MS;
 pub use keys::{CacheKey, CacheKeys, Resource};
 pub use node_probe::{NodeCounts, TopologyHealth};
+pub use replication::{ReplicaState, Replication};
 pub use types::*;
 
 use breaker::Breaker;
@@ -102,6 +110,10 @@ struct Inner {
     sentinel_probe: Option<node_probe::SentinelProbe>,
     /// The second invalidation bus, through Postgres.
     pg: pgbus::PgBus,
+    /// Positions on the primary: what loads must reach, what was applied (several regions).
+    region: region::Region,
+    /// Where this region's replica stands.
+    replication: Arc<Replication>,
     me: Weak<Inner>,
 }
 
@@ -150,7 +162,7 @@ impl Cache {
             }
             None => None,
         };
-        let m = CacheMetrics::new(registry)?;
+        let m = CacheMetrics::new(registry, &settings.region)?;
         let l1 = (settings.l1_capacity > 0).then(|| {
             let min = (settings.l1_max_bytes / settings.l1_capacity).max(1);
             L1::with_weighter(
@@ -202,6 +214,8 @@ impl Cache {
             }),
             me: me.clone(),
             pg,
+            region: region::Region::new(&settings.region, settings.replica),
+            replication: Arc::new(Replication::new(settings.replica)),
             s: settings,
             l1,
             l2,
@@ -224,6 +238,16 @@ impl Cache {
     /// Key builders for this cache's prefix.
     pub fn keys(&self) -> CacheKeys<'_> {
         CacheKeys::new(&self.0.s.prefix)
+    }
+
+    /// Where this region's replica stands (fed by the repository's replica watcher).
+    pub fn replication(&self) -> Arc<Replication> {
+        Arc::clone(&self.0.replication)
+    }
+
+    /// `REGION`.
+    pub fn region(&self) -> &str {
+        &self.0.region.name
     }
 
     /// Is `get_or_load` bypassing the tiers (settings.bypass)?
@@ -279,6 +303,7 @@ mod tests {
             physical_ms: 0,
             negative: false,
             l2_epoch: 0,
+            at: 0,
         };
         assert_eq!(w.weight(&"k".to_string(), &e(0)), 100);
         assert_eq!(

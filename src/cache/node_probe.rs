@@ -116,18 +116,25 @@ impl Inner {
     }
 }
 
+/// `TopologyHealth::kind`'s values.
+fn topology_kind_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string_enum(["single", "cluster", "sentinel"])
+}
+
 /// Health's `checks.cache.topology`: what is configured and how much of it answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TopologyHealth {
+    #[schema(schema_with = topology_kind_schema)]
     pub kind: &'static str,
     pub nodes: NodeCounts,
-    /// The primary in use (Sentinel), when known. Shown to operators only.
+    /// `host:port` of the primary in use (Sentinel), when known. Shown to operators only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub primary: Option<String>,
 }
 
 /// Nodes known (the node; every Cluster member; the Sentinels) and how many answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NodeCounts {
     pub total: usize,
     pub reachable: usize,

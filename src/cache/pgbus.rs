@@ -242,11 +242,13 @@ impl Cache {
             i.s.instance_id,
             i.pg.ids.fetch_add(1, Ordering::Relaxed)
         );
-        let msg = BusMessage::drop_keys(&i.s.instance_id, &raw, None, Some(id.clone()));
+        let mut msg = BusMessage::drop_keys(&i.s.instance_id, &raw, None, Some(id.clone()));
+        msg.r = Some(i.region.name.clone());
         let mut payload = serde_json::to_string(&msg).unwrap_or_default();
         if payload.len() > MAX_PAYLOAD {
             let mut all = BusMessage::clear_all(&i.s.instance_id);
             all.id = Some(id.clone());
+            all.r = Some(i.region.name.clone());
             payload = serde_json::to_string(&all).unwrap_or_default();
         }
         {
@@ -268,12 +270,46 @@ impl Cache {
 
     /// A heartbeat to send now on the listener's connection; its return renews the lease.
     pub fn pg_heartbeat(&self) -> String {
+        self.pg_heartbeat_numbered().1
+    }
+
+    /// [`Cache::pg_heartbeat`] and its generation: report the primary's position its
+    /// statement read with [`Cache::pg_heartbeat_answered`].
+    pub fn pg_heartbeat_numbered(&self) -> (u64, String) {
+        let i = &self.0;
+        let gen = i.region.next_heartbeat();
         let msg = BusMessage {
-            i: self.0.s.instance_id.clone(),
+            i: i.s.instance_id.clone(),
             hb: Some(now_ms()),
+            r: Some(i.region.name.clone()),
+            n: Some(gen),
             ..BusMessage::default()
         };
-        serde_json::to_string(&msg).unwrap_or_default()
+        (gen, serde_json::to_string(&msg).unwrap_or_default())
+    }
+
+    /// The statement that sent heartbeat `gen` read the primary's WAL position `position`
+    /// (after every notification that had arrived when it was sent): resolves the positions
+    /// invalidations here were waiting for, and tombstones other regions' writes in this
+    /// region's Redis at that position (see `region`).
+    pub fn pg_heartbeat_answered(&self, gen: u64, position: u64) {
+        let i = &self.0;
+        i.replication.primary_at(position);
+        if let Some(tombstones) = i.region.heartbeat_answered(gen, position) {
+            i.tombstone_foreign(tombstones);
+        }
+        let replayed = if i.replication.configured() {
+            i.replication.replayed()
+        } else {
+            None
+        };
+        i.region.prune(replayed);
+    }
+
+    /// A write committed; the primary's position after it (its consistency token).
+    pub fn note_committed(&self, position: u64) {
+        self.0.region.note_primary(position);
+        self.0.replication.primary_at(position);
     }
 
     /// A notification arrived on the channel: applies it (once) and answers the
@@ -287,9 +323,17 @@ impl Cache {
         };
         let me = i.s.instance_id.as_str();
         if let Some(sent) = msg.hb {
-            i.pg.heard_member(&msg.i);
+            i.region.heard_region(msg.r.as_deref());
+            // Writes wait for the acknowledgements of their own region only: another region
+            // reads its replica, which no acknowledgement can hurry (see `region`).
+            if !i.region.is_foreign(msg.r.as_deref()) {
+                i.pg.heard_member(&msg.i);
+            }
             if msg.i == me {
                 i.pg.last_heard_ms.fetch_max(sent, Ordering::AcqRel);
+                if let Some(gen) = msg.n {
+                    i.region.heartbeat_arrived(gen);
+                }
             }
             return None;
         }
@@ -304,6 +348,9 @@ impl Cache {
             return None;
         }
         i.apply_message(&msg, false);
+        if i.region.is_foreign(msg.r.as_deref()) {
+            return None;
+        }
         let id = msg.id?;
         let ack = BusMessage {
             i: me.to_owned(),
@@ -315,9 +362,17 @@ impl Cache {
 
     /// The listener listens (again). Notifications sent while it did not are lost: after a
     /// reconnection L1 is cleared, unless Redis kept it current meanwhile.
+    ///
+    /// Other regions' writes come through Postgres only: with other regions around, a
+    /// reconnection also clears L1 under the Redis lease, and stops trusting what Redis
+    /// held before. Replica loads fill nothing until the replica passes the first heartbeat.
     pub fn pg_listener_up(&self, reconnected: bool) {
         let i = &self.0;
-        if reconnected && !i.redis_lease_valid(now_ms()) {
+        i.region.floor_pending();
+        if reconnected && i.region.multi_region() {
+            i.withdraw_trust("postgres invalidation listener reconnected");
+            i.clear_l1("postgres invalidation listener reconnected");
+        } else if reconnected && !i.redis_lease_valid(now_ms()) {
             i.clear_l1("postgres invalidation listener reconnected");
         }
         i.pg.listening.store(true, Ordering::Release);

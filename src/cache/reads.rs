@@ -24,8 +24,9 @@ pub(super) enum L2Look {
     Fresh(Option<Bytes>),
     Stale(Bytes),
     Miss,
-    /// A miss at a tombstone: its id, which a fill of this load may replace (see `FILL_SCRIPT`).
-    Tomb(u64),
+    /// A miss at a tombstone: its id, which a fill of this load may replace (see
+    /// `FILL_SCRIPT`), and the position a replica load must have read at to replace it.
+    Tomb(u64, u64),
 }
 
 impl L2Look {
@@ -41,14 +42,14 @@ impl L2Look {
                 stale.get_or_insert(b);
                 None
             }
-            L2Look::Miss | L2Look::Tomb(_) => None,
+            L2Look::Miss | L2Look::Tomb(..) => None,
         }
     }
 
-    /// The id of the tombstone this look found, if it found one.
-    pub(super) fn tombstone(&self) -> Option<u64> {
+    /// The id and position of the tombstone this look found, if it found one.
+    pub(super) fn tombstone(&self) -> Option<(u64, u64)> {
         match self {
-            L2Look::Tomb(id) => Some(*id),
+            L2Look::Tomb(id, at) => Some((*id, *at)),
             _ => None,
         }
     }
@@ -184,7 +185,9 @@ impl Inner {
             return self.lease_valid(now);
         }
         self.l2.is_none()
-            || (self.redis_lease_valid(now) && e.l2_epoch == self.l2_epoch.load(Ordering::Acquire))
+            || (self.redis_lease_valid(now)
+                && e.l2_epoch == self.l2_epoch.load(Ordering::Acquire)
+                && self.cross_region_lease_valid(now))
     }
 
     /// L1 lookup: Some((entry, fresh)). Expired-past-grace entries are removed.
@@ -237,7 +240,11 @@ impl Inner {
 
     /// Whether a Redis read may answer now (configured, breaker closed, Redis lease held).
     pub(super) fn l2_usable(&self) -> bool {
-        self.l2.is_some() && self.breaker.allows() && self.redis_lease_valid(now_ms())
+        let now = now_ms();
+        self.l2.is_some()
+            && self.breaker.allows()
+            && self.redis_lease_valid(now)
+            && self.cross_region_lease_valid(now)
     }
 
     /// `count_miss: false` for a second look after a miss was already counted.
@@ -257,6 +264,11 @@ impl Inner {
             }
             L2Look::Miss
         };
+        if self.region.gated(key.as_str()) {
+            // Written in another region, and not tombstoned here yet: Redis may hold the
+            // version it replaced.
+            return miss();
+        }
         let raw = match self.l2_get(key).await {
             Ok(Some(raw)) => raw,
             Ok(None) => return miss(),
@@ -266,13 +278,13 @@ impl Inner {
         // Lease first: a lease regained during the GET raises `trusted_after_ms` before it
         // renews the lease. Only the Redis lease: what Redis holds is kept right by
         // tombstones written through Redis, which the Postgres bus does not carry.
-        let lease = self.redis_lease_valid(now);
+        let lease = self.redis_lease_valid(now) && self.cross_region_lease_valid(now);
         let trusted = self.trusted_after_ms.load(Ordering::Acquire);
         let (value, logical, written) = match self.decode_l2(key, raw) {
             Decoded::Value(value, logical, written) => (value, logical, written),
-            Decoded::Tomb(id) => {
+            Decoded::Tomb(id, at) => {
                 miss();
-                return L2Look::Tomb(id);
+                return L2Look::Tomb(id, at);
             }
             Decoded::Bad => return miss(),
         };
@@ -302,6 +314,7 @@ impl Inner {
             },
             negative: value.is_none(),
             l2_epoch: self.l2_epoch.load(Ordering::Acquire),
+            at: 0,
         };
         self.guard.fill_if_current(key.as_str(), ticket, || {
             self.l1_insert(key.as_str(), entry, res);
@@ -348,7 +361,7 @@ impl Inner {
                 });
                 Decoded::Bad
             }
-            Ok(Record::Tombstone { id }) => Decoded::Tomb(id),
+            Ok(Record::Tombstone { id, at }) => Decoded::Tomb(id, at),
             Ok(Record::Value {
                 payload,
                 logical_exp_ms,
@@ -366,6 +379,6 @@ impl Inner {
 /// a tombstone with its id, or bytes that did not decode.
 enum Decoded {
     Value(Option<Bytes>, u64, u64),
-    Tomb(u64),
+    Tomb(u64, u64),
     Bad,
 }

@@ -47,6 +47,12 @@ pub struct CacheSettings {
     pub l1_skip: Vec<super::Resource>,
     /// Max concurrent fire-and-forget L2 writes. Default 256.
     pub max_pending_writes: usize,
+    /// `REGION`: the `region` label of every cache metric, and which bus messages come from
+    /// another region (see `region`).
+    pub region: String,
+    /// This instance reads a replica (`DATABASE_READ_URL`): loads from it are cached only
+    /// when they are at least as new as the invalidations applied here.
+    pub replica: bool,
 }
 
 impl Default for CacheSettings {
@@ -68,6 +74,8 @@ impl Default for CacheSettings {
             bypass_entity_reads: false,
             l1_skip: Vec::new(),
             max_pending_writes: 256,
+            region: crate::config::DEFAULT_REGION.to_owned(),
+            replica: false,
         }
     }
 }
@@ -228,7 +236,7 @@ impl<E> Clone for LoadError<E> {
 }
 
 /// CONTRACT §6 `/internal/cache-stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheStats {
     #[serde(rename = "type")]
@@ -242,7 +250,7 @@ pub struct CacheStats {
     pub hit_ratio: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct L1Stats {
     pub entries: u64,
     pub capacity: u64,
@@ -250,7 +258,7 @@ pub struct L1Stats {
     pub misses: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct L2Stats {
     pub hits: u64,
     pub misses: u64,
@@ -259,7 +267,7 @@ pub struct L2Stats {
     pub breaker: BreakerState,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum CacheType {
     #[serde(rename = "redis")]
     Redis,
@@ -267,26 +275,35 @@ pub enum CacheType {
     InMemory,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CacheHealthStatus)]
 pub enum HealthStatus {
     Healthy,
     Degraded,
 }
 
 /// CONTRACT §5 `checks.cache`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CacheHealth {
     pub status: HealthStatus,
     #[serde(rename = "type")]
     pub kind: CacheType,
+    /// Present when Redis is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub connected: Option<bool>,
+    /// The in-memory tier's entry count.
     pub size: u64,
+    /// Why, when not healthy (`Redis unavailable, using fallback`, `Redis not configured`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub message: Option<String>,
-    /// Which Redis topology is configured and how many of its nodes answer.
+    /// With Redis configured: the topology and how many of its nodes answer (the node,
+    /// every Cluster member, or the Sentinels); checks run at most once per second per
+    /// instance and are shared.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub topology: Option<TopologyHealth>,
 }
 

@@ -4,7 +4,9 @@
 //! [0]      magic 0xC7
 //! [1]      format version (FORMAT_VERSION, also in every key as `v{FORMAT}`)
 //! [2]      flags: 0 = value, 1 = negative (not found), 2 = tombstone (recent invalidation)
-//! [3..11]  logical expiry, unix ms, big endian
+//! [3..11]  for values, the logical expiry, unix ms, big endian; for tombstones, the primary's
+//!          WAL position of the invalidated write (0: unknown), which a load from a replica
+//!          must have read at to replace it (see `region`)
 //! [11..19] for values, when the load that read them started, unix ms, big endian (what trust
 //!          is withdrawn by); for tombstones, the invalidation's id (see `docs/cache.md`,
 //!          "version-based tombstones": a fill may replace only the tombstone its load saw)
@@ -42,8 +44,9 @@ pub enum Record {
         logical_exp_ms: u64,
         written_ms: u64,
     },
-    /// A recent invalidation; `id` names it (random, one per invalidation).
-    Tombstone { id: u64 },
+    /// A recent invalidation; `id` names it (random, one per invalidation); `at` is its
+    /// write's position, when known.
+    Tombstone { id: u64, at: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +95,10 @@ pub fn decode(raw: Bytes) -> Result<Record, DecodeError> {
             logical_exp_ms,
             written_ms,
         }),
-        FLAG_TOMBSTONE if raw.len() == HEADER_LEN => Ok(Record::Tombstone { id: written_ms }),
+        FLAG_TOMBSTONE if raw.len() == HEADER_LEN => Ok(Record::Tombstone {
+            id: written_ms,
+            at: logical_exp_ms,
+        }),
         _ => Err(DecodeError),
     }
 }
@@ -120,9 +126,12 @@ mod tests {
                 written_ms: 8
             })
         );
-        let t = encode(FLAG_TOMBSTONE, 0, 1, b"");
+        let t = encode(FLAG_TOMBSTONE, 77, 1, b"");
         assert_eq!(&t[..3], &tombstone_prefix());
-        assert_eq!(decode(Bytes::from(t)), Ok(Record::Tombstone { id: 1 }));
+        assert_eq!(
+            decode(Bytes::from(t)),
+            Ok(Record::Tombstone { id: 1, at: 77 })
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Writes into the tiers: fills after a load (guarded against the stale-set race), explicit
 //! sets and startup warming.
 
+use crate::telemetry::carry_request_id;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +15,16 @@ use super::{
     guard::Ticket,
     l1::L1Entry,
     metrics::{Layer, Op},
-    now_ms, ttl, wire, Cache, CacheKey, Inner, Resource,
+    now_ms,
+    region::ReadAt,
+    ttl, wire, Cache, CacheKey, Inner, Resource,
 };
 
 impl Cache {
     /// Store a value in both tiers, unconditionally (an explicit write: it also replaces an
     /// L2 tombstone). The L2 write is awaited, bounded by `l2_budget`.
     pub async fn set(&self, key: &CacheKey, bytes: Bytes, ttl: Duration) {
-        self.0.fill(key, Some(bytes), ttl, None, true).await;
+        self.0.fill(key, Some(bytes), ttl, None, true, None).await;
     }
 
     /// Take this before reading what [`Cache::warm`] will store: an invalidation after it
@@ -43,7 +46,10 @@ impl Cache {
         futures::stream::iter(entries)
             .map(|(k, v, ttl)| {
                 let i = self.0.clone();
-                async move { i.fill(&k, Some(v), ttl, Some((ticket, None)), true).await }
+                async move {
+                    i.fill(&k, Some(v), ttl, Some((ticket, None)), true, None)
+                        .await
+                }
             })
             .buffer_unordered(max_concurrency.max(1))
             .filter(|ok| futures::future::ready(*ok))
@@ -65,14 +71,15 @@ impl Inner {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        tokio::spawn(async move {
+        tokio::spawn(carry_request_id(async move {
             f(me).await;
             drop(permit);
-        });
+        }));
     }
 
     /// Fill L1 (guarded by `guard`'s ticket when given) and L2 (awaited or fire-and-forget;
-    /// guarded: it replaces only the tombstone the load saw, if any).
+    /// guarded: it replaces only the tombstone the load saw, if any). `read_at`: where the
+    /// load read (a replica load behind an invalidation applied here fills nothing).
     /// Returns false when the fill was skipped because the key was invalidated meanwhile.
     pub(super) async fn fill(
         &self,
@@ -81,6 +88,7 @@ impl Inner {
         ttl: Duration,
         guard: Option<(Ticket, Option<u64>)>,
         await_l2: bool,
+        read_at: Option<ReadAt>,
     ) -> bool {
         let ticket = guard.map(|(t, _)| t);
         let res = key.resource();
@@ -104,8 +112,10 @@ impl Inner {
             physical_ms: physical,
             negative,
             l2_epoch: 0,
+            at: read_at.map_or(0, ReadAt::position),
         };
         let filled = match ticket {
+            Some(_) if !self.region.fill_allowed(key.as_str(), read_at) => false,
             Some(t) => self
                 .guard
                 .fill_if_current(key.as_str(), t, || self.l1_insert(key.as_str(), entry, res)),

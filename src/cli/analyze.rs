@@ -115,16 +115,16 @@ fn load(path: &Path, input: InputFormat) -> Result<Vec<Loaded>, Vec<String>> {
         InputFormat::Ghl => true,
     };
     if is_ghl {
-        return load_ghl(path, &raw);
+        return load_ghl(path, raw);
     }
     load_native(path, &raw).map(|l| vec![l])
 }
 
-fn load_ghl(path: &Path, raw: &Value) -> Result<Vec<Loaded>, Vec<String>> {
+fn load_ghl(path: &Path, raw: Value) -> Result<Vec<Loaded>, Vec<String>> {
     let shown = path.display();
-    let all = ghl::import_all(raw)
-        .map_err(|e| vec![format!("{shown}: not a GoHighLevel workflow: {e}")])?;
     let in_array = raw.is_array();
+    let all = ghl::import_all_value(raw)
+        .map_err(|e| vec![format!("{shown}: not a GoHighLevel workflow: {e}")])?;
     let mut loaded = Vec::with_capacity(all.len());
     let mut problems = Vec::new();
     for (i, result) in all.into_iter().enumerate() {

@@ -1,10 +1,14 @@
 //! Demo data for `make dev`: one location, a known API key and a handful of workflows,
-//! some healthy and some broken in the ways the analyzer reports. Idempotent.
+//! some healthy and some broken in the ways the analyzer reports (three of them imported from
+//! GoHighLevel builder JSON, as `POST /api/workflows/import` stores them). Idempotent.
 
 use crate::config::Settings;
 use crate::domain::api_key::api_key_hash;
+use crate::domain::limits::DEFAULT_MAX_STEPS;
 use crate::repository::postgres::database::{self, DatabaseError};
 use crate::repository::postgres::seed::{insert_demo_data, DemoData};
+use crate::repository::NewWorkflow;
+use crate::services::ghl_import::prepare_body;
 
 pub const DEMO_LOCATION_ID: &str = "demoLocAcme7Hq2Vx9Lp4Tz";
 pub const DEMO_LOCATION_NAME: &str = "Acme Roofing (demo)";
@@ -34,6 +38,24 @@ const DEMO_WORKFLOWS: &[(&str, &str)] = &[
     ),
 ];
 
+/// GoHighLevel builder JSON (`demo/ghl/`), stored as `POST /api/workflows/import` stores it:
+/// the missed-call example of `../shared/ghl/`, an old copy of it that loops without a wait
+/// and has no active trigger, and a lead workflow posting to a CRM over plain http.
+const DEMO_GHL_WORKFLOWS: &[(&str, &str)] = &[
+    (
+        "missed-call-text-back",
+        include_str!("../../demo/ghl/missed-call-text-back.json"),
+    ),
+    (
+        "missed-call-old-copy",
+        include_str!("../../demo/ghl/missed-call-old-copy.json"),
+    ),
+    (
+        "new-lead-to-crm",
+        include_str!("../../demo/ghl/new-lead-to-crm.json"),
+    ),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("demo data is for development only (APP_ENV=production)")]
@@ -44,6 +66,8 @@ pub enum SeedError {
     Sql(#[from] sqlx::Error),
     #[error("demo workflow {0} is not valid JSON: {1}")]
     Document(&'static str, serde_json::Error),
+    #[error("demo GoHighLevel workflow {0} does not import: {1}")]
+    Import(&'static str, String),
 }
 
 pub async fn seed_demo(settings: &Settings) -> Result<(), SeedError> {
@@ -64,12 +88,27 @@ pub async fn seed_demo(settings: &Settings) -> Result<(), SeedError> {
         location_name: DEMO_LOCATION_NAME,
         key_hash: api_key_hash(DEMO_API_KEY),
         workflows,
+        imported: demo_imports()?,
     };
     let seeded = insert_demo_data(&pool, &demo).await;
     pool.close().await;
     seeded?;
     print_demo_banner(settings);
     Ok(())
+}
+
+/// The demo GoHighLevel workflows, each read and checked as the import route does.
+fn demo_imports() -> Result<Vec<(String, NewWorkflow)>, SeedError> {
+    let mut imported = Vec::with_capacity(DEMO_GHL_WORKFLOWS.len());
+    for (name, text) in DEMO_GHL_WORKFLOWS {
+        let (_, documents) = prepare_body(text.as_bytes(), DEMO_LOCATION_ID, DEFAULT_MAX_STEPS)
+            .map_err(|e| SeedError::Import(name, e.to_string()))?;
+        for (_, document) in documents {
+            let prepared = document.map_err(|e| SeedError::Import(name, e.to_string()))?;
+            imported.push((prepared.id, prepared.workflow));
+        }
+    }
+    Ok(imported)
 }
 
 fn print_demo_banner(settings: &Settings) {
@@ -79,4 +118,30 @@ fn print_demo_banner(settings: &Settings) {
     println!("  api key  : {DEMO_API_KEY}");
     println!("  health   : {base}/health/detailed");
     println!("  try      : curl -H 'Authorization: Bearer {DEMO_API_KEY}' {base}/api/workflows");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_demo_ghl_workflow_imports_for_the_demo_location() {
+        let imported = demo_imports().expect("the demo imports");
+        let ids: Vec<&str> = imported.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "9a0c1e2f-3b4d-4c5e-8f6a-7b8c9d0e1f2a",
+                "5d1f0b7a-6c2e-4a9d-8b3f-2e7c9a1d4f60",
+                "7e3a9c51-2b4d-4f6e-9a8c-1d5b7f9e3a20",
+            ]
+        );
+        for (_, workflow) in &imported {
+            let source = workflow.source.as_ref().expect("an original");
+            assert!(source.version.is_some());
+            assert!(DEMO_GHL_WORKFLOWS
+                .iter()
+                .any(|(_, text)| *text == source.json));
+        }
+    }
 }

@@ -13,9 +13,13 @@ use url::Url;
 
 mod env;
 mod redis;
+mod region;
 
 use env::Lookup;
 pub use redis::{mask_url, NodeAddr, NodeAuth, PemFile, RedisTls, RedisTopology};
+pub use region::{
+    RegionSettings, DEFAULT_MAX_REPLICA_LAG_MS, DEFAULT_READ_YOUR_WRITES_WAIT_MS, DEFAULT_REGION,
+};
 
 /// Where the service runs; shown as `environment` in health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +133,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub database: DatabaseSettings,
+    /// `REGION`, `DATABASE_READ_URL` and the replica's limits (multi-region deployments).
+    pub region: RegionSettings,
     pub cache: CacheConfig,
     pub internal_api_token: Option<String>,
     pub metrics_token: Option<String>,
@@ -192,6 +198,7 @@ impl Settings {
                 statement_timeout: env.millis("DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 600_000)?,
                 run_migrations: env.flag("RUN_MIGRATIONS", true)?,
             },
+            region: env.region()?,
             cache: CacheConfig {
                 topology,
                 tls,
@@ -259,6 +266,7 @@ impl Settings {
                 "is missing: with DATABASE_POOLER=transaction, migrations and the invalidation LISTEN need a direct (not pooled) Postgres URL",
             ));
         }
+        self.region.check(self.request_timeout)?;
         Ok(self)
     }
 
@@ -298,6 +306,7 @@ impl fmt::Debug for Settings {
             .field("request_timeout", &self.request_timeout)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("database", &self.database)
+            .field("region", &self.region)
             .field("cache", &self.cache)
             .field("internal_api_token", &redacted(&self.internal_api_token))
             .field("metrics_token", &redacted(&self.metrics_token))

@@ -9,6 +9,8 @@ pub mod limits;
 pub mod overview;
 pub mod pagination;
 pub mod plan;
+pub mod schema;
 pub mod stored_text;
 pub mod webhook;
 pub mod workflow;
+pub mod workflow_shape;

@@ -10,18 +10,24 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::analysis::{grade, Issue, IssuesSummary, Severity};
 use super::workflow::FieldError;
 
-/// The part of an analysis a row shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The numbers `GET /api/workflows/{id}/analysis` answers for the workflow's current
+/// version (its own findings plus the location-wide findings that involve it); shown on
+/// every plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RowAnalysis {
+    #[schema(maximum = 100)]
     pub health_score: u32,
+    #[schema(schema_with = super::schema::grade)]
     pub grade: String,
     pub issues_summary: IssuesSummary,
     pub rules_version: String,
+    #[schema(format = DateTime)]
     pub analyzed_at: String,
 }
 
@@ -62,7 +68,7 @@ impl RowAnalysis {
 }
 
 /// Where a row's analysis stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AnalysisStatus {
     /// `analysis` holds the numbers.
@@ -73,18 +79,27 @@ pub enum AnalysisStatus {
     TooComplex,
 }
 
-/// One workflow of the overview: its summary (as `GET /api/workflows` lists it) and its health.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One workflow of the overview: its summary (as `GET /api/workflows` lists it) and its
+/// health (a row of `GET /api/workflows?include=analysis`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ScoredWorkflowSummary)]
 pub struct OverviewRow {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = super::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub updated_at: DateTime<Utc>,
+    /// `null` until `analysisStatus` is `done`.
     pub analysis: Option<RowAnalysis>,
+    /// `pending`: being computed in the background, ask again (no write needed);
+    /// `tooComplex`: the current version cannot be analyzed within the analysis budget.
     pub analysis_status: AnalysisStatus,
 }
 
@@ -119,12 +134,16 @@ impl Sort {
     ];
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "healthScore" => Some(Self::HealthScore),
-            "-healthScore" => Some(Self::HealthScoreDesc),
-            "name" => Some(Self::Name),
-            "-updatedAt" => Some(Self::UpdatedAtDesc),
-            _ => None,
+        Self::ALL.into_iter().find(|sort| sort.as_str() == text)
+    }
+
+    /// As `sort=` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HealthScore => "healthScore",
+            Self::HealthScoreDesc => "-healthScore",
+            Self::Name => "name",
+            Self::UpdatedAtDesc => "-updatedAt",
         }
     }
 
@@ -180,7 +199,8 @@ impl RowFilter {
         for part in text.split(',') {
             match GRADES
                 .iter()
-                .find(|grade| grade.eq_ignore_ascii_case(part.trim()))
+                // Spaces only (not tabs or other blanks): what the document's pattern says.
+                .find(|grade| grade.eq_ignore_ascii_case(part.trim_matches(' ')))
             {
                 Some(grade) if !grades.contains(grade) => grades.push(*grade),
                 Some(_) => {}
@@ -228,7 +248,7 @@ impl RowFilter {
 }
 
 /// `GET /api/summary`: the location's totals.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationSummary {
     pub rules_version: String,
@@ -239,6 +259,7 @@ pub struct LocationSummary {
     /// Findings of the location-wide analysis (`null` while it is pending).
     pub location_findings: Option<u32>,
     /// The 5 lowest scores, then by id.
+    #[schema(max_items = 5)]
     pub worst_workflows: Vec<WorstWorkflow>,
     /// Workflows whose analysis is not in these totals yet (being computed).
     pub pending_analyses: usize,
@@ -246,21 +267,24 @@ pub struct LocationSummary {
     pub too_complex: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowTotals {
     pub total: usize,
+    /// Workflows per stored status.
     pub by_status: BTreeMap<String, usize>,
     /// Every grade, 0 included; analyzed workflows only.
     pub by_grade: BTreeMap<&'static str, usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorstWorkflow {
     pub id: String,
     pub name: String,
+    #[schema(maximum = 100)]
     pub health_score: u32,
+    #[schema(schema_with = super::schema::grade)]
     pub grade: String,
 }
 

@@ -6,6 +6,9 @@ use super::workflow::FieldError;
 
 pub const MAX_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// The highest `page` accepted (the OpenAPI document's `maximum`): past the last page a
+/// client gets an empty page, past this a 422 naming the field.
+pub const MAX_PAGE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
@@ -14,19 +17,28 @@ pub struct Page {
 }
 
 impl Page {
-    /// Checks the bounds, adding one error per offending field.
-    pub fn parse(page: Option<u32>, limit: Option<u32>, errors: &mut Vec<FieldError>) -> Self {
-        let page = page.unwrap_or(1);
-        if page == 0 {
-            errors.push(FieldError::new("page", "must be 1 or more"));
-        }
-        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            errors.push(FieldError::new(
-                "limit",
-                format!("must be 1-{MAX_PAGE_SIZE}"),
-            ));
-        }
+    /// Checks the bounds, adding one error per offending field. The query is read as `u64`
+    /// so that any number past a bound is this 422 naming the field, not a parse error.
+    pub fn parse(page: Option<u64>, limit: Option<u64>, errors: &mut Vec<FieldError>) -> Self {
+        let page = match page.map(u32::try_from) {
+            None => 1,
+            Some(Ok(page)) if page >= 1 => page,
+            Some(_) => {
+                errors.push(FieldError::new("page", format!("must be 1-{MAX_PAGE}")));
+                1
+            }
+        };
+        let limit = match limit.map(u32::try_from) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(Ok(limit)) if (1..=MAX_PAGE_SIZE).contains(&limit) => limit,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("must be 1-{MAX_PAGE_SIZE}"),
+                ));
+                DEFAULT_PAGE_SIZE
+            }
+        };
         Self { page, limit }
     }
 
@@ -44,10 +56,12 @@ impl Page {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
+    #[schema(minimum = 1)]
     pub page: u32,
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: u32,
     pub total: usize,
     pub has_more: bool,

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// One offending field of a document, e.g. `{field: "steps[2].id", message: "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -53,15 +53,25 @@ impl WorkflowStatus {
     }
 }
 
-/// Normalizes a type name: trimmed, lower-case, `-` and spaces become `_`.
-pub fn normalize_type_name(raw: &str) -> String {
-    raw.trim()
-        .chars()
-        .map(|c| match c {
-            '-' | ' ' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+/// Normalizes a type name: trimmed, lower-case, `-` and spaces become `_`. A name already in
+/// that form (nearly every one) is borrowed, not copied: every step's type is read this way.
+pub fn normalize_type_name(raw: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = raw.trim();
+    let plain = trimmed
+        .bytes()
+        .all(|b| b != b'-' && b != b' ' && !b.is_ascii_uppercase());
+    if plain {
+        return std::borrow::Cow::Borrowed(trimmed);
+    }
+    std::borrow::Cow::Owned(
+        trimmed
+            .chars()
+            .map(|c| match c {
+                '-' | ' ' => '_',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect(),
+    )
 }
 
 macro_rules! type_enum {
@@ -75,7 +85,7 @@ macro_rules! type_enum {
         impl $name {
             /// Case-insensitive, tolerant of `-`/space for `_`.
             pub fn parse(raw: &str) -> Self {
-                match normalize_type_name(raw).as_str() {
+                match normalize_type_name(raw).as_ref() {
                     $($text => $name::$variant,)*
                     _ => $name::Unknown(raw.to_string()),
                 }
@@ -528,6 +538,22 @@ pub fn validate_for_storage(
             seen.insert(&t.id, i);
         }
     }
+    errors.extend(super::stored_text::workflow_document(doc));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// What storing an imported GoHighLevel document requires: the size limits and text Postgres
+/// can hold. Unlike [`validate_for_storage`] it keeps what the analysis reports (duplicate or
+/// missing ids, an unknown status): the builder's JSON is stored as it is, defects included.
+pub fn validate_imported_for_storage(
+    doc: &WorkflowDocument,
+    max_steps: usize,
+) -> Result<(), Vec<FieldError>> {
+    let mut errors = crate::domain::limits::check_document_limits(doc, max_steps);
     errors.extend(super::stored_text::workflow_document(doc));
     if errors.is_empty() {
         Ok(())

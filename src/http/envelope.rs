@@ -6,10 +6,13 @@ use serde::Serialize;
 
 use crate::http::request_id::{current_request_id, with_current_request_id};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
+    /// RFC 3339 in UTC with milliseconds.
+    #[schema(format = DateTime)]
     pub timestamp: String,
+    /// As `X-Request-ID`: the client's when it sent one, else a UUID.
     pub request_id: String,
 }
 
@@ -93,19 +96,44 @@ struct SuccessBody<T: Serialize> {
     meta: Meta,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorPayload<'a> {
+    #[schema(schema_with = error_code_schema)]
     pub code: &'a str,
     pub message: &'a str,
+    /// `VALIDATION_ERROR` only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = ErrorDetails, nullable = false)]
     pub details: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
-struct ErrorBody<'a> {
+/// What `details` holds (`ApiError` writes it as JSON; this type describes it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorDetails {
+    /// Every offending field.
+    errors: Vec<crate::domain::workflow::FieldError>,
+}
+
+fn error_code_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string_enum(crate::http::error::ERROR_CODES)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorEnvelope)]
+pub(crate) struct ErrorBody<'a> {
+    #[schema(schema_with = false_schema)]
     success: bool,
     error: ErrorPayload<'a>,
     meta: Meta,
+}
+
+fn false_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([false]))
+        .build()
 }
 
 /// `{success: true, data, meta}` with the given status.

@@ -107,6 +107,18 @@ impl ApiError {
         }
     }
 
+    /// This error as one item of an answer whose items succeed or fail one by one
+    /// (`{code, message, details}`, as in the envelope); logged as a response would be.
+    pub fn item_payload(&self) -> serde_json::Value {
+        self.log();
+        let message = self.public_message();
+        serde_json::json!(ErrorPayload {
+            code: self.code(),
+            message: &message,
+            details: self.details(),
+        })
+    }
+
     fn log(&self) {
         match self {
             Self::Internal(source) => {
@@ -367,6 +379,30 @@ fn is_unavailability_code(code: Option<&str>) -> bool {
     }
 }
 
+impl From<crate::services::ghl_import::ImportFailure> for ApiError {
+    fn from(failure: crate::services::ghl_import::ImportFailure) -> Self {
+        use crate::domain::ghl::{ImportError, Refusal};
+        use crate::services::ghl_import::ImportFailure as F;
+        match failure {
+            F::Refused(Refusal::Shape(ImportError::InvalidJson(error))) => {
+                Self::BadRequest(format!("Malformed JSON body: {error}"))
+            }
+            F::Refused(Refusal::Shape(shape)) => Self::Unprocessable {
+                message: format!("Not a GoHighLevel workflow: {shape}"),
+                errors: vec![FieldError::new(shape.field(), shape.to_string())],
+            },
+            F::Refused(Refusal::OtherLocation) => {
+                Self::Forbidden("The API key does not belong to this locationId".to_owned())
+            }
+            F::Refused(Refusal::Invalid(errors)) => Self::Validation(errors),
+            older @ F::OlderSource { .. } => Self::Conflict(format!(
+                "{older}; delete the workflow first to import an older version"
+            )),
+            F::Repository(error) => error.into(),
+        }
+    }
+}
+
 impl From<actix_web::error::JsonPayloadError> for ApiError {
     fn from(error: actix_web::error::JsonPayloadError) -> Self {
         use actix_web::error::JsonPayloadError as E;
@@ -409,6 +445,23 @@ impl From<actix_web::error::PathError> for ApiError {
         Self::BadRequest(format!("Invalid path: {error}"))
     }
 }
+
+/// Every envelope `code` ([`ApiError::code`] and [`code_for_status`]).
+pub const ERROR_CODES: [&str; 13] = [
+    "BAD_REQUEST",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "CONFLICT",
+    "PRECONDITION_FAILED",
+    "PAYLOAD_TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "VALIDATION_ERROR",
+    "RATE_LIMIT_EXCEEDED",
+    "INTERNAL_ERROR",
+    "SERVICE_UNAVAILABLE",
+];
 
 /// The envelope `code` for a status produced outside our handlers (actix's own errors).
 pub fn code_for_status(status: StatusCode) -> &'static str {
@@ -508,6 +561,15 @@ mod tests {
         for (error, status, code) in cases {
             assert_eq!(error.status_code().as_u16(), status);
             assert_eq!(error.code(), code);
+            assert!(ERROR_CODES.contains(&code), "{code} is not in ERROR_CODES");
+        }
+    }
+
+    #[test]
+    fn every_status_of_a_plain_error_has_a_documented_code() {
+        for status in 400..600 {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(ERROR_CODES.contains(&code_for_status(status)), "{status}");
         }
     }
 

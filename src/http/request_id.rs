@@ -1,8 +1,9 @@
 //! `X-Request-ID` on every response, echoed when the client sent a usable one.
 //!
-//! The id is also made available to code running inside the request's task (through a
-//! task-local), because `ResponseError::error_response` has no access to the request and the
-//! error envelope must carry the id in `meta.requestId`.
+//! The id is also made available to code running inside the request's task (through the
+//! task-local of `telemetry`), because `ResponseError::error_response` has no access to the
+//! request and the error envelope must carry the id in `meta.requestId`; and every log line
+//! written for the request carries it as `req=<id>`, as its access-log line does.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,11 +11,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::Error;
 
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+use crate::telemetry::{in_request, with_request_id};
 
-tokio::task_local! {
-    static CURRENT_REQUEST_ID: String;
-}
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of the request being served, or a fresh one outside a request.
 pub fn current_request_id() -> String {
@@ -23,10 +22,10 @@ pub fn current_request_id() -> String {
 
 /// [`current_request_id`] lent to `use_id` rather than copied.
 pub fn with_current_request_id<R>(mut use_id: impl FnMut(&str) -> R) -> R {
-    match CURRENT_REQUEST_ID.try_with(|id| use_id(id)) {
-        Ok(result) => result,
-        Err(_) => use_id(&new_request_id()),
-    }
+    with_request_id(|id| match id {
+        Some(id) => use_id(id),
+        None => use_id(&new_request_id()),
+    })
 }
 
 fn new_request_id() -> String {
@@ -56,13 +55,13 @@ pub async fn request_id_middleware(
     // Handlers and extractors turn their errors into responses inside this scope, so the
     // envelope carries this request's id. (Holding a clone of the request here is not an
     // option: actix needs exclusive access to it while routing.)
-    CURRENT_REQUEST_ID
-        .scope(id.clone(), async move {
-            let mut response = next.call(req).await?;
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert(REQUEST_ID_HEADER, value);
-            }
-            Ok(response)
-        })
-        .await
+    // Log lines written in this scope carry the id too (`telemetry::in_request`).
+    in_request(id.clone(), async move {
+        let mut response = next.call(req).await?;
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        Ok(response)
+    })
+    .await
 }

@@ -16,6 +16,16 @@ pub fn fetched_response<T: Serialize + DeserializeOwned>(fetched: &Fetched<T>) -
     response
 }
 
+/// An imported workflow's original GoHighLevel JSON as the body, byte for byte: the one
+/// `/api` answer outside the envelope, so a client gets back exactly the file it imported.
+pub fn original_response(original: bytes::Bytes, source: ReadSource) -> HttpResponse {
+    let mut response = HttpResponse::build(StatusCode::OK)
+        .content_type("application/json")
+        .body(original);
+    add_cache_headers(&mut response, source);
+    response
+}
+
 // Constants, so the names are checked once at compile time rather than on every response.
 const CACHE_STATUS_HEADER: HeaderName = HeaderName::from_static("x-cache-status");
 const CACHE_TIER_HEADER: HeaderName = HeaderName::from_static("x-cache-tier");

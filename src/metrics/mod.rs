@@ -4,7 +4,11 @@ mod http;
 
 pub use http::{HttpMetrics, RoutePattern};
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::cache::Replication;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,6 +20,11 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     /// `health_probes_total`: health checks actually run (callers within a second share one).
     pub health_probes: IntCounter,
+    /// `database_reads_total{target="replica|primary"}`: where reads went.
+    pub db_reads: IntCounterVec,
+    /// `database_replica_lag_seconds`: how far the region's replica is behind the primary
+    /// (growing while it does not answer; 0 without a replica), read at scrape time.
+    pub replica_lag: Gauge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +66,33 @@ impl Metrics {
         registry
             .register(Box::new(health_probes.clone()))
             .map_err(|error| MetricsError(error.to_string()))?;
+        let db_reads = IntCounterVec::new(
+            Opts::new(
+                "database_reads_total",
+                "Repository reads by where they went: the region's replica, or the primary",
+            ),
+            &["target"],
+        )
+        .map_err(|error| MetricsError(error.to_string()))?;
+        registry
+            .register(Box::new(db_reads.clone()))
+            .map_err(|error| MetricsError(error.to_string()))?;
+        let replica_lag = Gauge::new(
+            "database_replica_lag_seconds",
+            "How far the region's read replica (DATABASE_READ_URL) is behind the primary; grows while it does not answer; 0 without one",
+        )
+        .map_err(|error| MetricsError(error.to_string()))?;
+        registry
+            .register(Box::new(replica_lag.clone()))
+            .map_err(|error| MetricsError(error.to_string()))?;
         Ok(Self {
             http,
             registry,
             rate_limit,
             db_pool,
             health_probes,
+            db_reads,
+            replica_lag,
         })
     }
 
@@ -74,6 +104,12 @@ impl Metrics {
         self.db_pool
             .with_label_values(&["idle"])
             .set(i64::try_from(pool.num_idle()).unwrap_or(i64::MAX));
+    }
+
+    /// Records the replica's lag (called when metrics are scraped).
+    pub fn observe_replica(&self, replication: &Replication) {
+        let lag = replication.state().map_or(0.0, |s| s.lag.as_secs_f64());
+        self.replica_lag.set(lag);
     }
 
     /// The Prometheus text exposition of everything registered.

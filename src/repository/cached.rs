@@ -13,12 +13,14 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{ttl, Cache, CacheKey, Invalidation, InvalidationReport, L1Probe, LoadError};
+use crate::cache::{
+    region, ttl, Cache, CacheKey, Invalidation, InvalidationReport, L1Probe, LoadError,
+};
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
-    within, ApiKeyOwner, ApiKeyRepository, Fetched, NewWorkflow, PutOutcome, ReadSource,
-    RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository, WorkflowRepository,
-    WorkflowSummary,
+    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome,
+    ReadSource, RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository,
+    WorkflowRepository, WorkflowSummary,
 };
 
 /// How the decorators read: through the cache, within the request deadline.
@@ -67,6 +69,9 @@ impl ReadThrough {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
     {
+        if let Some(position) = region::required() {
+            return self.read_at(key, ttl, not_found, make_load, position).await;
+        }
         let read = if self.bypass {
             tokio::time::timeout(self.deadline, self.cache.load_bypass(make_load())).await
         } else {
@@ -85,6 +90,37 @@ impl ReadThrough {
                 None => Err(RepositoryError::TimedOut),
             },
         }
+    }
+
+    /// [`ReadThrough::read`] for a request carrying a consistency token: answered only with
+    /// a value known to reflect `position` (see `cache::token_reads`); never a stale one.
+    async fn read_at<T, M, F, Fut>(
+        &self,
+        key: &CacheKey,
+        ttl: Duration,
+        not_found: &'static str,
+        make_load: M,
+        position: u64,
+    ) -> Result<Fetched<T>, RepositoryError>
+    where
+        T: Serialize + DeserializeOwned,
+        M: FnOnce() -> F,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
+    {
+        let load = if self.bypass {
+            region::with_required(position, self.cache.load_bypass(make_load())).await
+        } else {
+            if let L1Probe::Fresh(read) = self.cache.probe_l1_at(key, position) {
+                return loaded(Ok(read), not_found);
+            }
+            let load = self.cache.load_at(key, ttl, position, make_load());
+            match tokio::time::timeout(self.deadline, load).await {
+                Ok(read) => read,
+                Err(_) => return Err(RepositoryError::TimedOut),
+            }
+        };
+        loaded(load, not_found)
     }
 
     /// Longest a request waits on work it cannot do itself (Postgres, the analysis pool).
@@ -137,6 +173,7 @@ pub(crate) fn workflow_keys(cache: &Cache, location_id: &str, id: &str) -> Vec<C
     // every workflow's summary and score.
     vec![
         keys.workflow(location_id, id),
+        keys.workflow_original(location_id, id),
         keys.workflows(location_id),
         keys.location_analysis(location_id, RULES_VERSION),
         keys.overview(location_id, RULES_VERSION),
@@ -236,7 +273,7 @@ impl WorkflowRepository for CachedWorkflowRepository {
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let outcome = self
             .reads
@@ -259,12 +296,58 @@ impl WorkflowRepository for CachedWorkflowRepository {
         let _ = self.invalidate(location_id, id).await;
     }
 
+    async fn import_state(
+        &self,
+        location_id: &str,
+        id: &str,
+        source: &str,
+    ) -> Result<Option<ImportState>, RepositoryError> {
+        self.reads
+            .bounded(self.inner.import_state(location_id, id, source))
+            .await
+    }
+
+    async fn original(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<(Option<Bytes>, ReadSource), RepositoryError> {
+        let key = self.cache.keys().workflow_original(location_id, id);
+        let fetched: Fetched<serde_json::Value> = self
+            .reads
+            .read(&key, ttl::WORKFLOW, "Workflow", || {
+                let (inner, location_id, id) = (
+                    Arc::clone(&self.inner),
+                    location_id.to_owned(),
+                    id.to_owned(),
+                );
+                move || async move {
+                    match inner.original(&location_id, &id).await {
+                        Ok((original, _)) => Ok(Some(original.unwrap_or_else(not_imported))),
+                        Err(RepositoryError::NotFound(_)) => Ok(None),
+                        Err(error) => Err(error),
+                    }
+                }
+            })
+            .await?;
+        let original = (fetched.json != NOT_IMPORTED).then_some(fetched.json);
+        Ok((original, fetched.source))
+    }
+
     async fn definitions(
         &self,
         location_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
         within(self.reads.deadline, self.inner.definitions(location_id)).await
     }
+}
+
+/// What the cache holds under a workflow's original when it was not imported (an original is
+/// always a JSON object, so it is never this).
+const NOT_IMPORTED: &[u8] = b"null";
+
+fn not_imported() -> Bytes {
+    Bytes::from_static(NOT_IMPORTED)
 }
 
 pub struct CachedSubscriptionRepository {

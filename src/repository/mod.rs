@@ -140,49 +140,75 @@ impl<T: Serialize + DeserializeOwned> Fetched<T> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub id: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub uninstalled_at: Option<DateTime<Utc>>,
 }
 
 /// A location and the API key created with it (shown once).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedLocation {
     pub location: Location,
+    /// Shown once; stored only as a SHA-256 hash.
     pub api_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSummary {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = crate::domain::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub updated_at: DateTime<Utc>,
 }
 
 /// A stored workflow; `D` is how its definition is held: parsed (the default), or as the raw
 /// JSON Postgres returned when a read only passes it on (the miss path).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+// Whatever holds it, the definition is a §7 document: one schema for every `D`.
+#[schema(
+    bound = "",
+    description = "A stored workflow with its CONTRACT §7 definition"
+)]
 pub struct StoredWorkflow<D = serde_json::Value> {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = crate::domain::schema::workflow_status)]
     pub status: String,
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(minimum = 0)]
     pub step_count: i32,
+    #[schema(minimum = 0)]
     pub trigger_count: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Imported workflows only: the GoHighLevel builder's own `version` (its edit counter)
+    /// the workflow was imported at; importing it again changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub source_version: Option<i64>,
+    /// Imported workflows only: `ghl`, so `GET /api/workflows/{id}?format=ghl` answers the
+    /// original GoHighLevel JSON. A PUT over an imported workflow removes both fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, schema_with = crate::domain::schema::ghl_format)]
+    pub source_format: Option<String>,
+    #[schema(value_type = crate::domain::workflow::WorkflowDocument)]
     pub definition: D,
 }
 
@@ -194,6 +220,46 @@ pub struct NewWorkflow {
     pub definition: serde_json::Value,
     pub step_count: i32,
     pub trigger_count: i32,
+    /// What an imported workflow came from; `None` (a §7 document) clears a previous import's.
+    pub source: Option<WorkflowSource>,
+}
+
+/// The GoHighLevel JSON an imported workflow was read from, kept beside its definition.
+#[derive(Debug, Clone)]
+pub struct WorkflowSource {
+    /// The original text, byte for byte.
+    pub json: String,
+    /// The builder's `version` (its edit counter), when the document has one.
+    pub version: Option<i64>,
+}
+
+/// What is stored under an id, as far as deciding on a re-import needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportState {
+    pub version: i64,
+    /// The stored source version (`None`: not imported, or imported without one).
+    pub source_version: Option<i64>,
+    /// The stored original is exactly the text being imported.
+    pub same_source: bool,
+}
+
+/// The precondition of a conditional write (`If-Match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `If-Match: *`: the workflow must exist, whatever its version (RFC 9110 §13.1.1).
+    Any,
+    /// `If-Match: 3`: the stored version must be this one.
+    Version(i64),
+}
+
+impl IfMatch {
+    /// The version the stored one must equal; `None` for any version.
+    pub fn version(self) -> Option<i64> {
+        match self {
+            Self::Any => None,
+            Self::Version(version) => Some(version),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -296,17 +362,33 @@ pub trait WorkflowRepository: Send + Sync {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError>;
-    /// Creates or replaces; with `if_match`, only when the stored version equals it.
+    /// Creates or replaces; with `if_match`, only replaces, and only when the stored
+    /// version matches it.
     async fn put(
         &self,
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError>;
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError>;
     /// Drops anything remembered about the workflow (an outside change was announced).
     async fn forget(&self, location_id: &str, id: &str);
+    /// What a re-import of `id` with original text `source` has to know (`None`: no such
+    /// workflow). Read from Postgres, never from the cache: it decides on a write.
+    async fn import_state(
+        &self,
+        location_id: &str,
+        id: &str,
+        source: &str,
+    ) -> Result<Option<ImportState>, RepositoryError>;
+    /// The GoHighLevel JSON an imported workflow was imported from, byte for byte; `None`
+    /// when the workflow exists but was not imported (NotFound when it does not exist).
+    async fn original(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<(Option<Bytes>, ReadSource), RepositoryError>;
     /// Every workflow of a location with its definition (for location-wide analysis).
     async fn definitions(
         &self,
@@ -315,13 +397,14 @@ pub trait WorkflowRepository: Send + Sync {
 }
 
 /// One stored analysis, as history lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: i64,
     pub workflow_id: String,
     pub workflow_version: i64,
     pub rules_version: String,
+    #[schema(minimum = 0, maximum = 100)]
     pub health_score: i16,
     pub issues_found: i32,
     pub created_at: DateTime<Utc>,

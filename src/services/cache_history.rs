@@ -186,7 +186,7 @@ impl Reading {
 }
 
 /// One resource's lookups within a point.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcePoint {
     pub resource: String,
@@ -200,7 +200,7 @@ pub struct ResourcePoint {
 }
 
 /// Invalidations this instance published within a point, and what came of them.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvalidationPoint {
     pub sent: u64,
@@ -214,7 +214,7 @@ pub struct InvalidationPoint {
 }
 
 /// One rate-limit label set's decisions within a point.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RateLimitPoint {
     pub quota: String,
     pub outcome: String,
@@ -223,8 +223,9 @@ pub struct RateLimitPoint {
 }
 
 /// The change between two readings: counts are per point, gauges and states at its end.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CacheHistoryPoint)]
 pub struct Point {
     /// End of the point (unix ms).
     pub at: u64,
@@ -241,9 +242,10 @@ pub struct Point {
     pub l2_latency_p50_ms: Option<f64>,
     pub l2_latency_p99_ms: Option<f64>,
     pub l2_errors: u64,
-    /// `closed`, `open` or `half_open`.
+    #[schema(value_type = crate::cache::BreakerState)]
     pub breaker: String,
     /// `redis`, or `in-memory` while Redis is not configured or not usable.
+    #[schema(value_type = CacheType)]
     pub cache_type: String,
     pub connected: bool,
     pub stale_served: u64,
@@ -385,13 +387,32 @@ impl Point {
     }
 }
 
+/// `History::interval_seconds`: always [`SAMPLE_INTERVAL`].
+fn interval_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([SAMPLE_INTERVAL.as_secs()]))
+        .build()
+}
+
+/// `History::capacity`: always [`CAPACITY`].
+fn capacity_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([CAPACITY]))
+        .build()
+}
+
 /// `GET /internal/cache-stats/history`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CacheHistory)]
 pub struct History {
     /// Which instance this is (the history is this instance's only).
     pub instance_id: String,
+    #[schema(schema_with = interval_schema)]
     pub interval_seconds: u64,
+    #[schema(schema_with = capacity_schema)]
     pub capacity: usize,
     /// Oldest first.
     pub points: Vec<Point>,

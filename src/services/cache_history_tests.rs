@@ -34,7 +34,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let registry = prometheus::Registry::new();
-        let metrics = CacheMetrics::new(&registry).expect("metrics register");
+        let metrics = CacheMetrics::new(&registry, "local").expect("metrics register");
         Fixture { registry, metrics }
     }
 

@@ -18,19 +18,26 @@ use crate::repository::postgres::database;
 /// How long the database check may take before it counts as down.
 const DATABASE_CHECK_BUDGET: Duration = Duration::from_millis(800);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = HealthStatus)]
 pub enum Status {
     Healthy,
     Degraded,
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemoryUsage {
     pub used: u64,
     pub total: u64,
+    #[schema(schema_with = memory_unit_schema)]
     pub unit: &'static str,
+}
+
+/// `MemoryUsage::unit`: always megabytes.
+fn memory_unit_schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string_enum(["MB"])
 }
 
 /// `true` when Postgres answers a trivial query within the budget.

@@ -133,6 +133,8 @@ mod tests {
             trigger_count: 1,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            source_version: Some(5),
+            source_format: Some("ghl".to_owned()),
             definition: serde_json::json!({"version": 7, "steps": [{"id": "s1"}]}),
         };
         let json = serde_json::to_vec(&stored).expect("serializes");

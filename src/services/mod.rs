@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod analysis_pool;
 pub mod cache_history;
 pub mod cache_warming;
+pub mod ghl_import;
 pub mod health_probe;
 mod json_scan;
 pub mod overview;

@@ -13,6 +13,7 @@
 //! locations take turns), at most [`MAX_BACKGROUND_LOCATIONS`] locations at once. A read never
 //! waits for them; it waits at most [`LOCATION_WAIT`] for the location-wide analysis.
 
+use crate::telemetry::carry_request_id;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -173,7 +174,7 @@ impl OverviewService {
             location: location_id.to_owned(),
         };
         let pending = parsed.pending.clone();
-        tokio::spawn(async move {
+        tokio::spawn(carry_request_id(async move {
             let analysis = &task.inner.analysis;
             // Every workflow's analysis reads the location-wide one: it goes first.
             let _ = analysis.location_report(&task.location).await;
@@ -187,7 +188,7 @@ impl OverviewService {
                     _ => {}
                 }
             }
-        });
+        }));
     }
 }
 

@@ -34,11 +34,8 @@ async fn set_plan(app: &TestApp, location: &str, plan: &str) {
     pool.close().await;
     // The subscription is cached; an operator flush makes the change visible at once.
     let flushed = app
-        .client
-        .post(app.url("/internal/cache/flush"))
-        .send()
-        .await
-        .unwrap();
+        .send(app.client.post(app.url("/internal/cache/flush")))
+        .await;
     assert_eq!(flushed.status(), 200);
 }
 
@@ -176,23 +173,22 @@ async fn post_analyze_takes_a_stored_id_or_an_unstored_document() {
     app.put_workflow(&key, "wf1", &sample_workflow("Stored"))
         .await;
     let post = |body: Value| {
-        app.client
-            .post(app.url("/api/analyze"))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
+        app.send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .json(&body),
+        )
     };
 
-    let stored = post(json!({"workflowId": "wf1"})).await.unwrap();
+    let stored = post(json!({"workflowId": "wf1"})).await;
     let mut document = broken_workflow();
     document["steps"][1]["id"] = json!("s1");
-    let ad_hoc = post(json!({"workflow": document})).await.unwrap();
-    let neither = post(json!({})).await.unwrap();
-    let both = post(json!({"workflowId": "wf1", "workflow": sample_workflow("x")}))
-        .await
-        .unwrap();
-    let missing = post(json!({"workflowId": "nope"})).await.unwrap();
-    let not_a_document = post(json!({"workflow": [1, 2]})).await.unwrap();
+    let ad_hoc = post(json!({"workflow": document})).await;
+    let neither = post(json!({})).await;
+    let both = post(json!({"workflowId": "wf1", "workflow": sample_workflow("x")})).await;
+    let missing = post(json!({"workflowId": "nope"})).await;
+    let not_a_document = post(json!({"workflow": [1, 2]})).await;
 
     assert_eq!(stored.status(), 200);
     assert_eq!(ad_hoc.status(), 200);
@@ -222,46 +218,36 @@ async fn post_analyze_refuses_unreadable_bodies_like_any_json_route() {
     let app = spawn_app().await;
     let key = app.create_location("locA").await;
     let post = |content_type: &str, body: String| {
-        app.client
-            .post(app.url("/api/analyze"))
-            .bearer_auth(&key)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+        app.send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .header("content-type", content_type)
+                .body(body),
+        )
     };
 
-    let malformed = post("application/json", "{\"workflow\": ".into())
-        .await
-        .unwrap();
-    let wrong_type = post("application/json", r#"{"workflowId": 5}"#.into())
-        .await
-        .unwrap();
-    let unknown_field = post("application/json", r#"{"workflowId": "a", "x": 1}"#.into())
-        .await
-        .unwrap();
-    let not_json = post("text/plain", r#"{"workflowId": "a"}"#.into())
-        .await
-        .unwrap();
+    let malformed = post("application/json", "{\"workflow\": ".into()).await;
+    let wrong_type = post("application/json", r#"{"workflowId": 5}"#.into()).await;
+    let unknown_field = post("application/json", r#"{"workflowId": "a", "x": 1}"#.into()).await;
+    let not_json = post("text/plain", r#"{"workflowId": "a"}"#.into()).await;
     let vendor_json = post(
         "application/vnd.api+json",
         r#"{"workflowId": "nope"}"#.into(),
     )
-    .await
-    .unwrap();
+    .await;
     let oversized = post(
         "application/json",
         format!(r#"{{"workflowId": "{}"}}"#, "x".repeat(3 * 1024 * 1024)),
     )
-    .await
-    .unwrap();
+    .await;
 
     // Over 16 KB: parsed on the analysis pool, with the same answers.
     let large_malformed = post(
         "application/json",
         format!(r#"{{"workflow": "{}"#, "x".repeat(20_000)),
     )
-    .await
-    .unwrap();
+    .await;
     let steps: Vec<Value> = (0..200)
         .map(|n| json!({"id": format!("s{n}"), "type": "send_email", "config": {"subject": "Hi", "body": "x".repeat(100), "to": "a@example.com"}, "next": format!("s{}", n + 1)}))
         .collect();
@@ -271,8 +257,7 @@ async fn post_analyze_refuses_unreadable_bodies_like_any_json_route() {
         "application/json",
         json!({"workflow": large_document}).to_string(),
     )
-    .await
-    .unwrap();
+    .await;
 
     let code = |body: Value| body["error"]["code"].as_str().unwrap().to_owned();
     assert_eq!(large_malformed.status(), 400);
@@ -408,13 +393,13 @@ async fn another_locations_workflow_has_no_analysis() {
 
     let (status, _, _) = analysis_of(&app, &key_b, "wf1").await;
     let posted = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&key_b)
-        .json(&json!({"workflowId": "wf1"}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key_b)
+                .json(&json!({"workflowId": "wf1"})),
+        )
+        .await;
 
     assert_eq!(status, 404);
     assert_eq!(posted.status(), 404);

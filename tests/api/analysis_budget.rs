@@ -54,13 +54,13 @@ fn webhooks(n: usize) -> Value {
 
 async fn analyze(app: &TestApp, key: &str, workflow: &Value) -> (u16, Value) {
     let response = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(key)
-        .json(&json!({ "workflow": workflow }))
-        .send()
-        .await
-        .expect("request");
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(key)
+                .json(&json!({ "workflow": workflow })),
+        )
+        .await;
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
@@ -133,13 +133,13 @@ async fn a_stored_too_complex_workflow_answers_422_every_time_and_is_never_recor
     let again_status = again.status().as_u16();
     let again_body: Value = again.json().await.expect("json");
     let posted = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&a)
-        .json(&json!({"workflowId": "big"}))
-        .send()
-        .await
-        .expect("request");
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&a)
+                .json(&json!({"workflowId": "big"})),
+        )
+        .await;
     let posted_status = posted.status().as_u16();
     let posted_body: Value = posted.json().await.expect("json");
     let other = app.api_get(&b, "/api/workflows/small/analysis").await;

@@ -75,13 +75,15 @@ async fn seed_demo_can_run_twice_without_duplicating() {
         assert!(stdout.contains(ghl_workflow_debugger::cli::seed::DEMO_API_KEY));
     }
     let pool = sqlx::PgPool::connect(db.url.as_str()).await.unwrap();
-    let counts: (i64, i64, i64) = sqlx::query_as(
-        "select (select count(*) from locations), (select count(*) from api_keys), (select count(*) from workflows)",
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from locations), (select count(*) from api_keys), (select count(*) from workflows),
+                (select count(*) from workflows where source_json is not null and source_version is not null)",
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(counts, (1, 1, 5));
+    // Five §7 documents and three imported from GoHighLevel builder JSON.
+    assert_eq!(counts, (1, 1, 8, 3));
     pool.close().await;
 }
 

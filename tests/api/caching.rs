@@ -214,11 +214,8 @@ async fn cache_stats_and_flush_are_operator_routes() {
     assert_eq!(data["l2"]["breaker"], "closed");
 
     let flushed = app
-        .client
-        .post(app.url("/internal/cache/flush"))
-        .send()
-        .await
-        .unwrap();
+        .send(app.client.post(app.url("/internal/cache/flush")))
+        .await;
     assert_eq!(flushed.status(), 200);
     let after = app.api_get(&key, "/api/workflows/wf1").await;
     assert_eq!(cache_headers(&after).0, "MISS");
@@ -313,11 +310,8 @@ async fn request_metrics_are_labelled_by_route_pattern_never_by_path() {
     app.put_workflow(&key, "wf-secret-id", &sample_workflow("Labels"))
         .await;
     app.api_get(&key, "/api/workflows/wf-secret-id").await;
-    app.client
-        .patch(app.url("/api/workflows/wf-secret-id"))
-        .send()
-        .await
-        .unwrap();
+    app.send(app.client.patch(app.url("/api/workflows/wf-secret-id")))
+        .await;
     app.get("/no/such/route").await;
     app.get("/metrics").await;
 

@@ -209,14 +209,14 @@ async fn outcome(response: reqwest::Response) -> (u16, Value, Value) {
 }
 
 async fn put_if_match(app: &TestApp, key: &str, id: &str, version: i64) -> reqwest::Response {
-    app.client
-        .put(app.url(&format!("/api/workflows/{id}")))
-        .bearer_auth(key)
-        .header("If-Match", version.to_string())
-        .json(&sample_workflow("B's attempt"))
-        .send()
-        .await
-        .unwrap()
+    app.send(
+        app.client
+            .put(app.url(&format!("/api/workflows/{id}")))
+            .bearer_auth(key)
+            .header("If-Match", version.to_string())
+            .json(&sample_workflow("B's attempt")),
+    )
+    .await
 }
 
 /// Location A's workflow as A sees it: (name, version).
@@ -266,11 +266,8 @@ async fn another_locations_id_is_404_like_a_missing_one_on_every_id_route_cold_a
                 }
             } else {
                 let flushed = app
-                    .client
-                    .post(app.url("/internal/cache/flush"))
-                    .send()
-                    .await
-                    .unwrap();
+                    .send(app.client.post(app.url("/internal/cache/flush")))
+                    .await;
                 assert_eq!(flushed.status(), 200);
                 // The flush reaches the other instance's L1 over pub/sub.
                 tokio::time::sleep(Duration::from_millis(100)).await;

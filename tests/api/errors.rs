@@ -34,19 +34,19 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
 
     let generated = app.get("/live").await;
     let echoed = app
-        .client
-        .get(app.url("/nope"))
-        .header("X-Request-ID", "client-req-42")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/nope"))
+                .header("X-Request-ID", "client-req-42"),
+        )
+        .await;
     let unusable = app
-        .client
-        .get(app.url("/live"))
-        .header("X-Request-ID", "has spaces and\ttabs")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/live"))
+                .header("X-Request-ID", "has spaces and\ttabs"),
+        )
+        .await;
 
     assert!(!generated.headers()["x-request-id"].is_empty());
     assert_eq!(echoed.headers()["x-request-id"], "client-req-42");
@@ -115,7 +115,7 @@ async fn malformed_requests_get_actionable_4xx_envelopes() {
     ];
 
     for (case, request, status, code) in cases {
-        let response = request.send().await.unwrap();
+        let response = app.send(request).await;
         assert_eq!(response.status().as_u16(), status, "{case}");
         assert!(response.headers().contains_key("x-request-id"), "{case}");
         let body: Value = response.json().await.unwrap();
@@ -128,12 +128,12 @@ async fn validation_errors_list_every_offending_field() {
     let app = spawn_app().await;
 
     let response = app
-        .client
-        .post(app.url("/internal/locations"))
-        .json(&json!({"id": "", "name": "   "}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/internal/locations"))
+                .json(&json!({"id": "", "name": "   "})),
+        )
+        .await;
 
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();

@@ -87,11 +87,17 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// Sends `request` and checks the answer against the OpenAPI document (`contract.rs`):
+    /// every helper below goes through here, so every test checks the responses it gets.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let request = request.build().expect("a valid request");
+        let method = request.method().as_str().to_owned();
+        let path = request.url().path().to_owned();
+        let response = self.client.execute(request).await.expect("request");
+        crate::contract::checked(&method, &path, response).await
     }
 }
 
@@ -161,24 +167,20 @@ impl TestApp {
     /// Creates a location through the operator route and returns its API key.
     pub async fn create_location(&self, id: &str) -> String {
         let response = self
-            .client
-            .post(self.url("/internal/locations"))
-            .json(&serde_json::json!({"id": id, "name": format!("Location {id}")}))
-            .send()
-            .await
-            .expect("request");
+            .send(
+                self.client
+                    .post(self.url("/internal/locations"))
+                    .json(&serde_json::json!({"id": id, "name": format!("Location {id}")})),
+            )
+            .await;
         assert_eq!(response.status(), 201, "creating location {id}");
         let body: serde_json::Value = response.json().await.expect("json");
         body["data"]["apiKey"].as_str().expect("apiKey").to_owned()
     }
 
     pub async fn api_get(&self, key: &str, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(key)
-            .send()
+        self.send(self.client.get(self.url(path)).bearer_auth(key))
             .await
-            .expect("request")
     }
 
     /// `api_get`'s body as JSON, whatever the status (assert the status with `api_get`).
@@ -192,22 +194,22 @@ impl TestApp {
         id: &str,
         document: &serde_json::Value,
     ) -> reqwest::Response {
-        self.client
-            .put(self.url(&format!("/api/workflows/{id}")))
-            .bearer_auth(key)
-            .json(document)
-            .send()
-            .await
-            .expect("request")
+        self.send(
+            self.client
+                .put(self.url(&format!("/api/workflows/{id}")))
+                .bearer_auth(key)
+                .json(document),
+        )
+        .await
     }
 
     pub async fn delete_workflow(&self, key: &str, id: &str) -> reqwest::Response {
-        self.client
-            .delete(self.url(&format!("/api/workflows/{id}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("request")
+        self.send(
+            self.client
+                .delete(self.url(&format!("/api/workflows/{id}")))
+                .bearer_auth(key),
+        )
+        .await
     }
 
     pub fn database_url(&self) -> &str {

@@ -1,11 +1,74 @@
-//! `GET /openapi.json` documents exactly the routes the service registers.
+//! `GET /openapi.json` documents exactly the routes the service registers, is the document
+//! generated from the code, and is the committed `openapi.json`.
 
 use std::collections::BTreeSet;
 
-use ghl_workflow_debugger::http::route_table;
+use ghl_workflow_debugger::http::openapi::to_text;
+use ghl_workflow_debugger::http::{openapi_document, route_table};
 use serde_json::Value;
 
 use crate::helpers::spawn_app;
+
+fn generated() -> String {
+    to_text(&openapi_document()).unwrap()
+}
+
+#[test]
+fn the_committed_openapi_json_is_the_generated_document() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("openapi.json at the repository root");
+    // Compared as text: `make openapi` must leave no diff behind.
+    assert!(
+        committed == generated(),
+        "openapi.json is not the document the code generates: run `make openapi` and commit it"
+    );
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_generated_one() {
+    let app = spawn_app().await;
+
+    let response = app.get("/openapi.json").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), generated());
+}
+
+#[test]
+fn every_schema_of_the_document_is_valid_json_schema_2020_12() {
+    let document = serde_json::to_value(openapi_document()).unwrap();
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    assert!(!schemas.is_empty());
+    for (name, schema) in schemas {
+        if let Err(error) = jsonschema::draft202012::meta::validate(schema) {
+            panic!("components.schemas.{name}: {error}");
+        }
+    }
+}
+
+#[test]
+fn every_reference_of_the_document_resolves() {
+    fn references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    out.push(reference);
+                }
+                map.values().for_each(|value| references(value, out));
+            }
+            Value::Array(items) => items.iter().for_each(|value| references(value, out)),
+            _ => {}
+        }
+    }
+    let document = serde_json::to_value(openapi_document()).unwrap();
+    let mut found = Vec::new();
+    references(&document, &mut found);
+    assert!(!found.is_empty());
+    for reference in found {
+        let pointer = reference.strip_prefix('#').expect("a local reference");
+        assert!(document.pointer(pointer).is_some(), "{reference} dangles");
+    }
+}
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 

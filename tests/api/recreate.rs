@@ -73,14 +73,14 @@ async fn a_recreated_workflow_continues_its_versions_and_is_never_answered_with_
 
     // The deleted document's ETag no longer matches.
     let stale = app
-        .client
-        .put(app.url("/api/workflows/wf1"))
-        .bearer_auth(&key)
-        .header("If-Match", "1")
-        .json(&sample_workflow("Blind overwrite"))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .put(app.url("/api/workflows/wf1"))
+                .bearer_auth(&key)
+                .header("If-Match", "1")
+                .json(&sample_workflow("Blind overwrite")),
+        )
+        .await;
     assert_eq!(stale.status(), 412);
 
     let history = app.api_get_json(&key, "/api/history").await;

@@ -9,16 +9,17 @@ async fn cors_allows_only_the_configured_frontend_origin() {
     })
     .await;
     let preflight = |origin: &'static str| {
-        app.client
-            .request(reqwest::Method::OPTIONS, app.url("/api/workflows"))
-            .header("Origin", origin)
-            .header("Access-Control-Request-Method", "GET")
-            .header("Access-Control-Request-Headers", "authorization")
-            .send()
+        app.send(
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/api/workflows"))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "GET")
+                .header("Access-Control-Request-Headers", "authorization"),
+        )
     };
 
-    let allowed = preflight("https://app.example.com").await.unwrap();
-    let other = preflight("https://evil.example.net").await.unwrap();
+    let allowed = preflight("https://app.example.com").await;
+    let other = preflight("https://evil.example.net").await;
 
     assert_eq!(
         allowed.headers()["access-control-allow-origin"],
@@ -32,12 +33,12 @@ async fn without_a_frontend_url_no_origin_is_allowed() {
     let app = spawn_app().await;
 
     let response = app
-        .client
-        .get(app.url("/live"))
-        .header("Origin", "https://app.example.com")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/live"))
+                .header("Origin", "https://app.example.com"),
+        )
+        .await;
 
     assert_eq!(response.status(), 200);
     assert!(!response
@@ -111,7 +112,7 @@ async fn an_invalid_key_is_401_whatever_the_body() {
             if let Some(auth) = auth {
                 request = request.bearer_auth(auth);
             }
-            let response = request.send().await.unwrap();
+            let response = app.send(request).await;
             let case = format!(
                 "{method} {path} {content_type} {} bytes, key {auth:?}",
                 body.len()
@@ -124,34 +125,34 @@ async fn an_invalid_key_is_401_whatever_the_body() {
 
     // With a valid key the body is judged as before.
     let malformed = app
-        .client
-        .put(app.url("/api/workflows/wf1"))
-        .bearer_auth(&key)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .put(app.url("/api/workflows/wf1"))
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+        )
+        .await;
     assert_eq!(malformed.status(), 400);
     let wrong_type = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&key)
-        .header("content-type", "text/plain")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .header("content-type", "text/plain")
+                .body("x"),
+        )
+        .await;
     assert_eq!(wrong_type.status(), 415);
     let too_large = app
-        .client
-        .put(app.url("/api/workflows/wf1"))
-        .bearer_auth(&key)
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024)))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .put(app.url("/api/workflows/wf1"))
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024))),
+        )
+        .await;
     assert_eq!(too_large.status(), 413);
     // Requests without a body are untouched: unknown routes stay 404.
     assert_eq!(app.get("/api/does-not-exist").await.status(), 404);

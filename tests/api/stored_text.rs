@@ -16,6 +16,8 @@ enum Route {
     ReplaceWorkflow,
     /// `POST /internal/locations`.
     CreateLocation,
+    /// `POST /api/workflows/import` of a GoHighLevel document whose id is the case's.
+    Import,
 }
 
 struct Case {
@@ -188,6 +190,29 @@ fn cases() -> Vec<Case> {
             }),
             None,
         ),
+        // workflows.source_json: the imported text (escapes stay escapes, so it always holds);
+        // what it imports to is checked as every stored document is, by its path there.
+        wf(
+            "workflows.source_json",
+            Route::Import,
+            "g1",
+            ghl_with("g1", "n", "a\u{0}b"),
+            Some("steps[0].config.body"),
+        ),
+        wf(
+            "workflows.source_json",
+            Route::Import,
+            "g2",
+            ghl_with("g2", "n\u{0}", "b"),
+            Some("name"),
+        ),
+        wf(
+            "workflows.source_json",
+            Route::Import,
+            "g3",
+            ghl_with("g3", "n", "\u{1}\u{1f}\u{7f}😀\u{10ffff}"),
+            None,
+        ),
         // locations.id and locations.name (name counted in characters, after trimming).
         loc("loc\u{0}", "L", Some("id")),
         loc(&"l".repeat(65), "L", Some("id")),
@@ -196,6 +221,12 @@ fn cases() -> Vec<Case> {
         loc("locname2", &"é".repeat(201), Some("name")),
         loc("locname3", &format!(" {} ", "é".repeat(200)), None),
     ]
+}
+
+/// A flattened GoHighLevel document with one sms step saying `body`.
+fn ghl_with(id: &str, name: &str, body: &str) -> Value {
+    json!({"id": id, "name": name, "status": "draft",
+        "templates": [{"id": "t1", "type": "sms", "attributes": {"body": body}}]})
 }
 
 /// Columns of the schema that take text from no request, and why.
@@ -245,8 +276,12 @@ async fn send(app: &TestApp, key: &str, case: &Case) -> reqwest::Response {
             .put(app.url(&format!("/api/workflows/{}", case.id)))
             .bearer_auth(key),
         Route::CreateLocation => app.client.post(app.url("/internal/locations")),
+        Route::Import => app
+            .client
+            .post(app.url("/api/workflows/import"))
+            .bearer_auth(key),
     };
-    request.json(&case.body).send().await.unwrap()
+    app.send(request.json(&case.body)).await
 }
 
 /// What is stored under the case's id, to compare before and after a refusal.
@@ -341,13 +376,13 @@ async fn a_nul_in_a_document_that_is_only_analyzed_is_not_an_error() {
     let key = app.create_location("locA").await;
     let document = workflow_with(|d| d["steps"][0]["config"]["body"] = json!("a\u{0}b"));
     let response = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&key)
-        .json(&json!({"workflow": document}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .json(&json!({"workflow": document})),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 

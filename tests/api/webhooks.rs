@@ -28,7 +28,7 @@ async fn send(app: &TestApp, body: &Value, signature: Option<String>) -> reqwest
     if let Some(signature) = signature {
         request = request.header("X-GHL-Signature", signature);
     }
-    request.body(raw).send().await.unwrap()
+    app.send(request.body(raw)).await
 }
 
 pub async fn send_signed(app: &TestApp, body: &Value) -> reqwest::Response {

@@ -40,17 +40,18 @@ async fn if_match_makes_a_put_conditional() {
     let key = app.create_location("locA").await;
     app.put_workflow(&key, "wf1", &sample_workflow("v1")).await;
     let put_if = |version: &'static str| {
-        app.client
-            .put(app.url("/api/workflows/wf1"))
-            .bearer_auth(&key)
-            .header("If-Match", version)
-            .json(&sample_workflow("conditional"))
-            .send()
+        app.send(
+            app.client
+                .put(app.url("/api/workflows/wf1"))
+                .bearer_auth(&key)
+                .header("If-Match", version)
+                .json(&sample_workflow("conditional")),
+        )
     };
 
-    let stale = put_if("\"7\"").await.unwrap();
-    let fresh = put_if("1").await.unwrap();
-    let garbage = put_if("abc").await.unwrap();
+    let stale = put_if("\"7\"").await;
+    let fresh = put_if("1").await;
+    let garbage = put_if("abc").await;
 
     assert_eq!(stale.status(), 412);
     assert_eq!(
@@ -278,13 +279,13 @@ async fn documents_over_the_step_limit_are_422() {
 
     let put = app.put_workflow(&key, "huge", &document).await;
     let analyze = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&key)
-        .json(&json!({"workflow": document}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .json(&json!({"workflow": document})),
+        )
+        .await;
 
     assert_eq!(put.status(), 422);
     assert_eq!(analyze.status(), 422);
@@ -319,13 +320,13 @@ async fn documents_over_a_size_limit_are_422_naming_the_field_and_the_limit() {
 
     let put = app.put_workflow(&key, "over", &document).await;
     let analyze = app
-        .client
-        .post(app.url("/api/analyze"))
-        .bearer_auth(&key)
-        .json(&json!({"workflow": document}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .post(app.url("/api/analyze"))
+                .bearer_auth(&key)
+                .json(&json!({"workflow": document})),
+        )
+        .await;
 
     assert_eq!(put.status(), 422);
     let errors = field_errors(put).await;
@@ -360,11 +361,11 @@ async fn documents_over_a_size_limit_are_422_naming_the_field_and_the_limit() {
         ]
     );
     let listed = app
-        .client
-        .get(app.url("/api/workflows/over"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            app.client
+                .get(app.url("/api/workflows/over"))
+                .bearer_auth(&key),
+        )
+        .await;
     assert_eq!(listed.status(), 404, "nothing is stored");
 }

@@ -36,26 +36,31 @@ pub struct LocationWorkflow<'a> {
     pub doc: &'a WorkflowDocument,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationReport {
     pub rules_version: String,
+    /// How many workflows were analyzed.
     pub workflows: usize,
     pub issues_summary: IssuesSummary,
     /// Every finding has `workflowIds` (and the `stepIds` involved).
     pub issues: Vec<Issue>,
-    /// Findings beyond [`MAX_ISSUES_PER_RULE`] of a rule, counted (absent when none).
+    /// Present only when a rule found more than 50 issues (`MAX_ISSUES_PER_RULE`): the
+    /// findings past the first 50 of a rule, counted per rule and severity (they count in
+    /// `issuesSummary` and the score).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issues_omitted: Vec<OmittedIssues>,
     /// Present only when a cap was reached: the findings then cover part of the location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub limits: Option<LocationLimits>,
+    #[schema(format = DateTime)]
     pub analyzed_at: String,
 }
 
-/// What a location analysis looked at when it reached [`MAX_LOCATION_WORKFLOWS`] or
-/// [`MAX_LOCATION_EDGES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a location analysis looked at when it reached a cap (`MAX_LOCATION_WORKFLOWS` =
+/// 2000 workflows, `MAX_LOCATION_EDGES` = 100000 cascade edges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationLimits {
     pub workflows_considered: usize,

@@ -39,6 +39,10 @@ use budget::{Checkpoint, Unlimited};
 use chrono::{DateTime, SecondsFormat, Utc};
 use graph::Graph;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `performance.complexity` values, least complex first.
+pub const COMPLEXITIES: [&str; 3] = ["low", "medium", "high"];
 
 /// Version of the rule set; part of every analysis cache key.
 pub const RULES_VERSION: &str = "2026.11.2";
@@ -46,7 +50,7 @@ pub const RULES_VERSION: &str = "2026.11.2";
 /// Findings of one rule a report lists; the rest are counted in `issuesOmitted`.
 pub const MAX_ISSUES_PER_RULE: usize = 50;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IssuesSummary {
     pub critical: u32,
     pub high: u32,
@@ -105,18 +109,19 @@ pub fn grade(score: u32) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Performance {
     pub steps: usize,
     pub max_path_wait_seconds: u64,
-    /// `low` | `medium` | `high`.
+    /// From the cyclomatic number of the step graph: `low` up to 10, `medium` up to 20.
+    #[schema(schema_with = crate::domain::schema::complexity)]
     pub complexity: String,
 }
 
-/// Findings of one rule and severity left out of a report's `issues` (beyond
-/// [`MAX_ISSUES_PER_RULE`]); they count in its summary and score.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Findings of one rule and severity left out of a report's `issues` (past the first
+/// `MAX_ISSUES_PER_RULE` = 50); they count in its summary and score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OmittedIssues {
     pub rule: String,
     pub severity: Severity,
@@ -157,31 +162,39 @@ pub(crate) fn cap_issues_per_rule(issues: &mut Vec<Issue>, omitted: &mut Vec<Omi
     });
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Free plan only: how much was left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Upgrade {
     pub hidden: usize,
     pub message: String,
 }
 
 /// The CONTRACT §8 analysis result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Analysis)]
 pub struct AnalysisReport {
     pub workflow_id: String,
     pub workflow_name: String,
     pub version: i64,
     pub rules_version: String,
+    #[schema(maximum = 100)]
     pub health_score: u32,
+    #[schema(schema_with = crate::domain::schema::grade)]
     pub grade: String,
     pub issues_summary: IssuesSummary,
     pub issues: Vec<Issue>,
-    /// Findings beyond [`MAX_ISSUES_PER_RULE`] of a rule, counted (absent when none).
+    /// Present only when a rule found more than 50 issues (`MAX_ISSUES_PER_RULE`): the
+    /// findings past the first 50 of a rule, counted per rule and severity (they count in
+    /// `issuesSummary` and the score).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issues_omitted: Vec<OmittedIssues>,
     pub recommendations: Vec<String>,
     pub performance: Performance,
+    #[schema(format = DateTime)]
     pub analyzed_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub upgrade: Option<Upgrade>,
 }
 
@@ -410,9 +423,9 @@ fn analyze<C: Checkpoint>(
     let max_wait = graph::longest_path_weight(&graph.adj, &sccs, graph.entry, &weights);
     let cyclomatic = (graph.edge_count as i64 - graph.len() as i64 + 2).max(1);
     let complexity = match cyclomatic {
-        ..=10 => "low",
-        11..=20 => "medium",
-        _ => "high",
+        ..=10 => COMPLEXITIES[0],
+        11..=20 => COMPLEXITIES[1],
+        _ => COMPLEXITIES[2],
     };
 
     Ok(AnalysisReport {

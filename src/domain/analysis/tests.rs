@@ -418,3 +418,4 @@ fn fused_engine_matches_rule_by_rule_checks() {
 }
 
 mod growth;
+mod visit;

@@ -3,10 +3,10 @@
 //! rules read are added in our spelling.
 
 use super::wrapping::kind_of;
-use super::{ImportNote, GHL_CONFIG_KEY};
+use super::{ImportNote, GHL_CONFIG_KEY, GHL_INCOMPLETE_KEY};
 use crate::domain::analysis::rules::common::parse_duration;
 use crate::domain::workflow::StepType;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// `{type: "minutes", value: 30}` (a wait's `startAfter`, or a timeout in the same shape)
 /// → `"30m"`; a duration string or number already in our spelling is kept.
@@ -60,48 +60,39 @@ fn pairs_to_object(items: &[Value]) -> Map<String, Value> {
 }
 
 /// Non-empty strings of `v` (a string or an array of them).
-fn strings(v: Option<&Value>) -> Vec<Value> {
+fn strings(v: Option<Value>) -> Vec<Value> {
     match v {
-        Some(Value::String(s)) if !s.trim().is_empty() => vec![Value::String(s.clone())],
+        Some(Value::String(s)) if !s.trim().is_empty() => vec![Value::String(s)],
         Some(Value::Array(items)) => items
-            .iter()
+            .into_iter()
             .filter(|i| i.as_str().is_some_and(|s| !s.trim().is_empty()))
-            .cloned()
             .collect(),
         _ => Vec::new(),
     }
 }
 
 pub(super) struct StepFacts<'a> {
-    pub ghl_type: &'a str,
+    /// The builder's type name (moved into `config.ghl`).
+    pub ghl_type: String,
     pub incomplete: bool,
     /// Where the step is, for notes (rendered only when a note is written).
     pub path: &'a dyn std::fmt::Display,
-    /// Attributes moved elsewhere (an if/else node's `branches`): not copied into config.
-    pub skip: Option<&'a str>,
 }
 
-/// The config of a step of (our) type `step_type` with GoHighLevel `attributes`.
+/// The config of a step of (our) type `step_type` with GoHighLevel `attributes` (moved in).
 pub(super) fn config_for(
     step_type: &StepType,
-    attributes: Option<&Value>,
-    facts: &StepFacts<'_>,
+    attributes: Option<Value>,
+    facts: StepFacts<'_>,
     notes: &mut Vec<ImportNote>,
 ) -> Map<String, Value> {
     let mut c = match attributes {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(a)) => match facts.skip {
-            Some(skip) => a
-                .iter()
-                .filter(|(k, _)| k.as_str() != skip)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            None => a.clone(),
-        },
+        Some(Value::Object(a)) => a,
         Some(other) => {
             notes.push(ImportNote::new(
                 format!("{}.attributes", facts.path),
-                format!("must be an object; got {} (ignored)", kind_of(other)),
+                format!("must be an object; got {} (ignored)", kind_of(&other)),
             ));
             Map::new()
         }
@@ -146,19 +137,19 @@ pub(super) fn config_for(
             }
         }
         StepType::AddTag | StepType::RemoveTag => {
-            let tags = strings(c.get("tags"));
+            let tags = strings(c.remove("tags"));
             let remove_all =
                 *step_type == StepType::RemoveTag && c.get("removeAll") == Some(&Value::Bool(true));
-            if tags.is_empty() && !remove_all {
-                // An empty list tags nothing: reported as the missing tag it is.
-                c.remove("tags");
-            } else {
+            // An empty list tags nothing: left out, it is reported as the missing tag it is.
+            if !tags.is_empty() || remove_all {
                 c.insert("tags".into(), Value::Array(tags));
             }
         }
         StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
-            let ids = strings(c.get("workflow_id").or_else(|| c.get("workflowId")));
-            c.remove("workflow_id");
+            let ids = match c.remove("workflow_id") {
+                Some(ids) => strings(Some(ids)),
+                None => strings(c.get("workflowId").cloned()),
+            };
             match (step_type, ids.len()) {
                 (_, 0) => {
                     c.remove("workflowId");
@@ -208,17 +199,17 @@ pub(super) fn config_for(
         }
         _ => {}
     }
-    let mut ghl = json!({ "type": facts.ghl_type });
+    c.insert(GHL_CONFIG_KEY.into(), Value::String(facts.ghl_type));
     if facts.incomplete {
-        ghl["incomplete"] = Value::Bool(true);
+        c.insert(GHL_INCOMPLETE_KEY.into(), Value::Bool(true));
     }
-    c.insert(GHL_CONFIG_KEY.into(), ghl);
     c
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn delays_read_in_our_spelling() {

@@ -8,6 +8,11 @@
 //!   one branch per path (a `transition` pass-through step each).
 //! - Entry: the top-level step (no `parent`) that no `next` names, lowest `order` first,
 //!   then array position; else any step no `next` names; else the first step.
+//! - The templates are taken apart, not copied: each is read into a [`Template`] in one pass
+//!   over its keys (the keys the importer does not read are dropped on the way; the values
+//!   are moved, not rebuilt as a serde round trip would), and its `attributes`, `id` and
+//!   `next` are moved into our step. A 10,000-step document used to
+//!   spend most of its import copying attribute maps and searching template maps.
 
 use super::attributes::{config_for, StepFacts};
 use super::types::{self, IF_ELSE_BRANCH, REMOVE_FROM_ALL_WORKFLOWS, WORKFLOW_SPLIT};
@@ -16,7 +21,6 @@ use super::ImportNote;
 use crate::domain::analysis::graph::FastMap;
 use crate::domain::workflow::{normalize_type_name, number_of, Branch, Step, StepType};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 use std::fmt;
 
 /// `templates[3]`-style location of a step, rendered only when a note needs it.
@@ -31,42 +35,97 @@ impl fmt::Display for Here<'_> {
     }
 }
 
-struct Node<'a> {
-    pos: usize,
-    obj: &'a Map<String, Value>,
-    id: String,
-    next: Vec<String>,
-    /// `next` was an array (a fan-out, even of one).
-    next_is_array: bool,
+/// The keys of a template the importer reads, each of any JSON type (a wrong type is noted
+/// or read as absent where it is used, never refused).
+#[derive(Default)]
+struct Template {
+    id: Option<Value>,
+    kind: Option<Value>,
+    name: Option<Value>,
+    attributes: Option<Value>,
+    next: Option<Value>,
+    order: Option<Value>,
+    cat: Option<Value>,
+    node_type: Option<Value>,
+    parent: Option<Value>,
+    incomplete_data: Option<Value>,
+    extras: Option<Value>,
 }
 
-fn id_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+impl Template {
+    fn take(obj: Map<String, Value>) -> Self {
+        let mut t = Template::default();
+        for (key, value) in obj {
+            let slot = match key.as_str() {
+                "id" => &mut t.id,
+                "type" => &mut t.kind,
+                "name" => &mut t.name,
+                "attributes" => &mut t.attributes,
+                "next" => &mut t.next,
+                "order" => &mut t.order,
+                "cat" => &mut t.cat,
+                "nodeType" => &mut t.node_type,
+                "parent" => &mut t.parent,
+                "incompleteData" => &mut t.incomplete_data,
+                "extras" => &mut t.extras,
+                _ => continue,
+            };
+            // A JSON null reads as absent, as `get` followed by a null check did.
+            *slot = Some(value).filter(|v| !v.is_null());
+        }
+        t
+    }
+}
+
+/// One template as the mapping reads it (its `attributes` are kept apart, to be moved).
+struct Node {
+    pos: usize,
+    id: String,
+    /// `next` was an array (a fan-out, even of one).
+    next_is_array: bool,
+    name: Option<String>,
+    node_type: Option<String>,
+    cat: Option<String>,
+    /// Not inside a branch or path (`parent` absent, null or empty).
+    top_level: bool,
+    order: f64,
+    incomplete: bool,
+    extras: Option<Value>,
+}
+
+fn string_of(v: Option<Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn id_of(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 fn parse_next(
-    obj: &Map<String, Value>,
+    next: Option<Value>,
     path: &Here<'_>,
     notes: &mut Vec<ImportNote>,
 ) -> (Vec<String>, bool) {
-    match obj.get("next") {
+    match next {
         None | Some(Value::Null) => (Vec::new(), false),
         Some(Value::String(s)) if s.trim().is_empty() => (Vec::new(), false),
-        Some(v @ (Value::String(_) | Value::Number(_))) => {
-            (id_of(Some(v)).into_iter().collect(), false)
-        }
+        Some(v @ (Value::String(_) | Value::Number(_))) => (id_of(v).into_iter().collect(), false),
         Some(Value::Array(items)) => {
             let mut out = Vec::with_capacity(items.len());
-            for (k, item) in items.iter().enumerate() {
-                match id_of(Some(item)) {
+            for (k, item) in items.into_iter().enumerate() {
+                let kind = kind_of(&item);
+                match id_of(item) {
                     Some(id) => out.push(id),
                     None => notes.push(ImportNote::new(
                         format!("{path}.next[{k}]"),
-                        format!("must be a step id; got {} (ignored)", kind_of(item)),
+                        format!("must be a step id; got {kind} (ignored)"),
                     )),
                 }
             }
@@ -77,7 +136,7 @@ fn parse_next(
                 format!("{path}.next"),
                 format!(
                     "must be a step id or an array of step ids; got {} (read as the end of the path)",
-                    kind_of(other)
+                    kind_of(&other)
                 ),
             ));
             (Vec::new(), false)
@@ -85,27 +144,27 @@ fn parse_next(
     }
 }
 
-fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    obj.get(key).and_then(Value::as_str)
-}
-
 /// Our steps and the entry step id.
 pub(super) fn map_steps(
-    templates: &[Value],
+    templates: Vec<Value>,
     path: &str,
     notes: &mut Vec<ImportNote>,
 ) -> (Vec<Step>, Option<String>) {
-    let mut nodes: Vec<Node<'_>> = Vec::with_capacity(templates.len());
-    for (pos, t) in templates.iter().enumerate() {
+    let mut nodes: Vec<Node> = Vec::with_capacity(templates.len());
+    let mut attributes: Vec<Option<Value>> = Vec::with_capacity(templates.len());
+    let mut kinds: Vec<Option<Value>> = Vec::with_capacity(templates.len());
+    let mut nexts: Vec<Vec<String>> = Vec::with_capacity(templates.len());
+    for (pos, t) in templates.into_iter().enumerate() {
         let here = Here { path, pos };
-        let Some(obj) = t.as_object() else {
+        let Value::Object(obj) = t else {
             notes.push(ImportNote::new(
                 here.to_string(),
-                format!("must be an object; got {} (ignored)", kind_of(t)),
+                format!("must be an object; got {} (ignored)", kind_of(&t)),
             ));
             continue;
         };
-        let id = match id_of(obj.get("id")) {
+        let t = Template::take(obj);
+        let id = match t.id.and_then(id_of) {
             Some(id) => id,
             None => {
                 let synthetic = format!("templates[{pos}]");
@@ -116,13 +175,26 @@ pub(super) fn map_steps(
                 synthetic
             }
         };
-        let (next, next_is_array) = parse_next(obj, &here, notes);
+        let (next, next_is_array) = parse_next(t.next, &here, notes);
+        attributes.push(t.attributes);
+        kinds.push(t.kind);
+        nexts.push(next);
+        let top_level = match &t.parent {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(_) => false,
+        };
         nodes.push(Node {
             pos,
-            obj,
             id,
-            next,
             next_is_array,
+            name: string_of(t.name),
+            node_type: string_of(t.node_type),
+            cat: string_of(t.cat),
+            top_level,
+            order: number_of(t.order.as_ref()).unwrap_or(f64::INFINITY),
+            incomplete: t.incomplete_data == Some(Value::Bool(true)),
+            extras: t.extras,
         });
     }
 
@@ -131,55 +203,78 @@ pub(super) fn map_steps(
     for (k, n) in nodes.iter().enumerate() {
         by_id.entry(n.id.as_str()).or_insert(k);
     }
-    let start = entry(&nodes);
-    let steps = nodes
+    let start = entry(&nodes, &nexts, &by_id);
+    // Each step's own parts are moved into it; only ids and names are read across steps.
+    let mut steps: Vec<Step> = nodes
         .iter()
-        .map(|n| map_node(n, &nodes, &by_id, path, notes))
+        .zip(kinds.into_iter().zip(attributes).zip(nexts))
+        .map(|(n, ((kind, attributes), next))| {
+            let own = Own {
+                kind,
+                attributes,
+                next,
+            };
+            map_node(n, own, &nodes, &by_id, path, notes)
+        })
         .collect();
+    // Ids and names were read by other steps' mapping (`by_id`, branch names): moved now.
+    drop(by_id);
+    for (step, node) in steps.iter_mut().zip(nodes) {
+        step.id = node.id;
+        step.name = node.name;
+    }
     (steps, start)
 }
 
-fn entry(nodes: &[Node<'_>]) -> Option<String> {
-    let named: HashSet<&str, foldhash::fast::RandomState> = nodes
-        .iter()
-        .flat_map(|n| n.next.iter().map(String::as_str))
-        .collect();
-    let top_level = |n: &Node<'_>| match n.obj.get("parent") {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.trim().is_empty(),
-        Some(_) => false,
-    };
-    let order = |n: &Node<'_>| number_of(n.obj.get("order")).unwrap_or(f64::INFINITY);
+fn entry(nodes: &[Node], nexts: &[Vec<String>], by_id: &FastMap<&str, usize>) -> Option<String> {
+    // Marked on the first step of each id a `next` names: a duplicate of a named id is
+    // named too (it is `by_id`'s first step of that id that is looked at).
+    let mut named = vec![false; nodes.len()];
+    for target in nexts.iter().flatten() {
+        if let Some(&k) = by_id.get(target.as_str()) {
+            named[k] = true;
+        }
+    }
+    let is_named = |n: &Node| by_id.get(n.id.as_str()).is_some_and(|&k| named[k]);
     nodes
         .iter()
-        .filter(|n| !named.contains(n.id.as_str()))
+        .filter(|n| !is_named(n))
         .min_by(|a, b| {
-            top_level(b)
-                .cmp(&top_level(a))
-                .then(order(a).total_cmp(&order(b)))
+            b.top_level
+                .cmp(&a.top_level)
+                .then(a.order.total_cmp(&b.order))
                 .then(a.pos.cmp(&b.pos))
         })
         .or(nodes.first())
         .map(|n| n.id.clone())
 }
 
-fn name_of(nodes: &[Node<'_>], by_id: &FastMap<&str, usize>, id: &str) -> Option<String> {
-    by_id
-        .get(id)
-        .and_then(|&k| text(nodes[k].obj, "name"))
-        .map(str::to_string)
+fn name_of(nodes: &[Node], by_id: &FastMap<&str, usize>, id: &str) -> Option<String> {
+    by_id.get(id).and_then(|&k| nodes[k].name.clone())
+}
+
+/// What of a template only its own step reads (moved into it).
+struct Own {
+    kind: Option<Value>,
+    attributes: Option<Value>,
+    next: Vec<String>,
 }
 
 fn map_node(
-    n: &Node<'_>,
-    nodes: &[Node<'_>],
+    n: &Node,
+    own: Own,
+    nodes: &[Node],
     by_id: &FastMap<&str, usize>,
     path: &str,
     notes: &mut Vec<ImportNote>,
 ) -> Step {
+    let Own {
+        kind,
+        mut attributes,
+        next: next_ids,
+    } = own;
     let here = Here { path, pos: n.pos };
-    let obj = n.obj;
-    let raw_type = match obj.get("type") {
+    let raw_type = match &kind {
         Some(Value::String(s)) => s.as_str(),
         None | Some(Value::Null) => "",
         Some(other) => {
@@ -194,16 +289,14 @@ fn map_node(
         }
     };
     let norm = normalize_type_name(raw_type);
-    let attributes = obj.get("attributes");
-    let attr = |k: &str| attributes.and_then(|a| a.get(k));
-    let node_type = text(obj, "nodeType").unwrap_or("");
-    let multi_path = text(obj, "cat") == Some("multi-path");
+    let attr = |k: &str| attributes.as_ref().and_then(|a| a.get(k));
+    let node_type = n.node_type.as_deref().unwrap_or("");
+    let multi_path = n.cat.as_deref() == Some("multi-path");
 
     let mut step_type = types::step_type(raw_type);
     let mut branches: Vec<Branch> = Vec::new();
     let mut next: Option<String> = None;
     let mut else_next: Option<String> = None;
-    let mut drop_branches_attr = false;
 
     if norm == "if_else" {
         let is_branch_node = node_type.starts_with("branch")
@@ -214,20 +307,27 @@ fn map_node(
                     .is_none_or(|b| b.is_empty()));
         if is_branch_node {
             step_type = StepType::Unknown(IF_ELSE_BRANCH.to_string());
-            next = n.next.first().cloned();
-            if n.next.len() > 1 {
+            let mut ids = next_ids.into_iter();
+            next = ids.next();
+            let rest: Vec<String> = ids.collect();
+            if !rest.is_empty() {
                 note_fan_out(&here, notes);
-                branches = plain_branches(&n.next[1..], nodes, by_id);
+                branches = plain_branches(rest, nodes, by_id);
             }
         } else {
             step_type = StepType::IfElse;
-            drop_branches_attr = true;
-            let defs: &[Value] = attr("branches")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            if let Some((last, rest)) = n.next.split_last() {
-                else_next = Some(last.clone());
+            // Moved into the branches' conditions, not kept in the config as well.
+            let defs = match attributes
+                .as_mut()
+                .and_then(Value::as_object_mut)
+                .and_then(|a| a.remove("branches"))
+            {
+                Some(Value::Array(defs)) => defs,
+                _ => Vec::new(),
+            };
+            let mut rest = next_ids;
+            if let Some(last) = rest.pop() {
+                else_next = Some(last);
                 if defs.len() != rest.len() {
                     notes.push(ImportNote::new(
                         format!("{here}.next"),
@@ -238,19 +338,20 @@ fn map_node(
                         ),
                     ));
                 }
+                let mut defs = defs.into_iter();
                 branches = rest
-                    .iter()
-                    .enumerate()
-                    .map(|(k, target)| {
-                        let def = defs.get(k);
+                    .into_iter()
+                    .map(|target| {
+                        let def = defs.next();
                         Branch {
                             name: def
+                                .as_ref()
                                 .and_then(|d| d.get("name"))
                                 .and_then(Value::as_str)
                                 .map(str::to_string)
-                                .or_else(|| name_of(nodes, by_id, target)),
-                            condition: def.cloned().unwrap_or(Value::Null),
-                            next: Some(target.clone()),
+                                .or_else(|| name_of(nodes, by_id, &target)),
+                            condition: def.unwrap_or(Value::Null),
+                            next: Some(target),
                             percent: None,
                         }
                     })
@@ -266,14 +367,14 @@ fn map_node(
         if norm == "remove_from_workflow" && attr("allWorkflows") == Some(&Value::Bool(true)) {
             step_type = StepType::Unknown(REMOVE_FROM_ALL_WORKFLOWS.to_string());
         }
-        if multi_path || n.next.len() > 1 {
+        if multi_path || next_ids.len() > 1 {
             if !multi_path {
                 note_fan_out(&here, notes);
             }
-            branches = plain_branches(&n.next, nodes, by_id);
+            branches = plain_branches(next_ids, nodes, by_id);
             if norm == WORKFLOW_SPLIT {
                 let weights = attr("extras")
-                    .or_else(|| obj.get("extras"))
+                    .or(n.extras.as_ref())
                     .and_then(|e| e.get("weightDistribution"))
                     .or_else(|| attr("weightDistribution"));
                 for b in &mut branches {
@@ -287,27 +388,30 @@ fn map_node(
                 }
             }
         } else {
-            next = n.next.first().cloned();
+            next = next_ids.into_iter().next();
         }
     }
 
-    let incomplete = obj.get("incompleteData") == Some(&Value::Bool(true));
+    // The builder's type name itself becomes `config.ghl` (a wrong-typed one: empty).
+    let ghl_type = match kind {
+        Some(Value::String(name)) => name,
+        _ => String::new(),
+    };
     let config = config_for(
         &step_type,
         attributes,
-        &StepFacts {
-            ghl_type: raw_type,
-            incomplete,
+        StepFacts {
+            ghl_type,
+            incomplete: n.incomplete,
             path: &here,
-            // Moved into the branches' conditions.
-            skip: drop_branches_attr.then_some("branches"),
         },
         notes,
     );
     Step {
-        id: n.id.clone(),
+        // Both moved in by `map_steps` once every step is mapped.
+        id: String::new(),
         step_type,
-        name: text(obj, "name").map(str::to_string),
+        name: None,
         config,
         next,
         branches,
@@ -323,16 +427,16 @@ fn note_fan_out(here: &Here<'_>, notes: &mut Vec<ImportNote>) {
 }
 
 fn plain_branches(
-    targets: &[String],
-    nodes: &[Node<'_>],
+    targets: Vec<String>,
+    nodes: &[Node],
     by_id: &FastMap<&str, usize>,
 ) -> Vec<Branch> {
     targets
-        .iter()
+        .into_iter()
         .map(|t| Branch {
-            name: name_of(nodes, by_id, t),
+            name: name_of(nodes, by_id, &t),
             condition: Value::Null,
-            next: Some(t.clone()),
+            next: Some(t),
             percent: None,
         })
         .collect()

@@ -91,18 +91,18 @@ const OPAQUE_TRIGGER_TYPES: &[&str] = &[
 
 /// Whether `raw` is a GoHighLevel step type the analyzer keeps as it is (see module docs).
 pub fn is_known_step_type(raw: &str) -> bool {
-    OPAQUE_STEP_TYPES.contains(&normalize_type_name(raw).as_str())
+    OPAQUE_STEP_TYPES.contains(&normalize_type_name(raw).as_ref())
 }
 
 /// Whether `raw` is a GoHighLevel trigger type the analyzer keeps as it is.
 pub fn is_known_trigger_type(raw: &str) -> bool {
-    OPAQUE_TRIGGER_TYPES.contains(&normalize_type_name(raw).as_str())
+    OPAQUE_TRIGGER_TYPES.contains(&normalize_type_name(raw).as_ref())
 }
 
 /// Our step type for a GoHighLevel action type (if/else nodes, splits and
 /// `remove_from_workflow` are refined by the step mapper, which sees their attributes).
 pub fn step_type(ghl: &str) -> StepType {
-    let ours = match normalize_type_name(ghl).as_str() {
+    let ours = match normalize_type_name(ghl).as_ref() {
         "sms" => "send_sms",
         "email" => "send_email",
         "add_contact_tag" => "add_tag",
@@ -121,7 +121,7 @@ pub fn step_type(ghl: &str) -> StepType {
 /// Our trigger type for a GoHighLevel trigger type (`contact_tag` is refined by its
 /// conditions: tags added or removed).
 pub fn trigger_type(ghl: &str) -> TriggerType {
-    let ours = match normalize_type_name(ghl).as_str() {
+    let ours = match normalize_type_name(ghl).as_ref() {
         "contact_tag" => "contact_tag_added",
         "form_submission" => "form_submitted",
         "appointment" | "customer_appointment" => "appointment_status",

@@ -4,8 +4,8 @@ use super::ImportError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Which wrapping a document came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which wrapping of FORMAT.md a document came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Wrapping {
     /// The builder's response: `{workflowData: {…, workflowData: {templates}}, triggers}`.
@@ -18,15 +18,12 @@ pub enum Wrapping {
     Bare,
 }
 
-/// The parts of one document, borrowed from the input.
-pub(super) struct Located<'a> {
+/// Where one document's parts are.
+pub(super) struct Located {
     pub wrapping: Wrapping,
-    /// Where the doc fields (`id`, `name`, `status`, …) are.
-    pub fields: &'a Map<String, Value>,
-    pub templates: &'a [Value],
     /// Path of `templates`, for notes and errors.
     pub templates_path: &'static str,
-    pub triggers: Option<&'a Value>,
+    /// Path of `triggers` (whether present or not).
     pub triggers_path: &'static str,
 }
 
@@ -51,12 +48,9 @@ pub(super) fn kind_of(v: &Value) -> &'static str {
     kind(v)
 }
 
-fn templates_at<'a>(
-    obj: &'a Map<String, Value>,
-    path: &'static str,
-) -> Option<Result<&'a [Value], ImportError>> {
+fn templates_at(obj: &Map<String, Value>, path: &'static str) -> Option<Result<(), ImportError>> {
     match obj.get("templates")? {
-        Value::Array(items) => Some(Ok(items)),
+        Value::Array(_) => Some(Ok(())),
         other => Some(Err(ImportError::TemplatesNotArray {
             path,
             found: kind(other),
@@ -65,7 +59,7 @@ fn templates_at<'a>(
 }
 
 /// Finds the document's parts in `root`.
-pub(super) fn locate(root: &Value) -> Result<Located<'_>, ImportError> {
+pub(super) fn locate(root: &Value) -> Result<Located, ImportError> {
     let Some(obj) = root.as_object() else {
         return Err(ImportError::NotAnObject { found: kind(root) });
     };
@@ -77,16 +71,14 @@ pub(super) fn locate(root: &Value) -> Result<Located<'_>, ImportError> {
             .and_then(Value::as_object)
             .and_then(|w| templates_at(w, "workflowData.workflowData.templates"))
         {
-            let (triggers, triggers_path) = match obj.get("triggers") {
-                Some(t) => (Some(t), "triggers"),
-                None => (doc.get("triggers"), "workflowData.triggers"),
+            templates?;
+            let triggers_path = match obj.contains_key("triggers") {
+                true => "triggers",
+                false => "workflowData.triggers",
             };
             return Ok(Located {
                 wrapping: Wrapping::Builder,
-                fields: doc,
-                templates: templates?,
                 templates_path: "workflowData.workflowData.templates",
-                triggers,
                 triggers_path,
             });
         }
@@ -95,27 +87,90 @@ pub(super) fn locate(root: &Value) -> Result<Located<'_>, ImportError> {
     if let Some(templates) = templates_at(obj, "templates") {
         let bare =
             !DOC_FIELDS.iter().any(|k| obj.contains_key(*k)) && !obj.contains_key("triggers");
+        templates?;
         return Ok(Located {
             wrapping: if bare { Wrapping::Bare } else { Wrapping::Flat },
-            fields: obj,
-            templates: templates?,
             templates_path: "templates",
-            triggers: obj.get("triggers"),
             triggers_path: "triggers",
         });
     }
     // 3. Doc fields with `workflowData: {templates}`.
     if let Some(templates) = inner.and_then(|w| templates_at(w, "workflowData.templates")) {
+        templates?;
         return Ok(Located {
             wrapping: Wrapping::Nested,
-            fields: obj,
-            templates: templates?,
             templates_path: "workflowData.templates",
-            triggers: obj.get("triggers"),
             triggers_path: "triggers",
         });
     }
     Err(ImportError::NoTemplates)
+}
+
+/// The parts of one document, taken out of it (see [`take`]).
+pub(super) struct Taken {
+    pub wrapping: Wrapping,
+    /// The doc fields (`id`, `name`, `status`, …), without `templates` and `triggers`.
+    pub fields: Map<String, Value>,
+    pub templates: Vec<Value>,
+    pub templates_path: &'static str,
+    pub triggers: Option<Value>,
+    pub triggers_path: &'static str,
+}
+
+/// [`locate`], taking the parts out of `root` rather than borrowing them: the importer moves
+/// each step's `attributes` into its config instead of copying it.
+pub(super) fn take(root: Value) -> Result<Taken, ImportError> {
+    let (wrapping, templates_path, triggers_path) = {
+        let located = locate(&root)?;
+        (
+            located.wrapping,
+            located.templates_path,
+            located.triggers_path,
+        )
+    };
+    // `locate` checked every shape below: the fallbacks are never taken.
+    let Value::Object(mut obj) = root else {
+        return Err(ImportError::NoTemplates);
+    };
+    let (fields, templates, triggers) = match wrapping {
+        Wrapping::Builder => {
+            let mut doc = take_object(&mut obj, "workflowData");
+            let templates = take_object(&mut doc, "workflowData").remove("templates");
+            let triggers = match triggers_path {
+                "triggers" => obj.remove("triggers"),
+                _ => doc.remove("triggers"),
+            };
+            (doc, templates, triggers)
+        }
+        Wrapping::Flat | Wrapping::Bare => {
+            let templates = obj.remove("templates");
+            let triggers = obj.remove("triggers");
+            (obj, templates, triggers)
+        }
+        Wrapping::Nested => {
+            let templates = take_object(&mut obj, "workflowData").remove("templates");
+            let triggers = obj.remove("triggers");
+            (obj, templates, triggers)
+        }
+    };
+    let Some(Value::Array(templates)) = templates else {
+        return Err(ImportError::NoTemplates);
+    };
+    Ok(Taken {
+        wrapping,
+        fields,
+        templates,
+        templates_path,
+        triggers,
+        triggers_path,
+    })
+}
+
+fn take_object(obj: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
+    match obj.remove(key) {
+        Some(Value::Object(inner)) => inner,
+        _ => Map::new(),
+    }
 }
 
 /// Whether `value` looks like GoHighLevel builder JSON (any wrapping, or an array of them)

@@ -2,14 +2,16 @@
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{mime, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::require_json;
 use crate::domain::analysis::{AnalysisReport, LocationReport, Upgrade};
 use crate::domain::pagination::{Page, Pagination};
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
+use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success, success_raw};
 use crate::http::error::{ApiError, FieldError};
@@ -57,12 +59,27 @@ async fn stored_analysis_response(
     Ok(report_response(analysis.into_report()?, plan, source))
 }
 
+/// Each field may be left out, but not sent as `null` (the document's schema has no null
+/// for them, and `{"workflowId": null, "workflow": {…}}` would otherwise pass as "exactly one").
+/// Its schema is `openapi::schemas::AnalyzeRequest`: exactly one of the first two.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AnalyzeRequest {
+    #[serde(default, deserialize_with = "present")]
     workflow_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     workflow: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     location_id: Option<String>,
+}
+
+/// A field that is there: `null` is read as a `T` (and so refused unless `T` takes it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// What a `POST /api/analyze` asks for, checked.
@@ -112,19 +129,6 @@ pub async fn analyze(
     }
 }
 
-/// As actix's JSON extractor: `application/json` or a `+json` type.
-fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
-    let is_json = matches!(
-        request.mime_type(),
-        Ok(Some(mime)) if mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)
-    );
-    if is_json {
-        Ok(())
-    } else {
-        Err(JsonPayloadError::ContentType.into())
-    }
-}
-
 fn parse_analyze_request(
     body: &[u8],
     max_steps: usize,
@@ -154,22 +158,22 @@ fn ad_hoc_document(
     document: &Value,
     max_steps: usize,
 ) -> Result<(WorkflowDocument, String), ApiError> {
-    let parsed = WorkflowDocument::from_json(document).map_err(|errors| {
+    let in_workflow = |errors: Vec<FieldError>| {
         ApiError::Validation(
             errors
                 .into_iter()
                 .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
                 .collect(),
         )
-    })?;
+    };
+    let wrong_types = check_shape(document);
+    if !wrong_types.is_empty() {
+        return Err(in_workflow(wrong_types));
+    }
+    let parsed = WorkflowDocument::from_json(document).map_err(in_workflow)?;
     let over_limits = crate::domain::limits::check_document_limits(&parsed, max_steps);
     if !over_limits.is_empty() {
-        return Err(ApiError::Validation(
-            over_limits
-                .into_iter()
-                .map(|e| FieldError::new(format!("workflow.{}", e.field), e.message))
-                .collect(),
-        ));
+        return Err(in_workflow(over_limits));
     }
     let id = document
         .get("id")
@@ -179,13 +183,16 @@ fn ad_hoc_document(
     Ok((parsed, id))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LocationAnalysisResponse {
+#[schema(as = LocationAnalysis)]
+pub struct LocationAnalysisResponse {
     location_id: String,
     #[serde(flatten)]
     report: LocationReport,
+    /// Free plan only: how many findings are hidden (the first 3 are shown).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     upgrade: Option<Upgrade>,
 }
 
@@ -216,18 +223,24 @@ pub async fn get_location_analysis(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    page: Option<u32>,
-    limit: Option<u32>,
+    #[param(minimum = 1, maximum = 4294967295_u64, default = 1)]
+    page: Option<u64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HistoryResponse {
+#[schema(as = History)]
+pub struct HistoryResponse {
+    /// Newest first.
     analyses: Vec<HistoryEntry>,
     count: usize,
     pagination: Pagination,
+    /// The plan's history retention.
     retention_days: u32,
 }
 

@@ -42,6 +42,15 @@ const ASSETS: [(&str, &str, &[u8]); 5] = [
     ),
 ];
 
+/// The names [`dashboard_asset`] serves (the document's `{asset}` values).
+pub const ASSET_NAMES: [&str; 5] = [
+    ASSETS[0].0,
+    ASSETS[1].0,
+    ASSETS[2].0,
+    ASSETS[3].0,
+    ASSETS[4].0,
+];
+
 /// Only this origin's own files and JSON; nothing inline, nothing framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \

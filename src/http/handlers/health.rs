@@ -1,6 +1,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::health::{self, Status};
 use crate::http::auth::check_operator_token;
@@ -28,14 +28,26 @@ pub async fn health_detailed(state: web::Data<AppState>, request: HttpRequest) -
     HttpResponse::build(status).json(report)
 }
 
+/// `GET /ready`: 200 `{ready: true}`, or 503 `{ready: false}` while Postgres does not answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+}
+
+/// `GET /live`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    pub alive: bool,
+}
+
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if health::ready(&state).await {
-        HttpResponse::Ok().json(json!({ "ready": true }))
+        HttpResponse::Ok().json(Readiness { ready: true })
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "ready": false }))
+        HttpResponse::ServiceUnavailable().json(Readiness { ready: false })
     }
 }
 
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "alive": true }))
+    HttpResponse::Ok().json(Liveness { alive: true })
 }

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::api_key::{api_key_hash, generate_api_key};
 use crate::domain::ids::is_valid_location_id;
@@ -13,11 +13,31 @@ use crate::http::error::{ApiError, FieldError};
 use crate::repository::{within, CreatedLocation};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+/// Both fields are `Option`s so that a missing one is a 422 naming it (like a bad one)
+/// rather than serde's 400; the schema says what is enforced: both are required.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "A new location (tenant); both fields are required (422 naming them)")]
 pub struct CreateLocationRequest {
+    /// The GoHighLevel location id.
+    #[schema(required = true, schema_with = location_id_schema)]
     id: Option<String>,
+    /// Trimmed; not blank, no NUL character.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     name: Option<String>,
+}
+
+fn location_id_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(crate::domain::ids::LOCATION_ID_PATTERN))
+        .build()
 }
 
 /// A request that passed validation.
@@ -83,6 +103,14 @@ pub async fn cache_stats_history(
     success(state.cache_history.history(state.cache.instance_id(), &now))
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Flushed {
+    pub flushed: bool,
+    #[schema(minimum = 0)]
+    pub redis_keys_removed: u64,
+}
+
 /// `POST /internal/cache/flush`: drops this service's namespace in both tiers (other keys in
 /// the same Redis are untouched).
 pub async fn flush_cache(
@@ -94,7 +122,8 @@ pub async fn flush_cache(
         .flush()
         .await
         .map_err(|error| ApiError::unavailable("Redis did not complete the flush", error))?;
-    Ok(success(
-        serde_json::json!({ "flushed": true, "redisKeysRemoved": removed }),
-    ))
+    Ok(success(Flushed {
+        flushed: true,
+        redis_keys_removed: removed,
+    }))
 }

@@ -16,6 +16,7 @@ pub async fn metrics(
         .or(settings.internal_api_token.as_deref());
     check_operator_token(&request, token, settings)?;
     state.metrics.observe_db_pool(&state.db);
+    state.metrics.observe_replica(&state.cache.replication());
     let body = state.metrics.render().map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -9,12 +9,16 @@ use crate::http::error::ApiError;
 use crate::http::responses::add_cache_headers;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SubscriptionResponse {
+#[schema(as = Subscription)]
+pub struct SubscriptionResponse {
     location_id: String,
+    #[schema(value_type = crate::domain::plan::Plan)]
     plan: String,
+    #[schema(value_type = crate::domain::plan::SubscriptionStatus)]
     status: String,
+    /// `null` without a billing period (the free plan).
     current_period_end: Option<DateTime<Utc>>,
     features: Features,
     limits: Limits,

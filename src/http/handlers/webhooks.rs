@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
-use serde_json::json;
+use serde::Serialize;
 use sha2::Sha256;
 
 use crate::domain::webhook::{WebhookEvent, WebhookEventError};
@@ -47,12 +47,25 @@ pub async fn receive_ghl_event(
         effect_name(&effect)
     );
     forget_old_event_ids(&state, tolerance).await;
-    Ok(success(json!({
-        "received": true,
-        "duplicate": effect == WebhookEffect::Duplicate,
-        "superseded": effect == WebhookEffect::Superseded,
-        "eventId": event.id,
-    })))
+    Ok(success(WebhookReceipt {
+        received: true,
+        duplicate: effect == WebhookEffect::Duplicate,
+        superseded: effect == WebhookEffect::Superseded,
+        event_id: event.id,
+    }))
+}
+
+/// What a delivery answers, whatever its type.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookReceipt {
+    pub received: bool,
+    /// The event id was seen before: nothing changed again.
+    pub duplicate: bool,
+    /// An older subscription event than the last one applied to the location: nothing
+    /// changed.
+    pub superseded: bool,
+    pub event_id: String,
 }
 
 /// Bad fields are 422 naming them; a missing or out-of-window timestamp is 400: the

@@ -10,24 +10,54 @@ use crate::domain::ids::is_valid_workflow_id;
 use crate::domain::overview::{RowFilter, Sort};
 use crate::domain::pagination::Page;
 use crate::domain::workflow::{validate_for_storage, WorkflowDocument};
+use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success_raw, success_with_status};
 use crate::http::error::{ApiError, FieldError};
-use crate::http::responses::{add_cache_headers, fetched_response};
-use crate::repository::{NewWorkflow, PutOutcome};
+use crate::http::responses::{add_cache_headers, fetched_response, original_response};
+use crate::repository::{IfMatch, NewWorkflow, PutOutcome};
 use crate::services::overview::OverviewQuery;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(schema_with = crate::domain::schema::workflow_status)]
     status: Option<String>,
-    page: Option<u32>,
-    limit: Option<u32>,
+    #[param(minimum = 1, maximum = 4294967295_u64, default = 1)]
+    page: Option<u64>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    limit: Option<u64>,
+    // The descriptions of `include` and `sort` are in their schemas (`schema_with` drops doc
+    // comments).
+    #[param(schema_with = include_schema)]
     include: Option<String>,
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
+    /// Only workflows with one of these grades (comma-separated, any case); rows without a
+    /// score are left out.
     grade: Option<String>,
+    /// Only workflows with at least one finding at this severity or a more severe one; rows
+    /// without a score are left out.
+    #[param(value_type = Option<crate::domain::analysis::Severity>, inline)]
     min_severity: Option<String>,
+}
+
+fn include_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::string_enum(["analysis"]);
+    schema.description = Some("analysis: each row carries analysis and analysisStatus".into());
+    schema
+}
+
+fn sort_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::sort();
+    schema.description = Some(
+        "healthScore (worst first) | -healthScore (best first) | name | -updatedAt; equal \
+         keys by id; rows without a score last in both health orders"
+            .into(),
+    );
+    schema
 }
 
 struct ListRequest {
@@ -50,7 +80,7 @@ impl TryFrom<ListQuery> for ListRequest {
         }
         let page = Page::parse(query.page, query.limit, &mut errors);
         let include_analysis = match query.include.as_deref() {
-            None | Some("") => false,
+            None => false,
             Some("analysis") => true,
             Some(_) => {
                 errors.push(FieldError::new("include", "must be analysis"));
@@ -137,14 +167,70 @@ pub async fn list_workflows(
     Ok(response)
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    // The description is in the schema (`schema_with` drops doc comments).
+    #[param(schema_with = format_schema)]
+    format: Option<String>,
+}
+
+fn format_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::domain::schema::string_enum(["native", "ghl"]);
+    schema.description = Some(
+        "native (the default): the stored workflow in the envelope; ghl: an imported \
+         workflow's original GoHighLevel JSON, byte for byte, outside the envelope (404 for a \
+         workflow that was not imported); any other value is 422"
+            .into(),
+    );
+    schema
+}
+
+/// How `GET /api/workflows/{id}` answers.
+enum Representation {
+    /// The stored workflow with its definition, in the envelope.
+    Stored,
+    /// An imported workflow's original GoHighLevel JSON, byte for byte.
+    Ghl,
+}
+
+impl TryFrom<&GetQuery> for Representation {
+    type Error = ApiError;
+
+    fn try_from(query: &GetQuery) -> Result<Self, ApiError> {
+        match query.format.as_deref() {
+            None | Some("native") => Ok(Self::Stored),
+            Some("ghl") => Ok(Self::Ghl),
+            Some(_) => Err(ApiError::Validation(vec![FieldError::new(
+                "format",
+                "must be ghl (the GoHighLevel JSON a workflow was imported from) or native",
+            )])),
+        }
+    }
+}
+
 pub async fn get_workflow(
     tenant: Tenant,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = workflow_id(&path)?;
-    let fetched = state.workflows.get(&tenant.location_id, id).await?;
-    Ok(fetched_response(&fetched))
+    match Representation::try_from(&*query)? {
+        Representation::Stored => {
+            let fetched = state.workflows.get(&tenant.location_id, id).await?;
+            Ok(fetched_response(&fetched))
+        }
+        Representation::Ghl => {
+            let (original, source) = state.workflows.original(&tenant.location_id, id).await?;
+            let original = original.ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "Workflow {id} was not imported from GoHighLevel: it has no GoHighLevel JSON (import it with POST /api/workflows/import)"
+                ))
+            })?;
+            Ok(original_response(original, source))
+        }
+    }
 }
 
 pub async fn put_workflow(
@@ -193,6 +279,10 @@ fn new_workflow(mut body: Value, max_steps: usize) -> Result<NewWorkflow, ApiErr
             object.remove(*field);
         }
     }
+    let wrong_types = check_shape(&body);
+    if !wrong_types.is_empty() {
+        return Err(ApiError::Validation(wrong_types));
+    }
     let document = WorkflowDocument::from_json(&body).map_err(ApiError::Validation)?;
     validate_for_storage(&document, max_steps).map_err(ApiError::Validation)?;
     Ok(NewWorkflow {
@@ -205,6 +295,7 @@ fn new_workflow(mut body: Value, max_steps: usize) -> Result<NewWorkflow, ApiErr
         definition: document.to_json(),
         step_count: i32::try_from(document.steps.len()).unwrap_or(i32::MAX),
         trigger_count: i32::try_from(document.triggers.len()).unwrap_or(i32::MAX),
+        source: None,
     })
 }
 
@@ -228,14 +319,28 @@ fn valid_new_workflow_id(raw: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// `If-Match: 3`, `If-Match: "3"` or `W/"3"`; anything else is a 400.
-fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+/// `If-Match: *` (any current version), `If-Match: 3`, `"3"` or `W/"3"`; anything else is a
+/// 400.
+fn if_match_version(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or("").trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<i64>().map(Some).map_err(|_| {
-        ApiError::BadRequest("If-Match must be a workflow version, e.g. If-Match: 3".to_owned())
-    })
+    if text == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    let text = text
+        .strip_prefix('"')
+        .and_then(|quoted| quoted.strip_suffix('"'))
+        .unwrap_or(text);
+    // Digits only: `+3` or ` 3` are not versions the server ever sends in `ETag`.
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(version) = text.parse::<i64>() {
+            return Ok(Some(IfMatch::Version(version)));
+        }
+    }
+    Err(ApiError::BadRequest(
+        "If-Match must be * or a workflow version, e.g. If-Match: 3".to_owned(),
+    ))
 }

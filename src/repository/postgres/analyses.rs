@@ -9,11 +9,23 @@ use crate::repository::{
 #[derive(Clone)]
 pub struct PgAnalysisRepository {
     pool: super::Db,
+    /// History pages (the region's replica, or the primary).
+    reads: super::Reads,
 }
 
 impl PgAnalysisRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
-        Self { pool: pool.into() }
+        let pool: super::Db = pool.into();
+        Self {
+            reads: super::Reads::from(pool.clone()),
+            pool,
+        }
+    }
+
+    /// Reads history as `reads` routes them (a region's replica).
+    pub fn with_reads(mut self, reads: super::Reads) -> Self {
+        self.reads = reads;
+        self
     }
 }
 
@@ -48,7 +60,9 @@ impl AnalysisRepository for PgAnalysisRepository {
         rules_version: &str,
     ) -> Result<Vec<OverviewRow>, RepositoryError> {
         // The unique (location, workflow, version, rules version) index answers the join;
-        // only the head of each report is read, not its issues.
+        // only the head of each report is read, not its issues. On the primary, never a
+        // replica: reads record analyses (on the primary) and then drop the overview, whose
+        // next load must see them, or it would show them pending and compute them again.
         let records: Vec<OverviewRecord> = super::read_retrying(&self.pool, || {
             sqlx::query_as!(
                 OverviewRecord,
@@ -145,21 +159,25 @@ impl AnalysisRepository for PgAnalysisRepository {
         offset: i64,
         limit: i64,
     ) -> Result<HistoryPage, RepositoryError> {
-        let rows = sqlx::query_as!(
-            HistoryRow,
-            r#"select id, workflow_id, workflow_version, rules_version, health_score, issues_found,
-                      created_at, count(*) over () as "total!"
-               from analyses
-               where location_id = $1 and created_at >= $2
-               order by created_at desc, id desc
-               offset $3 limit $4"#,
-            location_id,
-            since,
-            offset,
-            limit,
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .reads
+            .run(|t| {
+                sqlx::query_as!(
+                    HistoryRow,
+                    r#"select id, workflow_id, workflow_version, rules_version, health_score,
+                              issues_found, created_at, count(*) over () as "total!"
+                       from analyses
+                       where location_id = $1 and created_at >= $2
+                       order by created_at desc, id desc
+                       offset $3 limit $4"#,
+                    location_id,
+                    since,
+                    offset,
+                    limit,
+                )
+                .fetch_all(t.db)
+            })
+            .await?;
         let total = match rows.first() {
             Some(row) => row.total,
             None => self.count(location_id, since).await?,
@@ -183,12 +201,16 @@ impl AnalysisRepository for PgAnalysisRepository {
 impl PgAnalysisRepository {
     /// The total when the requested page is past the end (no row carries it).
     async fn count(&self, location_id: &str, since: DateTime<Utc>) -> Result<i64, RepositoryError> {
-        Ok(sqlx::query_scalar!(
-            r#"select count(*) as "count!" from analyses where location_id = $1 and created_at >= $2"#,
-            location_id,
-            since,
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(self
+            .reads
+            .run(|t| {
+                sqlx::query_scalar!(
+                    r#"select count(*) as "count!" from analyses where location_id = $1 and created_at >= $2"#,
+                    location_id,
+                    since,
+                )
+                .fetch_one(t.db)
+            })
+            .await?)
     }
 }

@@ -9,15 +9,25 @@ use crate::repository::{ApiKeyOwner, ApiKeyRepository, RepositoryError};
 #[derive(Clone)]
 pub struct PgApiKeyRepository {
     pool: super::Db,
+    /// Owner lookups (the region's replica, or the primary).
+    reads: super::Reads,
     notifier: Notifier,
 }
 
 impl PgApiKeyRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
+        let pool: super::Db = pool.into();
         Self {
-            pool: pool.into(),
+            reads: super::Reads::from(pool.clone()),
+            pool,
             notifier: Notifier::default(),
         }
+    }
+
+    /// Looks owners up as `reads` routes them (a region's replica).
+    pub fn with_reads(mut self, reads: super::Reads) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// Sends each write's cache invalidation in its transaction.
@@ -35,18 +45,22 @@ struct OwnerRow {
 #[async_trait::async_trait]
 impl ApiKeyRepository for PgApiKeyRepository {
     async fn find_owner(&self, key_hash: &[u8]) -> Result<Option<ApiKeyOwner>, RepositoryError> {
-        let row: Option<OwnerRow> = read_retrying(&self.pool, || {
-            sqlx::query_as!(
-                OwnerRow,
-                r#"select k.id as key_id, k.location_id
-                   from api_keys k
-                   join locations l on l.id = k.location_id
-                   where k.key_hash = $1 and k.revoked_at is null and l.uninstalled_at is null"#,
-                key_hash,
-            )
-            .fetch_optional(&self.pool)
-        })
-        .await?;
+        let row: Option<OwnerRow> = self
+            .reads
+            .run(|t| {
+                read_retrying(t.db, move || {
+                    sqlx::query_as!(
+                        OwnerRow,
+                        r#"select k.id as key_id, k.location_id
+                           from api_keys k
+                           join locations l on l.id = k.location_id
+                           where k.key_hash = $1 and k.revoked_at is null and l.uninstalled_at is null"#,
+                        key_hash,
+                    )
+                    .fetch_optional(t.db)
+                })
+            })
+            .await?;
         Ok(row.map(|row| ApiKeyOwner {
             key_id: row.key_id,
             location_id: row.location_id,
@@ -88,6 +102,7 @@ impl ApiKeyRepository for PgApiKeyRepository {
         .fetch_one(conn.conn().await?)
         .await?;
         conn.finish().await?;
+        self.notifier.committed(&mut conn).await;
         Ok(id)
     }
 
@@ -108,6 +123,7 @@ impl ApiKeyRepository for PgApiKeyRepository {
             .send(&mut tx, None)
             .await?;
         tx.commit().await?;
+        self.notifier.committed(&mut conn).await;
         Ok(hash)
     }
 

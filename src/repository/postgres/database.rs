@@ -180,6 +180,29 @@ pub fn direct_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, D
     Ok(with_statement_timeout(options, settings))
 }
 
+/// The pools of a region's replica (`DATABASE_READ_URL`), split like the primary's, with a
+/// shorter acquire timeout: a replica that does not hand out a connection quickly is skipped
+/// for the primary rather than waited for. `None` without a replica.
+pub fn connect_replica(
+    settings: &DatabaseSettings,
+    read_url: Option<&url::Url>,
+) -> Result<Option<(PgPool, Option<HotReads>, PgConnectOptions)>, DatabaseError> {
+    let Some(url) = read_url else {
+        return Ok(None);
+    };
+    let replica = DatabaseSettings {
+        url: url.clone(),
+        listen_url: None,
+        acquire_timeout: settings.acquire_timeout.min(REPLICA_ACQUIRE_TIMEOUT),
+        ..settings.clone()
+    };
+    let (pool, hot) = connect_lazy_split(&replica)?;
+    Ok(Some((pool, hot, connect_options(&replica)?)))
+}
+
+/// Longest a read waits for a replica connection before it reads the primary instead.
+const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// One connection attempt through `DATABASE_URL`, bounded by the acquire timeout: a pooler
 /// that refuses a startup parameter is a configuration error worth refusing to start for
 /// (every request would fail), explained with the setting to change. Any other failure

@@ -8,7 +8,8 @@
 //! listening one: a statement on a `PgListener` whose session was lost reconnects it
 //! silently, so a heartbeat sent there could come back on a new session while the notices
 //! committed in between were never delivered — and the lease would be renewed over the gap.
-//! Only `try_recv` notices a lost session (it answers `None`), and then L1 is cleared.
+//! Only `try_recv` notices a lost session (it answers `None`, never reconnecting itself: see
+//! `eager_reconnect` below), and then L1 is cleared.
 
 use std::time::Duration;
 
@@ -66,6 +67,12 @@ async fn run(cache: Cache, url: Url, mut shutdown: watch::Receiver<bool>) {
         }
         let connect = async {
             let mut listener = PgListener::connect(named(&url, APPLICATION_NAME).as_str()).await?;
+            // An eager reconnection happens inside `try_recv`, after it dropped the lost
+            // session: when `select!` cancels it there (a heartbeat tick under load), the next
+            // `try_recv` reconnects and re-listens silently, never answering `None`, and the
+            // notices sent in the gap are lost while the lease goes on. Not eager, a lost
+            // session is answered at once and this loop reconnects (and clears L1) itself.
+            listener.eager_reconnect(false);
             listener.listen(&channel).await?;
             let sender =
                 PgConnection::connect(named(&url, SENDER_APPLICATION_NAME).as_str()).await?;
@@ -143,8 +150,11 @@ async fn listen(
                 Err(error) => return Some(error.to_string()),
             },
             _ = tick.tick() => {
-                if let Err(why) = send(sender, channel, cache.pg_heartbeat()).await {
-                    return Some(format!("heartbeat: {why}"));
+                let (gen, heartbeat) = cache.pg_heartbeat_numbered();
+                match send_heartbeat(sender, channel, heartbeat).await {
+                    Ok(Some(position)) => cache.pg_heartbeat_answered(gen, position),
+                    Ok(None) => {}
+                    Err(why) => return Some(format!("heartbeat: {why}")),
                 }
             }
         }
@@ -157,6 +167,27 @@ async fn listen(
                 }
             }
         }
+    }
+}
+
+/// A heartbeat on the bus's sending connection, reading the primary's WAL position in the
+/// same statement: every write whose notice arrived before it was sent committed below that
+/// position (see `cache::region`).
+async fn send_heartbeat(
+    sender: &mut PgConnection,
+    channel: &str,
+    payload: String,
+) -> Result<Option<u64>, String> {
+    let sent = sqlx::query_scalar!(
+        "select pg_current_wal_lsn()::text from (select pg_notify($1, $2)) as sent",
+        channel,
+        payload,
+    )
+    .fetch_one(&mut *sender);
+    match tokio::time::timeout(ANSWER_WITHIN, sent).await {
+        Ok(Ok(position)) => Ok(position.as_deref().and_then(super::positions::parse_lsn)),
+        Ok(Err(error)) => Err(format!("NOTIFY failed: {error}")),
+        Err(_) => Err("NOTIFY unanswered within 1 s".to_owned()),
     }
 }
 

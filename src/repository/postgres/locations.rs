@@ -75,6 +75,7 @@ impl LocationRepository for PgLocationRepository {
             .send(&mut tx, None)
             .await?;
         tx.commit().await?;
+        self.notifier.committed(&mut conn).await;
         Ok(row.into())
     }
 }

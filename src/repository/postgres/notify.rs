@@ -1,7 +1,7 @@
 //! Invalidation notices sent with `pg_notify` inside the writing transaction (the cache's
 //! second bus, see `docs/cache.md`), and the keys each write changes.
 
-use crate::cache::{Cache, CacheKey};
+use crate::cache::{region, Cache, CacheKey};
 
 /// Builds the notice a write sends; holds nothing when the bus is not attached (a repository
 /// used outside the service, e.g. by the CLI or cache warming).
@@ -41,6 +41,31 @@ impl Notifier {
         match &self.cache {
             Some(cache) => self.notice(&keys(cache)),
             None => Notice::none(),
+        }
+    }
+}
+
+impl Notifier {
+    /// A write committed on `conn`: reads the primary's position after it (one round trip)
+    /// and records it as the request's consistency token (`cache::region::note_write`) and
+    /// as a position the primary is known to have reached. Only inside a request that
+    /// records its writes; a failure costs the token, never the write.
+    pub(super) async fn committed(&self, conn: &mut super::pooled::Writable) {
+        if !region::recording() {
+            return;
+        }
+        let Some(conn) = conn.committed_conn() else {
+            return;
+        };
+        match super::positions::position(conn, super::positions::PRIMARY_POSITION_SQL).await {
+            Ok(Some(position)) => {
+                region::note_write(position);
+                if let Some(cache) = &self.cache {
+                    cache.note_committed(position);
+                }
+            }
+            Ok(None) => log::debug!("the primary answered no WAL position after a commit"),
+            Err(error) => log::debug!("no WAL position after a commit: {error}"),
         }
     }
 }

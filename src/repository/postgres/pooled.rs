@@ -173,6 +173,12 @@ impl Writable {
         Ok(())
     }
 
+    /// The connection outside any transaction (after `finish`): for a simple query that
+    /// needs none, such as the position after a commit.
+    pub(super) fn committed_conn(&mut self) -> Option<&mut PgConnection> {
+        (!self.open).then_some(&mut *self.conn)
+    }
+
     /// A transaction (after `finish` of any single statements).
     pub async fn begin(&mut self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
         self.finish().await?;

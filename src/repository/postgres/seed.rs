@@ -2,12 +2,16 @@
 
 use sqlx::PgPool;
 
-/// One location, its demo key and its workflows (id, §7 document).
+use crate::repository::NewWorkflow;
+
+/// One location, its demo key and its workflows (id, §7 document), and workflows imported
+/// from GoHighLevel builder JSON (id, the stored workflow with its original).
 pub struct DemoData {
     pub location_id: &'static str,
     pub location_name: &'static str,
     pub key_hash: Vec<u8>,
     pub workflows: Vec<(&'static str, serde_json::Value)>,
+    pub imported: Vec<(String, NewWorkflow)>,
 }
 
 /// Inserts what is missing of `demo`, in one transaction.
@@ -32,7 +36,39 @@ pub async fn insert_demo_data(pool: &PgPool, demo: &DemoData) -> Result<(), sqlx
     for (id, definition) in &demo.workflows {
         insert_workflow(&mut tx, demo.location_id, id, definition).await?;
     }
+    for (id, workflow) in &demo.imported {
+        insert_imported(&mut tx, demo.location_id, id, workflow).await?;
+    }
     tx.commit().await
+}
+
+/// An imported workflow as `POST /api/workflows/import` stores it: definition, original and
+/// source version.
+async fn insert_imported(
+    tx: &mut sqlx::PgConnection,
+    location_id: &str,
+    id: &str,
+    workflow: &NewWorkflow,
+) -> Result<(), sqlx::Error> {
+    let source = workflow.source.as_ref();
+    sqlx::query!(
+        r#"insert into workflows (location_id, id, name, status, version, definition, step_count,
+                                  trigger_count, source_json, source_version)
+           values ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9)
+           on conflict (location_id, id) do nothing"#,
+        location_id,
+        id,
+        &workflow.name,
+        workflow.status,
+        &workflow.definition,
+        workflow.step_count,
+        workflow.trigger_count,
+        source.map(|source| source.json.as_str()),
+        source.and_then(|source| source.version),
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_workflow(

@@ -8,12 +8,21 @@ use crate::repository::{
 
 #[derive(Clone)]
 pub struct PgSubscriptionRepository {
-    pool: super::Db,
+    /// The region's replica, or the primary (it only reads: webhooks write subscriptions).
+    reads: super::Reads,
 }
 
 impl PgSubscriptionRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
-        Self { pool: pool.into() }
+        Self {
+            reads: super::Reads::from(pool.into()),
+        }
+    }
+
+    /// Reads as `reads` routes them (a region's replica).
+    pub fn with_reads(mut self, reads: super::Reads) -> Self {
+        self.reads = reads;
+        self
     }
 }
 
@@ -26,15 +35,19 @@ struct SubscriptionRow {
 #[async_trait::async_trait]
 impl SubscriptionRepository for PgSubscriptionRepository {
     async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
-        let row: Option<SubscriptionRow> = read_retrying(&self.pool, || {
-            sqlx::query_as!(
-                SubscriptionRow,
-                r#"select plan, status, current_period_end from subscriptions where location_id = $1"#,
-                location_id,
-            )
-            .fetch_optional(&self.pool)
-        })
-        .await?;
+        let row: Option<SubscriptionRow> = self
+            .reads
+            .run(|t| {
+                read_retrying(t.db, move || {
+                    sqlx::query_as!(
+                        SubscriptionRow,
+                        r#"select plan, status, current_period_end from subscriptions where location_id = $1"#,
+                        location_id,
+                    )
+                    .fetch_optional(t.db)
+                })
+            })
+            .await?;
         let subscription = match row {
             Some(row) => Subscription {
                 location_id: location_id.to_owned(),

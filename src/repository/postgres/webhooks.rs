@@ -98,6 +98,7 @@ impl PgWebhookStore {
             .send(&mut tx, None)
             .await?;
         tx.commit().await?;
+        self.notifier.committed(&mut conn).await;
         Ok(effect)
     }
 

@@ -3,21 +3,23 @@ use serde_json::value::RawValue;
 use sqlx::types::Json;
 
 use super::notify::Notifier;
+use super::replica::Reads;
 use super::{connection_was_lost, read_retrying, retrying};
 
 use crate::repository::postgres::database::{hot_connection, HotReads};
 
 use crate::repository::cached::workflow_keys;
 use crate::repository::{
-    Fetched, NewWorkflow, PutOutcome, ReadSource, RepositoryError, StoredWorkflow,
-    WorkflowRepository, WorkflowSummary,
+    Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome, ReadSource, RepositoryError,
+    StoredWorkflow, WorkflowRepository, WorkflowSummary,
 };
 
 #[derive(Clone)]
 pub struct PgWorkflowRepository {
     pool: super::Db,
-    /// When set, [`WorkflowRepository::get`] (every cache miss) runs on these instead of the pool.
-    hot: Option<HotReads>,
+    /// Where reads go (the region's replica or the primary); [`WorkflowRepository::get`]
+    /// (every cache miss) runs on the target's dedicated connections when it has them.
+    reads: Reads,
     /// Workflows a location may have; creating one more is refused (`MAX_WORKFLOWS_PER_LOCATION`).
     max_per_location: u32,
     /// Sends each write's cache invalidation in its transaction.
@@ -26,9 +28,10 @@ pub struct PgWorkflowRepository {
 
 impl PgWorkflowRepository {
     pub fn new(pool: impl Into<super::Db>) -> Self {
+        let pool: super::Db = pool.into();
         Self {
-            pool: pool.into(),
-            hot: None,
+            reads: Reads::from(pool.clone()),
+            pool,
             max_per_location: crate::config::DEFAULT_MAX_WORKFLOWS_PER_LOCATION,
             notifier: Notifier::default(),
         }
@@ -49,8 +52,15 @@ impl PgWorkflowRepository {
         self
     }
 
+    /// Dedicated connections to the primary for reads by id.
     pub fn with_hot_reads(mut self, hot: Option<HotReads>) -> Self {
-        self.hot = hot;
+        self.reads = Reads::primary(self.pool.clone(), hot);
+        self
+    }
+
+    /// Reads as `reads` routes them (a region's replica).
+    pub fn with_reads(mut self, reads: Reads) -> Self {
+        self.reads = reads;
         self
     }
 }
@@ -65,6 +75,8 @@ struct WorkflowRow<D> {
     trigger_count: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    source_version: Option<i64>,
+    source_format: Option<String>,
     definition: Json<D>,
     inserted: Option<bool>,
 }
@@ -80,6 +92,8 @@ impl<D> WorkflowRow<D> {
             trigger_count: self.trigger_count,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            source_version: self.source_version,
+            source_format: self.source_format,
             definition: self.definition.0,
         }
     }
@@ -92,14 +106,16 @@ type WrittenRow = WorkflowRow<serde_json::Value>;
 /// a tree and written out again (that was ~8 % of the miss path).
 type RawWorkflowRow = WorkflowRow<Box<RawValue>>;
 
-/// A workflow by id (every cache miss), on the pool or on a dedicated connection: one
+/// A workflow by id (every cache miss), on a pool or on a dedicated connection: one
 /// statement text for both, so one entry in `.sqlx/`.
 macro_rules! get_workflow {
     ($location_id:expr, $id:expr) => {
         sqlx::query_as!(
             RawWorkflowRow,
             r#"select id, name, status, version, step_count, trigger_count, created_at,
-                      updated_at, definition as "definition: Json<Box<RawValue>>",
+                      updated_at, source_version,
+                      case when source_json is not null then 'ghl' end as source_format,
+                      definition as "definition: Json<Box<RawValue>>",
                       null::bool as inserted
                from workflows
                where location_id = $1 and id = $2"#,
@@ -108,6 +124,7 @@ macro_rules! get_workflow {
         )
     };
 }
+
 /// One attempt at [`get_workflow!`] on a dedicated connection. The connection is reused only
 /// when the statement completed (a row, no row, or an error Postgres answered); one that was
 /// lost, or whose statement was dropped mid-way, stays marked and the pool discards it.
@@ -129,24 +146,36 @@ async fn hot_get(
     result
 }
 
+/// The source columns' values of a write (both null for a §7 document).
+fn source_of(workflow: &NewWorkflow) -> (Option<&str>, Option<i64>) {
+    match &workflow.source {
+        Some(source) => (Some(source.json.as_str()), source.version),
+        None => (None, None),
+    }
+}
+
 #[async_trait::async_trait]
 impl WorkflowRepository for PgWorkflowRepository {
     async fn list(
         &self,
         location_id: &str,
     ) -> Result<Fetched<Vec<WorkflowSummary>>, RepositoryError> {
-        let summaries: Vec<WorkflowSummary> = read_retrying(&self.pool, || {
-            sqlx::query_as!(
-                WorkflowSummary,
-                r#"select id, name, status, version, step_count, trigger_count, updated_at
-                   from workflows
-                   where location_id = $1
-                   order by updated_at desc, id"#,
-                location_id,
-            )
-            .fetch_all(&self.pool)
-        })
-        .await?;
+        let summaries: Vec<WorkflowSummary> = self
+            .reads
+            .run(|t| {
+                read_retrying(t.db, move || {
+                    sqlx::query_as!(
+                        WorkflowSummary,
+                        r#"select id, name, status, version, step_count, trigger_count, updated_at
+                           from workflows
+                           where location_id = $1
+                           order by updated_at desc, id"#,
+                        location_id,
+                    )
+                    .fetch_all(t.db)
+                })
+            })
+            .await?;
         Fetched::encode(&summaries, ReadSource::Bypass)
     }
 
@@ -155,20 +184,23 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
     ) -> Result<Fetched<StoredWorkflow>, RepositoryError> {
-        let row: Option<RawWorkflowRow> = match &self.hot {
-            // Every dedicated connection may have been lost at once: one more attempt than
-            // there are reaches a new one.
-            Some(hot) => {
-                let attempts = hot.state().connections.max(1) + 1;
-                retrying(attempts, || hot_get(hot, location_id, id)).await?
-            }
-            None => {
-                read_retrying(&self.pool, || {
-                    get_workflow!(location_id, id).fetch_optional(&self.pool)
-                })
-                .await?
-            }
-        };
+        let row: Option<RawWorkflowRow> = self
+            .reads
+            .run(|t| async move {
+                match t.hot {
+                    // Every dedicated connection may have been lost at once: one more attempt
+                    // than there are reaches a new one.
+                    Some(hot) => {
+                        let attempts = hot.state().connections.max(1) + 1;
+                        retrying(attempts, || hot_get(hot, location_id, id)).await
+                    }
+                    None => {
+                        read_retrying(t.db, || get_workflow!(location_id, id).fetch_optional(t.db))
+                            .await
+                    }
+                }
+            })
+            .await?;
         let workflow = row.ok_or(RepositoryError::NotFound("Workflow"))?.workflow();
         Ok(Fetched::from_json(
             serde_json::to_vec(&workflow)?.into(),
@@ -181,26 +213,34 @@ impl WorkflowRepository for PgWorkflowRepository {
         location_id: &str,
         id: &str,
         workflow: &NewWorkflow,
-        if_match: Option<i64>,
+        if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let notice = self.notice(location_id, id);
+        let (source_json, source_version) = source_of(workflow);
         // Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
-        // version is the one the client saw. The cache's notice (`$9`, `$10`, see
-        // `cache_notify`) goes in the same statement, so in the same transaction, at no extra
-        // round trip.
+        // version is the one the client saw (`If-Match: *` binds none: any version is
+        // replaced). The cache's notice (`$9`, `$10`, see `cache_notify`) goes in the same
+        // statement, so in the same transaction, at no extra round trip. `$11`, `$12`: the
+        // GoHighLevel original and its version (null for a §7 document: a PUT over an
+        // imported workflow drops what no longer describes it). The CTE's columns are not
+        // null whenever it returns a row (`!`).
         let replace = sqlx::query!(
             r#"with w as (
                    update workflows
                    set name = $3, status = $4, definition = $5, step_count = $6,
-                       trigger_count = $7, version = version + 1, updated_at = now()
+                       trigger_count = $7, source_json = $11, source_version = $12,
+                       version = version + 1, updated_at = now()
                    where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
                    returning id, name, status, version, step_count, trigger_count, created_at,
-                             updated_at, definition
+                             updated_at, source_version,
+                             case when source_json is not null then 'ghl' end as source_format,
+                             definition
                )
                select w.id as "id!", w.name as "name!", w.status as "status!",
                       w.version as "version!", w.step_count as "step_count!",
                       w.trigger_count as "trigger_count!", w.created_at as "created_at!",
-                      w.updated_at as "updated_at!", w.definition as "definition!",
+                      w.updated_at as "updated_at!", w.source_version, w.source_format,
+                      w.definition as "definition!",
                       cache_notify($9, $10, w.version) as notified
                from w"#,
             location_id,
@@ -210,9 +250,11 @@ impl WorkflowRepository for PgWorkflowRepository {
             &workflow.definition,
             workflow.step_count,
             workflow.trigger_count,
-            if_match,
+            if_match.and_then(IfMatch::version),
             notice.channel.as_deref(),
             notice.payload.as_deref(),
+            source_json,
+            source_version,
         )
         .map(|r| WrittenRow {
             id: r.id,
@@ -223,6 +265,8 @@ impl WorkflowRepository for PgWorkflowRepository {
             trigger_count: r.trigger_count,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            source_version: r.source_version,
+            source_format: r.source_format,
             definition: Json(r.definition),
             inserted: Some(false),
         });
@@ -230,6 +274,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         let replaced = replace.fetch_optional(conn.conn().await?).await?;
         conn.finish().await?;
         if let Some(row) = replaced {
+            self.notifier.committed(&mut conn).await;
             return Ok(PutOutcome::Replaced(row.workflow()));
         }
         if if_match.is_some() {
@@ -256,7 +301,8 @@ impl WorkflowRepository for PgWorkflowRepository {
         // tombstone the delete trigger wrote; see the `workflow_tombstones` migration), while
         // the location has fewer than `$8` workflows. No row back: the limit is reached.
         // Should the id have been created meanwhile, it is replaced instead, and its version
-        // still only goes up.
+        // still only goes up. `$9`, `$10`: the GoHighLevel original and its version, as in
+        // the update above.
         let row = sqlx::query_as!(
             WrittenRow,
             r#"with tombstone as (
@@ -264,19 +310,23 @@ impl WorkflowRepository for PgWorkflowRepository {
                    returning last_version
                )
                insert into workflows
-                   (location_id, id, name, status, version, definition, step_count, trigger_count)
+                   (location_id, id, name, status, version, definition, step_count, trigger_count,
+                    source_json, source_version)
                select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5,
-                      $6, $7
+                      $6, $7, $9, $10
                where exists (select 1 from workflows where location_id = $1 and id = $2)
                   or (select count(*) from workflows where location_id = $1) < $8
                on conflict (location_id, id) do update
                set name = excluded.name, status = excluded.status,
                    definition = excluded.definition, step_count = excluded.step_count,
-                   trigger_count = excluded.trigger_count,
+                   trigger_count = excluded.trigger_count, source_json = excluded.source_json,
+                   source_version = excluded.source_version,
                    version = greatest(workflows.version, excluded.version - 1) + 1,
                    updated_at = now()
                returning id, name, status, version, step_count, trigger_count, created_at,
-                         updated_at, definition, (xmax = 0) as inserted"#,
+                         updated_at, source_version,
+                         case when source_json is not null then 'ghl' end as source_format,
+                         definition, (xmax = 0) as inserted"#,
             location_id,
             id,
             &workflow.name,
@@ -285,6 +335,8 @@ impl WorkflowRepository for PgWorkflowRepository {
             workflow.step_count,
             workflow.trigger_count,
             i64::from(self.max_per_location),
+            source_json,
+            source_version,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -295,6 +347,7 @@ impl WorkflowRepository for PgWorkflowRepository {
         };
         notice.send(&mut tx, Some(row.version)).await?;
         tx.commit().await?;
+        self.notifier.committed(&mut conn).await;
         let inserted = row.inserted == Some(true);
         let workflow = row.workflow();
         Ok(if inserted {
@@ -323,21 +376,72 @@ impl WorkflowRepository for PgWorkflowRepository {
         if deleted.is_none() {
             return Err(RepositoryError::NotFound("Workflow"));
         }
+        self.notifier.committed(&mut conn).await;
         Ok(())
     }
 
     async fn forget(&self, _location_id: &str, _id: &str) {}
 
+    async fn import_state(
+        &self,
+        location_id: &str,
+        id: &str,
+        source: &str,
+    ) -> Result<Option<ImportState>, RepositoryError> {
+        // Is the stored original the one being imported, and at which source version is it.
+        let row = read_retrying(&self.pool, || {
+            sqlx::query!(
+                r#"select version, source_version,
+                          coalesce(source_json = $3, false) as "same_source!"
+                   from workflows
+                   where location_id = $1 and id = $2"#,
+                location_id,
+                id,
+                source,
+            )
+            .fetch_optional(&self.pool)
+        })
+        .await?;
+        Ok(row.map(|row| ImportState {
+            version: row.version,
+            source_version: row.source_version,
+            same_source: row.same_source,
+        }))
+    }
+
+    async fn original(
+        &self,
+        location_id: &str,
+        id: &str,
+    ) -> Result<(Option<bytes::Bytes>, ReadSource), RepositoryError> {
+        // A null `source_json`: the workflow was not imported.
+        let row: Option<Option<String>> = read_retrying(&self.pool, || {
+            sqlx::query_scalar!(
+                r#"select source_json from workflows where location_id = $1 and id = $2"#,
+                location_id,
+                id,
+            )
+            .fetch_optional(&self.pool)
+        })
+        .await?;
+        let original = row.ok_or(RepositoryError::NotFound("Workflow"))?;
+        Ok((original.map(bytes::Bytes::from), ReadSource::Bypass))
+    }
+
     async fn definitions(
         &self,
         location_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
-        let rows = sqlx::query!(
-            r#"select id, definition from workflows where location_id = $1 order by id"#,
-            location_id,
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .reads
+            .run(|t| {
+                sqlx::query!(
+                    r#"select id, definition from workflows where location_id = $1 order by id"#,
+                    location_id,
+                )
+                .fetch_all(t.db)
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| (row.id, row.definition))
@@ -356,7 +460,10 @@ impl PgWorkflowRepository {
                       json_build_object(
                           'id', id, 'name', name, 'status', status, 'version', version,
                           'stepCount', step_count, 'triggerCount', trigger_count,
-                          'createdAt', created_at, 'updatedAt', updated_at, 'definition', definition)
+                          'createdAt', created_at, 'updatedAt', updated_at,
+                          'sourceVersion', source_version,
+                          'sourceFormat', case when source_json is not null then 'ghl' end,
+                          'definition', definition)
                       as "workflow!: Json<StoredWorkflow>"
                from workflows
                order by updated_at desc

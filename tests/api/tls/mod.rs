@@ -4,4 +4,6 @@
 
 mod harness;
 mod pgbouncer;
+mod postgres_tls;
 mod redis_single;
+mod redis_topologies;

@@ -6,25 +6,17 @@
 // Each scenario uses only some of these helpers; in a test binary the rest would be dead code.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, Value};
 
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
+use super::node::*;
+
 const REDIS_CLI: &str = "/usr/bin/redis-cli";
-/// Generous for a loaded 2-core CI machine, short enough that a broken topology fails the test.
-const SETUP_DEADLINE: Duration = Duration::from_secs(30);
-/// Each admin command gets this long, so a stopped (SIGSTOP) or dying node cannot hang us.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
-const POLL: Duration = Duration::from_millis(50);
 /// Small so a dead primary is noticed (PFAIL -> FAIL) and its replica elected within seconds.
 const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
 /// Sentinel marks the primary down (SDOWN) after this long without a valid reply.
@@ -32,318 +24,6 @@ const SENTINEL_DOWN_AFTER_MS: u64 = 1000;
 /// Bounds a stuck failover attempt, so a retry (or the next election) comes quickly.
 const SENTINEL_FAILOVER_TIMEOUT_MS: u64 = 3000;
 const CLUSTER_SLOTS: usize = 16384;
-/// Kept in each node's own temp dir; the cluster rewrites it on every topology change.
-const CLUSTER_CONFIG_FILE: &str = "nodes.conf";
-
-/// A port that is free now (the listener is dropped right away; the server binds it next).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0 to find a free port")
-}
-
-/// A free port `p` whose cluster bus port `p + 10000` is free too. Nodes are started one by
-/// one, so ports of our earlier nodes (data and bus) are bound and cannot be picked again.
-pub fn free_cluster_port() -> u16 {
-    for _ in 0..1000 {
-        let port = free_port();
-        let Some(bus_port) = port.checked_add(10000) else {
-            continue;
-        };
-        if TcpListener::bind(("127.0.0.1", bus_port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port p with p+10000 free on 127.0.0.1");
-}
-
-/// A directory of our own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(kind: &str) -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "redis-topology-{kind}-{}-{}-{nanos}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    fn sub(&self, name: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("create dir {}: {e}", path.display()));
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// One `redis-server` (data node or sentinel) child process that we own.
-struct Node {
-    port: u16,
-    /// stdout + stderr of the server; it logs there (no `--logfile`), config errors included.
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-/// What [`Node::spawn`] reports when another process took the port after we picked it.
-const PORT_TAKEN: &str = "Address already in use";
-
-impl Node {
-    /// Starts `redis-server [conf] --port P --bind 127.0.0.1 <extra>` on a port from `pick`,
-    /// picking again (up to 3 times) if another process grabbed the port between the pick and
-    /// the bind: other tests on this machine pick free ports too.
-    async fn start(
-        pick: fn() -> u16,
-        dir: &Path,
-        conf: Option<&Path>,
-        extra: &[&str],
-    ) -> Result<Node, String> {
-        let mut last = String::new();
-        for _ in 0..3 {
-            // A cluster node that lost its bus port may already have written its config.
-            let _ = std::fs::remove_file(dir.join(CLUSTER_CONFIG_FILE));
-            match Node::spawn(pick(), dir, conf, extra).await {
-                Err(e) if e.contains(PORT_TAKEN) => last = e,
-                other => return other,
-            }
-        }
-        Err(last)
-    }
-
-    /// Spawns the server and waits until it answers as the process we started (a reply from
-    /// someone else's server on that port does not count). `Err` carries the log tail when
-    /// the server exits or never answers.
-    async fn spawn(
-        port: u16,
-        dir: &Path,
-        conf: Option<&Path>,
-        extra: &[&str],
-    ) -> Result<Node, String> {
-        let log = dir.join("redis.log");
-        let out = File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("clone log handle: {e}"))?;
-        let mut cmd = Command::new(REDIS_SERVER);
-        if let Some(conf) = conf {
-            cmd.arg(conf);
-        }
-        let child = cmd
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("spawn {REDIS_SERVER}: {e}"))?;
-        let mut node = Node {
-            port,
-            log,
-            child: Some(child),
-        };
-        let pid = node.child.as_ref().map(Child::id);
-        let started = Instant::now();
-        loop {
-            if let Ok(server) = info(&node.addr(), "server").await {
-                let answering = server.get("process_id").and_then(|p| p.parse().ok());
-                if answering == pid {
-                    return Ok(node);
-                }
-                return Err(format!(
-                    "{PORT_TAKEN}: pid {answering:?} answers on {}, not ours ({pid:?})",
-                    node.port
-                ));
-            }
-            let exited = node
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                node.child = None;
-                return Err(format!(
-                    "redis-server on {} exited ({status}):\n{}",
-                    node.port,
-                    node.log_tail(20)
-                ));
-            }
-            if started.elapsed() > SETUP_DEADLINE {
-                return Err(format!(
-                    "redis-server on {} did not answer within {SETUP_DEADLINE:?}:\n{}",
-                    node.port,
-                    node.log_tail(20)
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// A data node: no persistence, its own `--dir`, plus `extra`. `repl-diskless-sync-delay 0`
-    /// because Redis 7 otherwise waits 5 s before a replica's first full sync;
-    /// `repl-ping-replica-period 1` because an idle primary's replication offset stays 0 until
-    /// its first ping (10 s by default), and the cluster hides replicas at offset 0 from
-    /// CLUSTER SLOTS.
-    async fn start_server(pick: fn() -> u16, dir: &Path, extra: &[&str]) -> Result<Node, String> {
-        let dir_arg = dir.display().to_string();
-        let mut args = vec![
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir_arg,
-            "--repl-diskless-sync-delay",
-            "0",
-            "--repl-ping-replica-period",
-            "1",
-        ];
-        args.extend_from_slice(extra);
-        Node::start(pick, dir, None, &args).await
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn alive(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// SIGCONT (in case a test stopped it), then SIGKILL by our own PID, and reap it.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        let from = all.len().saturating_sub(lines);
-        all[from..].join("\n")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// One admin connection, bounded by [`ADMIN_TIMEOUT`].
-async fn connect(addr: &str) -> Result<MultiplexedConnection, String> {
-    let client = redis::Client::open(format!("redis://{addr}")).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(ADMIN_TIMEOUT, client.get_multiplexed_async_connection()).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!("{addr}: connect timed out")),
-    }
-}
-
-async fn query_on<T: FromRedisValue>(
-    conn: &mut MultiplexedConnection,
-    addr: &str,
-    cmd: &redis::Cmd,
-) -> Result<T, String> {
-    match tokio::time::timeout(ADMIN_TIMEOUT, cmd.query_async::<T>(conn)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!("{addr}: command timed out")),
-    }
-}
-
-/// One admin command on a fresh connection (cheap, and never reuses a connection a failover cut).
-async fn query<T: FromRedisValue>(addr: &str, cmd: &redis::Cmd) -> Result<T, String> {
-    let mut conn = connect(addr).await?;
-    query_on(&mut conn, addr, cmd).await
-}
-
-/// `INFO <section>` / `CLUSTER INFO` style `key:value` lines.
-fn parse_info(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-async fn info(addr: &str, section: &str) -> Result<BTreeMap<String, String>, String> {
-    let text: String = query(addr, redis::cmd("INFO").arg(section)).await?;
-    Ok(parse_info(&text))
-}
-
-/// First element of `ROLE`: "master", "slave" or "sentinel".
-async fn role(addr: &str) -> Result<String, String> {
-    let reply: Vec<Value> = query(addr, &redis::cmd("ROLE")).await?;
-    match reply.first() {
-        Some(v) => String::from_redis_value(v.clone()).map_err(|e| format!("{addr}: ROLE: {e}")),
-        None => Err(format!("{addr}: empty ROLE reply")),
-    }
-}
-
-/// A sentinel's map-shaped replies (`SENTINEL MASTER`, each entry of `SENTINEL REPLICAS`).
-fn value_map(v: &Value) -> BTreeMap<String, String> {
-    let pairs: Vec<(String, String)> = match v {
-        Value::Map(m) => m
-            .iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    String::from_redis_value(k.clone()).ok()?,
-                    String::from_redis_value(v.clone()).ok()?,
-                ))
-            })
-            .collect(),
-        Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|kv| match kv {
-                [k, v] => Some((
-                    String::from_redis_value(k.clone()).ok()?,
-                    String::from_redis_value(v.clone()).ok()?,
-                )),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    pairs.into_iter().collect()
-}
-
-/// Polls `check` until it returns `Ok`, panicking with its last `Err` after `deadline`.
-async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let started = Instant::now();
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if started.elapsed() > deadline => {
-                panic!("timed out after {deadline:?} waiting for {what}; last state: {last}")
-            }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
-}
 
 /// One slot range of `CLUSTER SLOTS`: `start..=end`, served by `primary` with `replicas`.
 #[derive(Debug, Clone)]
@@ -398,6 +78,8 @@ pub struct RedisCluster {
     /// Declared before `dir` so the processes die before their directories are removed.
     nodes: Vec<Node>,
     replicas_per_primary: usize,
+    /// TLS-only nodes (`--tls-cluster yes`), or plaintext ones.
+    tls: Option<TopologyTls>,
     dir: TempDir,
 }
 
@@ -408,6 +90,20 @@ impl RedisCluster {
     /// `cluster_state:ok` with all 16384 slots assigned and every replica is in sync.
     /// `None` (with the reason printed) only when redis-server/redis-cli cannot run a cluster.
     pub async fn start(replicas_per_primary: usize) -> Option<RedisCluster> {
+        RedisCluster::start_with(replicas_per_primary, None).await
+    }
+
+    /// `start` with TLS-only nodes: `--port 0 --tls-port P`, the cluster bus and replication
+    /// over TLS too (`--tls-cluster yes`, `--tls-replication yes`), so CLUSTER SLOTS and
+    /// redirects name TLS ports.
+    pub async fn start_tls(replicas_per_primary: usize, tls: &TopologyTls) -> Option<RedisCluster> {
+        RedisCluster::start_with(replicas_per_primary, Some(tls)).await
+    }
+
+    async fn start_with(
+        replicas_per_primary: usize,
+        tls: Option<&TopologyTls>,
+    ) -> Option<RedisCluster> {
         if !Path::new(REDIS_CLI).exists() {
             eprintln!("SKIPPED: {REDIS_CLI} not found; it creates the cluster");
             return None;
@@ -419,7 +115,7 @@ impl RedisCluster {
         for i in 0..total {
             let node_dir = dir.sub(&format!("node{i}"));
             let conf_file = node_dir.join(CLUSTER_CONFIG_FILE).display().to_string();
-            let args = [
+            let mut args = vec![
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -427,7 +123,10 @@ impl RedisCluster {
                 "--cluster-node-timeout",
                 &timeout,
             ];
-            match Node::start_server(free_cluster_port, &node_dir, &args).await {
+            if tls.is_some() {
+                args.extend(["--tls-cluster", "yes"]);
+            }
+            match Node::start_server(free_cluster_port, &node_dir, tls, &args).await {
                 Ok(node) => nodes.push(node),
                 Err(e) if nodes.is_empty() && e.contains("cluster") => {
                     eprintln!("SKIPPED: redis-server cannot run in cluster mode: {e}");
@@ -447,6 +146,7 @@ impl RedisCluster {
         let me = RedisCluster {
             nodes,
             replicas_per_primary,
+            tls: tls.cloned(),
             dir,
         };
         me.create().await;
@@ -457,6 +157,9 @@ impl RedisCluster {
     /// `redis-cli --cluster create`: assigns the slots, pairs replicas, and makes the nodes meet.
     async fn create(&self) {
         let mut cmd = tokio::process::Command::new(REDIS_CLI);
+        if let Some(tls) = &self.tls {
+            cmd.args(["--tls", "--cacert", &tls.ca]);
+        }
         cmd.args(["--cluster", "create"])
             .args(self.node_addrs())
             .args([
@@ -583,6 +286,29 @@ impl RedisCluster {
                 .ok_or_else(|| format!("{addr}: slot {slot} is not served"))
         })
         .await
+    }
+
+    /// A graceful `CLUSTER FAILOVER` on a replica of the primary that owns `key`'s slot: the
+    /// replica takes the slot over and the old primary, still up, answers MOVED for it from
+    /// then on. Returns the old primary's address (then `wait_for_failover`).
+    pub async fn manual_failover_for_key(&self, key: &str) -> String {
+        let slot = self.keyslot(key).await;
+        let range = self
+            .ask_any("CLUSTER SLOTS", |addr| async move {
+                let slots = cluster_slots(&addr).await?;
+                owner_of(&slots, slot)
+                    .cloned()
+                    .ok_or_else(|| format!("{addr}: slot {slot} is not served"))
+            })
+            .await;
+        let replica = range
+            .replicas
+            .first()
+            .unwrap_or_else(|| panic!("slot {slot} has no replica to fail over to"));
+        query::<String>(replica, redis::cmd("CLUSTER").arg("FAILOVER"))
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER FAILOVER: {e}"));
+        range.primary
     }
 
     /// SIGKILLs (by PID) the primary that owns `key`'s slot; returns its address.
@@ -735,8 +461,18 @@ impl RedisSentinels {
     /// and every sentinel sees the master, the replica and both other sentinels (fewer known
     /// sentinels would block the failover leader election).
     pub async fn start(master_name: &str) -> RedisSentinels {
+        RedisSentinels::start_with(master_name, None).await
+    }
+
+    /// `start` with TLS-only data nodes and sentinels (`--port 0 --tls-port P`): replication,
+    /// the sentinels' links to the nodes and to each other, and every client speak TLS.
+    pub async fn start_tls(master_name: &str, tls: &TopologyTls) -> RedisSentinels {
+        RedisSentinels::start_with(master_name, Some(tls)).await
+    }
+
+    async fn start_with(master_name: &str, tls: Option<&TopologyTls>) -> RedisSentinels {
         let dir = TempDir::new("sentinel");
-        let primary = Node::start_server(free_port, &dir.sub("primary"), &[])
+        let primary = Node::start_server(free_port, &dir.sub("primary"), tls, &[])
             .await
             .unwrap_or_else(|e| panic!("sentinel primary did not start: {e}"));
         let (primary_addr, primary_port) = (primary.addr(), primary.port);
@@ -744,6 +480,7 @@ impl RedisSentinels {
         let replica = Node::start_server(
             free_port,
             &dir.sub("replica"),
+            tls,
             &["--replicaof", &replica_of],
         )
         .await
@@ -762,7 +499,7 @@ impl RedisSentinels {
                 dir = sdir.display()
             );
             std::fs::write(&conf, text).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
-            let node = Node::start(free_port, &sdir, Some(&conf), &["--sentinel"])
+            let node = Node::start(free_port, &sdir, Some(&conf), tls, &["--sentinel"])
                 .await
                 .unwrap_or_else(|e| panic!("sentinel did not start: {e}"));
             sentinels.push(node);

@@ -4,5 +4,6 @@
 
 mod cluster;
 pub mod common;
-mod harness;
+pub mod harness;
+pub mod node;
 mod sentinel;

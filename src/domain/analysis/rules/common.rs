@@ -198,17 +198,42 @@ pub fn visit_strings<'a>(
     mut f: impl FnMut(&'a str, Option<&'a str>, &dyn Fn() -> String),
 ) {
     // Fast path: top-level strings need no stack (most configs are flat).
-    let mut nested: Vec<Frame<'a>> = Vec::new();
+    let mut has_nested = false;
     for (k, v) in root {
         match v {
             Value::String(text) => f(text, Some(k), &|| format!("{base}.{k}")),
-            Value::Array(_) | Value::Object(_) => nested.push(Frame::Enter(Seg::Key(k), v)),
+            Value::Array(_) | Value::Object(_) => has_nested = true,
             _ => {}
         }
     }
-    if !nested.is_empty() {
-        nested.reverse();
-        visit(nested, base, f);
+    if !has_nested {
+        return;
+    }
+    // Then each container in key order, depth first (the order one walk over all of them
+    // takes). One holding only scalars (a tag list, a wait's `startAfter`: most of them
+    // in real configs) needs no stack either.
+    let is_scalar = |v: &Value| !matches!(v, Value::Array(_) | Value::Object(_));
+    for (k, v) in root {
+        match v {
+            Value::Object(m) if m.values().all(is_scalar) => {
+                for (k2, v2) in m {
+                    if let Value::String(text) = v2 {
+                        f(text, Some(k2), &|| format!("{base}.{k}.{k2}"));
+                    }
+                }
+            }
+            Value::Array(items) if items.iter().all(is_scalar) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::String(text) = item {
+                        f(text, None, &|| format!("{base}.{k}[{i}]"));
+                    }
+                }
+            }
+            Value::Array(_) | Value::Object(_) => {
+                visit(vec![Frame::Enter(Seg::Key(k), v)], base, &mut f)
+            }
+            _ => {}
+        }
     }
 }
 

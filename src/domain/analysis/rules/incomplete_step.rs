@@ -1,20 +1,23 @@
 use super::label;
 use crate::domain::analysis::rule::{Category, Issue, Rule, RuleContext, Severity};
-use crate::domain::ghl::GHL_CONFIG_KEY;
+use crate::domain::ghl::{GHL_CONFIG_KEY, GHL_INCOMPLETE_KEY};
 use crate::domain::workflow::Step;
 use serde_json::Value;
 
 /// `incomplete-step`: the workflow builder itself marked the step as broken
-/// (`incompleteData: true`, imported as `config.ghl.incomplete`). GoHighLevel shows such
+/// (`incompleteData: true`, imported as `config.ghlIncomplete: true`; the object form
+/// `config.ghl: {"incomplete": true}` of earlier documents counts too). GoHighLevel shows such
 /// a node in red: a required setting is missing, often one our own checks cannot see
 /// (a deleted template, form, pipeline or user the action points to).
 pub struct IncompleteStep;
 
 pub(crate) fn is_marked_incomplete(s: &Step) -> bool {
-    s.config
-        .get(GHL_CONFIG_KEY)
-        .and_then(|g| g.get("incomplete"))
-        == Some(&Value::Bool(true))
+    let yes = Some(&Value::Bool(true));
+    s.config.get(GHL_INCOMPLETE_KEY) == yes
+        || s.config
+            .get(GHL_CONFIG_KEY)
+            .and_then(|g| g.get("incomplete"))
+            == yes
 }
 
 impl Rule for IncompleteStep {
@@ -57,22 +60,24 @@ mod tests {
     #[test]
     fn fires_for_a_step_the_builder_marked_incomplete() {
         let v = wf(json!([
-            {"id": "s1", "type": "send_sms", "config": {"body": "Hi", "ghl": {"type": "sms", "incomplete": true}}, "next": "s2"},
-            {"id": "s2", "type": "math_operation", "config": {"ghl": {"type": "math_operation", "incomplete": true}}}
+            {"id": "s1", "type": "send_sms", "config": {"body": "Hi", "ghl": "sms", "ghlIncomplete": true}, "next": "s2"},
+            {"id": "s2", "type": "math_operation", "config": {"ghl": "math_operation", "ghlIncomplete": true}, "next": "s3"},
+            {"id": "s3", "type": "send_sms", "config": {"body": "Hi", "ghl": {"type": "sms", "incomplete": true}}}
         ]));
         let issues = run(&IncompleteStep, v);
         let ids: Vec<_> = issues.iter().map(|i| i.step_ids[0].as_str()).collect();
-        assert_eq!(ids, vec!["s1", "s2"]);
+        assert_eq!(ids, vec!["s1", "s2", "s3"]);
         assert_eq!(issues[0].severity, Severity::High);
     }
 
     #[test]
     fn silent_for_complete_steps_and_look_alikes() {
         let v = wf(json!([
-            {"id": "s1", "type": "send_sms", "config": {"body": "Hi", "ghl": {"type": "sms"}}, "next": "s2"},
-            {"id": "s2", "type": "send_sms", "config": {"body": "Hi", "ghl": {"type": "sms", "incomplete": "true"}}, "next": "s3"},
+            {"id": "s1", "type": "send_sms", "config": {"body": "Hi", "ghl": "sms"}, "next": "s2"},
+            {"id": "s2", "type": "send_sms", "config": {"body": "Hi", "ghl": "sms", "ghlIncomplete": "true"}, "next": "s3"},
             {"id": "s3", "type": "send_sms", "config": {"body": "Hi", "incomplete": true}, "next": "s4"},
-            {"id": "s4", "type": "send_sms", "config": {"body": "Hi", "ghl": {"type": "sms", "incomplete": false}}}
+            {"id": "s4", "type": "send_sms", "config": {"body": "Hi", "ghl": {"type": "sms", "incomplete": false}}, "next": "s5"},
+            {"id": "s5", "type": "send_sms", "config": {"body": "Hi", "ghl": "sms", "ghlIncomplete": false}}
         ]));
         assert!(run(&IncompleteStep, v).is_empty());
     }

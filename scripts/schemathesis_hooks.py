@@ -1,0 +1,83 @@
+"""Schemathesis hooks for scripts/schemathesis.sh.
+
+openapi.json states some rules of a workflow document in words, because OpenAPI 3.0 cannot
+put them in a schema: trigger ids and step ids are unique, and ids, step references and the
+keys of `config`, `filters` and a condition are at most 256 *bytes* (a schema's maxLength
+counts characters; OpenAPI 3.0 has no way to limit object keys at all). The hook below keeps
+generated documents to those rules, and changes nothing else; Schemathesis checks each request
+against the schema again after the hook.
+"""
+
+import schemathesis
+
+MAX_ID_BYTES = 256  # domain::limits::MAX_ID_BYTES
+REFERENCES = ("id", "start", "next", "else")
+
+
+def _fit(text):
+    """`text` cut to at most MAX_ID_BYTES bytes of UTF-8, at a character boundary."""
+    while len(text.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        text = text[:-1]
+    return text
+
+
+def _within_limits(value):
+    """`value` with every object key and id/reference string cut to MAX_ID_BYTES bytes."""
+    if isinstance(value, list):
+        return [_within_limits(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    fitted = {}
+    for key, item in value.items():
+        item = _within_limits(item)
+        if key in REFERENCES and isinstance(item, str):
+            item = _fit(item)
+        fitted[_fit(key)] = item
+    return fitted
+
+
+def _unique_ids(items):
+    """The items with every repeated string `id` renamed (the first keeps it)."""
+    if not isinstance(items, list):
+        return items
+    ids = [item.get("id") for item in items if isinstance(item, dict)]
+    seen = {i for i in ids if isinstance(i, str)}
+    kept = set()
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        if item["id"] not in kept:
+            kept.add(item["id"])
+            continue
+        renamed = f"dup{n}"
+        while renamed in seen:
+            renamed += "_"
+        item["id"] = renamed
+        seen.add(renamed)
+        kept.add(renamed)
+    return items
+
+
+def _document(document, unique_ids):
+    """A stored document (`unique_ids`) or one only analyzed, which may repeat ids."""
+    if not isinstance(document, dict):
+        return document
+    document = _within_limits(document)
+    if unique_ids:
+        for key in ("triggers", "steps"):
+            if key in document:
+                document[key] = _unique_ids(document[key])
+    return document
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    # `before_call` rather than `map_body`: it also sees the coverage phase's requests.
+    operation = context.operation
+    if operation is None or not isinstance(case.body, dict):
+        return
+    method, path = operation.method.upper(), operation.path
+    if (method, path) == ("PUT", "/api/workflows/{id}"):
+        case.body = _document(case.body, unique_ids=True)
+    elif (method, path) == ("POST", "/api/analyze") and "workflow" in case.body:
+        case.body["workflow"] = _document(case.body["workflow"], unique_ids=False)

@@ -1,0 +1,119 @@
+//! The token and the region on one instance (the shared Postgres and Redis, no replica):
+//! every write answers `X-Consistency-Token`, reads accept it back (and refuse a foreign
+//! value), CORS lets a browser send and read it; health and metrics name the region.
+
+use crate::helpers::{sample_workflow, spawn_app_with};
+
+const ORIGIN: &str = "https://app.example.com";
+
+#[tokio::test]
+async fn every_write_answers_a_token_that_a_read_accepts_back_and_cors_lets_browsers_use_it() {
+    let app = spawn_app_with(|env| {
+        env.insert("FRONTEND_URL".into(), ORIGIN.into());
+        env.insert("REGION".into(), "eu-west-1".into());
+    })
+    .await;
+    let created = app
+        .client
+        .post(app.url("/internal/locations"))
+        .json(&serde_json::json!({"id": "locTokens", "name": "Tokens"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("x-consistency-token"));
+    let body: serde_json::Value = created.json().await.unwrap();
+    let key = body["data"]["apiKey"].as_str().unwrap().to_owned();
+
+    let mut tokens = Vec::new();
+    for name in ["first", "second"] {
+        let put = app.put_workflow(&key, "wf1", &sample_workflow(name)).await;
+        assert!(put.status().is_success());
+        let token = put.headers()["x-consistency-token"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(token.starts_with("v1-"), "{token}");
+        tokens.push(token);
+    }
+    assert_ne!(tokens[0], tokens[1], "each commit has its own position");
+    let read = app
+        .client
+        .get(app.url("/api/workflows/wf1"))
+        .bearer_auth(&key)
+        .header("x-consistency-token", &tokens[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert!(
+        !read.headers().contains_key("x-consistency-token"),
+        "a read writes nothing"
+    );
+    let body: serde_json::Value = read.json().await.unwrap();
+    assert_eq!(body["data"]["name"], "second");
+
+    for bad in ["garbage", "v1-", "0/16B374D8"] {
+        let refused = app
+            .client
+            .get(app.url("/api/workflows/wf1"))
+            .bearer_auth(&key)
+            .header("x-consistency-token", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{bad}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "BAD_REQUEST");
+        assert!(body["meta"]["requestId"].is_string());
+    }
+
+    let deleted = app.delete_workflow(&key, "wf1").await;
+    assert_eq!(deleted.status(), 204);
+    assert!(deleted.headers().contains_key("x-consistency-token"));
+
+    // A browser may send the header (preflight) and read it (exposed).
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/workflows/wf1"))
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-consistency-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-consistency-token"), "{allowed}");
+    let put = app
+        .client
+        .put(app.url("/api/workflows/wf2"))
+        .bearer_auth(&key)
+        .header("Origin", ORIGIN)
+        .json(&sample_workflow("from a browser"))
+        .send()
+        .await
+        .unwrap();
+    let exposed = put.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-consistency-token"), "{exposed}");
+
+    // The region in health and on the cache metrics; no replica check without a replica.
+    let health: serde_json::Value = app.get("/health/detailed").await.json().await.unwrap();
+    assert_eq!(health["region"], "eu-west-1");
+    assert!(health["checks"].get("replica").is_none(), "{health}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics
+        .lines()
+        .any(|l| l.starts_with("cache_operations_total{") && l.contains("region=\"eu-west-1\"")));
+    assert!(
+        metrics.contains("database_replica_lag_seconds 0"),
+        "no replica: lag 0"
+    );
+    assert!(metrics.contains("database_reads_total{target=\"primary\"}"));
+}
