@@ -65,7 +65,7 @@ impl Cache {
             // (L1 answers as a single instance would), so acknowledgements are awaited from
             // those heard lately, bounded by a lease, and not waited out beyond.
             if let Some(id) = &id {
-                if i.pg.recent_members() > 1 {
+                if i.pg.recent_members() > 1 || !i.pg.members_known() {
                     let bound = tokio::time::Instant::now() + Duration::from_millis(LEASE_MS + 20);
                     i.pg.wait_for_acks(id, bound).await;
                 } else {
@@ -136,6 +136,7 @@ impl Cache {
                 Invalidation::RedisUnreachable => true,
                 Invalidation::Applied => {
                     usize::try_from(receivers).unwrap_or(0) < i.pg.recent_members()
+                        || !i.pg.members_known()
                 }
                 Invalidation::Unconfirmed => false,
             };

@@ -52,6 +52,9 @@ pub(super) struct PgBus {
     listening: AtomicBool,
     /// When the last heartbeat that came back was sent (unix ms).
     last_heard_ms: AtomicU64,
+    /// Since when the listener's connection listens without a break (`None` while it does
+    /// not): the heartbeats of `members` are complete only for the time after it.
+    up_since: Mutex<Option<Instant>>,
     pub(super) channel: String,
     seen: Mutex<Seen>,
     /// Keys of a prepared notice (joined) → its id, taken by the Redis copy.
@@ -80,6 +83,7 @@ impl PgBus {
             attached: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             last_heard_ms: AtomicU64::new(0),
+            up_since: Mutex::new(None),
             channel,
             seen: Mutex::new(Seen::default()),
             notices: Mutex::new(HashMap::new()),
@@ -129,6 +133,15 @@ impl PgBus {
         members.insert(instance.to_owned(), now);
     }
 
+    /// Whether `members` holds every instance that may rest on a heartbeat heard less than a
+    /// lease ago: the listener has listened without a break for longer than that. After a
+    /// reconnection, an instance whose heartbeats went by during the break may still hold a
+    /// lease this instance knows nothing of.
+    pub(super) fn members_known(&self) -> bool {
+        let recent = Duration::from_millis(LEASE_MS + 50);
+        lock(&self.up_since).is_some_and(|since| since.elapsed() >= recent)
+    }
+
     /// Instances (this one included) whose heartbeat arrived less than a lease ago.
     pub(super) fn recent_members(&self) -> usize {
         let recent = Duration::from_millis(LEASE_MS + 50);
@@ -141,7 +154,13 @@ impl PgBus {
     /// This listener received the notice `id` of one of our writes: every instance whose lease
     /// may rest on a heartbeat committed before it was heard from less than a lease ago (the
     /// heartbeats came in commit order, before the notice), and must acknowledge.
+    ///
+    /// While the members are not known (see `members_known`) nobody is fixed as expected:
+    /// the write waits out the lease.
     fn own_notice_arrived(&self, me: &str, id: &str) {
+        if !self.members_known() {
+            return;
+        }
         let mut waits = lock(&self.waits);
         let Some(wait) = waits.get_mut(id) else {
             return;
@@ -375,6 +394,7 @@ impl Cache {
         } else if reconnected && !i.redis_lease_valid(now_ms()) {
             i.clear_l1("postgres invalidation listener reconnected");
         }
+        *lock(&i.pg.up_since) = Some(Instant::now());
         i.pg.listening.store(true, Ordering::Release);
     }
 
@@ -382,6 +402,7 @@ impl Cache {
     pub fn pg_listener_down(&self) {
         let i = &self.0;
         i.pg.listening.store(false, Ordering::Release);
+        *lock(&i.pg.up_since) = None;
         if i.l2.is_some() && !i.redis_lease_valid(now_ms()) {
             i.clear_l1("postgres invalidation listener lost");
         }
@@ -416,6 +437,8 @@ mod tests {
         let c = Cache::new(s, &prometheus::Registry::new()).unwrap();
         c.attach_pg_bus();
         c.pg_listener_up(false);
+        // Listening for longer than a lease: the members heard are all there are.
+        *lock(&c.0.pg.up_since) = Instant::now().checked_sub(Duration::from_secs(1));
         c
     }
 
@@ -524,5 +547,34 @@ mod tests {
         writer.on_pg_message(&payload);
         let soon = tokio::time::Instant::now() + Duration::from_millis(20);
         assert!(!writer.0.pg.wait_for_acks(&id, soon).await);
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_listener_just_reconnected_waits_out_the_lease() {
+        let (writer, reader) = (cache("w"), cache("r"));
+        writer.on_pg_message(&reader.pg_heartbeat());
+        // The writer's listener was away: the reader's later heartbeats went by unheard, so
+        // the reader may hold a lease the writer's member list says nothing of.
+        writer.pg_listener_down();
+        writer.pg_listener_up(true);
+        assert!(!writer.0.pg.members_known());
+        let keys = [writer.keys().workflow("loc", "a")];
+        let payload = writer.bus_notice(&keys).unwrap();
+        let id = msg(&payload).id.unwrap();
+        writer.on_pg_message(&payload);
+        let soon = tokio::time::Instant::now() + Duration::from_millis(20);
+        assert!(
+            !writer.0.pg.wait_for_acks(&id, soon).await,
+            "decided on an incomplete member list"
+        );
+        // Once it has listened for a whole lease, the members it heard are all there are.
+        *lock(&writer.0.pg.up_since) = Instant::now().checked_sub(Duration::from_secs(1));
+        let payload = writer.bus_notice(&keys).unwrap();
+        let id = msg(&payload).id.unwrap();
+        writer.on_pg_message(&payload);
+        let ack = reader.on_pg_message(&payload).unwrap();
+        writer.on_pg_message(&ack);
+        let far = tokio::time::Instant::now() + Duration::from_secs(30);
+        assert!(writer.0.pg.wait_for_acks(&id, far).await);
     }
 }

@@ -6,7 +6,7 @@ use crate::domain::analysis::{analyze_location, analyze_workflow, LocationWorkfl
 use chrono::Utc;
 use proptest::prelude::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const IDS: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h"];
 const TYPES: &[&str] = &[
@@ -270,8 +270,10 @@ pub(crate) fn generated(n: usize) -> Value {
         "triggers": [{"id": "t", "type": "contact_tag", "active": true, "conditions": [{"field": "tagsAdded", "value": "lead"}]}]})
 }
 
+/// The CPU time this thread spent importing and analyzing `v`: a time slice lost to another
+/// process on a shared machine is not counted (wall time is, and made this test flaky).
 fn import_and_analyze(v: &Value) -> Duration {
-    let start = Instant::now();
+    let start = cpu_time::ThreadTime::now();
     let w = import(v).expect("imports");
     let report = analyze_workflow("big", 1, &w.document, Utc::now());
     assert!(report.issues_summary.total > 0);
@@ -282,17 +284,21 @@ fn import_and_analyze(v: &Value) -> Duration {
 fn import_and_analysis_grow_linearly_with_the_document() {
     let small = generated(2_000);
     let large = generated(8_000);
-    let best = |v: &Value| {
-        (0..5)
-            .map(|_| import_and_analyze(v))
-            .min()
-            .unwrap_or_default()
-    };
-    let (t1, t4) = (best(&small), best(&large));
-    let ratio = t4.as_secs_f64() / t1.as_secs_f64().max(1e-9);
+    // Pairs measured back to back, the best pair kept: whatever slows one pair (caches shared
+    // with another process) slows both of its sides alike.
+    let ratio = (0..5)
+        .map(|_| {
+            let (t1, t4) = (import_and_analyze(&small), import_and_analyze(&large));
+            (t4.as_secs_f64() / t1.as_secs_f64().max(1e-9), t1, t4)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or((0.0, Duration::ZERO, Duration::ZERO));
     // Linear is 4, n log n a little more; quadratic would be 16.
     assert!(
-        ratio < 9.0,
-        "4× the steps took {ratio:.1}× the time ({t1:?} → {t4:?})"
+        ratio.0 < 9.0,
+        "4× the steps took {:.1}× the time ({:?} → {:?})",
+        ratio.0,
+        ratio.1,
+        ratio.2
     );
 }
