@@ -19,11 +19,20 @@ TOKEN = re.compile(r"v1-[0-9A-Fa-f]{1,16}")  # http::consistency::TOKEN_PATTERN
 REFERENCES = ("id", "start", "next", "else")
 
 
-def _fit(text):
+def _cut(text):
     """`text` cut to at most MAX_ID_BYTES bytes of UTF-8, at a character boundary."""
     while len(text.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
         text = text[:-1]
     return text
+
+
+def _fit(text):
+    """`_cut(text)`, not blank when `text` is not (a stored id must not be blank): leading
+    white space goes first when the cut would keep nothing else."""
+    fitted = _cut(text)
+    if text.strip() and not fitted.strip():
+        fitted = _cut(text.lstrip())
+    return fitted
 
 
 def _within_limits(value):
