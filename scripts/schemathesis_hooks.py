@@ -1,9 +1,9 @@
 """Schemathesis hooks for scripts/schemathesis.sh.
 
-openapi.json states some rules of a workflow document in words, because OpenAPI 3.0 cannot
-put them in a schema: trigger ids and step ids are unique, and ids, step references and the
-keys of `config`, `filters` and a condition are at most 256 *bytes* (a schema's maxLength
-counts characters; OpenAPI 3.0 has no way to limit object keys at all). The hook below keeps
+openapi.json states some rules of a workflow document in words, because a JSON Schema cannot
+say them: trigger ids and step ids are unique (`uniqueItems` compares whole items, not one
+field), and ids, step references and the keys of `config`, `filters` and a condition are at
+most 256 *bytes* (`maxLength`, also under `propertyNames`, counts characters). The hook below keeps
 generated documents to those rules; Schemathesis checks each request against the schema again
 after the hook. The other hook works around a limit of Schemathesis itself (`X-Consistency-Token`
 in positive cases, below), and nothing else is changed.
