@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
 use crate::domain::api_key::api_key_hash;
+use crate::http::consistency::{foreign_token, ForeignToken};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -45,7 +46,24 @@ impl FromRequest for Tenant {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
+    /// [`Tenant::authenticate`], then what a handler may only refuse once the caller is known:
+    /// an `X-Consistency-Token` the service did not issue.
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let authenticated = Tenant::authenticate(request);
+        let request = request.clone();
+        Box::pin(async move {
+            let tenant = authenticated.await?;
+            if request.extensions().get::<ForeignToken>().is_some() {
+                return Err(foreign_token());
+            }
+            Ok(tenant)
+        })
+    }
+}
+
+impl Tenant {
+    /// The caller's location, from its API key (remembered in the request's extensions).
+    fn authenticate(request: &HttpRequest) -> LocalBoxFuture<'static, Result<Tenant, ApiError>> {
         if let Some(tenant) = request.extensions().get::<Tenant>().cloned() {
             return Box::pin(async move { Ok(tenant) });
         }
@@ -89,7 +107,9 @@ pub async fn authenticate_before_body<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     if carries_body(request.headers()) {
-        if let Err(error) = Tenant::extract(request.request()).await {
+        // Authentication only: the handler's own `Tenant` refuses the rest (a foreign token),
+        // after routing has answered 405 to a method the path does not take.
+        if let Err(error) = Tenant::authenticate(request.request()).await {
             let (request, _unread_body) = request.into_parts();
             return Ok(ServiceResponse::from_err(error, request).map_into_right_body());
         }

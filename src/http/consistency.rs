@@ -10,7 +10,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, ResponseError};
+use actix_web::{Error, HttpMessage, ResponseError};
 
 use crate::cache::region;
 use crate::http::error::ApiError;
@@ -18,6 +18,9 @@ use crate::http::error::ApiError;
 pub const CONSISTENCY_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-consistency-token");
 
 const PREFIX: &str = "v1-";
+
+/// What [`decode`] accepts (the header's schema in the OpenAPI document).
+pub const TOKEN_PATTERN: &str = "^v1-[0-9A-Fa-f]{1,16}$";
 
 /// The header value for a position.
 pub fn encode(position: u64) -> String {
@@ -27,7 +30,8 @@ pub fn encode(position: u64) -> String {
 /// The position a header value names; `None` when it is not a token of ours.
 pub fn decode(token: &str) -> Option<u64> {
     let hex = token.trim().strip_prefix(PREFIX)?;
-    if hex.is_empty() || hex.len() > 16 {
+    // Hex digits only (`from_str_radix` also takes a sign): exactly [`TOKEN_PATTERN`].
+    if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
@@ -41,14 +45,13 @@ pub async fn consistency_middleware<B: MessageBody + 'static>(
         None => None,
         Some(value) => match value.to_str().ok().and_then(decode) {
             Some(position) => Some(position),
+            None if crate::http::is_tenant_path(req.path()) => {
+                req.extensions_mut().insert(ForeignToken);
+                None
+            }
             None => {
                 // Answered here, inside the request id's scope, in the usual envelope.
-                let refused = ApiError::BadRequest(
-                    "X-Consistency-Token is not a token this service issued: send back the \
-                     value of a write's X-Consistency-Token header unchanged"
-                        .to_owned(),
-                )
-                .error_response();
+                let refused = foreign_token().error_response();
                 return Ok(req.into_response(refused).map_into_right_body());
             }
         },
@@ -70,6 +73,22 @@ pub async fn consistency_middleware<B: MessageBody + 'static>(
     }
 }
 
+/// Left in a tenant request's extensions when its token is not one of ours: the `Tenant`
+/// extractor refuses it once the API key is checked, so a request without valid credentials
+/// is 401 (or 403 for another location) whatever else is wrong with it, and a method the path
+/// does not answer is 405 (no handler, no extractor).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ForeignToken;
+
+/// The 400 for a token the service did not issue.
+pub(crate) fn foreign_token() -> ApiError {
+    ApiError::BadRequest(
+        "X-Consistency-Token is not a token this service issued: send back the value of a \
+         write's X-Consistency-Token header unchanged"
+            .to_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,8 +105,31 @@ mod tests {
             "v2-10",
             "v1-xyz",
             "v1-10000000000000000",
+            "v1-+1",
         ] {
             assert_eq!(decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_pattern_is_what_decode_accepts() {
+        let schema = serde_json::json!({"type": "string", "pattern": TOKEN_PATTERN});
+        for token in [
+            "v1-0",
+            "v1-ABCdef",
+            "v1-ffffffffffffffff",
+            "v1-10000000000000000",
+            "v1-",
+            "v1-+1",
+            "v1--1",
+            "v1-g",
+            "V1-1",
+            "v2-1",
+            "",
+            &encode(u64::MAX),
+        ] {
+            let valid = jsonschema::is_valid(&schema, &serde_json::json!(token));
+            assert_eq!(decode(token).is_some(), valid, "{token:?}");
         }
     }
 }

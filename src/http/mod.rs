@@ -205,7 +205,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// Whether `path` is in the `/api` scope (API-key auth, rate limits, `no-store`).
-fn is_tenant_path(path: &str) -> bool {
+pub(crate) fn is_tenant_path(path: &str) -> bool {
     path.strip_prefix(API_SCOPE)
         .is_some_and(|rest| rest.starts_with('/'))
 }

@@ -22,15 +22,23 @@ pub struct CreateLocationRequest {
     /// The GoHighLevel location id.
     #[schema(required = true, schema_with = location_id_schema)]
     id: Option<String>,
-    /// Trimmed; not blank, no NUL character.
-    #[schema(
-        required = true,
-        nullable = false,
-        min_length = 1,
-        max_length = 200,
-        pattern = r"\S"
-    )]
+    // The description is in the schema (`schema_with` drops doc comments).
+    #[schema(required = true, schema_with = location_name_schema)]
     name: Option<String>,
+}
+
+/// Trimmed first, so only what is left must be 1-200 characters: the pattern says so, and
+/// no `maxLength` (surrounding white space may make the text longer).
+fn location_name_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(crate::domain::schema::trimmed_text_pattern(
+            *LOCATION_NAME_CHARS.end(),
+        )))
+        .description(Some(
+            "Trimmed of white space, then 1-200 characters without a NUL character",
+        ))
+        .build()
 }
 
 fn location_id_schema() -> utoipa::openapi::schema::Object {

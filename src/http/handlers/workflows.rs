@@ -29,14 +29,13 @@ pub struct ListQuery {
     page: Option<u64>,
     #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u64>,
-    // The descriptions of `include` and `sort` are in their schemas (`schema_with` drops doc
-    // comments).
+    // The descriptions of `include`, `sort` and `grade` are in their schemas (`schema_with`
+    // drops doc comments).
     #[param(schema_with = include_schema)]
     include: Option<String>,
     #[param(schema_with = sort_schema)]
     sort: Option<String>,
-    /// Only workflows with one of these grades (comma-separated, any case); rows without a
-    /// score are left out.
+    #[param(schema_with = crate::domain::schema::grade_list)]
     grade: Option<String>,
     /// Only workflows with at least one finding at this severity or a more severe one; rows
     /// without a score are left out.
@@ -319,8 +318,16 @@ fn valid_new_workflow_id(raw: &str) -> Result<&str, ApiError> {
     }
 }
 
-/// `If-Match: *` (any current version), `If-Match: 3`, `"3"` or `W/"3"`; anything else is a
-/// 400.
+/// Digits of a version in `If-Match`: more than any version reaches (a bigint counting one
+/// write at a time), and few enough that every such number parses.
+const MAX_VERSION_DIGITS: usize = 18;
+
+/// What `If-Match` may be: exactly what [`if_match_version`] accepts (the operation's
+/// parameter schema in the OpenAPI document).
+pub(crate) const IF_MATCH_PATTERN: &str = r#"^(\*|[0-9]{1,18}|"[0-9]{1,18}"|W/"[0-9]{1,18}")$"#;
+
+/// `If-Match: *` (any current version), `If-Match: 3`, `"3"` or `W/"3"` (1-18 digits);
+/// anything else is a 400 ([`IF_MATCH_PATTERN`]).
 fn if_match_version(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -329,18 +336,68 @@ fn if_match_version(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
     if text == "*" {
         return Ok(Some(IfMatch::Any));
     }
-    let text = text.strip_prefix("W/").unwrap_or(text);
-    let text = text
-        .strip_prefix('"')
-        .and_then(|quoted| quoted.strip_suffix('"'))
-        .unwrap_or(text);
+    fn quoted(text: &str) -> Option<&str> {
+        text.strip_prefix('"')?.strip_suffix('"')
+    }
+    let digits = match text.strip_prefix("W/") {
+        // A weak tag is always quoted (RFC 9110 §8.8.3).
+        Some(weak) => quoted(weak),
+        None if text.starts_with('"') => quoted(text),
+        None => Some(text),
+    };
     // Digits only: `+3` or ` 3` are not versions the server ever sends in `ETag`.
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(version) = text.parse::<i64>() {
-            return Ok(Some(IfMatch::Version(version)));
+    if let Some(digits) = digits {
+        if (1..=MAX_VERSION_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            if let Ok(version) = digits.parse::<i64>() {
+                return Ok(Some(IfMatch::Version(version)));
+            }
         }
     }
     Err(ApiError::BadRequest(
         "If-Match must be * or a workflow version, e.g. If-Match: 3".to_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_exactly_its_pattern() {
+        let schema = serde_json::json!({"type": "string", "pattern": IF_MATCH_PATTERN});
+        for value in [
+            "*",
+            "3",
+            "0003",
+            "\"3\"",
+            "W/\"3\"",
+            "999999999999999999",
+            "\"999999999999999999\"",
+            "1234567890123456789",
+            "",
+            "W/3",
+            "w/\"3\"",
+            "\"3",
+            "3\"",
+            "+3",
+            "-3",
+            "3.0",
+            "W/\"\"",
+            "\"\"",
+            "**",
+            "\"*\"",
+            "3, 4",
+            "\"3\", \"4\"",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_MATCH, HeaderValue::from_static(value));
+            let accepted = if_match_version(&headers).is_ok();
+            let valid = jsonschema::is_valid(&schema, &serde_json::json!(value));
+            assert_eq!(accepted, valid, "{value:?}");
+        }
+    }
 }

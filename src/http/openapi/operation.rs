@@ -327,6 +327,40 @@ impl Op {
         self
     }
 
+    /// A write: its success answers carry `X-Consistency-Token` (`http::consistency`). Call
+    /// it after the success answers are described.
+    pub fn writes(self) -> Op {
+        self.success_header(
+            "X-Consistency-Token",
+            HeaderBuilder::new()
+                .schema(token_schema())
+                .description(Some(
+                    "The primary's position after this request's write committed (opaque). \
+                     Send it back on a read to be answered with this write or a later one, in \
+                     any region. Absent when the request wrote nothing (an unchanged import, a \
+                     replayed webhook) or the position could not be read.",
+                ))
+                .build(),
+        )
+    }
+
+    /// A read that honours `X-Consistency-Token`: answered with the write the token names or
+    /// a later one; a value the service did not issue is 400.
+    pub fn consistent_read(self) -> Op {
+        let token = ParameterBuilder::new()
+            .name("X-Consistency-Token")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "A write's X-Consistency-Token, sent back unchanged: the answer reflects that \
+                 write or a later one (a region whose replica is behind waits for it up to \
+                 READ_YOUR_WRITES_WAIT_MS, then reads the primary). Any other value is 400.",
+            ))
+            .schema(Some(token_schema()))
+            .build();
+        self.param(token).errors(&[Failure::BadRequest])
+    }
+
     /// A read through the cache: `X-Cache-Status`, and `X-Cache-Tier` on a hit.
     pub fn cached(self) -> Op {
         self.success_header("X-Cache-Status", cache_status_header())
@@ -460,6 +494,13 @@ pub fn rate_limit_headers() -> [(&'static str, Header); 3] {
             integer_header("Seconds until the current window resets", 1),
         ),
     ]
+}
+
+/// `X-Consistency-Token`'s value: `v1-` and a position in hex.
+fn token_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::http::consistency::TOKEN_PATTERN))
 }
 
 fn cache_status_header() -> Header {

@@ -109,6 +109,7 @@ pub fn create_location() -> Op {
     .access(Access::Operator)
     .body::<CreateLocationRequest>()
     .ok::<CreatedLocation>(201, "Created")
+    .writes()
     .errors(&[
         F::BadRequest,
         F::Conflict,
@@ -211,6 +212,7 @@ pub fn receive_ghl_event() -> Op {
     .param(signature)
     .body::<WebhookEvent>()
     .ok::<WebhookReceipt>(200, "Acknowledged (also replays and unknown types)")
+    .writes()
     .errors(&[
         F::BadRequest,
         F::Unauthorized,
@@ -228,6 +230,7 @@ pub fn list_workflows() -> Op {
          filtered by it",
     )
     .query::<ListQuery>()
+    .consistent_read()
     .ok::<WorkflowList>(200, "One page of summaries")
     .cached()
     .errors(&[F::BadRequest, F::Validation])
@@ -268,6 +271,7 @@ pub fn import_workflows() -> Op {
         "Location",
         string_header("/api/workflows/{id} (201 only)", None),
     )
+    .writes()
     .errors(&[
         F::BadRequest,
         F::Conflict,
@@ -292,6 +296,7 @@ pub fn get_workflow() -> Op {
     )
     .param(workflow_id_param())
     .query::<GetQuery>()
+    .consistent_read()
     .ok_or_bare::<StoredWorkflow, GhlDocument>(
         200,
         "The workflow in the envelope; with format=ghl its original GoHighLevel JSON itself",
@@ -305,8 +310,15 @@ pub fn put_workflow() -> Op {
         .name("If-Match")
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
-        .description(Some("Expected current version: 3, \"3\" or W/\"3\""))
-        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(
+            "* (any current version: 412 when the workflow does not exist) or the expected \
+             current version: 3, \"3\" or W/\"3\" (1-18 digits); anything else is 400",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(crate::http::handlers::workflows::IF_MATCH_PATTERN)),
+        ))
         .build();
     Op::new(
         "putWorkflow",
@@ -328,6 +340,7 @@ pub fn put_workflow() -> Op {
     .ok::<StoredWorkflow>(200, "Replaced")
     .ok::<StoredWorkflow>(201, "Created")
     .success_header("ETag", string_header("\"<version>\"", None))
+    .writes()
     .errors(&[
         F::BadRequest,
         F::PreconditionFailed,
@@ -346,6 +359,7 @@ pub fn delete_workflow() -> Op {
                 .description("Deleted")
                 .build(),
         )
+        .writes()
         .errors(&[F::NotFound])
 }
 
@@ -357,6 +371,7 @@ pub fn get_workflow_analysis() -> Op {
          when computed)",
     )
     .param(workflow_id_param())
+    .consistent_read()
     .ok::<AnalysisReport>(200, "The analysis")
     .cached()
     .errors(&[F::NotFound, F::Validation])
@@ -370,6 +385,7 @@ pub fn analyze() -> Op {
          ({workflow}); counts against the hourly analysis quota",
     )
     .body::<AnalyzeRequest>()
+    .consistent_read()
     .ok::<AnalysisReport>(200, "The analysis")
     .cached()
     .errors(&[
@@ -387,6 +403,7 @@ pub fn get_location_analysis() -> Op {
         ANALYSIS,
         "Location-wide analysis: cross-workflow findings",
     )
+    .consistent_read()
     .ok::<LocationAnalysisResponse>(200, "The location analysis")
     .cached()
     .errors(&[F::Validation])
@@ -395,6 +412,7 @@ pub fn get_location_analysis() -> Op {
 pub fn get_history() -> Op {
     Op::new("listHistory", ANALYSIS, "Stored analyses, newest first")
         .query::<HistoryQuery>()
+        .consistent_read()
         .ok::<HistoryResponse>(200, "One page of stored analyses")
         .errors(&[F::BadRequest, F::Validation])
 }
@@ -405,6 +423,7 @@ pub fn get_subscription() -> Op {
         SUBSCRIPTION,
         "Plan, status, period end, the plan's features and limits (no row = free)",
     )
+    .consistent_read()
     .ok::<SubscriptionResponse>(200, "The subscription")
     .cached()
 }
@@ -416,6 +435,7 @@ pub fn get_summary() -> Op {
         "Location totals: workflows by status and grade, issues by severity, location-wide \
          findings, the 5 worst workflows, pending analyses (every plan)",
     )
+    .consistent_read()
     .ok::<LocationSummary>(200, "The location's totals")
     .cached()
 }

@@ -7,18 +7,19 @@
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::overview::OverviewRow;
 use crate::domain::pagination::Pagination;
-use crate::domain::workflow::WorkflowDocument;
+use crate::domain::schema::AnalyzableWorkflow;
 use crate::repository::WorkflowSummary;
 
 /// `POST /api/analyze`: `{workflowId}` analyzes a stored workflow, `{workflow}` a document
-/// that is not stored; exactly one of them (`{}` or both is 422), nothing else (400).
+/// that is not stored; exactly one of them (`{}` or both is 422), nothing else (400), and no
+/// field `null` (400: `handlers::analysis::AnalyzeRequest`).
 pub struct AnalyzeRequest;
 
 impl PartialSchema for AnalyzeRequest {
@@ -36,14 +37,20 @@ impl PartialSchema for AnalyzeRequest {
                 "workflowId",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .description(Some("A stored workflow's id")),
+                    .description(Some(
+                        "A stored workflow's id (an id no workflow can have is 404 like a \
+                         missing one)",
+                    )),
             )
             .required("workflowId")
             .property("locationId", location_id())
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
         let document = ObjectBuilder::new()
             .title(Some("AnalyzeDocument"))
-            .property("workflow", Ref::from_schema_name(WorkflowDocument::name()))
+            .property(
+                "workflow",
+                Ref::from_schema_name(AnalyzableWorkflow::name()),
+            )
             .required("workflow")
             .property("locationId", location_id())
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
@@ -64,10 +71,10 @@ impl ToSchema for AnalyzeRequest {
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push((
-            WorkflowDocument::name().into_owned(),
-            WorkflowDocument::schema(),
+            AnalyzableWorkflow::name().into_owned(),
+            AnalyzableWorkflow::schema(),
         ));
-        WorkflowDocument::schemas(schemas);
+        AnalyzableWorkflow::schemas(schemas);
     }
 }
 
@@ -134,19 +141,55 @@ pub struct GhlDocument;
 
 impl PartialSchema for GhlDocument {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        // Every object is open (`additionalProperties: true`, said explicitly: the builder's
+        // JSON has many more fields, all kept byte for byte).
+        let open = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        };
+        // `templates`, an array (of anything: malformed steps are imported and reported).
+        let templates = || {
+            open()
+                .property("templates", ArrayBuilder::new().items(any_value()))
+                .required("templates")
+        };
+        let builder = open()
+            .title(Some("Builder"))
+            .property(
+                "workflowData",
+                open()
+                    .property("workflowData", templates())
+                    .required("workflowData"),
+            )
+            .required("workflowData");
+        let flat = templates().title(Some("FlatOrBare"));
+        let nested = open()
+            .title(Some("Nested"))
+            .property("workflowData", templates())
+            .required("workflowData");
+        AnyOfBuilder::new()
+            .item(builder)
+            .item(flat)
+            .item(nested)
             .description(Some(
                 "GoHighLevel workflow-builder JSON in any wrapping: the builder's response \
                  {workflowData:{…doc fields, workflowData:{templates}}, triggers}, a flattened \
                  {…doc fields, templates, triggers}, doc fields with workflowData:{templates} \
-                 and triggers beside them, or a bare {templates}. Doc fields read: id/_id, \
-                 locationId, name, status, version, allowMultiple, timezone, stopOnResponse, \
-                 window, deleted; docs/ghl.md says how every field and step type is analyzed.",
+                 and triggers beside them, or a bare {templates} (looked for in that order: \
+                 the first templates found must be an array, else 422; none is 422). Doc \
+                 fields read: id/_id (a workflow id once trimmed, not import; else 422), \
+                 locationId (the API key's own, else 403), name (at most 500 characters), \
+                 status, version, allowMultiple, timezone, stopOnResponse, window, deleted; \
+                 docs/ghl.md says how every field and step type is analyzed.",
             ))
             .into()
     }
+}
+
+/// Any JSON value (`{}`).
+fn any_value() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
 }
 
 impl ToSchema for GhlDocument {
@@ -160,15 +203,18 @@ pub struct GhlImportBody;
 
 impl PartialSchema for GhlImportBody {
     fn schema() -> RefOr<Schema> {
-        let many = utoipa::openapi::schema::ArrayBuilder::new()
-            .items(Ref::from_schema_name(GhlDocument::name()))
+        // Each element is answered on its own (`results[i].status`), so an element in no known
+        // shape is a 422 inside a 200, not a refusal of the request.
+        let many = ArrayBuilder::new()
+            .items(any_value())
             .min_items(Some(1))
             .max_items(Some(crate::services::ghl_import::MAX_IMPORT_DOCUMENTS));
         OneOfBuilder::new()
             .item(Ref::from_schema_name(GhlDocument::name()))
             .item(many)
             .description(Some(
-                "One GoHighLevel document, or an array of them answered item by item",
+                "One GoHighLevel document, or an array of up to 100 answered item by item (an \
+                 element that is no GoHighLevel document gets its 422 in results[i])",
             ))
             .into()
     }

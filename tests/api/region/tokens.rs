@@ -2,7 +2,10 @@
 //! every write answers `X-Consistency-Token`, reads accept it back (and refuse a foreign
 //! value), CORS lets a browser send and read it; health and metrics name the region.
 
-use crate::helpers::{sample_workflow, spawn_app_with};
+use ghl_workflow_debugger::http::openapi_document;
+use utoipa::openapi::RefOr;
+
+use crate::helpers::{sample_workflow, spawn_app, spawn_app_with};
 
 const ORIGIN: &str = "https://app.example.com";
 
@@ -116,4 +119,90 @@ async fn every_write_answers_a_token_that_a_read_accepts_back_and_cors_lets_brow
         "no replica: lag 0"
     );
     assert!(metrics.contains("database_reads_total{target=\"primary\"}"));
+}
+
+/// The document names the token where the server uses it: as a request header on the reads
+/// that honour it, each of which refuses a foreign value with 400 (after the API key: without
+/// one it is 401 like any request), and as a response header of the writes.
+#[tokio::test]
+async fn the_document_names_the_token_on_every_read_that_honours_it_and_every_write() {
+    let app = spawn_app().await;
+    let created = app
+        .client
+        .post(app.url("/internal/locations"))
+        .json(&serde_json::json!({"id": "locDocTokens", "name": "Tokens"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.unwrap();
+    let key = body["data"]["apiKey"].as_str().unwrap().to_owned();
+    assert!(app
+        .put_workflow(&key, "wf1", &sample_workflow("n"))
+        .await
+        .status()
+        .is_success());
+
+    let document = openapi_document();
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    for (path, item) in &document.paths.paths {
+        for (method, operation) in [
+            ("GET", &item.get),
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("DELETE", &item.delete),
+        ] {
+            let Some(operation) = operation else { continue };
+            let takes_token = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|parameter| parameter.name == "X-Consistency-Token");
+            if takes_token {
+                assert!(operation.responses.responses.contains_key("400"), "{path}");
+                reads.push((method, path.clone()));
+            }
+            let answers_token = operation.responses.responses.iter().any(|(status, answer)| {
+                status.starts_with('2')
+                    && matches!(answer, RefOr::T(answer) if answer.headers.contains_key("X-Consistency-Token"))
+            });
+            if answers_token {
+                writes.push(format!("{method} {path}"));
+            }
+        }
+    }
+    writes.sort();
+    assert_eq!(
+        writes,
+        [
+            "DELETE /api/workflows/{id}",
+            "POST /api/workflows/import",
+            "POST /internal/locations",
+            "POST /webhooks/ghl",
+            "PUT /api/workflows/{id}",
+        ]
+    );
+    assert_eq!(reads.len(), 8, "{reads:?}");
+    for (method, path) in reads {
+        let url = app.url(&path.replace("{id}", "wf1"));
+        for (with_key, expected) in [(true, 400), (false, 401)] {
+            let mut request = app
+                .client
+                .request(method.parse().unwrap(), &url)
+                .header("x-consistency-token", "v1-+1");
+            if method == "POST" {
+                request = request.json(&serde_json::json!({"workflowId": "wf1"}));
+            }
+            if with_key {
+                request = request.bearer_auth(&key);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                expected,
+                "{method} {path} key: {with_key}"
+            );
+        }
+    }
 }
