@@ -586,6 +586,10 @@ def token_rounds(db_url):
             finally:
                 server.stop()
         rounds.append(measured)
+        print("tokens, round " + str(n + 1) + ": with / without, " + "; ".join(
+            f"{TOKEN_LOADS[load][0]}: req/s {measured[token_case('on', load)]['rps'] / measured[token_case('off', load)]['rps']:.2f}, "
+            f"p50 {measured[token_case('on', load)]['p50_ms']:.2f} / {measured[token_case('off', load)]['p50_ms']:.2f} ms"
+            for load in TOKEN_LOADS), flush=True)
     for load in TOKEN_LOADS:
         on, off = token_case("on", load), token_case("off", load)
         ROUND_RATIOS[f"tokens_{load}_rps"] = median([round_ratio(r, on, "rps", off) for r in rounds])
