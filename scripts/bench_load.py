@@ -16,8 +16,13 @@ BENCH_LOCATIONS (10), BENCH_WORKFLOWS (1000), BENCH_PORT (3977), BENCH_ANALYSIS_
 (postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (redis://127.0.0.1:6379).
 BENCH_ROUNDS (3): rounds of the cases compared with the ceiling, and of the L2-hit case between
 runs of redis-benchmark.
-BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down,pooler runs the ceiling and those groups
-only and prints them (no report, no peer): a quick look while working on one path.
+BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down,pooler,tokens runs the ceiling and those
+groups only and prints them (no report, no peer): a quick look while working on one path.
+
+The "tokens" group (issue #21) runs the same writes on a server that answers each with an
+X-Consistency-Token (the default: the primary's WAL position is read after the commit, one more
+round trip) and on one with CONSISTENCY_TOKENS=false (no position read), BENCH_ROUNDS times
+interleaved, with 64 connections and with one: the ratios are taken within each round.
 
 The "pooler" group (issue #26) runs the same uncached reads and the same writes through a
 PgBouncer in transaction mode (Debian's package, started here on a free port in front of the
@@ -93,6 +98,12 @@ POOLER_LAYOUTS = {
     "mode_only": "direct connection, DATABASE_POOLER=transaction",
 }
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+# Issue #21: a write answers X-Consistency-Token, the primary's position read after its commit.
+TOKEN_LAYOUTS = {
+    "on": ("X-Consistency-Token (position read after the commit)", {}),
+    "off": ("CONSISTENCY_TOKENS=false (no position read)", {"CONSISTENCY_TOKENS": "false"}),
+}
+TOKEN_LOADS = {"saturated": (f"{CONNECTIONS} connections", None), "one": ("one connection", 1)}
 # A location of its own (after the N seeded ones) with 300 workflows, for the overview page.
 OVERVIEW_LOCATION = LOCATIONS + 1
 OVERVIEW_WORKFLOWS = 300
@@ -555,6 +566,67 @@ def pooler_rounds(db_url):
     return chosen
 
 
+def token_rounds(db_url):
+    """Issue #21: the same writes with and without the consistency token's position read,
+    ROUNDS times interleaved (the order alternates between rounds), at CONNECTIONS connections
+    and at one. Returns the median round of each case; the per-round ratios go to ROUND_RATIOS."""
+    write = ["-m", "PUT", "-T", "application/json", "-d", WRITE_BODY,
+             *auth(OVERVIEW_LOCATION), "--rand-regex-url", write_ids_regex()]
+    rounds = []
+    for n in range(ROUNDS):
+        measured = {}
+        for layout in (("on", "off") if n % 2 == 0 else ("off", "on")):
+            server = Server(db_url, **TOKEN_LAYOUTS[layout][1])
+            try:
+                answered = write_answers_token()
+                if answered != (layout == "on"):
+                    raise RuntimeError(f"tokens {layout}: a write answered a token: {answered}")
+                for load, (_, connections) in TOKEN_LOADS.items():
+                    measured[token_case(layout, load)] = oha(write, connections=connections)
+            finally:
+                server.stop()
+        rounds.append(measured)
+        print("tokens, round " + str(n + 1) + ": with / without, " + "; ".join(
+            f"{TOKEN_LOADS[load][0]}: req/s {measured[token_case('on', load)]['rps'] / measured[token_case('off', load)]['rps']:.2f}, "
+            f"p50 {measured[token_case('on', load)]['p50_ms']:.2f} / {measured[token_case('off', load)]['p50_ms']:.2f} ms"
+            for load in TOKEN_LOADS), flush=True)
+    for load in TOKEN_LOADS:
+        on, off = token_case("on", load), token_case("off", load)
+        ROUND_RATIOS[f"tokens_{load}_rps"] = median([round_ratio(r, on, "rps", off) for r in rounds])
+        ROUND_RATIOS[f"tokens_{load}_p50"] = median([round_ratio(r, on, "p50_ms", off) for r in rounds])
+        ROUND_RATIOS[f"tokens_{load}_cpu"] = median(
+            [round_ratio(r, on, "server_cpu_us_per_req", off) for r in rounds])
+    chosen = {}
+    for case in rounds[0]:
+        runs = sorted((r[case] for r in rounds), key=lambda result: result["rps"])
+        chosen[case] = dict(runs[len(runs) // 2], rounds_rps=[r[case]["rps"] for r in rounds])
+    return chosen
+
+
+def write_answers_token():
+    """Whether a write to the running server answers X-Consistency-Token."""
+    request = urllib.request.Request(
+        url("/api/workflows/w-1"), data=WRITE_BODY.encode(), method="PUT",
+        headers={"Authorization": f"Bearer {key_of(OVERVIEW_LOCATION)}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.headers.get("X-Consistency-Token") is not None
+
+
+def token_case(layout, load):
+    return f"tokens: writes, PUT /api/workflows/{{id}} (500 ids), {TOKEN_LOADS[load][0]}, {TOKEN_LAYOUTS[layout][0]}"
+
+
+def token_ratios():
+    """The tokens group's rows: with the position read over without it, same round."""
+    rows = []
+    for load, (label, _) in TOKEN_LOADS.items():
+        for metric, what in (("rps", "req/s"), ("p50", "p50 latency"), ("cpu", "server CPU per write")):
+            ratio = ROUND_RATIOS.get(f"tokens_{load}_{metric}")
+            if ratio is not None:
+                rows.append((f"writes with the consistency token / without, {what}, {label}", ratio))
+    return rows
+
+
 def pooler_case(what, layout):
     return f"pooler: {what}, {POOLER_LAYOUTS[layout]}"
 
@@ -571,8 +643,8 @@ def pooler_ratios():
     return rows
 
 
-def oha_command(args, duration, rate, cores=None):
-    cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(CONNECTIONS), "-z", f"{duration}s"]
+def oha_command(args, duration, rate, cores=None, connections=None):
+    cmd = [OHA, "--no-tui", "--output-format", "json", "-c", str(connections or CONNECTIONS), "-z", f"{duration}s"]
     if cores is not None:
         # oha starts a thread per core of the machine, whatever its affinity.
         cmd += ["--worker-threads", str(len(cores))]
@@ -581,12 +653,13 @@ def oha_command(args, duration, rate, cores=None):
     return cmd + args
 
 
-def oha(args, duration=DURATION, rate=None, server_cpu=True, cores=None):
+def oha(args, duration=DURATION, rate=None, server_cpu=True, cores=None, connections=None):
     """One measured case. With the Rust server up (and server_cpu), also its CPU time per
     request: what the server itself spends, apart from oha and the rest of the machine.
-    `cores`: oha runs pinned to those, one thread each."""
-    subprocess.run(oha_command(args, WARMUP, rate, cores), capture_output=True, preexec_fn=pinned_to(cores))
-    cmd = oha_command(args, duration, rate, cores)
+    `cores`: oha runs pinned to those, one thread each. `connections`: instead of CONNECTIONS."""
+    subprocess.run(oha_command(args, WARMUP, rate, cores, connections), capture_output=True,
+                   preexec_fn=pinned_to(cores))
+    cmd = oha_command(args, duration, rate, cores, connections)
     COMMANDS.append(" ".join(cmd) + ("" if cores is None else f"  # pinned to core {','.join(map(str, cores))}"))
     server = RUNNING_SERVER if server_cpu else None
     before = server.cpu_seconds() if server else None
@@ -839,7 +912,7 @@ def median_round(rounds):
 
 
 def selected(group):
-    """BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down,pooler (comma-separated): a quick
+    """BENCH_ONLY=l1,open,analyses,list,cached,overview,split,l2,miss,down,pooler,tokens (comma-separated): a quick
     look at a few groups while working on them; the report and BENCHMARKS.md are left alone."""
     return not ONLY or group in ONLY
 
@@ -944,6 +1017,9 @@ def main():
         if selected("pooler"):
             cases.update(pooler_rounds(db_url))
 
+        if selected("tokens"):
+            cases.update(token_rounds(db_url))
+
         if selected("miss"):
             redis_get = redis_get or (redis_benchmark() if not ONLY else None)
             pg_tps = pgbench()
@@ -989,7 +1065,7 @@ def quick_look(cases, redis_get, pg_tps):
               f"CPU µs/request: server {r.get('server_cpu_us_per_req')} "
               f"(user {r.get('server_user_us_per_req')}), oha {r.get('oha_cpu_us_per_req')}")
     for name, ratio in ROUND_RATIOS.items():
-        if ratio is not None and not name.startswith("pooler_"):  # those: pooler_ratios() below
+        if ratio is not None and not name.startswith(("pooler_", "tokens_")):  # those: below
             print(f"median of the per-round ratios, {name}: {ratio:.2f}")
     if redis_get and L2_CASE in cases:
         print(f"L2 / redis-benchmark GET: {cases[L2_CASE]['rps'] / redis_get:.2f}")
@@ -997,7 +1073,7 @@ def quick_look(cases, redis_get, pg_tps):
         print(f"miss / pgbench -S: {cases[MISS_CASE]['rps'] / pg_tps:.2f}")
     for label, ratio in redis_down_ratios(cases):
         print(f"{label}: {ratio:.2f}")
-    for label, ratio in pooler_ratios():
+    for label, ratio in [*pooler_ratios(), *token_ratios()]:
         print(f"median of the per-round ratios, {label}: {ratio:.2f}")
 
 
@@ -1071,6 +1147,7 @@ def report(cases, flights, redis_get, pg_tps, definition_bytes, peer):
           for label, ratio in redis_down_ratios(cases)],
         ("L2 hit through a 3-primary Cluster / single-node L2 hit", l2_cluster["rps"] / l2["rps"], "recorded"),
         *[(label, ratio, "recorded") for label, ratio in pooler_ratios()],
+        *[(label, ratio, "recorded") for label, ratio in token_ratios()],
         ("separate cores: L1 hit / ceiling", ROUND_RATIOS.get("split_l1_rps"), "≥ 0.85"),
         ("separate cores: L1 p99 / ceiling p99, saturation", ROUND_RATIOS.get("split_l1_p99"), "≤ 1.1"),
         ("separate cores: cached analysis / ceiling", ROUND_RATIOS.get("split_cached_rps"), "≥ 0.75"),

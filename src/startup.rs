@@ -72,7 +72,7 @@ impl Application {
             ),
             None => log::info!("region {}: reads on the primary", settings.region.name),
         }
-        let metrics = Metrics::new()?;
+        let metrics = Metrics::for_region(&settings.region)?;
         match &settings.cache.topology {
             Some(topology) => log::info!("cache: redis {}", topology.describe()),
             None => log::info!("cache: no redis configured; in-process tier only"),

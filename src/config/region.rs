@@ -31,6 +31,10 @@ pub struct RegionSettings {
     /// `READ_YOUR_WRITES_WAIT_MS`: how long a read carrying a consistency token waits for the
     /// replica to replay it before it reads the primary instead (0: never waits).
     pub read_your_writes_wait: Duration,
+    /// `CONSISTENCY_TOKENS`: writes read the primary's position after their commit (one more
+    /// round trip) and answer it as `X-Consistency-Token`. Off, writes answer no token;
+    /// tokens sent by clients are still honoured.
+    pub consistency_tokens: bool,
 }
 
 impl Default for RegionSettings {
@@ -40,6 +44,7 @@ impl Default for RegionSettings {
             read_url: None,
             max_replica_lag: Duration::from_millis(DEFAULT_MAX_REPLICA_LAG_MS),
             read_your_writes_wait: Duration::from_millis(DEFAULT_READ_YOUR_WRITES_WAIT_MS),
+            consistency_tokens: true,
         }
     }
 }
@@ -80,6 +85,7 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
                 3_600_000,
             )?,
             read_your_writes_wait: Duration::from_millis(wait),
+            consistency_tokens: self.flag("CONSISTENCY_TOKENS", true)?,
         })
     }
 }
@@ -108,6 +114,7 @@ impl fmt::Debug for RegionSettings {
             .field("read_url", &self.read_url.as_ref().map(mask_url))
             .field("max_replica_lag", &self.max_replica_lag)
             .field("read_your_writes_wait", &self.read_your_writes_wait)
+            .field("consistency_tokens", &self.consistency_tokens)
             .finish()
     }
 }
@@ -137,6 +144,7 @@ mod tests {
         assert!(region.read_url.is_none());
         assert_eq!(region.max_replica_lag, Duration::from_secs(5));
         assert_eq!(region.read_your_writes_wait, Duration::from_secs(1));
+        assert!(region.consistency_tokens);
     }
 
     #[test]
@@ -149,6 +157,7 @@ mod tests {
             ),
             ("MAX_REPLICA_LAG_MS", "750"),
             ("READ_YOUR_WRITES_WAIT_MS", "0"),
+            ("CONSISTENCY_TOKENS", "false"),
         ])
         .unwrap();
         let region = &settings.region;
@@ -159,6 +168,7 @@ mod tests {
         );
         assert_eq!(region.max_replica_lag, Duration::from_millis(750));
         assert_eq!(region.read_your_writes_wait, Duration::ZERO);
+        assert!(!region.consistency_tokens);
         let printed = format!("{settings:?}");
         assert!(!printed.contains("r3plica"), "{printed}");
         assert!(printed.contains("replica:5432"), "{printed}");
@@ -177,6 +187,7 @@ mod tests {
                 "DATABASE_READ_URL",
             ),
             (&[("MAX_REPLICA_LAG_MS", "0")], "MAX_REPLICA_LAG_MS"),
+            (&[("CONSISTENCY_TOKENS", "sometimes")], "CONSISTENCY_TOKENS"),
             (&[("MAX_REPLICA_LAG_MS", "5s")], "MAX_REPLICA_LAG_MS"),
             (
                 &[("READ_YOUR_WRITES_WAIT_MS", "60001")],

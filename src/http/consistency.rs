@@ -10,10 +10,11 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{web, Error, HttpMessage, ResponseError};
 
 use crate::cache::region;
 use crate::http::error::ApiError;
+use crate::state::AppState;
 
 pub const CONSISTENCY_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-consistency-token");
 
@@ -56,17 +57,28 @@ pub async fn consistency_middleware<B: MessageBody + 'static>(
             }
         },
     };
-    let respond = region::recording_writes(async move {
-        let mut response = next.call(req).await?.map_into_left_body();
-        if let Some(position) = region::written() {
-            if let Ok(value) = HeaderValue::from_str(&encode(position)) {
-                response
-                    .headers_mut()
-                    .insert(CONSISTENCY_TOKEN_HEADER, value);
-            }
+    // Outside a recording scope a write reads no position after its commit (CONSISTENCY_TOKENS
+    // off: one round trip less per write, and no token).
+    let issue = req
+        .app_data::<web::Data<AppState>>()
+        .is_none_or(|state| state.settings.region.consistency_tokens);
+    let respond = async move {
+        if !issue {
+            return Ok(next.call(req).await?.map_into_left_body());
         }
-        Ok(response)
-    });
+        region::recording_writes(async move {
+            let mut response = next.call(req).await?.map_into_left_body();
+            if let Some(position) = region::written() {
+                if let Ok(value) = HeaderValue::from_str(&encode(position)) {
+                    response
+                        .headers_mut()
+                        .insert(CONSISTENCY_TOKEN_HEADER, value);
+                }
+            }
+            Ok(response)
+        })
+        .await
+    };
     match required {
         Some(position) => region::with_required(position, respond).await,
         None => respond.await,

@@ -371,10 +371,15 @@ fn unstorable(error: &sqlx::Error) -> ApiError {
 }
 
 /// SQLSTATEs that mean "not now" rather than "wrong": connection exceptions (08),
-/// statement timeout / cancel (57014), shutdown (57P01–57P03), too many connections (53300).
+/// statement timeout / cancel (57014), shutdown (57P01–57P02) and a server not accepting
+/// connections while it starts, shuts down or recovers (57P03), too many connections (53300),
+/// and a server still in recovery (55000, e.g. `pg_current_wal_lsn()` on a standby: a
+/// `DATABASE_URL` that reaches a replica not yet promoted during a failover).
 fn is_unavailability_code(code: Option<&str>) -> bool {
     match code {
-        Some(code) => code.starts_with("08") || code.starts_with("57") || code == "53300",
+        Some(code) => {
+            code.starts_with("08") || code.starts_with("57") || matches!(code, "53300" | "55000")
+        }
         None => false,
     }
 }
@@ -601,6 +606,70 @@ mod tests {
         assert_eq!(cancelled.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         let busy = ApiError::from(RepositoryError::LocationBusy);
         assert_eq!(busy.status_code(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    /// A database error as the server sends it: only its SQLSTATE matters here.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            "from the test"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn a_server_starting_shutting_down_or_in_recovery_is_503_not_500() {
+        use crate::repository::RepositoryError;
+        for code in ["57P03", "55000", "57P01", "08006", "53300"] {
+            let error = classify_database_error(
+                sqlx::Error::Database(Box::new(Sqlstate(code))),
+                "Workflow",
+            );
+            assert_eq!(
+                error.status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{code}"
+            );
+            assert_eq!(error.code(), "SERVICE_UNAVAILABLE", "{code}");
+            let shared = RepositoryError::Shared(std::sync::Arc::new(RepositoryError::Database(
+                sqlx::Error::Database(Box::new(Sqlstate(code))),
+            )));
+            assert_eq!(
+                ApiError::from(shared).status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{code}"
+            );
+        }
+        // A fault of ours stays a 500 (undefined column).
+        let ours = classify_database_error(
+            sqlx::Error::Database(Box::new(Sqlstate("42703"))),
+            "Workflow",
+        );
+        assert_eq!(ours.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

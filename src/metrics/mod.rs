@@ -9,6 +9,7 @@ use prometheus::{
 };
 
 use crate::cache::Replication;
+use crate::config::RegionSettings;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -25,6 +26,9 @@ pub struct Metrics {
     /// `database_replica_lag_seconds`: how far the region's replica is behind the primary
     /// (growing while it does not answer; 0 without a replica), read at scrape time.
     pub replica_lag: Gauge,
+    /// `database_replica_lag_limit_seconds`: `MAX_REPLICA_LAG_MS`, so a dashboard draws each
+    /// instance's own limit beside its lag.
+    pub replica_lag_limit: Gauge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +36,14 @@ pub struct Metrics {
 pub struct MetricsError(String);
 
 impl Metrics {
+    /// The metrics of an instance with the default region settings (`local`, no replica).
     pub fn new() -> Result<Self, MetricsError> {
+        Self::for_region(&RegionSettings::default())
+    }
+
+    /// The database series carry `region` as a constant label, like the cache's: one
+    /// Prometheus scraping several regions keeps them apart.
+    pub fn for_region(region: &RegionSettings) -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let http = HttpMetrics::new(&registry).map_err(|error| MetricsError(error.to_string()))?;
         let rate_limit = IntCounterVec::new(
@@ -66,25 +77,40 @@ impl Metrics {
         registry
             .register(Box::new(health_probes.clone()))
             .map_err(|error| MetricsError(error.to_string()))?;
+        let in_region = |opts: Opts| opts.const_label("region", region.name.as_str());
         let db_reads = IntCounterVec::new(
-            Opts::new(
+            in_region(Opts::new(
                 "database_reads_total",
                 "Repository reads by where they went: the region's replica, or the primary",
-            ),
+            )),
             &["target"],
         )
         .map_err(|error| MetricsError(error.to_string()))?;
         registry
             .register(Box::new(db_reads.clone()))
             .map_err(|error| MetricsError(error.to_string()))?;
-        let replica_lag = Gauge::new(
+        // Both series exist from the start: a rate over a series that appears only with the
+        // first read to go there would miss that read.
+        for target in ["replica", "primary"] {
+            db_reads.with_label_values(&[target]);
+        }
+        let replica_lag = Gauge::with_opts(in_region(Opts::new(
             "database_replica_lag_seconds",
             "How far the region's read replica (DATABASE_READ_URL) is behind the primary; grows while it does not answer; 0 without one",
-        )
+        )))
         .map_err(|error| MetricsError(error.to_string()))?;
         registry
             .register(Box::new(replica_lag.clone()))
             .map_err(|error| MetricsError(error.to_string()))?;
+        let replica_lag_limit = Gauge::with_opts(in_region(Opts::new(
+            "database_replica_lag_limit_seconds",
+            "MAX_REPLICA_LAG_MS: past this lag the instance reads the primary instead of its replica",
+        )))
+        .map_err(|error| MetricsError(error.to_string()))?;
+        registry
+            .register(Box::new(replica_lag_limit.clone()))
+            .map_err(|error| MetricsError(error.to_string()))?;
+        replica_lag_limit.set(region.max_replica_lag.as_secs_f64());
         Ok(Self {
             http,
             registry,
@@ -93,6 +119,7 @@ impl Metrics {
             health_probes,
             db_reads,
             replica_lag,
+            replica_lag_limit,
         })
     }
 

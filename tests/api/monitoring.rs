@@ -310,6 +310,9 @@ async fn every_metric_named_in_the_grafana_dashboard_and_the_alert_rules_exists_
         "http_http_requests_duration_seconds_bucket",
         "rate_limit_decisions_total",
         "cache_invalidation_acks_total",
+        "database_replica_lag_seconds",
+        "database_replica_lag_limit_seconds",
+        "database_reads_total",
     ] {
         assert!(
             used.contains(expected),

@@ -5,4 +5,5 @@ mod consistency;
 mod faults;
 mod harness;
 mod reads;
+mod ready;
 mod tokens;

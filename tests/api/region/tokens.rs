@@ -115,10 +115,39 @@ async fn every_write_answers_a_token_that_a_read_accepts_back_and_cors_lets_brow
         .lines()
         .any(|l| l.starts_with("cache_operations_total{") && l.contains("region=\"eu-west-1\"")));
     assert!(
-        metrics.contains("database_replica_lag_seconds 0"),
-        "no replica: lag 0"
+        metrics.contains("database_replica_lag_seconds{region=\"eu-west-1\"} 0"),
+        "no replica: lag 0, in its region"
     );
-    assert!(metrics.contains("database_reads_total{target=\"primary\"}"));
+    assert!(metrics.contains("database_replica_lag_limit_seconds{region=\"eu-west-1\"} 5"));
+    assert!(metrics.contains("database_reads_total{region=\"eu-west-1\",target=\"primary\"}"));
+}
+
+#[tokio::test]
+async fn with_consistency_tokens_off_writes_answer_none_and_reads_still_honour_one() {
+    // The bench's comparison (BENCHMARKS.md, "tokens"): the same writes without the position
+    // read after the commit.
+    let app = spawn_app_with(|env| {
+        env.insert("CONSISTENCY_TOKENS".into(), "false".into());
+    })
+    .await;
+    let key = app.create_location("locNoTokens").await;
+    let put = app
+        .put_workflow(&key, "wf1", &sample_workflow("untokened"))
+        .await;
+    assert!(put.status().is_success(), "{}", put.status());
+    assert!(!put.headers().contains_key("x-consistency-token"));
+    // A token issued elsewhere (an instance with tokens on) is still a position to honour.
+    let read = app
+        .client
+        .get(app.url("/api/workflows/wf1"))
+        .bearer_auth(&key)
+        .header("x-consistency-token", "v1-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let body: serde_json::Value = read.json().await.unwrap();
+    assert_eq!(body["data"]["name"], "untokened");
 }
 
 /// The document names the token where the server uses it: as a request header on the reads
