@@ -97,6 +97,14 @@ pub(crate) fn tags_of(config: &serde_json::Map<String, Value>) -> Vec<String> {
 /// [`tags_of`] borrowing from the document where a tag needs no change: a step listing one tag
 /// thousands of times costs one entry, not thousands of strings.
 pub(crate) fn distinct_tags(config: &serde_json::Map<String, Value>) -> Vec<Cow<'_, str>> {
+    let listed = |key| {
+        config
+            .get(key)
+            .and_then(Value::as_array)
+            .map_or(1, Vec::len)
+    };
+    // Up to 16 tags, searching those kept beats two hash sets (same tags, same order).
+    let small = listed("tag") + listed("tags") <= 16;
     let mut raw_seen: HashSet<&str> = HashSet::new();
     let mut seen: HashSet<Cow<'_, str>> = HashSet::new();
     let mut out: Vec<Cow<'_, str>> = Vec::new();
@@ -109,13 +117,17 @@ pub(crate) fn distinct_tags(config: &serde_json::Map<String, Value>) -> Vec<Cow<
         values
     });
     for raw in raws {
-        if !raw_seen.insert(raw) {
+        if !small && !raw_seen.insert(raw) {
             continue;
         }
         let Some(tag) = normalized_tag(raw) else {
             continue;
         };
-        if seen.insert(tag.clone()) {
+        let first = match small {
+            true => !out.contains(&tag),
+            false => seen.insert(tag.clone()),
+        };
+        if first {
             out.push(tag);
         }
     }

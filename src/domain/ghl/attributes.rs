@@ -137,12 +137,16 @@ pub(super) fn config_for(
             }
         }
         StepType::AddTag | StepType::RemoveTag => {
-            let tags = strings(c.remove("tags"));
+            // The key taken out is put back: no new key string per tag step.
+            let (key, tags) = match c.remove_entry("tags") {
+                Some((key, tags)) => (Some(key), strings(Some(tags))),
+                None => (None, Vec::new()),
+            };
             let remove_all =
                 *step_type == StepType::RemoveTag && c.get("removeAll") == Some(&Value::Bool(true));
             // An empty list tags nothing: left out, it is reported as the missing tag it is.
             if !tags.is_empty() || remove_all {
-                c.insert("tags".into(), Value::Array(tags));
+                c.insert(key.unwrap_or_else(|| "tags".into()), Value::Array(tags));
             }
         }
         StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {

@@ -1,6 +1,6 @@
 use super::common::{
     has_known_token_prefix, has_literal_auth_scheme, is_literal_secret_value, is_secret_name,
-    secret_assignments, visit_value_strings,
+    secret_assignments, visit_value_strings, UrlCheck,
 };
 use super::label;
 use crate::domain::analysis::rule::{Category, Issue, Rule, RuleContext, Severity};
@@ -58,11 +58,26 @@ fn text_findings(text: &str, place: &str, out: &mut Found) {
     }
 }
 
-fn webhook_findings(step: &Step) -> Found {
+fn webhook_findings(ctx: &RuleContext, i: usize, step: &Step) -> Found {
     let c = &step.config;
     let mut out = Found::default();
     if let Some(raw) = c.get("url").and_then(Value::as_str) {
-        if let Ok(url) = Url::parse(raw.trim()) {
+        let trimmed = raw.trim();
+        // The URL rules before this one parsed the same text already (`StepIndex::
+        // webhook_url`) unless a merge field was replaced in it: a parse per webhook saved.
+        let shared = match trimmed.contains("{{") {
+            true => None,
+            false => ctx.index.webhook_url(i, step),
+        };
+        let own;
+        let parsed = match shared.as_deref() {
+            Some(UrlCheck::Ok { url, .. }) => Some(url),
+            _ => {
+                own = Url::parse(trimmed).ok();
+                own.as_ref()
+            }
+        };
+        if let Some(url) = parsed {
             if url
                 .password()
                 .is_some_and(|p| is_literal_secret_value(p) && !p.contains("%7B%7B"))
@@ -131,12 +146,12 @@ impl Rule for HardcodedSecret {
     fn is_per_step(&self) -> bool {
         true
     }
-    fn check_step(&self, _ctx: &RuleContext, _i: usize, s: &Step, issues: &mut Vec<Issue>) {
+    fn check_step(&self, ctx: &RuleContext, i: usize, s: &Step, issues: &mut Vec<Issue>) {
         if !matches!(s.step_type, StepType::Webhook | StepType::CustomCode) {
             return;
         }
         let found = match s.step_type {
-            StepType::Webhook => webhook_findings(s),
+            StepType::Webhook => webhook_findings(ctx, i, s),
             StepType::CustomCode => {
                 let mut out = Found::default();
                 for key in ["code", "script", "source"] {

@@ -23,7 +23,7 @@ impl Rule for InvalidMergeField {
         let mut found = Vec::new();
         visit_strings(&s.config, "config", |text, _, path| {
             // Only the first problems are listed: later strings need no scan (nor a path).
-            if found.len() >= LISTED || (!text.contains('{') && !text.contains('}')) {
+            if found.len() >= LISTED || memchr::memchr2(b'{', b'}', text.as_bytes()).is_none() {
                 return;
             }
             for p in merge_field_problems(text) {

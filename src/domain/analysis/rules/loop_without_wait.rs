@@ -17,7 +17,13 @@ impl Rule for LoopWithoutWait {
     }
     fn check(&self, ctx: &RuleContext) -> Vec<Issue> {
         let steps = &ctx.doc.steps;
-        let no_wait = graph::tarjan(&ctx.graph.adj, |v| !ctx.index.is(v, &StepType::Wait));
+        // A wait-free cycle lies inside a cyclic component of the whole graph: the steps of
+        // no other component need to be searched again.
+        let sccs = ctx.sccs;
+        let in_cycle = |v: usize| sccs.comp.get(v).and_then(|&c| sccs.cyclic.get(c)) == Some(&true);
+        let no_wait = graph::tarjan(&ctx.graph.adj, |v| {
+            in_cycle(v) && !ctx.index.is(v, &StepType::Wait)
+        });
         // Several wait-free cycles can lie in one large component: its exit is found once.
         let exits = components_with_exit(ctx);
         let mut found: Vec<&[usize]> = no_wait
