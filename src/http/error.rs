@@ -374,11 +374,14 @@ fn unstorable(error: &sqlx::Error) -> ApiError {
 /// statement timeout / cancel (57014), shutdown (57P01–57P02) and a server not accepting
 /// connections while it starts, shuts down or recovers (57P03), too many connections (53300),
 /// and a server still in recovery (55000, e.g. `pg_current_wal_lsn()` on a standby: a
-/// `DATABASE_URL` that reaches a replica not yet promoted during a failover).
+/// `DATABASE_URL` that reaches a replica not yet promoted during a failover), and a write
+/// refused as read-only there (25006): the same failover window, seen by a write.
 fn is_unavailability_code(code: Option<&str>) -> bool {
     match code {
         Some(code) => {
-            code.starts_with("08") || code.starts_with("57") || matches!(code, "53300" | "55000")
+            code.starts_with("08")
+                || code.starts_with("57")
+                || matches!(code, "53300" | "55000" | "25006")
         }
         None => false,
     }
@@ -644,7 +647,7 @@ mod tests {
     #[test]
     fn a_server_starting_shutting_down_or_in_recovery_is_503_not_500() {
         use crate::repository::RepositoryError;
-        for code in ["57P03", "55000", "57P01", "08006", "53300"] {
+        for code in ["57P03", "55000", "25006", "57P01", "08006", "53300"] {
             let error = classify_database_error(
                 sqlx::Error::Database(Box::new(Sqlstate(code))),
                 "Workflow",
