@@ -93,6 +93,7 @@ async fn a_lying_redis_never_reaches_a_response_and_decode_errors_are_counted() 
     }
 
     // Replies corrupted in flight, then a fake server.
+    let failures_before = redis_failures(&app).await;
     let load = Load::reads(&app.address, &seeded, 8, 2 * per_phase);
     proxy.set(Fault::Corrupt { one_in: 3 });
     load.wait_for(per_phase).await;
@@ -102,6 +103,7 @@ async fn a_lying_redis_never_reaches_a_response_and_decode_errors_are_counted() 
     let wire_phase = load.finish().await;
     let wire_decode_errors =
         metric(&app, "cache_decode_errors_total").await - decode_before - decode_errors;
+    let wire_failures = redis_failures(&app).await - failures_before;
     eprintln!("wire phase: {}", wire_phase.summary());
     let healthy = wait_health(&app, "healthy", Duration::from_secs(5)).await;
 
@@ -143,6 +145,18 @@ async fn a_lying_redis_never_reaches_a_response_and_decode_errors_are_counted() 
         "corrupted replies: {}",
         wire_phase.summary()
     );
-    assert!(wire_decode_errors >= 1.0, "no corrupted reply was seen");
+    // A corrupted reply is a value that does not decode, or a reply the Redis client cannot
+    // parse (an error, or a timeout while it waits for the rest): which one depends on where
+    // the flipped byte lands, and on a loaded machine every corrupted reply may be of the
+    // second kind.
+    assert!(
+        wire_decode_errors + wire_failures >= 1.0,
+        "no corrupted reply was seen"
+    );
     assert!(healthy.is_some(), "not healthy after healing");
+}
+
+/// Redis calls that failed or timed out so far, as `/metrics` counts them.
+async fn redis_failures(app: &crate::helpers::TestApp) -> f64 {
+    metric(app, "cache_redis_errors_total").await + metric(app, "cache_redis_timeouts_total").await
 }
