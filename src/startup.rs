@@ -15,8 +15,8 @@ use crate::http::error::{envelope_plain_errors, ApiError};
 use crate::http::request_id::request_id_middleware;
 use crate::metrics::{Metrics, MetricsError};
 use crate::repository::postgres::database::{self, DatabaseError};
-use crate::repository::postgres::PgWorkflowRepository;
 use crate::repository::postgres::{listener, replica};
+use crate::repository::postgres::{Db, PgWorkflowRepository};
 use crate::services::analysis_pool::PoolError;
 use crate::services::cache_history::SAMPLE_INTERVAL;
 use crate::services::cache_warming::spawn_warming;
@@ -106,10 +106,10 @@ impl Application {
             .port();
         let server = serve(listener, state.clone())?;
         if state.settings.cache.warm_on_start {
-            spawn_warming(
-                state.cache.clone(),
-                PgWorkflowRepository::new(state.db.clone()),
-            );
+            // Through `Db`, like every repository of the state: behind a transaction-mode
+            // pooler its reads need their own transactions too.
+            let db = Db::new(state.db.clone(), &state.settings.database);
+            spawn_warming(state.cache.clone(), PgWorkflowRepository::new(db));
         }
         let history_sampler = spawn_history_sampler(state.clone());
         Ok(Self {

@@ -10,7 +10,7 @@ use crate::domain::ids::is_valid_location_id;
 use crate::domain::stored_text::{check_nul, check_text, LOCATION_NAME_CHARS};
 use crate::repository::cached::{CachedApiKeyRepository, ReadThrough};
 use crate::repository::postgres::database;
-use crate::repository::postgres::{Notifier, PgApiKeyRepository, PgLocationRepository};
+use crate::repository::postgres::{Db, Notifier, PgApiKeyRepository, PgLocationRepository};
 use crate::repository::{ApiKeyRepository, LocationRepository, RepositoryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,14 @@ impl From<RepositoryError> for AdminError {
     }
 }
 
+/// The service's own view of `DATABASE_URL`: the commands honour `DATABASE_POOLER` like the
+/// server does (each statement in its own transaction behind a transaction-mode pooler), so
+/// they run wherever the server runs, with no direct connection of their own.
+fn connect(settings: &Settings) -> Result<Db, AdminError> {
+    let pool = database::connect_lazy(&settings.database)?;
+    Ok(Db::new(pool, &settings.database))
+}
+
 pub async fn create_location(settings: &Settings, id: &str, name: &str) -> Result<(), AdminError> {
     let name = name.trim();
     if !is_valid_location_id(id) {
@@ -47,7 +55,7 @@ pub async fn create_location(settings: &Settings, id: &str, name: &str) -> Resul
             error.field, error.message
         )));
     }
-    let pool = database::connect_lazy(&settings.database)?;
+    let pool = connect(settings)?;
     let key = generate_api_key();
     let location = PgLocationRepository::new(pool.clone())
         .create_with_key(id, name, &api_key_hash(&key))
@@ -70,7 +78,7 @@ pub async fn create_key(
             error.field, error.message
         )));
     }
-    let pool = database::connect_lazy(&settings.database)?;
+    let pool = connect(settings)?;
     let key = generate_api_key();
     let created = PgApiKeyRepository::new(pool.clone())
         .create(location_id, &api_key_hash(&key), label)
@@ -98,7 +106,7 @@ pub async fn revoke_key(settings: &Settings, key_id: &str) -> Result<Revocation,
     let key_id = uuid::Uuid::parse_str(key_id).map_err(|_| {
         AdminError::Invalid("--id must be the key id (a UUID) printed at creation".to_owned())
     })?;
-    let pool = database::connect_lazy(&settings.database)?;
+    let pool = connect(settings)?;
     let cache_settings = CacheSettings::from_config(&settings.cache);
     let stale_grace = cache_settings.stale_grace;
     let cache = Cache::new(cache_settings, &prometheus::Registry::new())

@@ -7,6 +7,7 @@ use crate::domain::api_key::api_key_hash;
 use crate::domain::limits::DEFAULT_MAX_STEPS;
 use crate::repository::postgres::database::{self, DatabaseError};
 use crate::repository::postgres::seed::{insert_demo_data, DemoData};
+use crate::repository::postgres::Db;
 use crate::repository::NewWorkflow;
 use crate::services::ghl_import::prepare_body;
 
@@ -90,7 +91,8 @@ pub async fn seed_demo(settings: &Settings) -> Result<(), SeedError> {
         workflows,
         imported: demo_imports()?,
     };
-    let seeded = insert_demo_data(&pool, &demo).await;
+    // Honours DATABASE_POOLER like the server (migrations above went direct).
+    let seeded = insert_demo_data(&Db::new(pool.clone(), &settings.database), &demo).await;
     pool.close().await;
     seeded?;
     print_demo_banner(settings);

@@ -517,8 +517,12 @@ mod tests {
         let db =
             sqlx::PgPool::connect_lazy("postgres://unused@127.0.0.1:1/unused").expect("lazy pool");
         AnalysisService::new(
-            Arc::new(PgWorkflowRepository::new(db.clone())),
-            Arc::new(PgAnalysisRepository::new(db)),
+            Arc::new(PgWorkflowRepository::new(
+                crate::repository::postgres::Db::direct(db.clone()),
+            )),
+            Arc::new(PgAnalysisRepository::new(
+                crate::repository::postgres::Db::direct(db),
+            )),
             ReadThrough::new(cache, deadline),
             AnalysisPool::new(1, AnalysisPriority::Normal).expect("pool"),
         )

@@ -24,6 +24,19 @@ pub enum DatabaseError {
          connection), or add `{parameter}` to the pooler's ignore_startup_parameters"
     )]
     PoolerRefused { url: String, parameter: String },
+    #[error(
+        "the server at DATABASE_URL ({url}) did not apply the statement_timeout sent as a \
+         startup parameter ({expected} ms sent, {found} ms in effect): it looks like a \
+         connection pooler (PgBouncer, Supavisor) that ignores startup parameters \
+         (ignore_startup_parameters). Behind a transaction-mode pooler the timeout is lost and \
+         prepared statements fail. Set DATABASE_POOLER=transaction (the timeout is then set in \
+         every transaction) and DATABASE_LISTEN_URL to a direct connection"
+    )]
+    PoolerIgnored {
+        url: String,
+        expected: u128,
+        found: String,
+    },
 }
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
@@ -204,30 +217,55 @@ pub fn connect_replica(
 const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// One connection attempt through `DATABASE_URL`, bounded by the acquire timeout: a pooler
-/// that refuses a startup parameter is a configuration error worth refusing to start for
-/// (every request would fail), explained with the setting to change. Any other failure
+/// that refuses a startup parameter, or (without `DATABASE_POOLER`) one that silently drops
+/// them, is a configuration error worth refusing to start for (requests would fail, or run
+/// without a statement timeout), explained with the setting to change. Any other failure
 /// (Postgres down) is left to health and the pool, as before.
 pub async fn check_startup_parameters(settings: &DatabaseSettings) -> Result<(), DatabaseError> {
     let options = connect_options(settings)?;
-    let attempt = tokio::time::timeout(
-        settings.acquire_timeout,
-        PgConnection::connect_with(&options),
-    )
+    let attempt = tokio::time::timeout(settings.acquire_timeout, async {
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let found = match settings.pooler {
+            PoolerMode::None => statement_timeout_in_effect(&mut conn).await,
+            // Nothing was sent as a startup parameter: nothing to find.
+            PoolerMode::Transaction => Ok(None),
+        };
+        let _ = conn.close().await;
+        found
+    })
     .await;
+    let url = || mask_url(&settings.url);
+    let expected = settings.statement_timeout.as_millis();
     match attempt {
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-            Ok(())
-        }
+        Ok(Ok(Some(found))) if found != expected.to_string() => Err(DatabaseError::PoolerIgnored {
+            url: url(),
+            expected,
+            found,
+        }),
         Ok(Err(error)) => match refused_parameter(&error) {
             Some(parameter) => Err(DatabaseError::PoolerRefused {
-                url: mask_url(&settings.url),
+                url: url(),
                 parameter,
             }),
             None => Ok(()),
         },
-        Err(_) => Ok(()),
+        Ok(Ok(_)) | Err(_) => Ok(()),
     }
+}
+
+/// The session's `statement_timeout` in milliseconds, as text. A runtime query on purpose:
+/// the simple query protocol (no prepared statement) answers even behind the pooler this
+/// check is looking for, where a named statement could fail before telling anything.
+async fn statement_timeout_in_effect(
+    conn: &mut PgConnection,
+) -> Result<Option<String>, sqlx::Error> {
+    use sqlx::Row as _;
+    let rows = sqlx::raw_sql("select setting from pg_settings where name = 'statement_timeout'")
+        .fetch_all(conn)
+        .await?;
+    rows.first()
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()
 }
 
 /// PgBouncer's `unsupported startup parameter: NAME` (Supavisor words it alike).
@@ -300,9 +338,15 @@ pub async fn ensure_database_exists(settings: &DatabaseSettings) -> Result<(), s
 }
 
 /// One trivial round trip: whether Postgres answers at all (health and readiness).
+///
+/// A runtime query on purpose, sent with the simple query protocol (one `Query` message, no
+/// parameters): a `query!` statement is parsed as a *named* prepared statement in one round
+/// trip and bound in another, and behind a transaction-mode pooler the two may land on
+/// different server sessions (`prepared statement … does not exist`), or the name may
+/// collide with one another client left there (`… already exists`). The simple protocol
+/// leaves nothing on the session and the pooler runs it as a transaction of its own, so the
+/// probe needs neither pooler mode's wrapping transaction (`pooled::Db`, three more round
+/// trips per probe) nor to know which mode is on: it answers the same in both.
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query_scalar!("select 1 as one")
-        .fetch_one(pool)
-        .await
-        .map(|_| ())
+    sqlx::raw_sql("select 1").execute(pool).await.map(|_| ())
 }

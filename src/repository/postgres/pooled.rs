@@ -46,18 +46,20 @@ impl Db {
         Db { pool, begin }
     }
 
+    /// A pool known to reach Postgres directly, never through a pooler (unit tests). There
+    /// is deliberately no `From<PgPool>`: a repository built from a bare pool would silently
+    /// skip pooler mode (startup's cache warming and the CLI once did); anything built from
+    /// settings goes through [`Db::new`].
+    pub fn direct(pool: PgPool) -> Db {
+        Db { pool, begin: None }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
     pub fn is_pooled(&self) -> bool {
         self.begin.is_some()
-    }
-}
-
-impl From<PgPool> for Db {
-    fn from(pool: PgPool) -> Db {
-        Db { pool, begin: None }
     }
 }
 

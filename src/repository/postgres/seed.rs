@@ -1,7 +1,6 @@
 //! The demo data of `make dev` (`cli::seed`), written idempotently: what exists is kept.
 
-use sqlx::PgPool;
-
+use super::Db;
 use crate::repository::NewWorkflow;
 
 /// One location, its demo key and its workflows (id, §7 document), and workflows imported
@@ -14,9 +13,11 @@ pub struct DemoData {
     pub imported: Vec<(String, NewWorkflow)>,
 }
 
-/// Inserts what is missing of `demo`, in one transaction.
-pub async fn insert_demo_data(pool: &PgPool, demo: &DemoData) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+/// Inserts what is missing of `demo`, in one transaction (begun as pooler mode begins them:
+/// its named statements must not meet those another client left on the server session).
+pub async fn insert_demo_data(db: &Db, demo: &DemoData) -> Result<(), sqlx::Error> {
+    let mut conn = super::writable(db).await?;
+    let mut tx = conn.begin().await?;
     sqlx::query!(
         r#"insert into locations (id, name) values ($1, $2)
            on conflict (id) do nothing"#,

@@ -12,7 +12,10 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 
 use crate::cache::common::free_port;
-use crate::helpers::{sample_workflow, settings_from, spawn_app_with, spawn_sibling, TestApp};
+use crate::faults::harness::metric;
+use crate::helpers::{
+    sample_workflow, settings_from, spawn_app_with, spawn_sibling, start, TestApp,
+};
 use crate::topology::common::stale_reads_across;
 use crate::webhooks::{event, send_signed, SECRET};
 
@@ -27,6 +30,11 @@ struct PgBouncer {
 impl PgBouncer {
     /// `None` when the binary is missing and this is not CI (CI installs it: `.ci/run`).
     fn start() -> Option<PgBouncer> {
+        PgBouncer::start_with("")
+    }
+
+    /// As [`PgBouncer::start`], with `extra` lines in its `[pgbouncer]` section.
+    fn start_with(extra: &str) -> Option<PgBouncer> {
         if !Path::new(PGBOUNCER).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -50,7 +58,7 @@ impl PgBouncer {
              [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
              unix_socket_dir =\nauth_type = trust\nauth_file = {dir}/userlist.txt\n\
              pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 500\n\
-             logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n",
+             logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n{extra}",
             dir = dir.display()
         );
         std::fs::write(dir.join("pgbouncer.ini"), conf).unwrap();
@@ -238,4 +246,218 @@ async fn a_pooler_refusing_a_startup_parameter_stops_startup_naming_the_setting(
         .to_string();
     assert!(error.contains("DATABASE_POOLER=transaction"), "{error}");
     assert!(error.contains("extra_float_digits"), "{error}");
+}
+
+/// `/ready` and `/health/detailed` probe Postgres through the pooler too: hammered on two
+/// instances between ordinary API traffic for several seconds (long enough for several
+/// probes on each, `health_probes_total`), neither fails once.
+#[tokio::test]
+async fn health_and_readiness_stay_ok_through_pgbouncer_under_api_traffic() {
+    let Some(bouncer) = PgBouncer::start() else {
+        return;
+    };
+    let a = pooled_app(&bouncer).await;
+    let b = spawn_sibling(&a).await;
+    let key = a.create_location("pooledHealth").await;
+    let probes_before = probes_run([&a, &b]).await;
+    let mut errors = Vec::new();
+    for i in 0..100 {
+        let (x, y) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (id, other) = (
+            format!("h{}", i % 10),
+            format!("/api/workflows/h{}", (i + 5) % 10),
+        );
+        let body = sample_workflow(&format!("round {i}"));
+        let (ready, detailed, put, get) = tokio::join!(
+            x.get("/ready"),
+            y.get("/health/detailed"),
+            x.put_workflow(&key, &id, &body),
+            y.api_get(&key, &other),
+        );
+        if ready.status() != 200 {
+            errors.push(format!("{i}: /ready {}", ready.status()));
+        }
+        let status = detailed.status();
+        let health: Value = detailed.json().await.unwrap();
+        if status != 200 || health["checks"]["database"] != "healthy" {
+            errors.push(format!("{i}: /health/detailed {status} {health}"));
+        }
+        status_ok(&format!("{i}: PUT"), put.status(), &mut errors);
+        status_ok(&format!("{i}: GET"), get.status(), &mut errors);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let ran = probes_run([&a, &b]).await - probes_before;
+    assert!(errors.is_empty(), "{} failures: {errors:?}", errors.len());
+    assert!(
+        ran >= 6.0,
+        "only {ran} probes ran: the probe was hardly exercised"
+    );
+}
+
+/// Health probes the instances actually ran (`health_probes_total`).
+async fn probes_run(apps: [&TestApp; 2]) -> f64 {
+    let mut sum = 0.0;
+    for app in apps {
+        sum += metric(app, "health_probes_total").await;
+    }
+    sum
+}
+
+/// `CACHE_WARM=true` reads through the pooler like every repository: the warmed instance's
+/// first read of a workflow is a cache hit (the server sessions hold named statements other
+/// clients left there, which a read outside pooler mode would collide with).
+#[tokio::test]
+async fn cache_warming_reads_through_pgbouncer_in_pooler_mode() {
+    let Some(bouncer) = PgBouncer::start() else {
+        return;
+    };
+    let a = pooled_app(&bouncer).await;
+    let key = a.create_location("pooledWarm").await;
+    for i in 0..6 {
+        let id = format!("wf{i}");
+        let w = a.put_workflow(&key, &id, &sample_workflow(&id)).await;
+        assert!(w.status().is_success(), "{}", w.status());
+        assert_eq!(
+            a.api_get(&key, &format!("/api/workflows/{id}"))
+                .await
+                .status(),
+            200
+        );
+    }
+    let mut env = a.env.clone();
+    env.insert("CACHE_WARM".into(), "true".into());
+    env.insert(
+        "CACHE_PREFIX".into(),
+        crate::helpers::unique_name("gwdwarm"),
+    );
+    let warmed = start(settings_from(&env), None).await;
+    let t = Instant::now();
+    loop {
+        let stats: Value = warmed
+            .get("/internal/cache-stats")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if stats["data"]["l1"]["entries"].as_u64().unwrap() >= 6 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "not warmed: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = warmed.api_get(&key, "/api/workflows/wf0").await;
+    assert_eq!(first.headers()["x-cache-status"], "HIT");
+}
+
+/// The CLI honours DATABASE_POOLER like the server: `location create`, `key create` and
+/// `seed-demo` run through the pooler (migrations on DATABASE_LISTEN_URL), and what they
+/// created serves.
+#[tokio::test]
+async fn the_cli_commands_run_through_pgbouncer_in_pooler_mode() {
+    let Some(bouncer) = PgBouncer::start() else {
+        return;
+    };
+    let a = pooled_app(&bouncer).await;
+    // Named statements on the server sessions, as a running service leaves them.
+    let key = a.create_location("pooledCli").await;
+    a.put_workflow(&key, "wf", &sample_workflow("wf")).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-workflow-debugger"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&a.env)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let printed_key = |text: &str| {
+        text.lines()
+            .find_map(|l| l.split("store it now): ").nth(1))
+            .expect("a key is printed")
+            .trim()
+            .to_owned()
+    };
+    let created = printed_key(&cli(&[
+        "location", "create", "--id", "cliLoc", "--name", "CLI",
+    ]));
+    let another = printed_key(&cli(&[
+        "key",
+        "create",
+        "--location",
+        "cliLoc",
+        "--label",
+        "x",
+    ]));
+    cli(&["seed-demo"]);
+    for k in [&created, &another] {
+        assert_eq!(a.api_get(k, "/api/workflows").await.status(), 200);
+    }
+    let demo: Value = a
+        .api_get_json(
+            ghl_workflow_debugger::cli::seed::DEMO_API_KEY,
+            "/api/workflows",
+        )
+        .await;
+    assert_eq!(demo["success"], true, "{demo}");
+}
+
+/// A PgBouncer that *ignores* the startup parameters (`ignore_startup_parameters`) instead
+/// of refusing them: without DATABASE_POOLER the statement timeout sent would be silently
+/// lost, so startup stops naming the settings; with them the service runs through it.
+#[tokio::test]
+async fn a_pooler_ignoring_startup_parameters_stops_startup_unless_pooler_mode_is_on() {
+    let Some(bouncer) =
+        PgBouncer::start_with("ignore_startup_parameters = extra_float_digits,options\n")
+    else {
+        return;
+    };
+    let direct = spawn_app_with(|_| {}).await;
+    let mut env = direct.env.clone();
+    env.insert(
+        "DATABASE_URL".into(),
+        bouncer.through(direct.database_url()),
+    );
+    env.insert("RUN_MIGRATIONS".into(), "false".into());
+    let error = ghl_workflow_debugger::startup::Application::build(settings_from(&env))
+        .await
+        .err()
+        .expect("startup refuses")
+        .to_string();
+    for named in [
+        "DATABASE_POOLER=transaction",
+        "DATABASE_LISTEN_URL",
+        "statement_timeout",
+    ] {
+        assert!(error.contains(named), "{error}");
+    }
+
+    env.insert("DATABASE_POOLER".into(), "transaction".into());
+    env.insert(
+        "DATABASE_LISTEN_URL".into(),
+        direct.database_url().to_owned(),
+    );
+    let pooled = start(settings_from(&env), None).await;
+    let key = pooled.create_location("ignoringLoc").await;
+    let mut errors = Vec::new();
+    let puts = join_all((0..12).map(|i| {
+        let (app, key, id) = (&pooled, &key, format!("wf{i}"));
+        async move { app.put_workflow(key, &id, &sample_workflow(&id)).await }
+    }))
+    .await;
+    for r in puts {
+        status_ok("PUT", r.status(), &mut errors);
+    }
+    for i in 0..12 {
+        let r = pooled.api_get(&key, &format!("/api/workflows/wf{i}")).await;
+        status_ok("GET", r.status(), &mut errors);
+    }
+    assert!(errors.is_empty(), "errors through the pooler: {errors:?}");
 }
