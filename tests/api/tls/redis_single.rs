@@ -1,13 +1,15 @@
 //! A TLS-only single Redis node: the cache tier works over it with a private CA, fails closed
-//! with a TLS reason when the CA is wrong, and speaks mutual TLS.
+//! with a TLS reason when the CA is wrong, speaks mutual TLS, and skips verification only
+//! when told to, with a warning.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::harness::{Certs, TlsRedis};
-use crate::helpers::{sample_workflow, spawn_app_with, spawn_sibling, TestApp};
+use super::harness::{invalidation_over_tls, Certs, TlsRedis};
+use crate::faults::harness::spawn_binary;
+use crate::helpers::{
+    base_environment, sample_workflow, spawn_app_with, spawn_sibling, TestApp, TestDatabase,
+};
 use crate::topology::common::{cache_check, l2_hit_across, read, wait_cache_check};
 
 const PASSWORD: &str = "tls-canary-pw";
@@ -19,8 +21,9 @@ async fn app_with(vars: HashMap<&str, String>) -> TestApp {
     .await
 }
 
-/// Health says connected over TLS, an L2 hit crosses instances, and an invalidation sent over
-/// TLS pub/sub reaches the other instance at once.
+/// Health says connected over TLS, an L2 hit crosses instances, and invalidations travel over
+/// TLS pub/sub: both instances subscribed on the TLS-only server, PUBLISH counting them as
+/// receivers, no stale read.
 #[tokio::test]
 async fn the_cache_tier_works_over_tls_with_a_private_ca() {
     let certs = Certs::new();
@@ -40,20 +43,16 @@ async fn the_cache_tier_works_over_tls_with_a_private_ca() {
     let key = a.create_location("tlsLoc").await;
     l2_hit_across(&a, &b, &key, "tlswf").await;
 
-    // Invalidation over TLS pub/sub: both hold the workflow, a write on one is seen on the
-    // other by the very next read.
-    for round in 0..5 {
-        let _ = read(&a, &key, "shared").await;
-        let _ = read(&b, &key, "shared").await;
-        let name = format!("tls round {round}");
-        let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
-        let w = writer
-            .put_workflow(&key, "shared", &sample_workflow(&name))
-            .await;
-        assert!(w.status().is_success(), "{}", w.status());
-        let body: Value = read(reader, &key, "shared").await.json().await.unwrap();
-        assert_eq!(body["data"]["name"], name.as_str(), "stale read over TLS");
+    // Invalidation over TLS pub/sub, not only over the Postgres bus (which alone would keep
+    // reads fresh too): both instances are subscribed on the TLS-only server, and the
+    // writes' PUBLISHes reach them there.
+    let channel = format!("{}:invalidate", a.env["CACHE_PREFIX"]);
+    let t = Instant::now();
+    while redis.subscribers(&certs, &channel).await < 2 {
+        assert!(t.elapsed() < Duration::from_secs(10), "not both subscribed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    invalidation_over_tls(&a, &b, &key).await;
     // Pools and the subscriber hold TLS connections: the server counts them.
     assert!(redis.connected_clients(&certs).await >= 3);
 }
@@ -123,4 +122,35 @@ async fn mutual_tls_needs_and_uses_the_client_certificate() {
     let key = with.create_location("mtlsLoc").await;
     with.put_workflow(&key, "wf", &sample_workflow("m")).await;
     assert_eq!(read(&with, &key, "wf").await.status(), 200);
+}
+
+/// `REDIS_TLS_INSECURE_SKIP_VERIFY=true` (development only): the real binary warns at startup
+/// and connects to a TLS server whose certificate it cannot verify (signed by the test's
+/// private CA, which it is not given: without the setting that is the wrong-CA case above).
+#[tokio::test]
+async fn skipping_verification_warns_at_startup_and_connects_to_an_untrusted_server() {
+    let certs = Certs::new();
+    let redis = TlsRedis::start(&certs, Some(PASSWORD), false).await;
+    let database = TestDatabase::create().await;
+    let mut env = base_environment(&database.url);
+    env.insert("REDIS_URL".into(), redis.url());
+    env.insert("REDIS_TLS_INSECURE_SKIP_VERIFY".into(), "true".into());
+    let (mut child, logs, app) = spawn_binary(&env).await;
+
+    wait_cache_check(&app, Duration::from_secs(15), |c| c["type"] == "redis").await;
+    let check = cache_check(&app).await;
+    assert_eq!(check["connected"], true, "{check}");
+    assert_eq!(check["status"], "healthy", "{check}");
+    let key = app.create_location("insecureLoc").await;
+    app.put_workflow(&key, "wf", &sample_workflow("i")).await;
+    assert_eq!(read(&app, &key, "wf").await.status(), 200);
+    let logs = logs.lock().unwrap().clone();
+    let _ = child.kill().await;
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("REDIS_TLS_INSECURE_SKIP_VERIFY is on"))
+        .unwrap_or_else(|| panic!("no startup warning in:\n{logs}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("NOT verified"), "{warning}");
+    assert!(!logs.contains(PASSWORD), "{logs}");
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ghl_workflow_debugger::cache::wire::FORMAT_VERSION;
 use serde_json::Value;
 
-use super::harness::Certs;
+use super::harness::{invalidation_over_tls, Certs};
 use crate::helpers::TestApp;
 use crate::topology::common::{
     cache_check, l2_hit_across, stale_reads_across, two_instances, wait_cache_check,
@@ -25,16 +25,6 @@ fn topology_tls(certs: &Certs) -> TopologyTls {
     }
 }
 
-/// A counter of the instance's `/metrics` (0 when absent).
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Both instances connected over TLS (type redis, healthy), with `kind` in health.
 async fn assert_connected(apps: [&TestApp; 2], kind: &str) -> Value {
     let mut last = Value::Null;
@@ -46,29 +36,6 @@ async fn assert_connected(apps: [&TestApp; 2], kind: &str) -> Value {
         assert_eq!(last["topology"]["kind"], kind, "{last}");
     }
     last
-}
-
-/// Writes on each instance are published over TLS pub/sub and counted by the node as
-/// delivered to subscribers (the instances' TLS subscribers); no read after them is stale.
-async fn invalidation_over_tls(a: &TestApp, b: &TestApp, key: &str) {
-    let before = metric(a, "cache_invalidation_receivers_total").await
-        + metric(b, "cache_invalidation_receivers_total").await;
-    let rounds = 6;
-    assert_eq!(stale_reads_across(a, b, key, rounds).await, 0, "stale read");
-    let after = metric(a, "cache_invalidation_receivers_total").await
-        + metric(b, "cache_invalidation_receivers_total").await;
-    eprintln!(
-        "PUBLISH counted {} receivers for {rounds} writes",
-        after - before
-    );
-    // PUBLISH over TLS reached both instances' subscribers (more than one receiver per write
-    // on some writes). Not on every write: under load a subscriber may be resubscribing for a
-    // moment, which the stale-read count above shows costs nothing.
-    assert!(
-        after - before > rounds as f64,
-        "PUBLISH counted {} receivers for {rounds} writes",
-        after - before
-    );
 }
 
 fn workflow_key(app: &TestApp, location: &str, id: &str) -> String {
