@@ -303,9 +303,34 @@ async fn probes_run(apps: [&TestApp; 2]) -> f64 {
     sum
 }
 
+/// Leaves named prepared statements (`sqlx_s_1`…`sqlx_s_4`, the names sqlx gives a new
+/// connection's statements) on both of the pooler's server sessions, as another client of a
+/// shared pooler may: a statement this service prepares outside pooler mode's transactions
+/// (which begin with `DEALLOCATE ALL`) collides with them.
+async fn leave_named_statements(bouncer: &PgBouncer, app: &TestApp) {
+    use sqlx::{ConnectOptions, Executor};
+    let options: sqlx::postgres::PgConnectOptions =
+        bouncer.through(app.database_url()).parse().unwrap();
+    let options = options.extra_float_digits(None).statement_cache_capacity(0);
+    let mut clients = Vec::new();
+    // Two open transactions hold the pool's two server sessions, one each.
+    for _ in 0..2 {
+        let mut client = options.connect().await.unwrap();
+        client.execute("begin").await.unwrap();
+        clients.push(client);
+    }
+    for client in &mut clients {
+        for n in 1..=4 {
+            let prepare = format!("prepare sqlx_s_{n} as select {n}");
+            client.execute(prepare.as_str()).await.unwrap();
+        }
+        client.execute("commit").await.unwrap();
+    }
+}
+
 /// `CACHE_WARM=true` reads through the pooler like every repository: the warmed instance's
-/// first read of a workflow is a cache hit (the server sessions hold named statements other
-/// clients left there, which a read outside pooler mode would collide with).
+/// first read of a workflow is a cache hit, although the server sessions hold named
+/// statements another client left there.
 #[tokio::test]
 async fn cache_warming_reads_through_pgbouncer_in_pooler_mode() {
     let Some(bouncer) = PgBouncer::start() else {
@@ -324,6 +349,7 @@ async fn cache_warming_reads_through_pgbouncer_in_pooler_mode() {
             200
         );
     }
+    leave_named_statements(&bouncer, &a).await;
     let mut env = a.env.clone();
     env.insert("CACHE_WARM".into(), "true".into());
     env.insert(
