@@ -636,3 +636,4 @@ fn the_normalized_document_round_trips_and_passes_storage_validation() {
 }
 
 mod properties;
+mod waits;
