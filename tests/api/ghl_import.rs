@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 use crate::caching::wait_for_redis;
 use crate::helpers::{sample_workflow, spawn_app, spawn_app_with, spawn_sibling, TestApp};
 
+mod fuzz;
+
 /// `../shared/ghl/example-missed-call.json`, as users bring it (builder wrapping).
 const EXAMPLE: &str = include_str!("../fixtures/ghl/example-missed-call.json");
 const EXAMPLE_ID: &str = "9a0c1e2f-3b4d-4c5e-8f6a-7b8c9d0e1f2a";

@@ -45,7 +45,7 @@ use utoipa::ToSchema;
 pub const COMPLEXITIES: [&str; 3] = ["low", "medium", "high"];
 
 /// Version of the rule set; part of every analysis cache key.
-pub const RULES_VERSION: &str = "2026.11.2";
+pub const RULES_VERSION: &str = "2026.12.1";
 
 /// Findings of one rule a report lists; the rest are counted in `issuesOmitted`.
 pub const MAX_ISSUES_PER_RULE: usize = 50;

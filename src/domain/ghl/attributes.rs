@@ -5,7 +5,7 @@
 use super::wrapping::kind_of;
 use super::{ImportNote, GHL_CONFIG_KEY, GHL_INCOMPLETE_KEY};
 use crate::domain::analysis::rules::common::parse_duration;
-use crate::domain::workflow::StepType;
+use crate::domain::workflow::{normalize_type_name, StepType};
 use serde_json::{Map, Value};
 
 /// `{type: "minutes", value: 30}` (a wait's `startAfter`, or a timeout in the same shape)
@@ -71,6 +71,85 @@ fn strings(v: Option<Value>) -> Vec<Value> {
     }
 }
 
+/// Wait kinds (`attributes.type`) that end at a time the builder works out when the contact
+/// arrives: a calendar date, a recurring schedule, an offset from the contact's appointment.
+/// They end on their own, so they are not event waits; FORMAT.md names no field holding
+/// their date, so none is read (`wait-until-past` cannot judge them).
+const SCHEDULED_WAITS: &[&str] = &["specific_date", "recurring_schedule", "appointment"];
+/// Wait kinds that end when something happens to the contact: without a timeout, never.
+const EVENT_WAITS: &[&str] = &["condition", "link_clicked"];
+
+/// A wait's config: `duration` for a time delay, `schedule` for a wait that ends at a
+/// worked-out time, `event` (+ `timeout`) for a wait on something the contact does.
+fn wait_config(
+    c: &mut Map<String, Value>,
+    path: &dyn std::fmt::Display,
+    notes: &mut Vec<ImportNote>,
+) {
+    let kind = match c.get("type") {
+        Some(Value::String(s)) if !s.trim().is_empty() => normalize_type_name(s).into_owned(),
+        _ => "time".to_string(),
+    };
+    // In the `startAfter` shape or ours; unreadable, it is left out rather than reported as
+    // a malformed duration of ours.
+    match ["timeout", "timeOut"]
+        .iter()
+        .find_map(|k| c.get(*k).and_then(duration_of))
+    {
+        Some(t) => {
+            c.insert("timeout".into(), Value::String(t));
+        }
+        None => {
+            c.remove("timeout");
+        }
+    }
+    if kind == "time" {
+        match c.get("startAfter").and_then(duration_of) {
+            Some(d) => {
+                c.insert("duration".into(), Value::String(d));
+            }
+            None => notes.push(ImportNote::new(
+                format!("{path}.attributes.startAfter"),
+                "no readable delay ({type, value}); the wait is reported as missing its duration",
+            )),
+        }
+    } else if SCHEDULED_WAITS.contains(&kind.as_str()) {
+        c.insert("schedule".into(), Value::String(kind));
+    } else {
+        // A kind nobody has seen is most likely one more thing to wait for (a reply, an
+        // email event): judged as an event wait, so a missing timeout is not passed over.
+        if !EVENT_WAITS.contains(&kind.as_str()) {
+            notes.push(ImportNote::new(
+                format!("{path}.attributes.type"),
+                format!("\"{kind}\" is not a known kind of wait; analyzed as a wait for an event"),
+            ));
+        }
+        c.insert("event".into(), Value::String(kind));
+    }
+}
+
+/// A webhook's body in the shape the webhook rules read: `custom_webhook` has
+/// `body: {rawData, keyValueData}`, `webhook` has `customData`.
+fn webhook_body(c: &mut Map<String, Value>) {
+    let raw = c
+        .get("body")
+        .and_then(|b| b.get("rawData"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string);
+    let pairs = c
+        .get("body")
+        .and_then(|b| b.get("keyValueData"))
+        .or_else(|| c.get("customData"))
+        .and_then(Value::as_array)
+        .map(|items| pairs_to_object(items));
+    if let Some(raw) = raw {
+        c.insert("body".into(), Value::String(raw));
+    } else if let Some(pairs) = pairs.filter(|p| !p.is_empty()) {
+        c.insert("body".into(), Value::Object(pairs));
+    }
+}
+
 pub(super) struct StepFacts<'a> {
     /// The builder's type name (moved into `config.ghl`).
     pub ghl_type: String,
@@ -99,38 +178,7 @@ pub(super) fn config_for(
     };
     let attr = |c: &Map<String, Value>, k: &str| c.get(k).cloned();
     match step_type {
-        StepType::Wait => {
-            let wait_type = c
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("time")
-                .to_string();
-            if wait_type == "time" {
-                match c.get("startAfter").and_then(duration_of) {
-                    Some(d) => {
-                        c.insert("duration".into(), Value::String(d));
-                    }
-                    None => notes.push(ImportNote::new(
-                        format!("{}.attributes.startAfter", facts.path),
-                        "no readable delay ({type, value}); the wait is reported as missing its duration",
-                    )),
-                }
-            } else {
-                // Waits for an appointment, a date, a click or a condition: an event wait.
-                c.insert("event".into(), Value::String(wait_type));
-                let timeout = ["timeout", "timeOut"]
-                    .iter()
-                    .find_map(|k| c.get(*k).and_then(duration_of));
-                match timeout {
-                    Some(t) => {
-                        c.insert("timeout".into(), Value::String(t));
-                    }
-                    None => {
-                        c.remove("timeout");
-                    }
-                }
-            }
-        }
+        StepType::Wait => wait_config(&mut c, facts.path, notes),
         StepType::Goto => {
             if let Some(t) = attr(&c, "targetNodeId") {
                 c.insert("target".into(), t);
@@ -180,26 +228,7 @@ pub(super) fn config_for(
             }
         }
         StepType::Webhook if !matches!(c.get("body"), Some(Value::String(_))) => {
-            {
-                // custom_webhook: `body: {rawData, keyValueData}`; webhook: `customData`.
-                let raw = c
-                    .get("body")
-                    .and_then(|b| b.get("rawData"))
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                    .map(str::to_string);
-                let pairs = c
-                    .get("body")
-                    .and_then(|b| b.get("keyValueData"))
-                    .or_else(|| c.get("customData"))
-                    .and_then(Value::as_array)
-                    .map(|items| pairs_to_object(items));
-                if let Some(raw) = raw {
-                    c.insert("body".into(), Value::String(raw));
-                } else if let Some(pairs) = pairs.filter(|p| !p.is_empty()) {
-                    c.insert("body".into(), Value::Object(pairs));
-                }
-            }
+            webhook_body(&mut c)
         }
         _ => {}
     }

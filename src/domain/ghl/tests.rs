@@ -636,3 +636,5 @@ fn the_normalized_document_round_trips_and_passes_storage_validation() {
 }
 
 mod properties;
+mod rules_on_import;
+mod waits;

@@ -38,8 +38,8 @@ fn problems(step: &Step) -> Vec<(String, String)> {
         StepType::UpdateContactField => need(has(&["field"]), "config.field"),
         StepType::Wait => {
             need(
-                has(&["duration", "until", "event"]),
-                "config.duration, config.until or config.event",
+                has(&["duration", "until", "event", "schedule"]),
+                "config.duration, config.until, config.event or config.schedule",
             );
             for key in ["duration", "timeout"] {
                 if let Some(v) = get_present(c, &[key]) {
@@ -130,7 +130,8 @@ mod tests {
             {"id": "s1", "type": "send_email", "config": {"templateId": "tpl_1"}, "next": "s2"},
             {"id": "s2", "type": "wait", "config": {"event": "appointment_booked", "timeout": "2d"}, "next": "s3"},
             {"id": "s3", "type": "webhook", "config": {"url": "https://x.example.com"}, "next": "s4"},
-            {"id": "s4", "type": "remove_tag", "config": {"tag": "lead"}}
+            {"id": "s4", "type": "remove_tag", "config": {"tag": "lead"}, "next": "s5"},
+            {"id": "s5", "type": "wait", "config": {"schedule": "specific_date"}}
         ]));
         assert!(run(&MissingRequiredField, v).is_empty());
     }

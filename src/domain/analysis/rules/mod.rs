@@ -82,6 +82,19 @@ pub(crate) fn label(step: &crate::domain::workflow::Step) -> String {
     }
 }
 
+/// Labels of the first ten of `total` steps (`"s1" (Welcome), "s2" and 3 more`): what
+/// `id_list_of` is for ids, for findings that name several steps by the names users see.
+pub(crate) fn label_list_of(steps: &[&crate::domain::workflow::Step], total: usize) -> String {
+    const SHOWN: usize = 10;
+    let labels: Vec<String> = steps.iter().take(SHOWN).map(|s| label(s)).collect();
+    let mut text = labels.join(", ");
+    let shown = steps.len().min(SHOWN);
+    if total > shown {
+        text.push_str(&format!(" and {} more", total - shown));
+    }
+    text
+}
+
 /// Characters of a step name shown in a label; longer names end in `…`.
 const LABEL_CHARS: usize = 100;
 /// Characters of a name looked at. A label can be repeated in the findings of many other

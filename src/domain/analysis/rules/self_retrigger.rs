@@ -1,7 +1,8 @@
 use super::common::get_str;
+use super::label_list_of;
 use crate::domain::analysis::graph::FastMap;
 use crate::domain::analysis::location::tags_of;
-use crate::domain::analysis::rule::{id_list_of, Category, Issue, Rule, RuleContext, Severity};
+use crate::domain::analysis::rule::{Category, Issue, Rule, RuleContext, Severity};
 use crate::domain::workflow::{Step, StepType, TriggerType};
 
 /// `self-retrigger`: the workflow re-fires itself — a `contact_tag_added` trigger for tag X
@@ -33,7 +34,7 @@ enum Count {
 struct Written<'a> {
     /// Ids of the reachable steps that write at least one value, in document order; a
     /// step is known by its position in this list.
-    steps: Vec<&'a str>,
+    steps: Vec<&'a Step>,
     /// Value → positions (ascending, each once) of the steps writing it.
     postings: FastMap<String, Vec<usize>>,
     /// Per position: the last trigger (numbered from 1) that collected it, so collecting
@@ -65,7 +66,7 @@ impl<'a> Written<'a> {
                 continue;
             }
             let p = steps.len();
-            steps.push(s.id.as_str());
+            steps.push(s);
             for v in values {
                 let list = postings.entry(v).or_default();
                 if list.last() != Some(&p) {
@@ -158,21 +159,19 @@ impl Rule for SelfRetrigger {
             if count == Count::Exactly(0) {
                 continue;
             }
-            let steps: Vec<String> = first
-                .into_iter()
-                .map(|p| written.steps[p].to_string())
-                .collect();
+            let listed_steps: Vec<&Step> = first.into_iter().map(|p| written.steps[p]).collect();
+            let steps: Vec<String> = listed_steps.iter().map(|s| s.id.clone()).collect();
             let filter = if wanted.is_empty() {
                 format!("any {what}")
             } else {
                 format!("{what} \"{}\"", wanted.join("\", \""))
             };
             let (listed, one) = match count {
-                Count::Exactly(n) => (id_list_of(&steps, n), n == 1),
+                Count::Exactly(n) => (label_list_of(&listed_steps, n), n == 1),
                 Count::AtLeast(n) => (
                     format!(
                         "{} and at least {} more",
-                        id_list_of(&steps[..10], 10),
+                        label_list_of(&listed_steps[..10], 10),
                         n - 10
                     ),
                     false,

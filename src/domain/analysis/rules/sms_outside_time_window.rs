@@ -1,5 +1,6 @@
+use super::label_list_of;
 use crate::domain::analysis::graph;
-use crate::domain::analysis::rule::{id_list, Category, Issue, Rule, RuleContext, Severity};
+use crate::domain::analysis::rule::{Category, Issue, Rule, RuleContext, Severity};
 use crate::domain::workflow::{Step, StepType};
 use serde_json::Value;
 
@@ -44,12 +45,13 @@ impl Rule for SmsOutsideTimeWindow {
         let unguarded = graph::bfs(&ctx.graph.adj, ctx.graph.entry, |v| {
             !(ctx.index.is(v, &StepType::Wait) && is_window_wait(&steps[v]))
         });
-        let ids: Vec<String> = ctx
+        let sms: Vec<&Step> = ctx
             .steps_of(&[StepType::SendSms])
             .into_iter()
             .filter(|(i, _)| unguarded[*i])
-            .map(|(_, s)| s.id.clone())
+            .map(|(_, s)| s)
             .collect();
+        let ids: Vec<String> = sms.iter().map(|s| s.id.clone()).collect();
         if ids.is_empty() {
             return Vec::new();
         }
@@ -60,7 +62,7 @@ impl Rule for SmsOutsideTimeWindow {
             format!(
                 "SMS step{} {} can send at any hour: the workflow has no time window and no time-window wait comes first (quiet-hours rules).",
                 if ids.len() == 1 { "" } else { "s" },
-                id_list(&ids)
+                label_list_of(&sms, sms.len())
             ),
             ids,
             "Set settings.timeWindow (e.g. 08:00–20:00 in the contact's timezone), or put a wait with config.timeWindow before each SMS.",
