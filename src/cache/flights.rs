@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::future::FutureExt;
 use futures::future::Shared;
 
-use super::region::{reporting_read_at, ReadAt};
+use super::region::{reporting_key_read, ReadAt};
 use super::{lock, reads::L2Look, Cache, CacheKey, CacheRead, CacheStatus, Inner, LoadError};
 
 #[derive(Clone)]
@@ -164,7 +164,8 @@ impl Inner {
             return Ok(read);
         }
         self.m.loads.inc();
-        let (loaded, at) = reporting_read_at(self.region.primary_known(), loader()).await;
+        let known = self.region.primary_known();
+        let (loaded, at) = reporting_key_read(&self.region, key.as_str(), known, loader()).await;
         match loaded {
             Ok(value) => {
                 let behind_tombstone = matches!(

@@ -18,6 +18,11 @@
 //! - **The floor.** Notifications sent while the listener did not listen are lost; after it
 //!   (re)connects, replica loads fill nothing until the replica has replayed the position of
 //!   the first heartbeat after the connection.
+//! - **Answers from the primary.** When a load of a key reads the primary (the replica too
+//!   far behind, a token read that gave up waiting), the repository reads the primary's
+//!   position after it; later loads of that key are kept off the replica until it has
+//!   replayed that far. So a copy the instance answered from the primary and then lost
+//!   (evicted, expired, invalidated) is not followed by the replica's older row.
 //! - **The applied watermark.** When this instance's heartbeat comes back, every write that
 //!   committed before the heartbeat read the primary's position has been applied here
 //!   (notifications arrive in commit order). A read carrying a token at or below it may be
@@ -43,6 +48,9 @@ tokio::task_local! {
     static READ_AT: Cell<Option<ReadAt>>;
     /// The highest commit position of the writes done in the current request.
     static WROTE_AT: Cell<Option<u64>>;
+    /// The current load's key: how far the replica must have replayed to answer it, and the
+    /// primary's position after this load's read of the primary, if it read there.
+    static PRIMARY_SERVED: (Option<u64>, Cell<Option<u64>>);
 }
 
 /// Where a load read, and a position its answer reflects at least.
@@ -78,6 +86,48 @@ pub async fn with_required<F: Future>(position: u64, work: F) -> F::Output {
 /// the primary.
 pub fn note_replica_read(position: u64) {
     let _ = READ_AT.try_with(|cell| cell.set(Some(ReadAt::Replica(position))));
+}
+
+/// How far the replica must have replayed before it answers the current load (its key was
+/// answered from the primary at that position).
+pub fn replica_floor() -> Option<u64> {
+    PRIMARY_SERVED.try_with(|(floor, _)| *floor).ok().flatten()
+}
+
+/// Whether the current load wants the primary's position after a read of the primary (a
+/// load of a key, in a region that reads a replica).
+pub fn wants_primary_position() -> bool {
+    PRIMARY_SERVED.try_with(|_| ()).is_ok()
+}
+
+/// The current load read the primary, which was at `position` after that read.
+pub fn note_primary_read(position: u64) {
+    let _ = PRIMARY_SERVED.try_with(|(_, after)| after.set(Some(position)));
+}
+
+/// [`reporting_read_at`] for a load of `key`. In a region that reads a replica, the load
+/// stays off the replica until it has replayed what the key was last answered from the
+/// primary at, and a read of the primary raises that.
+pub(super) async fn reporting_key_read<F: Future>(
+    region: &Region,
+    key: &str,
+    primary_known: u64,
+    load: F,
+) -> (F::Output, ReadAt) {
+    if !region.replica {
+        return reporting_read_at(primary_known, load).await;
+    }
+    let floor = region.served_floor(key);
+    let (out, at, after) = PRIMARY_SERVED
+        .scope((floor, Cell::new(None)), async move {
+            let (out, at) = reporting_read_at(primary_known, load).await;
+            (out, at, PRIMARY_SERVED.with(|(_, after)| after.get()))
+        })
+        .await;
+    if let Some(after) = after {
+        region.served_from_primary(key, after);
+    }
+    (out, at)
 }
 
 /// Runs a load begun when the primary was known to be at `primary_known`, answering where
@@ -166,6 +216,10 @@ struct State {
     heartbeats: BTreeMap<u64, u64>,
     /// The newest own heartbeat generation that came back on the listener.
     arrived: Option<u64>,
+    /// Keys answered from the primary → the primary's position after that read.
+    served: HashMap<String, u64>,
+    /// The same for every key (past `REQUIRED_CAP` keys in `served`).
+    served_all: u64,
 }
 
 /// A region's view of the primary's positions (see the module doc).
@@ -182,6 +236,8 @@ pub(super) struct Region {
     /// `state.keys.len()` and whether a floor is set, readable without the lock.
     remembered: AtomicUsize,
     floored: AtomicBool,
+    /// `state.served` or `state.served_all` holds a position, readable without the lock.
+    serving: AtomicBool,
     /// A heartbeat of an instance in another region was heard: Redis alone no longer keeps
     /// this instance current (other regions' writes come through Postgres only).
     foreign_seen: AtomicBool,
@@ -212,6 +268,7 @@ impl Region {
             gen: AtomicU64::new(0),
             remembered: AtomicUsize::new(0),
             floored: AtomicBool::new(replica),
+            serving: AtomicBool::new(false),
             foreign_seen: AtomicBool::new(false),
             state: Mutex::new(state),
         }
@@ -281,6 +338,34 @@ impl Region {
             self.floored.store(true, Ordering::Release);
         }
         self.remembered.store(st.keys.len(), Ordering::Release);
+    }
+
+    /// A load of `key` read the primary, which was at `position` after the read: the replica
+    /// answers the key again once it has replayed that far.
+    pub(super) fn served_from_primary(&self, key: &str, position: u64) {
+        if !self.replica {
+            return;
+        }
+        let mut st = lock(&self.state);
+        let at = st.served.entry(key.to_owned()).or_insert(0);
+        *at = (*at).max(position);
+        if st.served.len() > REQUIRED_CAP {
+            // Too many to remember one by one: the newest position holds for every key.
+            let newest = st.served.values().copied().max().unwrap_or(0);
+            st.served.clear();
+            st.served_all = st.served_all.max(newest);
+        }
+        self.serving.store(true, Ordering::Release);
+    }
+
+    /// How far the replica must have replayed before it answers a load of `key`.
+    pub(super) fn served_floor(&self, key: &str) -> Option<u64> {
+        if !self.serving.load(Ordering::Acquire) {
+            return None;
+        }
+        let st = lock(&self.state);
+        let at = st.served.get(key).copied().unwrap_or(0).max(st.served_all);
+        (at > 0).then_some(at)
     }
 
     /// Every key of the region is invalidated (a cleared L1 whose cause may have lost
@@ -374,10 +459,23 @@ impl Region {
     /// Forgets what the replica has passed (`replayed`), and, without a replica, what is
     /// resolved: only gated keys and requirements above the replica's position matter.
     pub(super) fn prune(&self, replayed: Option<u64>) {
-        if self.remembered.load(Ordering::Acquire) == 0 && !self.floored.load(Ordering::Acquire) {
+        if self.remembered.load(Ordering::Acquire) == 0
+            && !self.floored.load(Ordering::Acquire)
+            && !self.serving.load(Ordering::Acquire)
+        {
             return;
         }
         let mut st = lock(&self.state);
+        if let Some(replayed) = replayed {
+            st.served.retain(|_, at| *at > replayed);
+            if st.served_all <= replayed {
+                st.served_all = 0;
+            }
+        }
+        self.serving.store(
+            !st.served.is_empty() || st.served_all > 0,
+            Ordering::Release,
+        );
         st.keys.retain(|_, r| {
             r.gate.is_some()
                 || match (r.need, replayed) {
@@ -500,6 +598,35 @@ mod tests {
         r.heartbeat_answered(g2, 20);
         assert_eq!(r.applied(), 20);
         assert_eq!(r.primary_known(), 20);
+    }
+
+    #[tokio::test]
+    async fn a_key_answered_from_the_primary_stays_off_the_replica_until_it_replayed_that_far() {
+        let r = Region::new("b", true);
+        assert_eq!(r.served_floor("k"), None);
+        // Read the primary: the repository reports its position after the read.
+        let (_, at) = reporting_key_read(&r, "k", 3, async {
+            assert!(wants_primary_position());
+            assert_eq!(replica_floor(), None);
+            note_primary_read(40);
+        })
+        .await;
+        assert_eq!(at, ReadAt::Primary(3));
+        assert_eq!(r.served_floor("k"), Some(40));
+        assert_eq!(r.served_floor("other"), None);
+        let floor = reporting_key_read(&r, "k", 3, async { replica_floor() }).await;
+        assert_eq!(floor.0, Some(40), "the next load of the key carries it");
+        r.prune(Some(39));
+        assert_eq!(r.served_floor("k"), Some(40));
+        r.prune(Some(40));
+        assert_eq!(r.served_floor("k"), None, "replayed: forgotten");
+        // Without a replica nothing is asked or kept.
+        let single = Region::new("a", false);
+        let asked = reporting_key_read(&single, "k", 3, async { wants_primary_position() }).await;
+        assert!(!asked.0);
+        single.served_from_primary("k", 9);
+        assert_eq!(single.served_floor("k"), None);
+        assert!(!wants_primary_position());
     }
 
     #[tokio::test]

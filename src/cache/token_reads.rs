@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::metrics::{Layer, Op};
-use super::region::{reporting_read_at, with_required};
+use super::region::{reporting_key_read, with_required};
 use super::{l1_hit, now_ms, Cache, CacheKey, CacheRead, CacheStatus, L1Probe, LoadError};
 
 impl Cache {
@@ -60,7 +60,8 @@ impl Cache {
         let ticket = i.guard.ticket();
         i.m.loads.inc();
         let known = i.region.primary_known();
-        let (loaded, at) = reporting_read_at(known, with_required(position, loader())).await;
+        let load = with_required(position, loader());
+        let (loaded, at) = reporting_key_read(&i.region, key.as_str(), known, load).await;
         match loaded {
             Ok(value) => {
                 let guard = Some((ticket, None));

@@ -136,9 +136,9 @@ impl AnalysisService {
     fn overview_changed(&self, location_id: &str) {
         let cache = self.cache.clone();
         let key = cache.keys().overview(location_id, RULES_VERSION);
-        tokio::spawn(async move {
+        tokio::spawn(crate::telemetry::carry_request_id(async move {
             cache.invalidate(&[key]).await;
-        });
+        }));
     }
 
     async fn read_through<M, F, Fut>(

@@ -24,6 +24,7 @@ mod migrations;
 mod monitoring;
 mod openapi;
 mod overview;
+mod overview_background;
 mod rate_limits;
 mod recreate;
 mod region;

@@ -8,6 +8,12 @@
 //! replica tells the cache the position the replica had replayed before it began
 //! (`cache::region::note_replica_read`), so the cache knows how new the answer is at least.
 //! A replica that fails a read is marked down and the read goes to the primary.
+//!
+//! Monotonic reads across a switch: a cache load of a key that read the primary also reads
+//! the primary's position after it (one more round trip, on that path only), and the cache
+//! keeps later loads of that key off the replica until it has replayed that far
+//! (`cache::region::replica_floor`), so a copy answered from the primary and then evicted is
+//! not followed by the replica's older row.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 
 use super::database::HotReads;
-use super::positions::{position, REPLAYED_POSITION_SQL};
+use super::positions::{position, PRIMARY_POSITION_SQL, REPLAYED_POSITION_SQL};
 use super::{connection_was_lost, Db};
 use crate::cache::{region, Cache, Replication};
 
@@ -127,11 +133,30 @@ impl Reads {
             }
         }
         self.count("primary");
-        read(Target {
+        let value = read(Target {
             db: &self.primary,
             hot: self.primary_hot.as_ref(),
         })
-        .await
+        .await?;
+        if self.replica.is_some() && region::wants_primary_position() {
+            self.note_primary_position().await;
+        }
+        Ok(value)
+    }
+
+    /// A cache load was answered from the primary: the primary's position now covers
+    /// everything that read saw (see the module doc). A failure costs that guarantee for this
+    /// key (logged), never the read.
+    async fn note_primary_position(&self) {
+        let read = async {
+            let mut conn = self.primary.pool().acquire().await?;
+            position(&mut conn, PRIMARY_POSITION_SQL).await
+        };
+        match read.await {
+            Ok(Some(at)) => region::note_primary_read(at),
+            Ok(None) => log::debug!("the primary answered no WAL position after a read"),
+            Err(error) => log::warn!("no primary position after a read of the primary: {error}"),
+        }
     }
 
     fn count(&self, target: &str) {
@@ -146,6 +171,11 @@ impl Replica {
     async fn usable(&self) -> Option<u64> {
         let state = self.replication.state()?;
         if !state.up || state.lag > self.max_lag {
+            return None;
+        }
+        // The key was answered from the primary at a position the replica has not replayed:
+        // the primary again (waiting could last the replica's whole lag).
+        if region::replica_floor().is_some_and(|floor| state.replayed < floor) {
             return None;
         }
         match region::required() {

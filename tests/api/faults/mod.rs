@@ -14,6 +14,7 @@ mod postgres_crash;
 mod postgres_hung;
 pub mod proxy;
 mod races;
+mod redis_down_auth;
 mod redis_down_memory;
 mod redis_hung;
 mod redis_killed;

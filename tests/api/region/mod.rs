@@ -6,4 +6,5 @@ mod faults;
 mod harness;
 mod reads;
 mod ready;
+mod switch;
 mod tokens;
