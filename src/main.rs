@@ -10,7 +10,7 @@ use ghl_workflow_debugger::cli::seed;
 use ghl_workflow_debugger::cli::{admin, analyze};
 use ghl_workflow_debugger::config::{ConfigError, Settings};
 use ghl_workflow_debugger::repository::postgres::database;
-use ghl_workflow_debugger::startup::Application;
+use ghl_workflow_debugger::startup::{self, Application};
 use ghl_workflow_debugger::telemetry::with_request_id;
 
 /// GHL Workflow Debugger backend.
@@ -231,9 +231,7 @@ fn analyze_offline(
 
 /// The generated document: no settings, no database (it describes the code, not a deployment).
 fn write_openapi(output: Option<&std::path::Path>) -> ExitCode {
-    let text = match ghl_workflow_debugger::http::openapi::to_text(
-        &ghl_workflow_debugger::http::openapi_document(),
-    ) {
+    let text = match startup::openapi_text() {
         Ok(text) => text,
         Err(error) => {
             eprintln!("error: could not write the OpenAPI document: {error}");

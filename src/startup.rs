@@ -46,6 +46,12 @@ pub enum StartupError {
     },
 }
 
+/// The OpenAPI document as `/openapi.json` serves it, for the `openapi` subcommand: the
+/// command line reaches the web layer only through here.
+pub fn openapi_text() -> Result<String, serde_json::Error> {
+    http::openapi::to_text(&http::openapi_document())
+}
+
 pub struct Application {
     port: u16,
     server: Server,

@@ -108,68 +108,32 @@ impl AppState {
         // Every repository shares one view of the pool: through a transaction-mode pooler
         // (DATABASE_POOLER) each of their statements runs in its own transaction.
         let pg = Db::new(db.clone(), &settings.database);
-        let mut pg_reads = Reads::primary(pg.clone(), hot).counted(metrics.db_reads.clone());
-        if let Some((replica, replica_hot)) = replica {
-            let limits = ReplicaLimits {
-                replication: cache.replication(),
-                max_lag: settings.region.max_replica_lag,
-                wait: settings.region.read_your_writes_wait,
-            };
-            pg_reads =
-                pg_reads.with_replica(Db::new(replica, &settings.database), replica_hot, limits);
-        }
+        let pg_reads = read_routing(&settings, &pg, hot, replica, &cache, &metrics);
         let reads = ReadThrough::new(cache.clone(), settings.request_timeout);
-        // Writes send their cache invalidation through Postgres too, in their transaction
-        // (nothing until a listener attaches the bus, see `startup`).
-        let notifier = Notifier::new(cache.clone());
-        let workflows: Arc<dyn WorkflowRepository> = Arc::new(CachedWorkflowRepository::new(
-            Arc::new(
-                PgWorkflowRepository::new(pg.clone())
-                    .with_notifier(notifier.clone())
-                    .with_reads(pg_reads.clone())
-                    .with_max_per_location(settings.max_workflows_per_location),
-            ),
-            reads.entity_reads(),
-        ));
-        let analyses: Arc<dyn AnalysisRepository> =
-            Arc::new(PgAnalysisRepository::new(pg.clone()).with_reads(pg_reads.clone()));
+        let repos = Repositories::new(&settings, &pg, pg_reads, &cache, &reads);
         let analysis = AnalysisService::new(
-            Arc::clone(&workflows),
-            Arc::clone(&analyses),
+            Arc::clone(&repos.workflows),
+            Arc::clone(&repos.analyses),
             reads.clone(),
             AnalysisPool::new(settings.analysis_concurrency, settings.analysis_priority)?,
         )
         .with_budget(settings.analysis_budget);
-        let overview = OverviewService::new(analysis.clone(), analyses, reads.clone());
+        let overview = OverviewService::new(analysis.clone(), repos.analyses, reads);
         let imports = GhlImportService::new(
-            Arc::clone(&workflows),
+            Arc::clone(&repos.workflows),
             analysis.clone(),
             settings.max_workflow_steps,
         );
-        let subscriptions: Arc<dyn SubscriptionRepository> =
-            Arc::new(CachedSubscriptionRepository::new(
-                Arc::new(PgSubscriptionRepository::new(pg.clone()).with_reads(pg_reads.clone())),
-                reads.clone(),
-            ));
-        let plans = Plans::new(Arc::clone(&subscriptions));
+        let plans = Plans::new(Arc::clone(&repos.subscriptions));
         Ok(Self {
-            locations: Arc::new(
-                PgLocationRepository::new(pg.clone()).with_notifier(notifier.clone()),
-            ),
-            workflows,
+            locations: repos.locations,
+            workflows: repos.workflows,
             analysis,
             imports,
             overview,
-            subscriptions,
-            api_keys: Arc::new(CachedApiKeyRepository::new(
-                Arc::new(
-                    PgApiKeyRepository::new(pg.clone())
-                        .with_notifier(notifier.clone())
-                        .with_reads(pg_reads),
-                ),
-                reads,
-            )),
-            webhooks: PgWebhookStore::new(pg.clone()).with_notifier(notifier),
+            subscriptions: repos.subscriptions,
+            api_keys: repos.api_keys,
+            webhooks: repos.webhooks,
             rate_limiter: Arc::new(RateLimiter::new(
                 cache.clone(),
                 plans.clone(),
@@ -200,5 +164,79 @@ impl AppState {
                 u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
             });
         Reading::new(now_ms, &stats, &self.metrics.registry.gather())
+    }
+}
+
+/// Where reads go: the primary (its dedicated connections for workflows by id), or the
+/// region's replica while it is close enough behind.
+fn read_routing(
+    settings: &Settings,
+    pg: &Db,
+    hot: Option<HotReads>,
+    replica: Option<(PgPool, Option<HotReads>)>,
+    cache: &Cache,
+    metrics: &Metrics,
+) -> Reads {
+    let pg_reads = Reads::primary(pg.clone(), hot).counted(metrics.db_reads.clone());
+    let Some((replica, replica_hot)) = replica else {
+        return pg_reads;
+    };
+    let limits = ReplicaLimits {
+        replication: cache.replication(),
+        max_lag: settings.region.max_replica_lag,
+        wait: settings.region.read_your_writes_wait,
+    };
+    pg_reads.with_replica(Db::new(replica, &settings.database), replica_hot, limits)
+}
+
+/// The Postgres repositories of a state, read through the cache where reads repeat.
+struct Repositories {
+    workflows: Arc<dyn WorkflowRepository>,
+    analyses: Arc<dyn AnalysisRepository>,
+    subscriptions: Arc<dyn SubscriptionRepository>,
+    locations: Arc<dyn LocationRepository>,
+    api_keys: Arc<dyn ApiKeyRepository>,
+    webhooks: PgWebhookStore,
+}
+
+impl Repositories {
+    fn new(
+        settings: &Settings,
+        pg: &Db,
+        pg_reads: Reads,
+        cache: &Cache,
+        reads: &ReadThrough,
+    ) -> Self {
+        // Writes send their cache invalidation through Postgres too, in their transaction
+        // (nothing until a listener attaches the bus, see `startup`).
+        let notifier = Notifier::new(cache.clone());
+        Self {
+            workflows: Arc::new(CachedWorkflowRepository::new(
+                Arc::new(
+                    PgWorkflowRepository::new(pg.clone())
+                        .with_notifier(notifier.clone())
+                        .with_reads(pg_reads.clone())
+                        .with_max_per_location(settings.max_workflows_per_location),
+                ),
+                reads.entity_reads(),
+            )),
+            analyses: Arc::new(PgAnalysisRepository::new(pg.clone()).with_reads(pg_reads.clone())),
+            subscriptions: Arc::new(CachedSubscriptionRepository::new(
+                Arc::new(PgSubscriptionRepository::new(pg.clone()).with_reads(pg_reads.clone())),
+                reads.clone(),
+            )),
+            locations: Arc::new(
+                PgLocationRepository::new(pg.clone()).with_notifier(notifier.clone()),
+            ),
+            api_keys: Arc::new(CachedApiKeyRepository::new(
+                Arc::new(
+                    PgApiKeyRepository::new(pg.clone())
+                        .with_notifier(notifier.clone())
+                        .with_reads(pg_reads),
+                ),
+                reads.clone(),
+            )),
+            webhooks: PgWebhookStore::new(pg.clone()).with_notifier(notifier),
+        }
     }
 }

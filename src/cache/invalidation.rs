@@ -51,132 +51,27 @@ impl Cache {
         // The write's commit position, when it was recorded (a request's write): replica
         // loads below it are not cached, here and wherever the Redis copy arrives.
         let at = super::region::written();
-        i.drop_local(keys.iter().map(|k| k.as_str()));
-        i.region.mark(keys.iter().map(|k| k.as_str()), at, false);
-        for k in keys {
-            i.m.op(Layer::Memory, Op::Del, k.resource()).inc();
-        }
+        i.drop_and_mark(keys, at);
         let raw: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
         // The id the write's Postgres notice carried: receivers apply whichever copy comes
         // first, once.
         let id = i.pg.take_notice_id(&raw);
         if i.l2.is_none() {
-            // No Redis: the Postgres bus is the only one. Other instances hold no lease then
-            // (L1 answers as a single instance would), so acknowledgements are awaited from
-            // those heard lately, bounded by a lease, and not waited out beyond.
-            if let Some(id) = &id {
-                if i.pg.recent_members() > 1 || !i.pg.members_known() {
-                    let bound = tokio::time::Instant::now() + Duration::from_millis(LEASE_MS + 20);
-                    i.pg.wait_for_acks(id, bound).await;
-                } else {
-                    i.pg.forget_wait(id);
-                }
-            }
+            i.await_pg_bus_alone(id.as_deref()).await;
             return report(Invalidation::Applied);
         }
-        let (mut receivers, mut acknowledged) = (0, 0);
         let started = tokio::time::Instant::now();
-        let mut attempt: u32 = 0;
-        // Tried even with the breaker open: the breaker keeps reads fast, but an open breaker
-        // says nothing about whether the other instances still hear Redis (they may have
-        // reconnected already, or their pings pass where 50 ms reads time out).
-        let outcome = loop {
-            let ack_key = i.next_ack_key();
-            let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
-            // Redis silent for longer than a lease: one short attempt (it may be back before
-            // this instance's subscriber noticed), then the Postgres bus answers for it.
-            let budget = if i.silent_for(now_ms()) >= SILENCE_MS {
-                i.s.l2_budget
-            } else {
-                INVALIDATION_BUDGET.min(left).max(i.s.l2_budget)
-            };
-            match i
-                .l2_invalidate(&raw, Some(&ack_key), id.clone(), budget, at)
-                .await
-            {
-                Ok(heard) => {
-                    for k in keys {
-                        i.m.op(Layer::Redis, Op::Del, k.resource()).inc();
-                    }
-                    // A receiver that has not acknowledged a lease after PUBLISH answered has
-                    // a lapsed lease: its last answered PING was sent before the message.
-                    let lease = Duration::from_millis(LEASE_MS + 20);
-                    acknowledged = i
-                        .wait_for_acks(&ack_key, heard, tokio::time::Instant::now() + lease)
-                        .await;
-                    receivers = heard;
-                    i.m.invalidations_published.inc();
-                    i.m.invalidation_receivers
-                        .inc_by(u64::try_from(heard).unwrap_or(0));
-                    i.m.invalidation_acks
-                        .inc_by(u64::try_from(acknowledged).unwrap_or(0));
-                    break Invalidation::Applied;
-                }
-                Err(_) if i.silent_for(now_ms()) >= SILENCE_MS => {
-                    break Invalidation::RedisUnreachable
-                }
-                Err(_) if started.elapsed() >= INVALIDATION_DEADLINE => {
-                    break Invalidation::Unconfirmed
-                }
-                Err(_) => {
-                    attempt += 1;
-                    let pause = Duration::from_millis(u64::from(attempt.min(5)) * 10);
-                    tokio::time::sleep(
-                        pause.min(INVALIDATION_DEADLINE.saturating_sub(started.elapsed())),
-                    )
-                    .await;
-                }
-            }
-        };
-        // Which instances may rest on the Postgres bus alone: all of them when Redis is
-        // unreachable; some when fewer subscribers received the Redis copy than instances
-        // send heartbeats (one still reconnecting its subscriber, say).
-        let through_pg = id.is_some()
-            && match outcome {
-                Invalidation::RedisUnreachable => true,
-                Invalidation::Applied => {
-                    usize::try_from(receivers).unwrap_or(0) < i.pg.recent_members()
-                        || !i.pg.members_known()
-                }
-                Invalidation::Unconfirmed => false,
-            };
-        if through_pg {
-            // The write's notice went through Postgres with its commit (before `started`).
-            // An instance whose Postgres lease still holds heard a heartbeat sent less than a
-            // lease ago; if that heartbeat was committed before the write, its lease ends
-            // within a lease of `started`, else it applied the notice first. So the write is
-            // answered once every instance heard from lately acknowledged the notice, or a
-            // lease after `started`: then no instance can serve what it replaced.
-            let lapsed = started + Duration::from_millis(LEASE_MS + 20);
-            let acked = match &id {
-                Some(id) => i.pg.wait_for_acks(id, lapsed).await,
-                None => false,
-            };
-            if !acked {
-                i.m.ack_timeouts.inc();
-                tokio::time::sleep_until(lapsed).await;
-            }
-        } else if let Some(id) = &id {
-            i.pg.forget_wait(id);
-        }
-        if outcome != Invalidation::Applied {
-            i.add_pending(raw);
-            if outcome == Invalidation::Unconfirmed {
-                i.m.unconfirmed_invalidations.inc();
-                log::warn!(
-                    "cache: an invalidation could not be applied in Redis within {INVALIDATION_DEADLINE:?} while Redis still answers this instance; the write is not confirmed"
-                );
-            }
-        }
+        let published = i
+            .publish_invalidation(keys, &raw, id.as_deref(), at, started)
+            .await;
+        i.await_pg_bus_beside_redis(&published, id.as_deref(), started)
+            .await;
+        i.queue_unapplied(published.outcome, raw);
         // Reads on this instance between the first drop and the tombstone may have refilled
         // L1 from the old L2 value (or an old load): drop again, now that L2 holds the
         // tombstone (or, when Redis is unreachable, once nothing will be read from it).
         i.drop_local(keys.iter().map(|k| k.as_str()));
-        InvalidationReport {
-            outcome,
-            receivers: u64::try_from(receivers).unwrap_or(0),
-            acknowledged: u64::try_from(acknowledged).unwrap_or(0),
-        }
+        published
     }
 
     /// Whether this instance's invalidation subscriber is subscribed now (so it is one of the
@@ -188,6 +83,159 @@ impl Cache {
     /// Remove everything from this instance's L1 only (tests, admin).
     pub fn clear_l1(&self) {
         self.0.clear_l1("clear_l1");
+    }
+}
+
+/// The steps of [`Cache::invalidate_reporting`], in the order it takes them.
+impl Inner {
+    /// The first drop: L1 and in-flight loads here, and the region's note of the write.
+    fn drop_and_mark(&self, keys: &[CacheKey], at: Option<u64>) {
+        self.drop_local(keys.iter().map(|k| k.as_str()));
+        self.region.mark(keys.iter().map(|k| k.as_str()), at, false);
+        for k in keys {
+            self.m.op(Layer::Memory, Op::Del, k.resource()).inc();
+        }
+    }
+
+    /// No Redis: the Postgres bus is the only one. Other instances hold no lease then (L1
+    /// answers as a single instance would), so acknowledgements are awaited from those heard
+    /// lately, bounded by a lease, and not waited out beyond.
+    async fn await_pg_bus_alone(&self, id: Option<&str>) {
+        let Some(id) = id else {
+            return;
+        };
+        if self.pg.recent_members() > 1 || !self.pg.members_known() {
+            let bound = tokio::time::Instant::now() + Duration::from_millis(LEASE_MS + 20);
+            self.pg.wait_for_acks(id, bound).await;
+        } else {
+            self.pg.forget_wait(id);
+        }
+    }
+
+    /// Tombstones and publishes in Redis, retrying until [`INVALIDATION_DEADLINE`] after
+    /// `started`, and waits for the receivers' acknowledgements.
+    async fn publish_invalidation(
+        &self,
+        keys: &[CacheKey],
+        raw: &[String],
+        id: Option<&str>,
+        at: Option<u64>,
+        started: tokio::time::Instant,
+    ) -> InvalidationReport {
+        let mut attempt: u32 = 0;
+        // Tried even with the breaker open: the breaker keeps reads fast, but an open breaker
+        // says nothing about whether the other instances still hear Redis (they may have
+        // reconnected already, or their pings pass where 50 ms reads time out).
+        loop {
+            let ack_key = self.next_ack_key();
+            let left = INVALIDATION_DEADLINE.saturating_sub(started.elapsed());
+            // Redis silent for longer than a lease: one short attempt (it may be back before
+            // this instance's subscriber noticed), then the Postgres bus answers for it.
+            let budget = if self.silent_for(now_ms()) >= SILENCE_MS {
+                self.s.l2_budget
+            } else {
+                INVALIDATION_BUDGET.min(left).max(self.s.l2_budget)
+            };
+            let outcome = match self
+                .l2_invalidate(raw, Some(&ack_key), id.map(str::to_owned), budget, at)
+                .await
+            {
+                Ok(heard) => return self.published(keys, &ack_key, heard).await,
+                Err(_) if self.silent_for(now_ms()) >= SILENCE_MS => Invalidation::RedisUnreachable,
+                Err(_) if started.elapsed() >= INVALIDATION_DEADLINE => Invalidation::Unconfirmed,
+                Err(_) => {
+                    attempt += 1;
+                    let pause = Duration::from_millis(u64::from(attempt.min(5)) * 10);
+                    tokio::time::sleep(
+                        pause.min(INVALIDATION_DEADLINE.saturating_sub(started.elapsed())),
+                    )
+                    .await;
+                    continue;
+                }
+            };
+            return InvalidationReport {
+                outcome,
+                receivers: 0,
+                acknowledged: 0,
+            };
+        }
+    }
+
+    /// PUBLISH reached `heard` subscribers: counts the deletes and waits for their
+    /// acknowledgements.
+    async fn published(&self, keys: &[CacheKey], ack_key: &str, heard: i64) -> InvalidationReport {
+        for k in keys {
+            self.m.op(Layer::Redis, Op::Del, k.resource()).inc();
+        }
+        // A receiver that has not acknowledged a lease after PUBLISH answered has a lapsed
+        // lease: its last answered PING was sent before the message.
+        let lease = Duration::from_millis(LEASE_MS + 20);
+        let acknowledged = self
+            .wait_for_acks(ack_key, heard, tokio::time::Instant::now() + lease)
+            .await;
+        self.m.invalidations_published.inc();
+        self.m
+            .invalidation_receivers
+            .inc_by(u64::try_from(heard).unwrap_or(0));
+        self.m
+            .invalidation_acks
+            .inc_by(u64::try_from(acknowledged).unwrap_or(0));
+        InvalidationReport {
+            outcome: Invalidation::Applied,
+            receivers: u64::try_from(heard).unwrap_or(0),
+            acknowledged: u64::try_from(acknowledged).unwrap_or(0),
+        }
+    }
+
+    /// Which instances may rest on the Postgres bus alone: all of them when Redis is
+    /// unreachable; some when fewer subscribers received the Redis copy than instances send
+    /// heartbeats (one still reconnecting its subscriber, say).
+    async fn await_pg_bus_beside_redis(
+        &self,
+        published: &InvalidationReport,
+        id: Option<&str>,
+        started: tokio::time::Instant,
+    ) {
+        let Some(id) = id else {
+            return;
+        };
+        let through_pg = match published.outcome {
+            Invalidation::RedisUnreachable => true,
+            Invalidation::Applied => {
+                usize::try_from(published.receivers).unwrap_or(0) < self.pg.recent_members()
+                    || !self.pg.members_known()
+            }
+            Invalidation::Unconfirmed => false,
+        };
+        if !through_pg {
+            self.pg.forget_wait(id);
+            return;
+        }
+        // The write's notice went through Postgres with its commit (before `started`). An
+        // instance whose Postgres lease still holds heard a heartbeat sent less than a lease
+        // ago; if that heartbeat was committed before the write, its lease ends within a lease
+        // of `started`, else it applied the notice first. So the write is answered once every
+        // instance heard from lately acknowledged the notice, or a lease after `started`: then
+        // no instance can serve what it replaced.
+        let lapsed = started + Duration::from_millis(LEASE_MS + 20);
+        if !self.pg.wait_for_acks(id, lapsed).await {
+            self.m.ack_timeouts.inc();
+            tokio::time::sleep_until(lapsed).await;
+        }
+    }
+
+    /// An invalidation Redis did not apply waits in the pending set for replay.
+    fn queue_unapplied(&self, outcome: Invalidation, raw: Vec<String>) {
+        if outcome == Invalidation::Applied {
+            return;
+        }
+        self.add_pending(raw);
+        if outcome == Invalidation::Unconfirmed {
+            self.m.unconfirmed_invalidations.inc();
+            log::warn!(
+                "cache: an invalidation could not be applied in Redis within {INVALIDATION_DEADLINE:?} while Redis still answers this instance; the write is not confirmed"
+            );
+        }
     }
 }
 

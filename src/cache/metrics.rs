@@ -78,6 +78,46 @@ impl Labelled<'_> {
         self.registry.register(Box::new(g.clone()))?;
         Ok(g)
     }
+
+    /// `cache_operations_total`, its children resolved once in the order
+    /// [`CacheMetrics::op`] indexes them: [type][op][resource].
+    fn operations(&self) -> prometheus::Result<Vec<IntCounter>> {
+        let ops_vec = IntCounterVec::new(
+            self.opts(
+                "cache_operations_total",
+                "Cache operations by tier, operation and resource",
+            ),
+            &["type", "operation", "resource"],
+        )?;
+        self.registry.register(Box::new(ops_vec.clone()))?;
+        let mut ops = Vec::with_capacity(TYPES.len() * OPS.len() * Resource::ALL.len());
+        for t in TYPES {
+            for o in OPS {
+                for res in Resource::ALL {
+                    ops.push(ops_vec.with_label_values(&[t, o, res.as_str()]));
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    /// The Redis lookup latency histogram (the `l2` child of its `tier` label).
+    fn l2_duration(&self) -> prometheus::Result<Histogram> {
+        let dur = HistogramVec::new(
+            HistogramOpts::new(
+                "cache_operation_duration_seconds",
+                "Redis (L2) lookup latency; in-process lookups (~100 ns) are counted, not timed",
+            )
+            .const_label("region", self.region)
+            .buckets(vec![
+                0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25,
+            ]),
+            &["tier"],
+        )?;
+        self.registry.register(Box::new(dur.clone()))?;
+        Ok(dur.with_label_values(&["l2"]))
+    }
 }
 
 impl CacheMetrics {
@@ -89,39 +129,9 @@ impl CacheMetrics {
             |name: &str, help: &str| labelled.counter(name, help),
             |name: &str, help: &str| labelled.gauge(name, help),
         );
-        let r = registry;
-        let ops_vec = IntCounterVec::new(
-            labelled.opts(
-                "cache_operations_total",
-                "Cache operations by tier, operation and resource",
-            ),
-            &["type", "operation", "resource"],
-        )?;
-        r.register(Box::new(ops_vec.clone()))?;
-        let mut ops = Vec::with_capacity(TYPES.len() * OPS.len() * Resource::ALL.len());
-        for t in TYPES {
-            for o in OPS {
-                for res in Resource::ALL {
-                    ops.push(ops_vec.with_label_values(&[t, o, res.as_str()]));
-                }
-            }
-        }
-        let dur = HistogramVec::new(
-            HistogramOpts::new(
-                "cache_operation_duration_seconds",
-                "Redis (L2) lookup latency; in-process lookups (~100 ns) are counted, not timed",
-            )
-            .const_label("region", region)
-            .buckets(vec![
-                0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
-                0.25,
-            ]),
-            &["tier"],
-        )?;
-        r.register(Box::new(dur.clone()))?;
         Ok(CacheMetrics {
-            ops,
-            l2_duration: dur.with_label_values(&["l2"]),
+            ops: labelled.operations()?,
+            l2_duration: labelled.l2_duration()?,
             breaker_state: gauge("cache_breaker_state",
                 "Redis circuit breaker: 0 closed, 1 open, 2 half_open",
             )?,

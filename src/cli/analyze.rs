@@ -196,69 +196,19 @@ pub fn run_analyze(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let mut problems: Vec<String> = Vec::new();
-    let mut loaded: Vec<Loaded> = Vec::new();
-    // (directory, range of `loaded` indices)
-    let mut groups: Vec<(PathBuf, std::ops::Range<usize>)> = Vec::new();
-
-    if paths.is_empty() {
-        problems.push("no input files given".to_string());
-    }
-    for path in paths {
-        if path.is_dir() {
-            match json_files(path) {
-                Err(e) => problems.push(format!("{}: cannot read directory: {e}", path.display())),
-                Ok(files) if files.is_empty() => problems.push(format!(
-                    "{}: directory contains no .json files",
-                    path.display()
-                )),
-                Ok(files) => {
-                    let start = loaded.len();
-                    for f in files {
-                        match load(&f, input) {
-                            Ok(mut l) => loaded.append(&mut l),
-                            Err(mut e) => problems.append(&mut e),
-                        }
-                    }
-                    groups.push((path.clone(), start..loaded.len()));
-                }
+    let Inputs { loaded, groups } = match load_all(paths, input) {
+        Ok(inputs) => inputs,
+        Err(problems) => {
+            let mut text = String::new();
+            for p in &problems {
+                let _ = writeln!(text, "error: {p}");
             }
-        } else {
-            let start = loaded.len();
-            match load(path, input) {
-                Ok(mut l) => loaded.append(&mut l),
-                Err(mut e) => problems.append(&mut e),
-            }
-            // An array of several workflows is one location's export.
-            if loaded.len() - start > 1 {
-                groups.push((path.clone(), start..loaded.len()));
-            }
+            let _ = err.write_all(text.as_bytes());
+            return 2;
         }
-    }
-    if !problems.is_empty() {
-        let mut text = String::new();
-        for p in &problems {
-            let _ = writeln!(text, "error: {p}");
-        }
-        let _ = err.write_all(text.as_bytes());
-        return 2;
-    }
-
+    };
     if format == OutputFormat::Json {
-        let mut text = String::new();
-        for l in &loaded {
-            for n in &l.notes {
-                let _ = writeln!(
-                    text,
-                    "note: {} ({}): {}: {}",
-                    l.path.display(),
-                    l.id,
-                    n.path,
-                    n.message
-                );
-            }
-        }
-        let _ = err.write_all(text.as_bytes());
+        write_notes(&loaded, err);
     }
 
     let now = Utc::now();
@@ -266,41 +216,13 @@ pub fn run_analyze(
         .iter()
         .map(|l| analyze_workflow(&l.id, l.version, &l.doc, now))
         .collect();
-    let locations: Vec<(PathBuf, LocationReport)> = groups
-        .iter()
-        .map(|(dir, range)| {
-            let ws: Vec<LocationWorkflow<'_>> = loaded[range.clone()]
-                .iter()
-                .map(|l| LocationWorkflow {
-                    id: &l.id,
-                    doc: &l.doc,
-                })
-                .collect();
-            (dir.clone(), analyze_location(&ws, now))
-        })
-        .collect();
+    let locations = analyze_locations(&loaded, &groups, now);
 
     let rendered = match format {
         OutputFormat::Json => {
-            let value = if paths.len() == 1 && groups.is_empty() && reports.len() == 1 {
-                serde_json::to_string_pretty(&reports[0])
-            } else {
-                serde_json::to_string_pretty(&MultiOutput {
-                    results: &reports,
-                    locations: locations
-                        .iter()
-                        .map(|(d, r)| LocationOutput {
-                            directory: d.display().to_string(),
-                            report: r,
-                        })
-                        .collect(),
-                })
-            };
-            match value {
-                Ok(mut s) => {
-                    s.push('\n');
-                    s
-                }
+            let single = paths.len() == 1 && groups.is_empty() && reports.len() == 1;
+            match render_json(single, &reports, &locations) {
+                Ok(s) => s,
                 Err(e) => {
                     let _ = writeln!(err, "error: cannot serialize the result: {e}");
                     return 2;
@@ -319,6 +241,140 @@ pub fn run_analyze(
     let critical = reports.iter().any(AnalysisReport::has_critical)
         || locations.iter().any(|(_, r)| r.has_critical());
     i32::from(critical)
+}
+
+/// What the arguments hold: every workflow, and which of them form a location.
+struct Inputs {
+    loaded: Vec<Loaded>,
+    /// (directory or array file, range of `loaded` indices)
+    groups: Vec<(PathBuf, std::ops::Range<usize>)>,
+}
+
+/// Loads every argument; on any problem, all the problems (nothing is analyzed then).
+fn load_all(paths: &[PathBuf], input: InputFormat) -> Result<Inputs, Vec<String>> {
+    let mut problems: Vec<String> = Vec::new();
+    let mut inputs = Inputs {
+        loaded: Vec::new(),
+        groups: Vec::new(),
+    };
+    if paths.is_empty() {
+        problems.push("no input files given".to_string());
+    }
+    for path in paths {
+        let start = inputs.loaded.len();
+        if path.is_dir() {
+            if load_dir(path, input, &mut inputs.loaded, &mut problems) {
+                inputs
+                    .groups
+                    .push((path.clone(), start..inputs.loaded.len()));
+            }
+        } else {
+            match load(path, input) {
+                Ok(mut l) => inputs.loaded.append(&mut l),
+                Err(mut e) => problems.append(&mut e),
+            }
+            // An array of several workflows is one location's export.
+            if inputs.loaded.len() - start > 1 {
+                inputs
+                    .groups
+                    .push((path.clone(), start..inputs.loaded.len()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(inputs)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Loads a directory's `*.json` files into `loaded`; whether it forms a location (it had
+/// files to read).
+fn load_dir(
+    dir: &Path,
+    input: InputFormat,
+    loaded: &mut Vec<Loaded>,
+    problems: &mut Vec<String>,
+) -> bool {
+    match json_files(dir) {
+        Err(e) => problems.push(format!("{}: cannot read directory: {e}", dir.display())),
+        Ok(files) if files.is_empty() => problems.push(format!(
+            "{}: directory contains no .json files",
+            dir.display()
+        )),
+        Ok(files) => {
+            for f in files {
+                match load(&f, input) {
+                    Ok(mut l) => loaded.append(&mut l),
+                    Err(mut e) => problems.append(&mut e),
+                }
+            }
+            return true;
+        }
+    }
+    false
+}
+
+/// The importer's notes, on `err` so that `out` stays one JSON document.
+fn write_notes(loaded: &[Loaded], err: &mut dyn Write) {
+    let mut text = String::new();
+    for l in loaded {
+        for n in &l.notes {
+            let _ = writeln!(
+                text,
+                "note: {} ({}): {}: {}",
+                l.path.display(),
+                l.id,
+                n.path,
+                n.message
+            );
+        }
+    }
+    let _ = err.write_all(text.as_bytes());
+}
+
+fn analyze_locations(
+    loaded: &[Loaded],
+    groups: &[(PathBuf, std::ops::Range<usize>)],
+    now: chrono::DateTime<Utc>,
+) -> Vec<(PathBuf, LocationReport)> {
+    groups
+        .iter()
+        .map(|(dir, range)| {
+            let ws: Vec<LocationWorkflow<'_>> = loaded[range.clone()]
+                .iter()
+                .map(|l| LocationWorkflow {
+                    id: &l.id,
+                    doc: &l.doc,
+                })
+                .collect();
+            (dir.clone(), analyze_location(&ws, now))
+        })
+        .collect()
+}
+
+/// `single`: one file argument with one workflow, printed as its bare §8 object.
+fn render_json(
+    single: bool,
+    reports: &[AnalysisReport],
+    locations: &[(PathBuf, LocationReport)],
+) -> serde_json::Result<String> {
+    let mut s = if single {
+        serde_json::to_string_pretty(&reports[0])
+    } else {
+        serde_json::to_string_pretty(&MultiOutput {
+            results: reports,
+            locations: locations
+                .iter()
+                .map(|(d, r)| LocationOutput {
+                    directory: d.display().to_string(),
+                    report: r,
+                })
+                .collect(),
+        })
+    }?;
+    s.push('\n');
+    Ok(s)
 }
 
 struct Paint {

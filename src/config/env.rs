@@ -358,11 +358,39 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
         environment: AppEnvironment,
     ) -> Result<(Option<RedisTopology>, RedisTls), ConfigError> {
         let topology = self.redis_topology()?;
+        let enabled = self.tls_enabled(topology.as_ref())?;
+        let sentinels = match &topology {
+            Some(RedisTopology::Sentinel { .. }) => match self.get("REDIS_SENTINEL_TLS") {
+                Some(_) => self.flag("REDIS_SENTINEL_TLS", enabled)?,
+                None => enabled,
+            },
+            _ => false,
+        };
+        let tls = RedisTls {
+            enabled,
+            sentinels,
+            ca: self.pem_file("REDIS_TLS_CA_FILE", "BEGIN CERTIFICATE", "certificates")?,
+            client: self.tls_client()?,
+            skip_verify: self.flag("REDIS_TLS_INSECURE_SKIP_VERIFY", false)?,
+        };
+        check_tls(&tls, environment)?;
+        let topology = match topology {
+            Some(RedisTopology::Single { url }) if enabled && url.starts_with("redis://") => Some(
+                RedisTopology::single(format!("rediss://{}", &url["redis://".len()..])),
+            ),
+            other => other,
+        };
+        Ok((topology, tls))
+    }
+
+    /// Whether TLS is on: `REDIS_TLS`, or the topology's URLs' scheme; the two contradicting
+    /// each other is an error.
+    fn tls_enabled(&self, topology: Option<&RedisTopology>) -> Result<bool, ConfigError> {
         let flag = match self.get("REDIS_TLS") {
             Some(_) => Some(self.flag("REDIS_TLS", false)?),
             None => None,
         };
-        let (scheme_tls, scheme_var) = match &topology {
+        let (scheme_tls, scheme_var) = match topology {
             Some(RedisTopology::Single { url }) => {
                 (Some(url.starts_with("rediss://")), "REDIS_URL")
             }
@@ -381,62 +409,46 @@ impl<F: Fn(&str) -> Option<String>> Lookup<'_, F> {
                 format!("is false but {scheme_var} uses rediss://: remove one of them"),
             ));
         }
-        let enabled = flag == Some(true) || scheme_tls == Some(true);
-        let sentinels = match &topology {
-            Some(RedisTopology::Sentinel { .. }) => match self.get("REDIS_SENTINEL_TLS") {
-                Some(_) => self.flag("REDIS_SENTINEL_TLS", enabled)?,
-                None => enabled,
-            },
-            _ => false,
-        };
-        let ca = self.pem_file("REDIS_TLS_CA_FILE", "BEGIN CERTIFICATE", "certificates")?;
+        Ok(flag == Some(true) || scheme_tls == Some(true))
+    }
+
+    /// The client certificate and its key: both or neither.
+    fn tls_client(&self) -> Result<Option<(PemFile, PemFile)>, ConfigError> {
         let cert = self.pem_file("REDIS_TLS_CERT_FILE", "BEGIN CERTIFICATE", "a certificate")?;
         let key = self.pem_file("REDIS_TLS_KEY_FILE", "PRIVATE KEY", "a private key")?;
-        let client = match (cert, key) {
-            (Some(cert), Some(key)) => Some((cert, key)),
-            (None, None) => None,
-            (Some(_), None) => return Err(ConfigError::new(
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::new(
                 "REDIS_TLS_KEY_FILE",
                 "is missing: REDIS_TLS_CERT_FILE is set, and a client certificate needs its key",
             )),
-            (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    "REDIS_TLS_CERT_FILE",
-                    "is missing: REDIS_TLS_KEY_FILE is set, and a client key needs its certificate",
-                ))
-            }
-        };
-        let skip_verify = self.flag("REDIS_TLS_INSECURE_SKIP_VERIFY", false)?;
-        let tls = RedisTls {
-            enabled,
-            sentinels,
-            ca,
-            client,
-            skip_verify,
-        };
-        let tls_only = [
-            ("REDIS_TLS_CA_FILE", tls.ca.is_some()),
-            ("REDIS_TLS_CERT_FILE", tls.client.is_some()),
-            ("REDIS_TLS_INSECURE_SKIP_VERIFY", skip_verify),
-        ];
-        if let Some((name, _)) = tls_only.iter().find(|(_, set)| *set && !tls.any()) {
-            return Err(ConfigError::new(
-                name,
-                "is set but Redis TLS is off: use rediss:// or REDIS_TLS=true",
-            ));
+            (None, Some(_)) => Err(ConfigError::new(
+                "REDIS_TLS_CERT_FILE",
+                "is missing: REDIS_TLS_KEY_FILE is set, and a client key needs its certificate",
+            )),
         }
-        if skip_verify && environment == AppEnvironment::Production {
-            return Err(ConfigError::new(
-                "REDIS_TLS_INSECURE_SKIP_VERIFY",
-                "is not allowed with APP_ENV=production: give the server's CA in REDIS_TLS_CA_FILE instead",
-            ));
-        }
-        let topology = match topology {
-            Some(RedisTopology::Single { url }) if enabled && url.starts_with("redis://") => Some(
-                RedisTopology::single(format!("rediss://{}", &url["redis://".len()..])),
-            ),
-            other => other,
-        };
-        Ok((topology, tls))
     }
+}
+
+/// TLS-only settings need TLS on; skipping verification is refused in production.
+fn check_tls(tls: &RedisTls, environment: AppEnvironment) -> Result<(), ConfigError> {
+    let tls_only = [
+        ("REDIS_TLS_CA_FILE", tls.ca.is_some()),
+        ("REDIS_TLS_CERT_FILE", tls.client.is_some()),
+        ("REDIS_TLS_INSECURE_SKIP_VERIFY", tls.skip_verify),
+    ];
+    if let Some((name, _)) = tls_only.iter().find(|(_, set)| *set && !tls.any()) {
+        return Err(ConfigError::new(
+            name,
+            "is set but Redis TLS is off: use rediss:// or REDIS_TLS=true",
+        ));
+    }
+    if tls.skip_verify && environment == AppEnvironment::Production {
+        return Err(ConfigError::new(
+            "REDIS_TLS_INSECURE_SKIP_VERIFY",
+            "is not allowed with APP_ENV=production: give the server's CA in REDIS_TLS_CA_FILE instead",
+        ));
+    }
+    Ok(())
 }

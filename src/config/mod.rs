@@ -183,46 +183,9 @@ impl Settings {
                 Some(1024 * 1024),
                 "a size in bytes, e.g. 1048576",
             )?,
-            database: DatabaseSettings {
-                url: env.database_url()?,
-                listen_url: env.postgres_url("DATABASE_LISTEN_URL")?,
-                pooler: env.pooler()?,
-                max_connections: env.parsed(
-                    "DATABASE_MAX_CONNECTIONS",
-                    Some(10),
-                    "a positive number of connections",
-                )?,
-                // With Postgres down, sqlx keeps retrying the connect until this deadline:
-                // 1 s keeps "503 within 1.5 s" (issue 7) true, query time included.
-                acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 1_000, 2_000)?,
-                statement_timeout: env.millis("DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 600_000)?,
-                run_migrations: env.flag("RUN_MIGRATIONS", true)?,
-            },
+            database: database_settings(&env)?,
             region: env.region()?,
-            cache: CacheConfig {
-                topology,
-                tls,
-                prefix: env.cache_prefix()?,
-                l1_capacity: env.parsed(
-                    "CACHE_L1_CAPACITY",
-                    Some(10_000),
-                    "a number of entries (0 disables the in-process tier)",
-                )?,
-                l1_max_bytes: env.parsed(
-                    "CACHE_L1_MAX_BYTES",
-                    Some(64 * 1024 * 1024),
-                    "a size in bytes for the in-process tier",
-                )?,
-                l2_budget: env.millis("CACHE_L2_BUDGET_MS", 50, 10_000)?,
-                pool_size: env.parsed(
-                    "REDIS_POOL_SIZE",
-                    Some(16),
-                    "a positive number of connections",
-                )?,
-                bypass: env.flag("CACHE_BYPASS", false)?,
-                l1_bypass: env.flag("CACHE_L1_BYPASS", false)?,
-                warm_on_start: env.flag("CACHE_WARM", false)?,
-            },
+            cache: cache_config(&env, topology, tls)?,
             internal_api_token: env.secret("INTERNAL_API_TOKEN"),
             metrics_token: env.secret("METRICS_TOKEN"),
             webhook_secret: env.secret("GHL_WEBHOOK_SECRET"),
@@ -278,6 +241,59 @@ impl Settings {
 /// `***` for a set secret, `None` for an unset one: whether it is set is worth knowing.
 fn redacted(secret: &Option<String>) -> Option<&'static str> {
     secret.as_ref().map(|_| "***")
+}
+
+/// `DATABASE_*` and `RUN_MIGRATIONS`.
+fn database_settings<F: Fn(&str) -> Option<String>>(
+    env: &Lookup<'_, F>,
+) -> Result<DatabaseSettings, ConfigError> {
+    Ok(DatabaseSettings {
+        url: env.database_url()?,
+        listen_url: env.postgres_url("DATABASE_LISTEN_URL")?,
+        pooler: env.pooler()?,
+        max_connections: env.parsed(
+            "DATABASE_MAX_CONNECTIONS",
+            Some(10),
+            "a positive number of connections",
+        )?,
+        // With Postgres down, sqlx keeps retrying the connect until this deadline:
+        // 1 s keeps "503 within 1.5 s" (issue 7) true, query time included.
+        acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 1_000, 2_000)?,
+        statement_timeout: env.millis("DATABASE_STATEMENT_TIMEOUT_MS", 5_000, 600_000)?,
+        run_migrations: env.flag("RUN_MIGRATIONS", true)?,
+    })
+}
+
+/// The cache's tiers: the Redis `topology` and `tls` read before, and `CACHE_*`.
+fn cache_config<F: Fn(&str) -> Option<String>>(
+    env: &Lookup<'_, F>,
+    topology: Option<RedisTopology>,
+    tls: RedisTls,
+) -> Result<CacheConfig, ConfigError> {
+    Ok(CacheConfig {
+        topology,
+        tls,
+        prefix: env.cache_prefix()?,
+        l1_capacity: env.parsed(
+            "CACHE_L1_CAPACITY",
+            Some(10_000),
+            "a number of entries (0 disables the in-process tier)",
+        )?,
+        l1_max_bytes: env.parsed(
+            "CACHE_L1_MAX_BYTES",
+            Some(64 * 1024 * 1024),
+            "a size in bytes for the in-process tier",
+        )?,
+        l2_budget: env.millis("CACHE_L2_BUDGET_MS", 50, 10_000)?,
+        pool_size: env.parsed(
+            "REDIS_POOL_SIZE",
+            Some(16),
+            "a positive number of connections",
+        )?,
+        bypass: env.flag("CACHE_BYPASS", false)?,
+        l1_bypass: env.flag("CACHE_L1_BYPASS", false)?,
+        warm_on_start: env.flag("CACHE_WARM", false)?,
+    })
 }
 
 impl fmt::Debug for DatabaseSettings {

@@ -290,81 +290,10 @@ impl WorkflowDocument {
             )]);
         };
         let mut errors = Vec::new();
-
-        let status = match root.get("status") {
-            None | Some(Value::Null) => WorkflowStatus::Draft,
-            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-                "draft" => WorkflowStatus::Draft,
-                "published" => WorkflowStatus::Published,
-                _ => WorkflowStatus::Invalid(s.clone()),
-            },
-            Some(other) => WorkflowStatus::Invalid(other.to_string()),
-        };
-
-        let settings_obj = obj_of(root.get("settings"));
-        let settings = WorkflowSettings {
-            allow_reentry: bool_of(settings_obj.get("allowReentry")),
-            stop_on_response: bool_of(settings_obj.get("stopOnResponse")),
-            time_window: parse_time_window(settings_obj.get("timeWindow")),
-        };
-
-        let mut triggers = Vec::new();
-        for (i, t) in array_field(root, "triggers", "triggers", &mut errors)
-            .iter()
-            .enumerate()
-        {
-            let Some(t) = t.as_object() else {
-                errors.push(FieldError::new(
-                    format!("triggers[{i}]"),
-                    "must be an object",
-                ));
-                continue;
-            };
-            triggers.push(Trigger {
-                id: id_of(t.get("id")).unwrap_or_default(),
-                trigger_type: TriggerType::parse(
-                    t.get("type").and_then(Value::as_str).unwrap_or(""),
-                ),
-                name: str_of(t.get("name")),
-                filters: obj_of(t.get("filters")),
-            });
-        }
-
-        let mut steps = Vec::new();
-        for (i, s) in array_field(root, "steps", "steps", &mut errors)
-            .iter()
-            .enumerate()
-        {
-            let Some(s) = s.as_object() else {
-                errors.push(FieldError::new(format!("steps[{i}]"), "must be an object"));
-                continue;
-            };
-            let branches = s
-                .get("branches")
-                .and_then(Value::as_array)
-                .map(|bs| {
-                    bs.iter()
-                        .filter_map(Value::as_object)
-                        .map(|b| Branch {
-                            name: str_of(b.get("name")),
-                            condition: b.get("condition").cloned().unwrap_or(Value::Null),
-                            next: id_of(b.get("next")),
-                            percent: number_of(b.get("percent")),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            steps.push(Step {
-                id: id_of(s.get("id")).unwrap_or_default(),
-                step_type: StepType::parse(s.get("type").and_then(Value::as_str).unwrap_or("")),
-                name: str_of(s.get("name")),
-                config: obj_of(s.get("config")),
-                next: id_of(s.get("next")),
-                branches,
-                else_next: id_of(s.get("else")),
-            });
-        }
-
+        let status = parse_status(root.get("status"));
+        let settings = parse_settings(root.get("settings"));
+        let triggers = parse_triggers(root, &mut errors);
+        let steps = parse_steps(root, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -380,95 +309,180 @@ impl WorkflowDocument {
 
     /// Canonical §7 JSON; `from_json(&doc.to_json())` gives back an equal document.
     pub fn to_json(&self) -> Value {
-        let mut settings = Map::new();
-        settings.insert(
-            "allowReentry".into(),
-            Value::Bool(self.settings.allow_reentry),
-        );
-        settings.insert(
-            "stopOnResponse".into(),
-            Value::Bool(self.settings.stop_on_response),
-        );
-        if let Some(tw) = &self.settings.time_window {
-            settings.insert("timeWindow".into(), time_window_json(tw));
-        }
-        let triggers = self
-            .triggers
-            .iter()
-            .map(|t| {
-                let mut o = Map::new();
-                o.insert("id".into(), Value::String(t.id.clone()));
-                o.insert(
-                    "type".into(),
-                    Value::String(t.trigger_type.as_str().to_string()),
-                );
-                if let Some(n) = &t.name {
-                    o.insert("name".into(), Value::String(n.clone()));
-                }
-                o.insert("filters".into(), Value::Object(t.filters.clone()));
-                Value::Object(o)
-            })
-            .collect();
-        let steps = self
-            .steps
-            .iter()
-            .map(|s| {
-                let mut o = Map::new();
-                o.insert("id".into(), Value::String(s.id.clone()));
-                o.insert(
-                    "type".into(),
-                    Value::String(s.step_type.as_str().to_string()),
-                );
-                if let Some(n) = &s.name {
-                    o.insert("name".into(), Value::String(n.clone()));
-                }
-                o.insert("config".into(), Value::Object(s.config.clone()));
-                if let Some(n) = &s.next {
-                    o.insert("next".into(), Value::String(n.clone()));
-                }
-                if !s.branches.is_empty() {
-                    let bs = s
-                        .branches
-                        .iter()
-                        .map(|b| {
-                            let mut bo = Map::new();
-                            if let Some(n) = &b.name {
-                                bo.insert("name".into(), Value::String(n.clone()));
-                            }
-                            if !b.condition.is_null() {
-                                bo.insert("condition".into(), b.condition.clone());
-                            }
-                            if let Some(n) = &b.next {
-                                bo.insert("next".into(), Value::String(n.clone()));
-                            }
-                            if let Some(p) = b.percent.and_then(serde_json::Number::from_f64) {
-                                bo.insert("percent".into(), Value::Number(p));
-                            }
-                            Value::Object(bo)
-                        })
-                        .collect();
-                    o.insert("branches".into(), Value::Array(bs));
-                }
-                if let Some(e) = &s.else_next {
-                    o.insert("else".into(), Value::String(e.clone()));
-                }
-                Value::Object(o)
-            })
-            .collect();
         let mut root = Map::new();
         root.insert("name".into(), Value::String(self.name.clone()));
         root.insert(
             "status".into(),
             Value::String(self.status.as_str().to_string()),
         );
-        root.insert("settings".into(), Value::Object(settings));
-        root.insert("triggers".into(), Value::Array(triggers));
+        root.insert("settings".into(), settings_json(&self.settings));
+        root.insert(
+            "triggers".into(),
+            Value::Array(self.triggers.iter().map(trigger_json).collect()),
+        );
         if let Some(s) = &self.start {
             root.insert("start".into(), Value::String(s.clone()));
         }
-        root.insert("steps".into(), Value::Array(steps));
+        root.insert(
+            "steps".into(),
+            Value::Array(self.steps.iter().map(step_json).collect()),
+        );
         Value::Object(root)
     }
+}
+
+fn parse_status(v: Option<&Value>) -> WorkflowStatus {
+    match v {
+        None | Some(Value::Null) => WorkflowStatus::Draft,
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "draft" => WorkflowStatus::Draft,
+            "published" => WorkflowStatus::Published,
+            _ => WorkflowStatus::Invalid(s.clone()),
+        },
+        Some(other) => WorkflowStatus::Invalid(other.to_string()),
+    }
+}
+
+fn parse_settings(v: Option<&Value>) -> WorkflowSettings {
+    let settings_obj = obj_of(v);
+    WorkflowSettings {
+        allow_reentry: bool_of(settings_obj.get("allowReentry")),
+        stop_on_response: bool_of(settings_obj.get("stopOnResponse")),
+        time_window: parse_time_window(settings_obj.get("timeWindow")),
+    }
+}
+
+fn parse_triggers(root: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<Trigger> {
+    let mut triggers = Vec::new();
+    for (i, t) in array_field(root, "triggers", "triggers", errors)
+        .iter()
+        .enumerate()
+    {
+        let Some(t) = t.as_object() else {
+            errors.push(FieldError::new(
+                format!("triggers[{i}]"),
+                "must be an object",
+            ));
+            continue;
+        };
+        triggers.push(Trigger {
+            id: id_of(t.get("id")).unwrap_or_default(),
+            trigger_type: TriggerType::parse(t.get("type").and_then(Value::as_str).unwrap_or("")),
+            name: str_of(t.get("name")),
+            filters: obj_of(t.get("filters")),
+        });
+    }
+    triggers
+}
+
+fn parse_steps(root: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (i, s) in array_field(root, "steps", "steps", errors)
+        .iter()
+        .enumerate()
+    {
+        let Some(s) = s.as_object() else {
+            errors.push(FieldError::new(format!("steps[{i}]"), "must be an object"));
+            continue;
+        };
+        steps.push(Step {
+            id: id_of(s.get("id")).unwrap_or_default(),
+            step_type: StepType::parse(s.get("type").and_then(Value::as_str).unwrap_or("")),
+            name: str_of(s.get("name")),
+            config: obj_of(s.get("config")),
+            next: id_of(s.get("next")),
+            branches: parse_branches(s.get("branches")),
+            else_next: id_of(s.get("else")),
+        });
+    }
+    steps
+}
+
+/// Items that are not objects are skipped, as a non-array is.
+fn parse_branches(v: Option<&Value>) -> Vec<Branch> {
+    v.and_then(Value::as_array)
+        .map(|bs| {
+            bs.iter()
+                .filter_map(Value::as_object)
+                .map(|b| Branch {
+                    name: str_of(b.get("name")),
+                    condition: b.get("condition").cloned().unwrap_or(Value::Null),
+                    next: id_of(b.get("next")),
+                    percent: number_of(b.get("percent")),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn settings_json(settings: &WorkflowSettings) -> Value {
+    let mut o = Map::new();
+    o.insert("allowReentry".into(), Value::Bool(settings.allow_reentry));
+    o.insert(
+        "stopOnResponse".into(),
+        Value::Bool(settings.stop_on_response),
+    );
+    if let Some(tw) = &settings.time_window {
+        o.insert("timeWindow".into(), time_window_json(tw));
+    }
+    Value::Object(o)
+}
+
+fn trigger_json(t: &Trigger) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), Value::String(t.id.clone()));
+    o.insert(
+        "type".into(),
+        Value::String(t.trigger_type.as_str().to_string()),
+    );
+    if let Some(n) = &t.name {
+        o.insert("name".into(), Value::String(n.clone()));
+    }
+    o.insert("filters".into(), Value::Object(t.filters.clone()));
+    Value::Object(o)
+}
+
+fn step_json(s: &Step) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), Value::String(s.id.clone()));
+    o.insert(
+        "type".into(),
+        Value::String(s.step_type.as_str().to_string()),
+    );
+    if let Some(n) = &s.name {
+        o.insert("name".into(), Value::String(n.clone()));
+    }
+    o.insert("config".into(), Value::Object(s.config.clone()));
+    if let Some(n) = &s.next {
+        o.insert("next".into(), Value::String(n.clone()));
+    }
+    if !s.branches.is_empty() {
+        o.insert(
+            "branches".into(),
+            Value::Array(s.branches.iter().map(branch_json).collect()),
+        );
+    }
+    if let Some(e) = &s.else_next {
+        o.insert("else".into(), Value::String(e.clone()));
+    }
+    Value::Object(o)
+}
+
+fn branch_json(b: &Branch) -> Value {
+    let mut o = Map::new();
+    if let Some(n) = &b.name {
+        o.insert("name".into(), Value::String(n.clone()));
+    }
+    if !b.condition.is_null() {
+        o.insert("condition".into(), b.condition.clone());
+    }
+    if let Some(n) = &b.next {
+        o.insert("next".into(), Value::String(n.clone()));
+    }
+    if let Some(p) = b.percent.and_then(serde_json::Number::from_f64) {
+        o.insert("percent".into(), Value::Number(p));
+    }
+    Value::Object(o)
 }
 
 impl Serialize for WorkflowDocument {

@@ -59,7 +59,10 @@ where
     }
 }
 
-/// The table: every route the service answers.
+/// The table: every route the service answers. One long function on purpose: a route is
+/// one row, and one list read top to bottom is what `configure` and the OpenAPI document
+/// both take; split by resource, the table would no longer show at a glance which paths
+/// exist.
 fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![

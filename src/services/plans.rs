@@ -37,3 +37,61 @@ impl Plans {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::{Fetched, ReadSource, Subscription};
+
+    /// A subscription repository that answers every read with `answer`.
+    struct Answering(fn(&str) -> Result<Fetched<Subscription>, RepositoryError>);
+
+    #[async_trait::async_trait]
+    impl SubscriptionRepository for Answering {
+        async fn get(&self, location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
+            (self.0)(location_id)
+        }
+
+        async fn forget(&self, _location_id: &str) {}
+    }
+
+    fn plans(answer: fn(&str) -> Result<Fetched<Subscription>, RepositoryError>) -> Plans {
+        Plans::new(Arc::new(Answering(answer)))
+    }
+
+    fn pro(location_id: &str) -> Result<Fetched<Subscription>, RepositoryError> {
+        let subscription = Subscription {
+            plan: "pro".to_owned(),
+            ..Subscription::free(location_id)
+        };
+        Fetched::encode(&subscription, ReadSource::Bypass)
+    }
+
+    #[tokio::test]
+    async fn the_free_plan_applies_when_the_subscription_cannot_be_read() {
+        let unreadable = [
+            plans(|_| Err(RepositoryError::Database(sqlx::Error::PoolTimedOut))),
+            plans(|_| Err(RepositoryError::TimedOut)),
+            plans(|_| {
+                Ok(Fetched::from_json(
+                    bytes::Bytes::from_static(b"not json"),
+                    ReadSource::Bypass,
+                ))
+            }),
+        ];
+        for plans in unreadable {
+            assert_eq!(plans.effective_plan("loc_1").await, Plan::Free);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_location_without_a_subscription_is_on_the_free_plan() {
+        let plans = plans(|_| Err(RepositoryError::NotFound("Subscription")));
+        assert_eq!(plans.effective_plan("loc_1").await, Plan::Free);
+    }
+
+    #[tokio::test]
+    async fn a_readable_subscription_gives_its_plan() {
+        assert_eq!(plans(pro).effective_plan("loc_1").await, Plan::Pro);
+    }
+}

@@ -216,62 +216,16 @@ impl WorkflowRepository for PgWorkflowRepository {
         if_match: Option<IfMatch>,
     ) -> Result<PutOutcome, RepositoryError> {
         let notice = self.notice(location_id, id);
-        let (source_json, source_version) = source_of(workflow);
-        // Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
-        // version is the one the client saw (`If-Match: *` binds none: any version is
-        // replaced). The cache's notice (`$9`, `$10`, see `cache_notify`) goes in the same
-        // statement, so in the same transaction, at no extra round trip. `$11`, `$12`: the
-        // GoHighLevel original and its version (null for a §7 document: a PUT over an
-        // imported workflow drops what no longer describes it). The CTE's columns are not
-        // null whenever it returns a row (`!`).
-        let replace = sqlx::query!(
-            r#"with w as (
-                   update workflows
-                   set name = $3, status = $4, definition = $5, step_count = $6,
-                       trigger_count = $7, source_json = $11, source_version = $12,
-                       version = version + 1, updated_at = now()
-                   where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
-                   returning id, name, status, version, step_count, trigger_count, created_at,
-                             updated_at, source_version,
-                             case when source_json is not null then 'ghl' end as source_format,
-                             definition
-               )
-               select w.id as "id!", w.name as "name!", w.status as "status!",
-                      w.version as "version!", w.step_count as "step_count!",
-                      w.trigger_count as "trigger_count!", w.created_at as "created_at!",
-                      w.updated_at as "updated_at!", w.source_version, w.source_format,
-                      w.definition as "definition!",
-                      cache_notify($9, $10, w.version) as notified
-               from w"#,
+        let mut conn = super::writable(&self.pool).await?;
+        let replaced = Self::replace_row(
+            conn.conn().await?,
             location_id,
             id,
-            &workflow.name,
-            workflow.status,
-            &workflow.definition,
-            workflow.step_count,
-            workflow.trigger_count,
-            if_match.and_then(IfMatch::version),
-            notice.channel.as_deref(),
-            notice.payload.as_deref(),
-            source_json,
-            source_version,
+            workflow,
+            if_match,
+            &notice,
         )
-        .map(|r| WrittenRow {
-            id: r.id,
-            name: r.name,
-            status: r.status,
-            version: r.version,
-            step_count: r.step_count,
-            trigger_count: r.trigger_count,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            source_version: r.source_version,
-            source_format: r.source_format,
-            definition: Json(r.definition),
-            inserted: Some(false),
-        });
-        let mut conn = super::writable(&self.pool).await?;
-        let replaced = replace.fetch_optional(conn.conn().await?).await?;
+        .await?;
         conn.finish().await?;
         if let Some(row) = replaced {
             self.notifier.committed(&mut conn).await;
@@ -283,78 +237,7 @@ impl WorkflowRepository for PgWorkflowRepository {
                 current: self.current_version(location_id, id).await?,
             });
         }
-        // A creation (rare next to replacements) pays for its transaction and lock.
-        let mut tx = conn.begin().await?;
-        // Creations of one location take turns on its row, so the count the insert below
-        // checks cannot be overtaken by a concurrent creation (`no key update` leaves the
-        // foreign-key checks of other writes unblocked).
-        let location = sqlx::query_scalar!(
-            r#"select 1 as "locked!" from locations where id = $1 for no key update"#,
-            location_id,
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if location.is_none() {
-            return Err(RepositoryError::NotFound("Location"));
-        }
-        // Creates the workflow after the last version of any deleted predecessor (the
-        // tombstone the delete trigger wrote; see the `workflow_tombstones` migration), while
-        // the location has fewer than `$8` workflows. No row back: the limit is reached.
-        // Should the id have been created meanwhile, it is replaced instead, and its version
-        // still only goes up. `$9`, `$10`: the GoHighLevel original and its version, as in
-        // the update above.
-        let row = sqlx::query_as!(
-            WrittenRow,
-            r#"with tombstone as (
-                   delete from workflow_tombstones where location_id = $1 and workflow_id = $2
-                   returning last_version
-               )
-               insert into workflows
-                   (location_id, id, name, status, version, definition, step_count, trigger_count,
-                    source_json, source_version)
-               select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5,
-                      $6, $7, $9, $10
-               where exists (select 1 from workflows where location_id = $1 and id = $2)
-                  or (select count(*) from workflows where location_id = $1) < $8
-               on conflict (location_id, id) do update
-               set name = excluded.name, status = excluded.status,
-                   definition = excluded.definition, step_count = excluded.step_count,
-                   trigger_count = excluded.trigger_count, source_json = excluded.source_json,
-                   source_version = excluded.source_version,
-                   version = greatest(workflows.version, excluded.version - 1) + 1,
-                   updated_at = now()
-               returning id, name, status, version, step_count, trigger_count, created_at,
-                         updated_at, source_version,
-                         case when source_json is not null then 'ghl' end as source_format,
-                         definition, (xmax = 0) as inserted"#,
-            location_id,
-            id,
-            &workflow.name,
-            workflow.status,
-            &workflow.definition,
-            workflow.step_count,
-            workflow.trigger_count,
-            i64::from(self.max_per_location),
-            source_json,
-            source_version,
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(RepositoryError::WorkflowLimit {
-                limit: self.max_per_location,
-            });
-        };
-        notice.send(&mut tx, Some(row.version)).await?;
-        tx.commit().await?;
-        self.notifier.committed(&mut conn).await;
-        let inserted = row.inserted == Some(true);
-        let workflow = row.workflow();
-        Ok(if inserted {
-            PutOutcome::Created(workflow)
-        } else {
-            PutOutcome::Replaced(workflow)
-        })
+        self.create(conn, location_id, id, workflow, &notice).await
     }
 
     async fn delete(&self, location_id: &str, id: &str) -> Result<(), RepositoryError> {
@@ -490,5 +373,174 @@ impl PgWorkflowRepository {
         )
         .fetch_optional(&self.pool)
         .await?)
+    }
+}
+
+/// The steps of [`WorkflowRepository::put`].
+impl PgWorkflowRepository {
+    /// A creation (rare next to replacements) pays for its transaction and lock.
+    async fn create(
+        &self,
+        mut conn: super::pooled::Writable,
+        location_id: &str,
+        id: &str,
+        workflow: &NewWorkflow,
+        notice: &super::notify::Notice,
+    ) -> Result<PutOutcome, RepositoryError> {
+        let mut tx = conn.begin().await?;
+        Self::lock_location(&mut tx, location_id).await?;
+        let Some(row) = self.insert_row(&mut tx, location_id, id, workflow).await? else {
+            return Err(RepositoryError::WorkflowLimit {
+                limit: self.max_per_location,
+            });
+        };
+        notice.send(&mut tx, Some(row.version)).await?;
+        tx.commit().await?;
+        self.notifier.committed(&mut conn).await;
+        let inserted = row.inserted == Some(true);
+        let workflow = row.workflow();
+        Ok(if inserted {
+            PutOutcome::Created(workflow)
+        } else {
+            PutOutcome::Replaced(workflow)
+        })
+    }
+
+    /// Creates the workflow after the last version of any deleted predecessor (the
+    /// tombstone the delete trigger wrote; see the `workflow_tombstones` migration), while
+    /// the location has fewer than `$8` workflows. No row back: the limit is reached.
+    /// Should the id have been created meanwhile, it is replaced instead, and its version
+    /// still only goes up. `$9`, `$10`: the GoHighLevel original and its version, as in
+    /// [`Self::replace_row`].
+    async fn insert_row(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        location_id: &str,
+        id: &str,
+        workflow: &NewWorkflow,
+    ) -> Result<Option<WrittenRow>, sqlx::Error> {
+        let (source_json, source_version) = source_of(workflow);
+        let row = sqlx::query_as!(
+            WrittenRow,
+            r#"with tombstone as (
+                   delete from workflow_tombstones where location_id = $1 and workflow_id = $2
+                   returning last_version
+               )
+               insert into workflows
+                   (location_id, id, name, status, version, definition, step_count, trigger_count,
+                    source_json, source_version)
+               select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5,
+                      $6, $7, $9, $10
+               where exists (select 1 from workflows where location_id = $1 and id = $2)
+                  or (select count(*) from workflows where location_id = $1) < $8
+               on conflict (location_id, id) do update
+               set name = excluded.name, status = excluded.status,
+                   definition = excluded.definition, step_count = excluded.step_count,
+                   trigger_count = excluded.trigger_count, source_json = excluded.source_json,
+                   source_version = excluded.source_version,
+                   version = greatest(workflows.version, excluded.version - 1) + 1,
+                   updated_at = now()
+               returning id, name, status, version, step_count, trigger_count, created_at,
+                         updated_at, source_version,
+                         case when source_json is not null then 'ghl' end as source_format,
+                         definition, (xmax = 0) as inserted"#,
+            location_id,
+            id,
+            &workflow.name,
+            workflow.status,
+            &workflow.definition,
+            workflow.step_count,
+            workflow.trigger_count,
+            i64::from(self.max_per_location),
+            source_json,
+            source_version,
+        )
+        .fetch_optional(conn)
+        .await?;
+        Ok(row)
+    }
+
+    /// Creations of one location take turns on its row, so the count the insert below
+    /// checks cannot be overtaken by a concurrent creation (`no key update` leaves the
+    /// foreign-key checks of other writes unblocked).
+    async fn lock_location(
+        conn: &mut sqlx::PgConnection,
+        location_id: &str,
+    ) -> Result<(), RepositoryError> {
+        let location = sqlx::query_scalar!(
+            r#"select 1 as "locked!" from locations where id = $1 for no key update"#,
+            location_id,
+        )
+        .fetch_optional(conn)
+        .await?;
+        if location.is_none() {
+            return Err(RepositoryError::NotFound("Location"));
+        }
+        Ok(())
+    }
+
+    /// Replaces a stored workflow: version + 1; with `$8` (`If-Match`), only when the stored
+    /// version is the one the client saw (`If-Match: *` binds none: any version is
+    /// replaced). The cache's notice (`$9`, `$10`, see `cache_notify`) goes in the same
+    /// statement, so in the same transaction, at no extra round trip. `$11`, `$12`: the
+    /// GoHighLevel original and its version (null for a §7 document: a PUT over an
+    /// imported workflow drops what no longer describes it). The CTE's columns are not
+    /// null whenever it returns a row (`!`).
+    async fn replace_row(
+        conn: &mut sqlx::PgConnection,
+        location_id: &str,
+        id: &str,
+        workflow: &NewWorkflow,
+        if_match: Option<IfMatch>,
+        notice: &super::notify::Notice,
+    ) -> Result<Option<WrittenRow>, sqlx::Error> {
+        let (source_json, source_version) = source_of(workflow);
+        let replace = sqlx::query!(
+            r#"with w as (
+                   update workflows
+                   set name = $3, status = $4, definition = $5, step_count = $6,
+                       trigger_count = $7, source_json = $11, source_version = $12,
+                       version = version + 1, updated_at = now()
+                   where location_id = $1 and id = $2 and ($8::bigint is null or version = $8)
+                   returning id, name, status, version, step_count, trigger_count, created_at,
+                             updated_at, source_version,
+                             case when source_json is not null then 'ghl' end as source_format,
+                             definition
+               )
+               select w.id as "id!", w.name as "name!", w.status as "status!",
+                      w.version as "version!", w.step_count as "step_count!",
+                      w.trigger_count as "trigger_count!", w.created_at as "created_at!",
+                      w.updated_at as "updated_at!", w.source_version, w.source_format,
+                      w.definition as "definition!",
+                      cache_notify($9, $10, w.version) as notified
+               from w"#,
+            location_id,
+            id,
+            &workflow.name,
+            workflow.status,
+            &workflow.definition,
+            workflow.step_count,
+            workflow.trigger_count,
+            if_match.and_then(IfMatch::version),
+            notice.channel.as_deref(),
+            notice.payload.as_deref(),
+            source_json,
+            source_version,
+        )
+        .map(|r| WrittenRow {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            version: r.version,
+            step_count: r.step_count,
+            trigger_count: r.trigger_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            source_version: r.source_version,
+            source_format: r.source_format,
+            definition: Json(r.definition),
+            inserted: Some(false),
+        });
+        replace.fetch_optional(conn).await
     }
 }
