@@ -125,7 +125,7 @@ L1_BESIDE_IDLE_LOOP_CASE = "L1 hit at 20 % rate (open loop) beside a busy loop a
 # The ad-hoc document of the "while analyses run" case: a chain of this many steps, so each
 # request is mostly analysis (on the bounded pool), little HTTP and JSON (on the workers).
 ANALYSIS_STEPS = int(os.environ.get("BENCH_ANALYSIS_STEPS", "400"))
-# Requests in flight against the pool: more than ANALYSIS_CONCURRENCY (1), so it never idles.
+# Requests in flight against the pool: more than ANALYSIS_CONCURRENCY (2), so it never idles.
 ANALYSIS_CONNECTIONS = 4
 
 

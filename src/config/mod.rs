@@ -46,6 +46,9 @@ pub enum AnalysisPriority {
     Normal,
 }
 
+/// `ANALYSIS_CONCURRENCY` when unset: the fewest threads an analysis pool has
+/// (`services::analysis_pool::MIN_THREADS`), so one location never holds them all.
+pub const DEFAULT_ANALYSIS_CONCURRENCY: usize = 2;
 /// `MAX_WORKFLOWS_PER_LOCATION` when unset.
 pub const DEFAULT_MAX_WORKFLOWS_PER_LOCATION: u32 = 1_000;
 /// Highest `MAX_WORKFLOWS_PER_LOCATION`: a location-wide analysis reads every workflow of the
@@ -206,7 +209,7 @@ impl Settings {
             )?,
             analysis_concurrency: env.parsed(
                 "ANALYSIS_CONCURRENCY",
-                Some(1),
+                Some(DEFAULT_ANALYSIS_CONCURRENCY),
                 "a positive number of analyses computed at once",
             )?,
             analysis_priority: if env.flag("ANALYSIS_LOW_PRIORITY", true)? {
@@ -371,7 +374,7 @@ mod tests {
         assert_eq!(settings.webhook_tolerance, Duration::from_secs(300));
         assert_eq!(settings.body_limit_bytes, 1024 * 1024);
         assert_eq!(settings.database.acquire_timeout, Duration::from_secs(1));
-        assert_eq!(settings.analysis_concurrency, 1);
+        assert_eq!(settings.analysis_concurrency, 2);
         assert_eq!(settings.analysis_priority, AnalysisPriority::Idle);
         let normal = settings_from(&[DB, ("ANALYSIS_LOW_PRIORITY", "false")]).unwrap();
         assert_eq!(normal.analysis_priority, AnalysisPriority::Normal);

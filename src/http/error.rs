@@ -240,6 +240,37 @@ fn from_repository_ref(error: &crate::repository::RepositoryError) -> Option<Api
     }
 }
 
+/// [`ApiError::from`] for a location-wide analysis: over its budget, the 422 names the
+/// location's workflows taken together, not a workflow (each one's own analysis is still
+/// served, without the location-wide findings).
+pub fn from_location_analysis(error: crate::repository::RepositoryError) -> ApiError {
+    let Some(budget) = too_complex_budget(&error) else {
+        return ApiError::from(error);
+    };
+    let ms = budget.as_millis();
+    ApiError::Unprocessable {
+        message: format!(
+            "The location's workflows are too complex to analyze together within the analysis budget of {ms} ms"
+        ),
+        errors: vec![FieldError::new(
+            "location",
+            format!(
+                "the cross-workflow analysis is too complex to finish within {ms} ms of CPU time (ANALYSIS_BUDGET_MS); each workflow's own analysis is still served, without the location-wide findings"
+            ),
+        )],
+    }
+}
+
+fn too_complex_budget(error: &crate::repository::RepositoryError) -> Option<std::time::Duration> {
+    use crate::domain::analysis::AnalysisAbandoned as A;
+    use crate::repository::RepositoryError as E;
+    match error {
+        E::Abandoned(A::TooComplex { budget }) => Some(*budget),
+        E::Shared(inner) => too_complex_budget(inner),
+        _ => None,
+    }
+}
+
 /// A too-complex document is the client's to change (422, like any other limit); a
 /// cancelled analysis only means the request deadline passed first (503, retry).
 fn from_abandoned(abandoned: crate::domain::analysis::AnalysisAbandoned) -> ApiError {

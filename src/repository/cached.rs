@@ -18,8 +18,8 @@ use crate::cache::{
 };
 use crate::domain::analysis::RULES_VERSION;
 use crate::repository::{
-    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome,
-    ReadSource, RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository,
+    within, ApiKeyOwner, ApiKeyRepository, Fetched, IfMatch, ImportState, LocationRow, NewWorkflow,
+    PutOutcome, ReadSource, RepositoryError, StoredWorkflow, Subscription, SubscriptionRepository,
     WorkflowRepository, WorkflowSummary,
 };
 
@@ -334,11 +334,45 @@ impl WorkflowRepository for CachedWorkflowRepository {
         Ok((original, fetched.source))
     }
 
-    async fn definitions(
+    async fn location_workflows(
         &self,
         location_id: &str,
-    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
-        within(self.reads.deadline, self.inner.definitions(location_id)).await
+        with_definition: usize,
+        rows: &tokio::sync::mpsc::Sender<LocationRow>,
+    ) -> Result<(), RepositoryError> {
+        // The deadline is Postgres's: each row must come within it. The time the analysis
+        // takes over the rows before (it paces the read) does not count.
+        let (read_tx, mut read_rx) = tokio::sync::mpsc::channel(1);
+        let inner = &self.inner;
+        let read = async move {
+            inner
+                .location_workflows(location_id, with_definition, &read_tx)
+                .await
+        };
+        tokio::pin!(read);
+        let mut read_result = None;
+        loop {
+            tokio::select! {
+                result = &mut read, if read_result.is_none() => read_result = Some(result),
+                row = within(self.reads.deadline, async { Ok(read_rx.recv().await) }) => {
+                    match row? {
+                        Some(row) => {
+                            if rows.send(row).await.is_err() {
+                                // The analysis stopped: dropping the read ends it.
+                                return Ok(());
+                            }
+                        }
+                        // The read ended (its sender is gone with it).
+                        None => {
+                            return match read_result {
+                                Some(result) => result,
+                                None => read.await,
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -152,12 +152,22 @@ pub struct Location {
 }
 
 /// A location and the API key created with it (shown once).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedLocation {
     pub location: Location,
     /// Shown once; stored only as a SHA-256 hash.
     pub api_key: String,
+}
+
+// By hand: a `{:?}` of a created location (a log line, a test failure) must not print the key.
+impl std::fmt::Debug for CreatedLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedLocation")
+            .field("location", &self.location)
+            .field("api_key", &"***")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -389,11 +399,30 @@ pub trait WorkflowRepository: Send + Sync {
         location_id: &str,
         id: &str,
     ) -> Result<(Option<Bytes>, ReadSource), RepositoryError>;
-    /// Every workflow of a location with its definition (for location-wide analysis).
-    async fn definitions(
+    /// Every workflow of a location in id order, for its location-wide analysis: each sent to
+    /// `rows` as it is read, so the reader holds one definition at a time (the channel paces
+    /// the read). The first `with_definition` come with their definitions, the others with
+    /// their id and status only. A closed channel (the analysis stopped) ends the read.
+    async fn location_workflows(
         &self,
         location_id: &str,
-    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError>;
+        with_definition: usize,
+        rows: &tokio::sync::mpsc::Sender<LocationRow>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// A workflow of a location as its location-wide analysis reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocationRow {
+    /// The read (re)starts: rows sent before belong to an attempt that failed half-way (a
+    /// replica that stopped answering, read again on the primary) and are sent again.
+    Restart,
+    Workflow {
+        id: String,
+        published: bool,
+        /// `None` past the first `with_definition` workflows.
+        definition: Option<serde_json::Value>,
+    },
 }
 
 /// One stored analysis, as history lists it.
@@ -487,6 +516,25 @@ pub trait ApiKeyRepository: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_created_locations_debug_output_carries_no_api_key() {
+        let created = CreatedLocation {
+            location: Location {
+                id: "loc_1".to_owned(),
+                name: "Acme".to_owned(),
+                created_at: Utc::now(),
+                uninstalled_at: None,
+            },
+            api_key: "gwd_canary_key_0123".to_owned(),
+        };
+
+        let shown = format!("{created:?} {created:#?}");
+
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains(r#"api_key: "***""#), "{shown}");
+        assert!(shown.contains("loc_1"), "{shown}");
+    }
 
     #[test]
     fn the_plan_read_from_cached_json_is_the_decoded_subscriptions_plan() {

@@ -17,19 +17,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use tokio::sync::{mpsc, oneshot};
 
 use super::json_scan::{mentions, scan_version};
 use crate::cache::{ttl, Cache, CacheKey};
+use crate::domain::analysis::location::MAX_LOCATION_WORKFLOWS;
 use crate::domain::analysis::{
-    analyze_location_within, analyze_workflow_within, findings_involving, AnalysisAbandoned,
-    AnalysisReport, Budget, Issue, LocationReport, LocationWorkflow, RULES_VERSION,
+    analyze_location_facts_within, analyze_workflow_within, findings_involving, AnalysisAbandoned,
+    AnalysisReport, Budget, Issue, LocationFacts, LocationReport, RULES_VERSION,
 };
 use crate::domain::plan::Plan;
 use crate::domain::workflow::WorkflowDocument;
 use crate::repository::cached::ReadThrough;
 use crate::repository::{
-    AnalysisRepository, Fetched, HistoryPage, NewAnalysis, ReadSource, RepositoryError,
-    StoredWorkflow, WorkflowRepository,
+    AnalysisRepository, Fetched, HistoryPage, LocationRow, NewAnalysis, ReadSource,
+    RepositoryError, StoredWorkflow, WorkflowRepository,
 };
 use crate::services::analysis_pool::{thread_cpu_clock, AnalysisPool, Owner, PoolError};
 
@@ -49,6 +51,9 @@ impl WorkflowAnalysis {
         Ok(report)
     }
 }
+
+/// Workflows of a location read ahead of its analysis (each holding its definition).
+const LOCATION_ROWS_IN_FLIGHT: usize = 2;
 
 /// How long a stored version found too complex is answered so without a new attempt.
 pub const TOO_COMPLEX_TTL: Duration = Duration::from_secs(60);
@@ -373,29 +378,55 @@ impl AnalysisService {
         )?))
     }
 
+    /// The location's workflows come over a short channel, in id order, while the analysis
+    /// thread takes each document's facts and drops it: memory follows the location's facts
+    /// (and the few documents in flight, see [`LOCATION_ROWS_IN_FLIGHT`]), not the size of
+    /// its documents.
+    /// Only the first [`MAX_LOCATION_WORKFLOWS`] are read with their definitions.
     async fn compute_location(&self, location_id: &str) -> Result<Bytes, RepositoryError> {
-        let definitions = self.workflows.definitions(location_id).await?;
+        let (rows_tx, mut rows) = mpsc::channel::<LocationRow>(LOCATION_ROWS_IN_FLIGHT);
+        let (started_tx, started) = oneshot::channel::<()>();
         let limit = self.budget;
-        let report = self
-            .on_analysis_threads(Owner::Location(location_id), move |cancel| {
-                let budget = Budget::new(limit, thread_cpu_clock()).cancelled_by(cancel);
-                // A stored definition that no longer parses is left out rather than failing
-                // the whole location.
-                let mut documents: Vec<(String, WorkflowDocument)> =
-                    Vec::with_capacity(definitions.len());
-                for (id, definition) in definitions {
-                    budget.check()?;
-                    if let Ok(doc) = WorkflowDocument::from_json(&definition) {
-                        documents.push((id, doc));
+        let analysis = self.on_analysis_threads(Owner::Location(location_id), move |cancel| {
+            let _ = started_tx.send(());
+            let budget = Budget::new(limit, thread_cpu_clock()).cancelled_by(cancel);
+            let mut facts = LocationFacts::new();
+            while let Some(row) = rows.blocking_recv() {
+                budget.check()?;
+                match row {
+                    LocationRow::Restart => facts = LocationFacts::new(),
+                    LocationRow::Workflow {
+                        id,
+                        definition: Some(definition),
+                        ..
+                    } if facts.wants_steps() => {
+                        // A stored definition that no longer parses is left out rather than
+                        // failing the whole location.
+                        if let Ok(doc) = WorkflowDocument::from_json(&definition) {
+                            facts.add_document_within(&id, &doc, &budget)?;
+                        }
+                    }
+                    LocationRow::Workflow { id, published, .. } => {
+                        facts.add_existing(&id, published)
                     }
                 }
-                let workflows: Vec<LocationWorkflow<'_>> = documents
-                    .iter()
-                    .map(|(id, doc)| LocationWorkflow { id, doc })
-                    .collect();
-                analyze_location_within(&workflows, Utc::now(), &budget)
-            })
-            .await??;
+            }
+            analyze_location_facts_within(&facts, Utc::now(), &budget)
+        });
+        let read = async {
+            let rows_tx = rows_tx;
+            // Only once the analysis has its thread: no connection waits in the pool's queue.
+            if started.await.is_err() {
+                return Ok(());
+            }
+            self.workflows
+                .location_workflows(location_id, MAX_LOCATION_WORKFLOWS, &rows_tx)
+                .await
+        };
+        let (report, read) = tokio::join!(analysis, read);
+        // A read that failed half-way left the analysis with part of the location.
+        read?;
+        let report = report??;
         self.overview_changed(location_id);
         Ok(Bytes::from(serde_json::to_vec(&report)?))
     }
@@ -439,8 +470,8 @@ mod tests {
     use crate::repository::postgres::{PgAnalysisRepository, PgWorkflowRepository};
     use std::time::Duration;
 
-    fn service_with_one_thread() -> AnalysisService {
-        service_with_one_thread_waiting(Duration::from_millis(50))
+    fn service_with_smallest_pool() -> AnalysisService {
+        service_with_smallest_pool_waiting(Duration::from_millis(50))
     }
 
     /// A chain of `n` webhooks (analysis costs about 10 µs of CPU a step in a debug build).
@@ -459,33 +490,37 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_that_timed_out_frees_the_thread_for_the_next_location() {
-        // A's work runs until it is told to stop (at most 30 s): without the cancel flag the
-        // one thread would stay on it past B's deadline, and B would answer busy. (That the
-        // engine stops at its next check once the flag is up is the budget's own test.)
+        // A's and C's work (one of the pool's two threads each) runs until it is told to stop
+        // (at most 30 s): without the cancel flag both threads would stay on it past B's
+        // deadline, and B would answer busy. (That the engine stops at its next check once
+        // the flag is up is the budget's own test.)
         let deadline = Duration::from_millis(250);
         let service =
-            service_with_one_thread_waiting(deadline).with_budget(Duration::from_secs(60));
+            service_with_smallest_pool_waiting(deadline).with_budget(Duration::from_secs(60));
+        let spin = |cancel: &AtomicBool| {
+            let started = std::time::Instant::now();
+            while !cancel.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+                std::hint::spin_loop();
+            }
+        };
 
-        let a = service
-            .within_deadline("A", |cancel: &AtomicBool| {
-                let started = std::time::Instant::now();
-                while !cancel.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30)
-                {
-                    std::hint::spin_loop();
-                }
-            })
-            .await;
+        let (a, c) = tokio::join!(
+            service.within_deadline("A", spin),
+            service.within_deadline("C", spin)
+        );
         let b = service
             .ad_hoc_report("B", webhook_chain(3), "small".to_owned(), Plan::Agency)
             .await;
 
-        assert!(
-            matches!(
-                a,
-                Err(RepositoryError::Abandoned(AnalysisAbandoned::Cancelled))
-            ),
-            "{a:?}"
-        );
+        for held in [a, c] {
+            assert!(
+                matches!(
+                    held,
+                    Err(RepositoryError::Abandoned(AnalysisAbandoned::Cancelled))
+                ),
+                "{held:?}"
+            );
+        }
         let report: AnalysisReport =
             serde_json::from_slice(&b.expect("B is answered")).expect("a report");
         assert_eq!(report.workflow_id, "small");
@@ -494,7 +529,8 @@ mod tests {
     #[tokio::test]
     async fn an_ad_hoc_document_over_the_budget_is_too_complex() {
         let budget = Duration::from_millis(1);
-        let service = service_with_one_thread_waiting(Duration::from_secs(60)).with_budget(budget);
+        let service =
+            service_with_smallest_pool_waiting(Duration::from_secs(60)).with_budget(budget);
 
         let result = service
             .ad_hoc_report("A", webhook_chain(20_000), "big".to_owned(), Plan::Agency)
@@ -509,9 +545,10 @@ mod tests {
         );
     }
 
-    /// A service whose pool has one thread and whose requests wait at most `deadline`. Its
-    /// repositories are never reached here (the pool alone is exercised).
-    fn service_with_one_thread_waiting(deadline: Duration) -> AnalysisService {
+    /// A service whose pool has the fewest threads a pool has (two, one per location) and
+    /// whose requests wait at most `deadline`. Its repositories are never reached here (the
+    /// pool alone is exercised).
+    fn service_with_smallest_pool_waiting(deadline: Duration) -> AnalysisService {
         let cache = Cache::new(CacheSettings::default(), &prometheus::Registry::new())
             .expect("in-process cache");
         let db =
@@ -530,17 +567,20 @@ mod tests {
 
     #[tokio::test]
     async fn work_the_pool_cannot_start_within_the_deadline_is_refused_not_queued_forever() {
-        let service = service_with_one_thread();
-        let occupied = service.clone();
-        let first = tokio::spawn(async move {
-            occupied
-                .off_workers("a", || std::thread::sleep(Duration::from_millis(300)))
-                .await
-        });
+        let service = service_with_smallest_pool();
+        let occupy = |location: &'static str| {
+            let occupied = service.clone();
+            tokio::spawn(async move {
+                occupied
+                    .off_workers(location, || std::thread::sleep(Duration::from_millis(300)))
+                    .await
+            })
+        };
+        let (first, second) = (occupy("a"), occupy("c"));
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         let waiting = service.off_workers("b", || "late").await;
-        let _ = first.await;
+        let _ = (first.await, second.await);
         tokio::time::sleep(Duration::from_millis(350)).await;
         let later = service.off_workers("b", || "on time").await;
 

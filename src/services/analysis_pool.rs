@@ -1,7 +1,8 @@
-//! The threads analyses run on. A fixed number of them (`ANALYSIS_CONCURRENCY`), apart from
-//! the HTTP workers and from tokio's blocking pool, and by default at the lowest CPU priority
-//! Linux offers (`SCHED_IDLE`): a burst of analyses then only takes CPU time that request
-//! handling leaves over, so cached reads keep their latency while analyses run.
+//! The threads analyses run on. A fixed number of them (`ANALYSIS_CONCURRENCY`, at least
+//! [`MIN_THREADS`]), apart from the HTTP workers and from tokio's blocking pool, and by default
+//! at the lowest CPU priority Linux offers (`SCHED_IDLE`): a burst of analyses then only takes
+//! CPU time that request handling leaves over, so cached reads keep their latency while
+//! analyses run.
 //!
 //! Fairness between locations: a location's work first takes one of its own
 //! [`AnalysisPool::per_location`] lane permits, and only then queues (first come, first
@@ -27,6 +28,13 @@ use crate::config::AnalysisPriority;
 /// Requests of one location that may wait for its lane; more are refused at once (each
 /// waiter would only time out behind the others).
 pub const MAX_WAITING_PER_LOCATION: usize = 16;
+
+/// Fewest threads a pool has, whatever `ANALYSIS_CONCURRENCY` says: with one thread, one
+/// location's long analysis would hold every place and the next location would wait behind it.
+/// With two, a location holds at most one ([`AnalysisPool::per_location`]) and another
+/// location's analysis starts at once. The second thread costs request handling nothing at
+/// the default idle priority (it only takes CPU time the workers leave over).
+pub const MIN_THREADS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -135,7 +143,7 @@ impl Drop for CancelOnDrop {
 
 impl AnalysisPool {
     pub fn new(threads: usize, priority: AnalysisPriority) -> Result<Self, PoolError> {
-        let threads = threads.max(1);
+        let threads = threads.max(MIN_THREADS);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|index| format!("analysis-{index}"))
@@ -152,7 +160,8 @@ impl AnalysisPool {
     }
 
     /// Threads one location may use (or queue for) at once: half of them, at least one, so
-    /// the other half is always there for the other locations.
+    /// the other half (at least one thread, as a pool has [`MIN_THREADS`]) is always there
+    /// for the other locations.
     pub fn per_location(threads: usize) -> usize {
         (threads / 2).max(1)
     }
@@ -294,17 +303,21 @@ mod tests {
 
     #[tokio::test]
     async fn another_location_runs_before_a_busy_locations_queued_work() {
-        // One thread, as ANALYSIS_CONCURRENCY=1: location A's first job holds it.
+        // Two threads (the fewest a pool has): location A's first job holds one (all A may
+        // hold), location C's long job the other.
         let pool = AnalysisPool::new(1, AnalysisPriority::Normal).expect("pool");
         let (order_tx, order) = mpsc::channel();
         let (open, gate) = mpsc::channel();
+        let (open_c, gate_c) = mpsc::channel();
+        let c1 = pool.run(Owner::Location("C"), gated("C1", gate_c, order_tx.clone()));
         let a1 = pool.run(Owner::Location("A"), gated("A1", gate, order_tx.clone()));
         let a2 = pool.run(Owner::Location("A"), recording("A2", order_tx.clone()));
         let a3 = pool.run(Owner::Location("A"), recording("A3", order_tx.clone()));
         let b1 = pool.run(Owner::Location("B"), recording("B1", order_tx.clone()));
-        tokio::pin!(a1, a2, a3, b1);
-        // Each poll queues the job where it waits: A1 on the thread, A2 and A3 in A's lane,
-        // B1 for the thread (after A's queued jobs arrived).
+        tokio::pin!(c1, a1, a2, a3, b1);
+        // Each poll queues the job where it waits: C1 and A1 on the threads, A2 and A3 in A's
+        // lane, B1 for a thread (after A's queued jobs arrived).
+        assert!(matches!(poll!(&mut c1), Poll::Pending));
         assert!(matches!(poll!(&mut a1), Poll::Pending));
         assert!(matches!(poll!(&mut a2), Poll::Pending));
         assert!(matches!(poll!(&mut a3), Poll::Pending));
@@ -312,10 +325,42 @@ mod tests {
 
         open.send(()).expect("A1 waits");
         let results = tokio::join!(a1, a2, a3, b1);
+        open_c.send(()).expect("C1 waits");
+        c1.await.expect("C1 ran");
 
         assert!(results.0.is_ok() && results.1.is_ok() && results.2.is_ok() && results.3.is_ok());
         let ran: Vec<&str> = order.try_iter().collect();
-        assert_eq!(ran, vec!["A1", "B1", "A2", "A3"]);
+        assert_eq!(ran, vec!["A1", "B1", "A2", "A3", "C1"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_the_default_settings_another_location_starts_while_one_locations_long_analysis_runs(
+    ) {
+        let settings_default = crate::config::DEFAULT_ANALYSIS_CONCURRENCY;
+        let pool = AnalysisPool::new(settings_default, AnalysisPriority::Idle).expect("pool");
+        let (order_tx, order) = mpsc::channel();
+        let (open, gate) = mpsc::channel();
+        let a1 = pool.run(Owner::Location("A"), gated("A1", gate, order_tx.clone()));
+        let a2 = pool.run(Owner::Location("A"), recording("A2", order_tx.clone()));
+        tokio::pin!(a1, a2);
+        assert!(matches!(poll!(&mut a1), Poll::Pending));
+        assert!(matches!(poll!(&mut a2), Poll::Pending));
+
+        // A1 runs until the gate opens; B needs no thread of A's.
+        let b1 = tokio::time::timeout(
+            Duration::from_secs(30),
+            pool.run(Owner::Location("B"), recording("B1", order_tx.clone())),
+        )
+        .await;
+        let a2_waited = matches!(poll!(&mut a2), Poll::Pending);
+        open.send(()).expect("A1 waits");
+        let (a1, a2) = tokio::join!(a1, a2);
+
+        assert_eq!(b1.expect("B did not wait for A").expect("B ran"), "B1");
+        assert!(a2_waited, "A's second analysis waits for A's first");
+        assert!(a1.is_ok() && a2.is_ok());
+        let ran: Vec<&str> = order.try_iter().collect();
+        assert_eq!(ran, vec!["B1", "A1", "A2"]);
     }
 
     #[tokio::test]
@@ -370,7 +415,8 @@ mod tests {
             .expect("the job started");
 
         drop(job);
-        let next = pool.run(Owner::Location("B"), |cancel| {
+        // The same location: its next job needs the place (and thread) the dropped one held.
+        let next = pool.run(Owner::Location("A"), |cancel| {
             cancel.load(Ordering::Relaxed)
         });
         let next = next.await.expect("the thread is free again");

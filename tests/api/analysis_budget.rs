@@ -81,7 +81,7 @@ async fn a_too_complex_document_is_422_while_another_location_is_answered() {
     // makes the analyses slower, not 503.
     let app = spawn_app_with(|env| {
         env.insert("ANALYSIS_BUDGET_MS".into(), "4".into());
-        env.insert("ANALYSIS_CONCURRENCY".into(), "1".into());
+        env.insert("ANALYSIS_CONCURRENCY".into(), "2".into());
         env.insert("ANALYSIS_LOW_PRIORITY".into(), "false".into());
         env.insert("REQUEST_TIMEOUT_MS".into(), "30000".into());
     })
@@ -157,15 +157,16 @@ async fn a_stored_too_complex_workflow_answers_422_every_time_and_is_never_recor
 
 #[tokio::test]
 async fn a_caller_that_timed_out_does_not_keep_another_location_waiting() {
-    // A short request deadline and a budget that never runs out: location A's analysis
-    // outlives its caller. The analysis checks its cancel flag, so the thread is free again at
-    // once and B (one thread in all) is answered, not refused with 503. This is the end-to-end
+    // A short request deadline and a budget that never runs out: the analyses of locations A
+    // and C (one thread each, the pool's two) outlive their callers. An analysis checks its
+    // cancel flag, so the threads are free again at once and B is answered, not refused with
+    // 503. This is the end-to-end
     // check; the service's unit test `a_caller_that_timed_out_frees_the_thread_for_the_next_location`
     // pins the timings down so that it fails without the flag (a linear analysis in a debug
     // build costs only a few times its parse, too little margin to pin that down over HTTP).
     let app = spawn_app_with(|env| {
         env.insert("ANALYSIS_BUDGET_MS".into(), "60000".into());
-        env.insert("ANALYSIS_CONCURRENCY".into(), "1".into());
+        env.insert("ANALYSIS_CONCURRENCY".into(), "2".into());
         env.insert("ANALYSIS_LOW_PRIORITY".into(), "false".into());
         env.insert("REQUEST_TIMEOUT_MS".into(), "100".into());
         env.insert("MAX_WORKFLOW_STEPS".into(), "10000".into());
@@ -173,13 +174,15 @@ async fn a_caller_that_timed_out_does_not_keep_another_location_waiting() {
     .await;
     let a = app.create_location("locHeavyA").await;
     let b = app.create_location("locSmallB").await;
+    let c = app.create_location("locHeavyC").await;
     // Under the 1 MiB body limit; its parse (which cannot stop half-way) takes well under the
     // deadline, its analysis about as long as the deadline.
     let heavy = webhooks(10_000);
     let small = sample_workflow("Small");
     assert_eq!(analyze(&app, &b, &small).await.0, 200);
 
-    let (heavy_status, heavy_body) = analyze(&app, &a, &heavy).await;
+    let ((heavy_status, heavy_body), (other_status, other_body)) =
+        tokio::join!(analyze(&app, &a, &heavy), analyze(&app, &c, &heavy));
     // The heavy analysis stops at its next check between rules; on a loaded machine that
     // (and B's own small analysis) may take longer than B's 100 ms deadline once, so B may
     // be told to retry a few times — but within seconds, not after A's whole analysis.
@@ -199,6 +202,81 @@ async fn a_caller_that_timed_out_does_not_keep_another_location_waiting() {
         heavy_status == 503 || heavy_status == 200,
         "{heavy_status}: {heavy_body}"
     );
+    assert!(
+        other_status == 503 || other_status == 200,
+        "{other_status}: {other_body}"
+    );
     assert_eq!(small_status, 200, "{small_body}");
     assert_eq!(again_status, 200);
+}
+
+/// A workflow started by tag `listens` that adds tag `adds`: two of them adding each other's
+/// tag start each other in a loop (a location-wide finding).
+fn tag_relay(name: &str, listens: &str, adds: &str) -> Value {
+    json!({"name": name, "status": "published", "start": "s1",
+        "triggers": [{"id": "t", "type": "contact_tag_added", "filters": {"tag": listens}}],
+        "steps": [{"id": "s1", "type": "add_tag", "config": {"tag": adds}}]})
+}
+
+#[tokio::test]
+async fn a_too_complex_location_is_422_while_its_workflows_own_analyses_are_served() {
+    let app = spawn_app_with(|env| {
+        env.insert("ANALYSIS_BUDGET_MS".into(), "4".into());
+        env.insert("ANALYSIS_LOW_PRIORITY".into(), "false".into());
+        env.insert("REQUEST_TIMEOUT_MS".into(), "30000".into());
+    })
+    .await;
+    let key = app.create_location("locA").await;
+    for (id, document) in [
+        ("ping", tag_relay("Ping", "ping", "pong")),
+        ("pong", tag_relay("Pong", "pong", "ping")),
+        ("big1", heavy_workflow(5_000)),
+        ("big2", heavy_workflow(5_000)),
+    ] {
+        assert_eq!(app.put_workflow(&key, id, &document).await.status(), 201);
+    }
+    // The engine's one-time set-up is paid outside the test's budget.
+    assert_eq!(analyze(&app, &key, &sample_workflow("Small")).await.0, 200);
+
+    let location = app.api_get(&key, "/api/analysis/location").await;
+    let location_status = location.status().as_u16();
+    let location_body: Value = location.json().await.expect("json");
+    let ping = app.api_get(&key, "/api/workflows/ping/analysis").await;
+    let ping_status = ping.status().as_u16();
+    let ping_body: Value = ping.json().await.expect("json");
+
+    assert_eq!(location_status, 422, "{location_body}");
+    assert_eq!(location_body["error"]["code"], "VALIDATION_ERROR");
+    let message = location_body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("location's workflows are too complex") && message.contains("4 ms"),
+        "{message}"
+    );
+    assert_eq!(
+        location_body["error"]["details"]["errors"][0]["field"],
+        "location"
+    );
+    // Ping's own analysis stands; the ping ↔ pong loop is a location-wide finding, left out.
+    assert_eq!(ping_status, 200, "{ping_body}");
+    assert_eq!(ping_body["data"]["workflowId"], "ping");
+    let rules: Vec<&str> = ping_body["data"]["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .map(|i| i["rule"].as_str().expect("rule"))
+        .collect();
+    assert!(!rules.contains(&"workflow-cascade-loop"), "{rules:?}");
+
+    // Without the heavy workflows the location is analyzed, and ping's analysis has the loop.
+    for id in ["big1", "big2"] {
+        assert_eq!(app.delete_workflow(&key, id).await.status(), 204);
+    }
+    let again = app.api_get_json(&key, "/api/workflows/ping/analysis").await;
+    let rules: Vec<&str> = again["data"]["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .map(|i| i["rule"].as_str().expect("rule"))
+        .collect();
+    assert!(rules.contains(&"workflow-cascade-loop"), "{again}");
 }

@@ -20,6 +20,7 @@ mod helpers;
 mod http_semantics;
 mod internal;
 mod lifecycle;
+mod location_cap;
 mod migrations;
 mod monitoring;
 mod openapi;

@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use ghl_workflow_debugger::repository::postgres::TOMBSTONES_PER_LOCATION;
+
 use crate::helpers::{sample_workflow, spawn_app_with, TestApp};
 use crate::webhooks::{event, send_signed, SECRET};
 
@@ -186,4 +188,125 @@ async fn concurrent_creations_cannot_overtake_the_limit() {
             .unwrap();
     pool.close().await;
     assert_eq!(stored, 3);
+}
+
+async fn tombstones_of(pool: &sqlx::PgPool, location: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "select workflow_id from workflow_tombstones where location_id = $1 order by workflow_id",
+    )
+    .bind(location)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_location_keeps_only_its_newest_tombstones() {
+    let app = spawn_app_with(|env| {
+        env.insert("GHL_WEBHOOK_SECRET".into(), SECRET.into());
+    })
+    .await;
+    let key = app.create_location("locA").await;
+    app.create_location("locB").await;
+    let pool = sqlx::PgPool::connect(app.database_url()).await.unwrap();
+    // As many old deletions as a location keeps, and a few more: "gone-1" the newest of
+    // them, "gone-N" the oldest. Another location has as many.
+    let kept = TOMBSTONES_PER_LOCATION;
+    for location in ["locA", "locB"] {
+        sqlx::query(
+            "insert into workflow_tombstones (location_id, workflow_id, last_version, deleted_at)
+             select $1, 'gone-' || g, 1, now() - interval '1 day' - g * interval '1 second'
+             from generate_series(1, $2) g",
+        )
+        .bind(location)
+        .bind(kept + 20)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    assert_eq!(put(&app, &key, "wf1", &sample_workflow("w")).await.0, 201);
+    assert_eq!(app.delete_workflow(&key, "wf1").await.status(), 204);
+
+    let a = tombstones_of(&pool, "locA").await;
+    let b = tombstones_of(&pool, "locB").await;
+    // A delete announced by GoHighLevel prunes too.
+    sqlx::query(
+        "insert into workflow_tombstones (location_id, workflow_id, last_version, deleted_at)
+         select 'locA', 'older-' || g, 1, now() - interval '2 days' from generate_series(1, 30) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(put(&app, &key, "wf2", &sample_workflow("w")).await.0, 201);
+    let deleted = send_signed(
+        &app,
+        &event(
+            "e-del",
+            "WorkflowDeleted",
+            "locA",
+            json!({"workflowId": "wf2"}),
+        ),
+    )
+    .await;
+    assert_eq!(deleted.status(), 200);
+    let after_webhook = tombstones_of(&pool, "locA").await;
+    pool.close().await;
+    assert_eq!(after_webhook.len() as i64, kept);
+    assert!(after_webhook.contains(&"wf2".to_owned()));
+    assert!(!after_webhook.iter().any(|id| id.starts_with("older-")));
+    assert_eq!(a.len() as i64, kept);
+    assert!(a.contains(&"wf1".to_owned()), "the newest deletion is kept");
+    assert!(a.contains(&"gone-1".to_owned()));
+    assert!(
+        !a.contains(&format!("gone-{}", kept + 20)),
+        "the oldest went"
+    );
+    assert!(!a.contains(&format!("gone-{kept}")));
+    assert!(a.contains(&format!("gone-{}", kept - 1)));
+    assert_eq!(b.len() as i64, kept + 20, "another location's are its own");
+    // A recreated id that had a kept tombstone still continues its versions.
+    let (status, again) = put(&app, &key, "wf1", &sample_workflow("w")).await;
+    assert_eq!((status, again["data"]["version"].as_i64()), (201, Some(2)));
+}
+
+#[tokio::test]
+async fn a_recreated_workflow_whose_tombstone_was_pruned_still_starts_after_its_analyzed_versions()
+{
+    let app = spawn_app_with(|_| {}).await;
+    let key = app.create_location("locA").await;
+    assert_eq!(
+        put(&app, &key, "wf1", &sample_workflow("First life"))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        put(&app, &key, "wf1", &sample_workflow("First life"))
+            .await
+            .0,
+        200
+    );
+    let (status, _, old) = analysis(&app, &key, "wf1").await;
+    assert_eq!((status, old["data"]["version"].as_i64()), (200, Some(2)));
+    assert_eq!(app.delete_workflow(&key, "wf1").await.status(), 204);
+    // What pruning does to a tombstone past a location's newest ones.
+    let pool = sqlx::PgPool::connect(app.database_url()).await.unwrap();
+    sqlx::query("delete from workflow_tombstones where location_id = 'locA'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let (status, created) = put(&app, &key, "wf1", &successor()).await;
+    let (status_after, cache, new) = analysis(&app, &key, "wf1").await;
+
+    assert_eq!(
+        (status, created["data"]["version"].as_i64()),
+        (201, Some(3))
+    );
+    assert_eq!(status_after, 200);
+    assert_ne!(cache, "HIT", "the deleted workflow's analysis was served");
+    assert_eq!(new["data"]["workflowName"], "Second life");
+    assert_eq!(new["data"]["version"], 3);
 }

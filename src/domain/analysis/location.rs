@@ -10,14 +10,16 @@
 //! Draft workflows take part (they loop as soon as they are published).
 
 use super::budget::{AnalysisAbandoned, Budget, Checkpoint, Unlimited};
-use super::graph::{self, Graph};
+use super::graph;
+pub use super::location_facts::LocationFacts;
+use super::location_facts::{StepAction, StepFacts, WorkflowFacts};
 use super::rule::{id_list, Issue, Severity};
 use super::rules::common::get_present;
 use super::{
     cap_issues_per_rule, sort_issues, IssuesSummary, OmittedIssues, MAX_ISSUES_PER_RULE,
     RULES_VERSION,
 };
-use crate::domain::workflow::{Step, StepType, TriggerType, WorkflowDocument};
+use crate::domain::workflow::WorkflowDocument;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,7 +27,8 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// Workflows of a location whose steps are looked at (in the order given; the service gives
-/// them by id). Every workflow still counts as an existing target of `add_to_workflow`.
+/// them by id). Every workflow still counts as an existing target of `add_to_workflow` (the
+/// ones past the cap are held by id only when named, see [`LocationFacts`]).
 pub const MAX_LOCATION_WORKFLOWS: usize = 2_000;
 /// Cascade edges looked at; past it no more edges are added.
 pub const MAX_LOCATION_EDGES: usize = 100_000;
@@ -163,7 +166,7 @@ pub(crate) fn target_workflows(config: &serde_json::Map<String, Value>) -> Vec<&
 }
 
 /// A → `to` because step `step_id` of A adds a tag `to` is triggered by, or adds contacts to
-/// `to`. One per (step, target): the step's id is borrowed from its document.
+/// `to`. One per (step, target): the step's id is borrowed from the location's facts.
 struct Edge<'a> {
     to: usize,
     step_id: &'a str,
@@ -172,7 +175,8 @@ struct Edge<'a> {
 
 /// The cross-workflow findings of a location, however long they take (command line, tests).
 pub fn analyze_location(workflows: &[LocationWorkflow<'_>], now: DateTime<Utc>) -> LocationReport {
-    let Ok(report) = analyze(workflows, now, &Unlimited);
+    let Ok(facts) = facts_of(workflows, &Unlimited);
+    let Ok(report) = analyze(&facts, now, &Unlimited);
     report
 }
 
@@ -182,7 +186,29 @@ pub fn analyze_location_within(
     now: DateTime<Utc>,
     budget: &Budget<'_>,
 ) -> Result<LocationReport, AnalysisAbandoned> {
-    analyze(workflows, now, budget)
+    analyze(&facts_of(workflows, budget)?, now, budget)
+}
+
+/// The findings of a location whose facts were gathered one workflow at a time (the service
+/// reads a location's documents one by one), within `budget`.
+pub fn analyze_location_facts_within(
+    facts: &LocationFacts,
+    now: DateTime<Utc>,
+    budget: &Budget<'_>,
+) -> Result<LocationReport, AnalysisAbandoned> {
+    analyze(facts, now, budget)
+}
+
+fn facts_of<C: Checkpoint>(
+    workflows: &[LocationWorkflow<'_>],
+    budget: &C,
+) -> Result<LocationFacts, C::Stop> {
+    let mut facts = LocationFacts::new();
+    for (i, w) in workflows.iter().enumerate() {
+        budget.check_every(i)?;
+        facts.add_document(w.id, w.doc, budget)?;
+    }
+    Ok(facts)
 }
 
 /// Findings of one rule counted rather than built once [`MAX_ISSUES_PER_RULE`] are kept: a
@@ -211,15 +237,16 @@ impl Capped {
     }
 }
 
-fn analyze<'a, C: Checkpoint>(
-    workflows: &[LocationWorkflow<'a>],
+fn analyze<C: Checkpoint>(
+    facts: &LocationFacts,
     now: DateTime<Utc>,
     budget: &C,
 ) -> Result<LocationReport, C::Stop> {
-    let considered = &workflows[..workflows.len().min(MAX_LOCATION_WORKFLOWS)];
+    let workflows = &facts.workflows[..];
+    let considered = &workflows[..facts.considered];
     let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(workflows.len());
     for (i, w) in workflows.iter().enumerate() {
-        by_id.entry(w.id).or_insert(i);
+        by_id.entry(w.id.as_str()).or_insert(i);
     }
     let links = Links {
         workflows,
@@ -241,16 +268,16 @@ fn analyze<'a, C: Checkpoint>(
     } = found;
     sort_issues(&mut issues);
     cap_issues_per_rule(&mut issues, &mut omitted);
-    let truncated = considered.len() < workflows.len() || edges.capped;
+    let truncated = considered.len() < facts.total || edges.capped;
     Ok(LocationReport {
         rules_version: RULES_VERSION.to_string(),
-        workflows: workflows.len(),
+        workflows: facts.total,
         issues_summary: IssuesSummary::with_omitted(&issues, &omitted),
         issues,
         issues_omitted: omitted,
         limits: truncated.then_some(LocationLimits {
             workflows_considered: considered.len(),
-            workflows_total: workflows.len(),
+            workflows_total: facts.total,
             edges_considered: edges.count,
             truncated,
         }),
@@ -260,33 +287,29 @@ fn analyze<'a, C: Checkpoint>(
 
 /// The workflows (of those considered) that each tag triggers, each listed once per tag.
 fn tag_triggers<'a, C: Checkpoint>(
-    considered: &[LocationWorkflow<'a>],
+    considered: &'a [WorkflowFacts],
     budget: &C,
-) -> Result<HashMap<Cow<'a, str>, Vec<usize>>, C::Stop> {
-    let mut triggered_by_tag: HashMap<Cow<'a, str>, Vec<usize>> = HashMap::new();
+) -> Result<HashMap<&'a str, Vec<usize>>, C::Stop> {
+    let mut triggered_by_tag: HashMap<&'a str, Vec<usize>> = HashMap::new();
     for (i, w) in considered.iter().enumerate() {
         budget.check_every(i)?;
-        for t in &w.doc.triggers {
-            if t.trigger_type == TriggerType::ContactTagAdded {
-                for tag in distinct_tags(&t.filters) {
-                    let list = triggered_by_tag.entry(tag).or_default();
-                    if list.last() != Some(&i) {
-                        list.push(i);
-                    }
-                }
+        for tag in &w.trigger_tags {
+            let list = triggered_by_tag.entry(tag.as_str()).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
             }
         }
     }
     Ok(triggered_by_tag)
 }
 
-/// What a step can point at: every workflow of the location by id, and the workflows each
-/// tag triggers (among the first `considered`, which alone get edges).
-struct Links<'w, 'a> {
-    workflows: &'w [LocationWorkflow<'a>],
+/// What a step can point at: every workflow held by id, and the workflows each tag triggers
+/// (among the first `considered`, which alone get edges).
+struct Links<'a> {
+    workflows: &'a [WorkflowFacts],
     considered: usize,
     by_id: HashMap<&'a str, usize>,
-    triggered_by_tag: HashMap<Cow<'a, str>, Vec<usize>>,
+    triggered_by_tag: HashMap<&'a str, Vec<usize>>,
 }
 
 /// The edges between workflows, at most [`MAX_LOCATION_EDGES`], one per (step, target).
@@ -319,42 +342,39 @@ impl<'a> Edges<'a> {
     /// The edges of one workflow's reachable steps, and its missing or draft targets.
     fn add_workflow<C: Checkpoint>(
         &mut self,
-        w: &LocationWorkflow<'a>,
-        links: &Links<'_, 'a>,
+        w: &'a WorkflowFacts,
+        links: &Links<'a>,
         found: &mut Capped,
         budget: &C,
     ) -> Result<(), C::Stop> {
-        let g = Graph::build(w.doc);
-        let reachable = graph::bfs(&g.adj, g.entry, |_| true);
-        for (si, step) in w.doc.steps.iter().enumerate() {
+        for (si, step) in w.steps.iter().enumerate() {
             budget.check_every(si)?;
             self.step_serial += 1;
-            let is_reachable = reachable.get(si).copied().unwrap_or(false);
-            match step.step_type {
-                StepType::AddToWorkflow | StepType::RemoveFromWorkflow => {
-                    for target in target_workflows(&step.config) {
-                        self.workflow_step(w, step, target, is_reachable, links, found);
+            match &step.action {
+                StepAction::Names { adds, targets } => {
+                    for target in targets {
+                        self.workflow_step(w, step, *adds, target, links, found);
                     }
                 }
-                StepType::AddTag if is_reachable && !self.capped => {
-                    self.tag_step(step, links, budget)?;
+                StepAction::AddsTags(tags) if !self.capped => {
+                    self.tag_step(step, tags, links, budget)?;
                 }
-                _ => {}
+                StepAction::AddsTags(_) => {}
             }
         }
         self.lists.push(std::mem::take(&mut self.current));
         Ok(())
     }
 
-    /// `add_to_workflow` / `remove_from_workflow`: a missing or draft target is a finding; a
-    /// reachable `add_to_workflow` is an edge.
+    /// `add_to_workflow` (`adds`) / `remove_from_workflow`: a missing or draft target is a
+    /// finding; a reachable `add_to_workflow` is an edge.
     fn workflow_step(
         &mut self,
-        w: &LocationWorkflow<'a>,
-        step: &'a Step,
+        w: &WorkflowFacts,
+        step: &'a StepFacts,
+        adds: bool,
         target: &str,
-        is_reachable: bool,
-        links: &Links<'_, 'a>,
+        links: &Links<'a>,
         found: &mut Capped,
     ) {
         if target.contains("{{") {
@@ -362,20 +382,20 @@ impl<'a> Edges<'a> {
         }
         let Some(&t) = links.by_id.get(target) else {
             found.push("missing-target-workflow", Severity::High, || {
-                missing_target(w.id, &step.id, target)
+                missing_target(&w.id, &step.id, target)
             });
             return;
         };
-        if step.step_type != StepType::AddToWorkflow {
+        if !adds {
             return;
         }
-        if !links.workflows[t].doc.status.is_published() {
+        if !links.workflows[t].published {
             found.push("draft-target-workflow", Severity::Medium, || {
-                draft_target(w.id, &step.id, target)
+                draft_target(&w.id, &step.id, target)
             });
         }
         // A target past the cap has no edges of its own: no cycle runs through it.
-        if is_reachable && t < links.considered {
+        if step.reachable && t < links.considered {
             if self.count < MAX_LOCATION_EDGES {
                 self.count += 1;
                 self.current.push(Edge {
@@ -392,12 +412,13 @@ impl<'a> Edges<'a> {
     /// `add_tag`: an edge to every workflow a tag it adds triggers.
     fn tag_step<C: Checkpoint>(
         &mut self,
-        step: &'a Step,
-        links: &Links<'_, 'a>,
+        step: &'a StepFacts,
+        tags: &[String],
+        links: &Links<'a>,
         budget: &C,
     ) -> Result<(), C::Stop> {
-        for tag in distinct_tags(&step.config) {
-            let triggered = links.triggered_by_tag.get(&tag);
+        for tag in tags {
+            let triggered = links.triggered_by_tag.get(tag.as_str());
             for &t in triggered.map(Vec::as_slice).unwrap_or(&[]) {
                 self.work += 1;
                 budget.check_every(self.work)?;
@@ -423,7 +444,7 @@ impl<'a> Edges<'a> {
 
 /// One `workflow-cascade-loop` finding per cycle of workflows that start each other.
 fn cascade_loops<C: Checkpoint>(
-    workflows: &[LocationWorkflow<'_>],
+    workflows: &[WorkflowFacts],
     edges: &[Vec<Edge<'_>>],
     budget: &C,
     found: &mut Capped,
@@ -464,17 +485,14 @@ fn cascade_loops<C: Checkpoint>(
 }
 
 fn cascade_issue<C: Checkpoint>(
-    workflows: &[LocationWorkflow<'_>],
+    workflows: &[WorkflowFacts],
     edges: &[Vec<Edge<'_>>],
     comp_of: &[usize],
     members: &[usize],
     budget: &C,
 ) -> Result<Issue, C::Stop> {
     let comp = comp_of[members[0]];
-    let workflow_ids: Vec<String> = members
-        .iter()
-        .map(|&m| workflows[m].id.to_string())
-        .collect();
+    let workflow_ids: Vec<String> = members.iter().map(|&m| workflows[m].id.clone()).collect();
     let mut step_ids: Vec<String> = Vec::new();
     let mut steps_seen: HashSet<&str> = HashSet::new();
     let mut links: Vec<String> = Vec::new();
@@ -540,261 +558,5 @@ fn draft_target(workflow: &str, step: &str, target: &str) -> Issue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn wf(v: Value) -> WorkflowDocument {
-        WorkflowDocument::from_json(&v).expect("valid test document")
-    }
-
-    fn tag_wf(trigger_tag: &str, adds: &str) -> WorkflowDocument {
-        wf(json!({"name": "w", "status": "published",
-            "triggers": [{"id": "t", "type": "contact_tag_added", "filters": {"tag": trigger_tag}}],
-            "start": "s1",
-            "steps": [{"id": "s1", "type": "add_tag", "config": {"tag": adds}}]}))
-    }
-
-    #[test]
-    fn tag_cascade_is_reported_with_workflows_and_steps() {
-        let a = tag_wf("y", "x");
-        let b = tag_wf("x", "y");
-        let c = tag_wf("z", "x");
-        let ws = [
-            LocationWorkflow { id: "A", doc: &a },
-            LocationWorkflow { id: "B", doc: &b },
-            LocationWorkflow { id: "C", doc: &c },
-        ];
-        let r = analyze_location(&ws, Utc::now());
-        assert_eq!(r.issues.len(), 1);
-        assert_eq!(r.issues[0].rule, "workflow-cascade-loop");
-        assert_eq!(r.issues[0].workflow_ids, vec!["A", "B"]);
-        assert_eq!(r.issues[0].step_ids, vec!["s1"]);
-        assert_eq!(findings_involving(&r, "B").len(), 1);
-        assert!(findings_involving(&r, "C").is_empty());
-    }
-
-    #[test]
-    fn chain_without_return_is_not_a_cascade() {
-        let a = tag_wf("y", "x");
-        let b = tag_wf("x", "z");
-        let ws = [
-            LocationWorkflow { id: "A", doc: &a },
-            LocationWorkflow { id: "B", doc: &b },
-        ];
-        assert!(analyze_location(&ws, Utc::now()).issues.is_empty());
-        // A tag self-loop is self-retrigger's business, not a cascade.
-        let s = tag_wf("x", "x");
-        assert!(
-            analyze_location(&[LocationWorkflow { id: "S", doc: &s }], Utc::now())
-                .issues
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn add_to_workflow_self_loop_missing_and_draft_targets() {
-        let a = wf(
-            json!({"name": "a", "status": "published", "start": "s1", "triggers": [{"id": "t", "type": "form_submitted"}],
-            "steps": [
-                {"id": "s1", "type": "add_to_workflow", "config": {"workflowId": "A"}, "next": "s2"},
-                {"id": "s2", "type": "add_to_workflow", "config": {"workflowId": "D"}, "next": "s3"},
-                {"id": "s3", "type": "remove_from_workflow", "config": {"workflowId": "GONE"}}
-            ]}),
-        );
-        let d = wf(json!({"name": "d", "status": "draft", "steps": []}));
-        let ws = [
-            LocationWorkflow { id: "A", doc: &a },
-            LocationWorkflow { id: "D", doc: &d },
-        ];
-        let r = analyze_location(&ws, Utc::now());
-        let rules: Vec<_> = r.issues.iter().map(|i| i.rule.as_str()).collect();
-        assert_eq!(
-            rules,
-            vec![
-                "workflow-cascade-loop",
-                "missing-target-workflow",
-                "draft-target-workflow"
-            ]
-        );
-        assert_eq!(r.issues[0].workflow_ids, vec!["A"]);
-        assert_eq!(r.issues[1].step_ids, vec!["s3"]);
-    }
-
-    #[test]
-    fn published_existing_target_is_fine() {
-        let a = wf(json!({"name": "a", "status": "published", "start": "s1",
-            "steps": [{"id": "s1", "type": "add_to_workflow", "config": {"workflowId": "B"}}]}));
-        let b = wf(json!({"name": "b", "status": "published", "steps": []}));
-        let ws = [
-            LocationWorkflow { id: "A", doc: &a },
-            LocationWorkflow { id: "B", doc: &b },
-        ];
-        assert!(analyze_location(&ws, Utc::now()).issues.is_empty());
-    }
-
-    /// A published workflow started by tag `trigger_tag`, with no steps.
-    fn triggered_by(trigger_tag: &str) -> WorkflowDocument {
-        wf(json!({"name": "w", "status": "published",
-            "triggers": [{"id": "t", "type": "contact_tag_added", "filters": {"tag": trigger_tag}}],
-            "steps": []}))
-    }
-
-    /// Clock readings of a location analysis: a proxy for the work it did (one reading every
-    /// few edges, steps and workflows).
-    fn readings_of(ws: &[LocationWorkflow<'_>]) -> (LocationReport, usize) {
-        let reads = std::cell::Cell::new(0usize);
-        let budget = Budget::new(std::time::Duration::from_secs(3600), || {
-            reads.set(reads.get() + 1);
-            std::time::Duration::ZERO
-        });
-        let report = analyze_location_within(ws, Utc::now(), &budget).expect("within");
-        (report, reads.get())
-    }
-
-    #[test]
-    fn tags_are_trimmed_lowercased_and_listed_once() {
-        let config = json!({"tag": " VIP ", "tags": ["vip", "Lead", "lead ", "", "  ", 3, "new"]});
-        let serde_json::Value::Object(config) = config else {
-            unreachable!("an object")
-        };
-        assert_eq!(tags_of(&config), vec!["vip", "lead", "new"]);
-        assert!(matches!(distinct_tags(&config)[2], Cow::Borrowed("new")));
-    }
-
-    #[test]
-    fn a_tag_listed_fifty_thousand_times_costs_one_edge_per_triggered_workflow() {
-        let repeated: Vec<&str> = vec!["vip"; 50_000];
-        let adder = wf(json!({"name": "a", "status": "published", "start": "s1",
-            "triggers": [{"id": "t", "type": "contact_tag_added", "filters": {"tag": "vip"}}],
-            "steps": [{"id": "s1", "type": "add_tag", "config": {"tags": repeated}}]}));
-        let targets: Vec<(String, WorkflowDocument)> = (0..300)
-            .map(|i| (format!("T{i:03}"), triggered_by("VIP")))
-            .collect();
-        let mut ws = vec![LocationWorkflow {
-            id: "A",
-            doc: &adder,
-        }];
-        ws.extend(targets.iter().map(|(id, doc)| LocationWorkflow { id, doc }));
-
-        let (report, reads) = readings_of(&ws);
-
-        // 301 edges (A to itself is a tag self-loop, not a cascade): far from the edge cap,
-        // and the work is a few readings per workflow, not one per listed tag × target.
-        assert!(report.limits.is_none(), "{:?}", report.limits);
-        assert!(reads < 3 * ws.len(), "{reads} clock readings");
-        assert!(report.issues.is_empty());
-    }
-
-    #[test]
-    fn workflows_past_the_cap_are_counted_and_still_exist_as_targets() {
-        let extra = 5;
-        let adds_last = wf(json!({"name": "a", "status": "published", "start": "s1",
-            "steps": [{"id": "s1", "type": "add_to_workflow", "config": {"workflowId": "W9999"}}]}));
-        let plain = triggered_by("x");
-        let ids: Vec<String> = (0..MAX_LOCATION_WORKFLOWS + extra)
-            .map(|i| format!("W{i:04}"))
-            .collect();
-        let mut ws = vec![LocationWorkflow {
-            id: "A",
-            doc: &adds_last,
-        }];
-        ws.extend(ids.iter().map(|id| LocationWorkflow { id, doc: &plain }));
-        ws.push(LocationWorkflow {
-            id: "W9999",
-            doc: &plain,
-        });
-
-        let report = analyze_location(&ws, Utc::now());
-
-        assert_eq!(
-            report.limits,
-            Some(LocationLimits {
-                workflows_considered: MAX_LOCATION_WORKFLOWS,
-                workflows_total: ws.len(),
-                edges_considered: 0,
-                truncated: true,
-            })
-        );
-        // W9999 is past the cap but exists: not a missing target.
-        assert!(report.issues.is_empty(), "{:?}", report.issues);
-        let json = serde_json::to_value(&report).expect("serializes");
-        assert_eq!(
-            json["limits"]["workflowsConsidered"],
-            MAX_LOCATION_WORKFLOWS
-        );
-        assert_eq!(json["limits"]["truncated"], true);
-    }
-
-    #[test]
-    fn edges_past_the_cap_are_not_added_and_the_cap_is_reported() {
-        // Every workflow adds tag x and is started by it: n² edges.
-        let n = 400;
-        let loop_doc = tag_wf("x", "x");
-        let ids: Vec<String> = (0..n).map(|i| format!("W{i:03}")).collect();
-        let ws: Vec<LocationWorkflow<'_>> = ids
-            .iter()
-            .map(|id| LocationWorkflow { id, doc: &loop_doc })
-            .collect();
-        assert!(n * n > MAX_LOCATION_EDGES);
-
-        let report = analyze_location(&ws, Utc::now());
-
-        let limits = report.limits.expect("capped");
-        assert_eq!(limits.edges_considered, MAX_LOCATION_EDGES);
-        assert!(limits.truncated);
-        assert_eq!(limits.workflows_considered, n);
-        // The edges kept still show the cascade.
-        assert_eq!(report.issues.len(), 1);
-        assert_eq!(report.issues[0].rule, "workflow-cascade-loop");
-        assert_eq!(report.issues[0].step_ids, vec!["s1"]);
-    }
-
-    #[test]
-    fn thousands_of_missing_targets_list_fifty_and_count_the_rest() {
-        let steps: Vec<Value> = (0..300)
-            .map(|i| {
-                json!({"id": format!("s{i}"), "type": "remove_from_workflow",
-                "config": {"workflowId": format!("gone-{i}")}})
-            })
-            .collect();
-        let a = wf(json!({"name": "a", "status": "published", "steps": steps}));
-
-        let report = analyze_location(&[LocationWorkflow { id: "A", doc: &a }], Utc::now());
-
-        assert_eq!(report.issues.len(), MAX_ISSUES_PER_RULE);
-        assert_eq!(report.issues_summary.total, 300);
-        assert_eq!(report.issues_omitted[0].count, 250);
-        assert_eq!(report.issues[0].step_ids, vec!["s0"]);
-    }
-
-    #[test]
-    fn a_spent_budget_abandons_the_location_analysis() {
-        let a = tag_wf("y", "x");
-        let b = tag_wf("x", "y");
-        let ws = [
-            LocationWorkflow { id: "A", doc: &a },
-            LocationWorkflow { id: "B", doc: &b },
-        ];
-        let limit = std::time::Duration::from_millis(1);
-        let budget = Budget::new(
-            limit,
-            crate::domain::analysis::budget::tests::ticking(limit),
-        );
-
-        let result = analyze_location_within(&ws, Utc::now(), &budget);
-
-        assert_eq!(result, Err(AnalysisAbandoned::TooComplex { budget: limit }));
-    }
-
-    #[test]
-    fn a_location_report_without_caps_serializes_as_before() {
-        let a = tag_wf("y", "x");
-        let report = analyze_location(&[LocationWorkflow { id: "A", doc: &a }], Utc::now());
-
-        let json = serde_json::to_value(&report).expect("serializes");
-
-        assert!(json.get("limits").is_none());
-        assert!(json.get("issuesOmitted").is_none());
-    }
-}
+#[path = "location_tests.rs"]
+mod tests;

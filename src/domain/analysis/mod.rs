@@ -24,13 +24,14 @@
 pub mod budget;
 pub mod graph;
 pub mod location;
+mod location_facts;
 pub mod rule;
 pub mod rules;
 
 pub use budget::{AnalysisAbandoned, Budget};
 pub use location::{
-    analyze_location, analyze_location_within, findings_involving, LocationLimits, LocationReport,
-    LocationWorkflow,
+    analyze_location, analyze_location_facts_within, analyze_location_within, findings_involving,
+    LocationFacts, LocationLimits, LocationReport, LocationWorkflow,
 };
 pub use rule::{Category, Issue, Rule, RuleContext, Severity, StepIndex};
 

@@ -14,7 +14,7 @@ use crate::domain::workflow::WorkflowDocument;
 use crate::domain::workflow_shape::check_shape;
 use crate::http::auth::Tenant;
 use crate::http::envelope::{success, success_raw};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{from_location_analysis, ApiError, FieldError};
 use crate::http::responses::add_cache_headers;
 use crate::http::workflows::workflow_id;
 use crate::repository::{HistoryEntry, ReadSource};
@@ -204,7 +204,11 @@ pub async fn get_location_analysis(
         .rate_limiter
         .count_analysis(&tenant.location_id)
         .await?;
-    let (mut report, source) = state.analysis.location_report(&tenant.location_id).await?;
+    let (mut report, source) = state
+        .analysis
+        .location_report(&tenant.location_id)
+        .await
+        .map_err(from_location_analysis)?;
     let plan = state.plans.effective_plan(&tenant.location_id).await;
     let upgrade = (!plan.features().full_analysis).then(|| {
         let hidden = report.issues.len().saturating_sub(FREE_LOCATION_ISSUES);

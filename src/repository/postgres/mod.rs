@@ -28,7 +28,7 @@ pub use pooled::Db;
 pub use replica::Reads;
 pub use subscriptions::PgSubscriptionRepository;
 pub use webhooks::{PgWebhookStore, WebhookEffect};
-pub use workflows::PgWorkflowRepository;
+pub use workflows::{PgWorkflowRepository, TOMBSTONES_PER_LOCATION};
 
 /// Attempts at a statement whose pooled connection turned out to be dead: after a mass
 /// termination every pooled connection may be dead, and each failed attempt retires one (the

@@ -174,6 +174,7 @@ async fn apply_kind(
             )
             .execute(&mut *tx)
             .await?;
+            super::workflows::prune_tombstones(&mut *tx, location_id).await?;
             WebhookEffect::WorkflowDeleted {
                 workflow_id: workflow_id.clone(),
             }

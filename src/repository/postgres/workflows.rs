@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use sqlx::types::Json;
 
@@ -10,8 +11,8 @@ use crate::repository::postgres::database::{hot_connection, HotReads};
 
 use crate::repository::cached::workflow_keys;
 use crate::repository::{
-    Fetched, IfMatch, ImportState, NewWorkflow, PutOutcome, ReadSource, RepositoryError,
-    StoredWorkflow, WorkflowRepository, WorkflowSummary,
+    Fetched, IfMatch, ImportState, LocationRow, NewWorkflow, PutOutcome, ReadSource,
+    RepositoryError, StoredWorkflow, WorkflowRepository, WorkflowSummary,
 };
 
 #[derive(Clone)]
@@ -146,6 +147,40 @@ async fn hot_get(
     result
 }
 
+/// Tombstones (last versions of deleted workflows) a location keeps: the newest ones by
+/// deletion. Past them, a tenant creating and deleting fresh ids would grow the table without
+/// end. A re-created workflow whose tombstone was pruned still starts after every analyzed
+/// version of its predecessor (its creation reads `analyses` too), so no cached analysis or
+/// history row is answered for it; only a client's ETag of a workflow deleted this many
+/// deletions ago could match again.
+pub const TOMBSTONES_PER_LOCATION: i64 = 10_000;
+
+/// Most tombstones one delete prunes, so the statement stays short after an operator's bulk
+/// delete; each delete adds at most one.
+const TOMBSTONES_PRUNED_PER_DELETE: i64 = 100;
+
+/// Drops the location's tombstones past its newest [`TOMBSTONES_PER_LOCATION`] (at most
+/// [`TOMBSTONES_PRUNED_PER_DELETE`]): after each delete (of the API or of a webhook).
+pub(super) async fn prune_tombstones(
+    conn: &mut sqlx::PgConnection,
+    location_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let pruned = sqlx::query!(
+        r#"delete from workflow_tombstones
+           where location_id = $1 and workflow_id in (
+               select workflow_id from workflow_tombstones
+               where location_id = $1
+               order by deleted_at desc, workflow_id desc
+               offset $2 limit $3)"#,
+        location_id,
+        TOMBSTONES_PER_LOCATION,
+        TOMBSTONES_PRUNED_PER_DELETE,
+    )
+    .execute(conn)
+    .await?;
+    Ok(pruned.rows_affected())
+}
+
 /// The source columns' values of a write (both null for a §7 document).
 fn source_of(workflow: &NewWorkflow) -> (Option<&str>, Option<i64>) {
     match &workflow.source {
@@ -260,6 +295,15 @@ impl WorkflowRepository for PgWorkflowRepository {
             return Err(RepositoryError::NotFound("Workflow"));
         }
         self.notifier.committed(&mut conn).await;
+        // Housekeeping, in a statement of its own: the delete stands whether or not its
+        // location's old tombstones go.
+        let pruned = match conn.conn().await {
+            Ok(db) => prune_tombstones(db, location_id).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = pruned.and(conn.finish().await) {
+            log::warn!("old workflow tombstones of a location were not pruned: {error}");
+        }
         Ok(())
     }
 
@@ -311,24 +355,44 @@ impl WorkflowRepository for PgWorkflowRepository {
         Ok((original.map(bytes::Bytes::from), ReadSource::Bypass))
     }
 
-    async fn definitions(
+    async fn location_workflows(
         &self,
         location_id: &str,
-    ) -> Result<Vec<(String, serde_json::Value)>, RepositoryError> {
-        let rows = self
-            .reads
-            .run(|t| {
-                sqlx::query!(
-                    r#"select id, definition from workflows where location_id = $1 order by id"#,
+        with_definition: usize,
+        rows: &tokio::sync::mpsc::Sender<LocationRow>,
+    ) -> Result<(), RepositoryError> {
+        let with_definition = i64::try_from(with_definition).unwrap_or(i64::MAX);
+        self.reads
+            .run(|t| async move {
+                if rows.send(LocationRow::Restart).await.is_err() {
+                    return Ok(());
+                }
+                // Past the first `$2`, Postgres reads (and sends) no definition at all.
+                let mut stream = sqlx::query!(
+                    r#"select id, status = 'published' as "published!",
+                              case when row_number() over (order by id) <= $2 then definition
+                              end as definition
+                       from workflows
+                       where location_id = $1
+                       order by id"#,
                     location_id,
+                    with_definition,
                 )
-                .fetch_all(t.db)
+                .fetch(t.db);
+                while let Some(row) = stream.try_next().await? {
+                    let row = LocationRow::Workflow {
+                        id: row.id,
+                        published: row.published,
+                        definition: row.definition,
+                    };
+                    if rows.send(row).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.id, row.definition))
-            .collect())
+        Ok(())
     }
 }
 
@@ -407,7 +471,8 @@ impl PgWorkflowRepository {
     }
 
     /// Creates the workflow after the last version of any deleted predecessor (the
-    /// tombstone the delete trigger wrote; see the `workflow_tombstones` migration), while
+    /// tombstone the delete trigger wrote; see the `workflow_tombstones` migration) and
+    /// after any analysis still kept of it (its tombstone may have been pruned), while
     /// the location has fewer than `$8` workflows. No row back: the limit is reached.
     /// Should the id have been created meanwhile, it is replaced instead, and its version
     /// still only goes up. `$9`, `$10`: the GoHighLevel original and its version, as in
@@ -429,7 +494,10 @@ impl PgWorkflowRepository {
                insert into workflows
                    (location_id, id, name, status, version, definition, step_count, trigger_count,
                     source_json, source_version)
-               select $1, $2, $3, $4, coalesce((select last_version from tombstone), 0) + 1, $5,
+               select $1, $2, $3, $4,
+                      greatest((select last_version from tombstone),
+                               (select max(workflow_version) from analyses
+                                where location_id = $1 and workflow_id = $2), 0) + 1, $5,
                       $6, $7, $9, $10
                where exists (select 1 from workflows where location_id = $1 and id = $2)
                   or (select count(*) from workflows where location_id = $1) < $8
