@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: schemathesis dev run test migrate lint deny fmt openapi bench bench-load services chaos sqlx-prepare sqlx-check check-migrations tools
+.PHONY: schemathesis dev run test migrate lint deny fmt openapi bench bench-load bench-notify services chaos sqlx-prepare sqlx-check check-migrations tools
 
 dev: ## start Postgres/Redis if needed, create + migrate + seed the database, run the server
 	scripts/dev.sh
@@ -55,6 +55,10 @@ openapi: ## rewrite openapi.json from the code (the document /openapi.json serve
 bench: ## criterion benchmarks, then the load benchmark (results in BENCHMARKS.md)
 	$(CARGO) bench --locked
 	$(MAKE) bench-load
+	$(MAKE) bench-notify
+
+bench-notify: ## what the Postgres invalidation bus's pg_notify costs a write (pgbench, plain vs notify)
+	scripts/bench_notify.sh
 
 bench-load: ## every read path under load on loopback (oha), ratios to the machine's ceilings
 	python3 scripts/bench_load.py

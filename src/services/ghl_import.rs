@@ -175,8 +175,15 @@ impl GhlImportService {
                 .await?;
             let if_match = match state {
                 Some(state) if is_unchanged(&state, source_version) => {
-                    let stored = self.workflows.get(location_id, &id).await?.decode()?;
-                    break (ImportOutcome::Unchanged, stored);
+                    let stored: StoredWorkflow =
+                        self.workflows.get(location_id, &id).await?.decode()?;
+                    // The very same text, read differently by this release's importer (a fix
+                    // in how builder JSON maps to steps): stored again, so importing the file
+                    // again brings the fix to a workflow imported before it.
+                    if !state.same_source || reads_the_same(&stored, &workflow) {
+                        break (ImportOutcome::Unchanged, stored);
+                    }
+                    Some(IfMatch::Version(state.version))
                 }
                 Some(ImportState {
                     source_version: Some(stored),
@@ -244,6 +251,13 @@ impl GhlImportService {
 /// version) the very same text.
 fn is_unchanged(state: &ImportState, source_version: Option<i64>) -> bool {
     state.same_source || (source_version.is_some() && state.source_version == source_version)
+}
+
+/// Whether what is stored is what this importer makes of the same source.
+fn reads_the_same(stored: &StoredWorkflow, imported: &NewWorkflow) -> bool {
+    stored.definition == imported.definition
+        && stored.name == imported.name
+        && stored.status == imported.status
 }
 
 /// Whether the body was an array, and each document (its GoHighLevel id when known).

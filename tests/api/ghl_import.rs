@@ -477,6 +477,50 @@ async fn re_importing_the_same_source_version_changes_nothing_and_a_newer_one_is
 }
 
 #[tokio::test]
+async fn the_same_file_imported_again_after_the_importer_changed_is_stored_as_read_now() {
+    let app = spawn_app().await;
+    let key = app.create_location("locA").await;
+    let document = flat("wf-1", "First", None, 4);
+    let (status, _) = import_json(&app, &key, &document).await;
+    assert_eq!(status, 201);
+    // What an earlier release's importer stored from the same text: one step fewer.
+    let pool = sqlx::PgPool::connect(app.database_url()).await.unwrap();
+    sqlx::query(
+        "update workflows set definition = jsonb_set(definition, '{steps}', (definition->'steps') - 1)
+         where location_id = 'locA' and id = 'wf-1'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    // A new release starts with its caches empty.
+    let flushed = app
+        .send(app.client.post(app.url("/internal/cache/flush")))
+        .await;
+    assert_eq!(flushed.status(), 200);
+
+    let (status, again) = import_json(&app, &key, &document).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(again["data"]["import"]["outcome"], "updated");
+    assert_eq!(again["data"]["version"], 2);
+    assert_eq!(again["data"]["sourceVersion"], 4);
+    let read = app.api_get_json(&key, "/api/workflows/wf-1").await;
+    assert_eq!(
+        read["data"]["definition"]["steps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // And once stored as this importer reads it, the same file changes nothing again.
+    let (status, third) = import_json(&app, &key, &document).await;
+    assert_eq!(status, 200);
+    assert_eq!(third["data"]["import"]["outcome"], "unchanged");
+    assert_eq!(third["data"]["version"], 2);
+}
+
+#[tokio::test]
 async fn a_put_over_an_imported_workflow_drops_its_original_and_a_delete_then_import_goes_on_counting(
 ) {
     let app = spawn_app().await;
