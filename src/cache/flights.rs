@@ -165,7 +165,10 @@ impl Inner {
         }
         self.m.loads.inc();
         let known = self.region.primary_known();
-        let (loaded, at) = reporting_key_read(&self.region, key.as_str(), known, loader()).await;
+        // Boxed: the wrappers of `reporting_key_read` would each copy a large load future
+        // onto the worker's stack.
+        let load = Box::pin(loader());
+        let (loaded, at) = reporting_key_read(&self.region, key.as_str(), known, load).await;
         match loaded {
             Ok(value) => {
                 let behind_tombstone = matches!(

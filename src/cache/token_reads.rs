@@ -60,7 +60,9 @@ impl Cache {
         let ticket = i.guard.ticket();
         i.m.loads.inc();
         let known = i.region.primary_known();
-        let load = with_required(position, loader());
+        // Boxed: a load (an overview's, say) is a large future in a debug build, and each
+        // wrapper below would copy it onto the worker's stack (Schemathesis overflowed one).
+        let load = with_required(position, Box::pin(loader()));
         let (loaded, at) = reporting_key_read(&i.region, key.as_str(), known, load).await;
         match loaded {
             Ok(value) => {

@@ -80,7 +80,8 @@ pub async fn consistency_middleware<B: MessageBody + 'static>(
         .await
     };
     match required {
-        Some(position) => region::with_required(position, respond).await,
+        // Boxed: the whole request's future, moved by the wrapper, on the worker's stack.
+        Some(position) => region::with_required(position, Box::pin(respond)).await,
         None => respond.await,
     }
 }

@@ -109,7 +109,8 @@ impl ReadThrough {
         Fut: Future<Output = Result<Option<Bytes>, RepositoryError>> + Send + 'static,
     {
         let load = if self.bypass {
-            region::with_required(position, self.cache.load_bypass(make_load())).await
+            // Boxed so the wrapper moves a pointer, not the load, on the worker's stack.
+            region::with_required(position, Box::pin(self.cache.load_bypass(make_load()))).await
         } else {
             if let L1Probe::Fresh(read) = self.cache.probe_l1_at(key, position) {
                 return loaded(Ok(read), not_found);

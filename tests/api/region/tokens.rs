@@ -235,3 +235,40 @@ async fn the_document_names_the_token_on_every_read_that_honours_it_and_every_wr
         }
     }
 }
+
+/// Every read of a location answers a request carrying a write's token: the overview's load
+/// is a large future, and the token's wrappers once overflowed a worker's stack with it
+/// (found by Schemathesis on `GET /api/summary`).
+#[tokio::test]
+async fn every_location_read_answers_a_request_carrying_a_token() {
+    let app = spawn_app().await;
+    let key = app.create_location("locTokenReads").await;
+    let put = app.put_workflow(&key, "wf1", &sample_workflow("one")).await;
+    assert!(put.status().is_success());
+    let token = put.headers()["x-consistency-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        "/api/summary",
+        "/api/workflows?include=analysis&sort=healthScore",
+        "/api/workflows",
+        "/api/workflows/wf1",
+        "/api/workflows/wf1/analysis",
+        "/api/analysis/location",
+        "/api/history",
+    ] {
+        // Twice: a load, then (for cached reads) a hit at or past the token's position.
+        for _ in 0..2 {
+            let read = app
+                .send(
+                    app.client
+                        .get(app.url(path))
+                        .bearer_auth(&key)
+                        .header("x-consistency-token", &token),
+                )
+                .await;
+            assert_eq!(read.status(), 200, "{path}");
+        }
+    }
+}
