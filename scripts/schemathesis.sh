@@ -66,7 +66,9 @@ tenant_key=$(sed -n 's/^ *api key *: *//p' "$work/seed.txt")
 location_id=$(sed -n 's/^ *location *: *\([^ ]*\).*/\1/p' "$work/seed.txt")
 [ -n "$tenant_key" ] || { echo "schemathesis: seed-demo printed no api key" >&2; cat "$work/seed.txt" >&2; exit 1; }
 
-"$BINARY" serve >"$work/server.log" 2>&1 &
+# Created here, not by the background job's redirection: the loop below may read it first.
+: >"$work/server.log"
+"$BINARY" serve >>"$work/server.log" 2>&1 &
 server_pid=$!
 port=""
 for _ in $(seq 1 120); do
