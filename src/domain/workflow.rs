@@ -331,7 +331,8 @@ impl WorkflowDocument {
     }
 }
 
-fn parse_status(v: Option<&Value>) -> WorkflowStatus {
+/// A document's `status` (also a GoHighLevel document's: the same words).
+pub(crate) fn parse_status(v: Option<&Value>) -> WorkflowStatus {
     match v {
         None | Some(Value::Null) => WorkflowStatus::Draft,
         Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {

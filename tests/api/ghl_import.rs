@@ -494,10 +494,7 @@ async fn the_same_file_imported_again_after_the_importer_changed_is_stored_as_re
     .unwrap();
     pool.close().await;
     // A new release starts with its caches empty.
-    let flushed = app
-        .send(app.client.post(app.url("/internal/cache/flush")))
-        .await;
-    assert_eq!(flushed.status(), 200);
+    app.flush_cache().await;
 
     let (status, again) = import_json(&app, &key, &document).await;
 

@@ -184,6 +184,14 @@ impl TestApp {
     }
 
     /// `api_get`'s body as JSON, whatever the status (assert the status with `api_get`).
+    /// Empties every cache tier through the operator route (what a restart with new data does).
+    pub async fn flush_cache(&self) {
+        let flushed = self
+            .send(self.client.post(self.url("/internal/cache/flush")))
+            .await;
+        assert_eq!(flushed.status(), 200);
+    }
+
     pub async fn api_get_json(&self, key: &str, path: &str) -> serde_json::Value {
         self.api_get(key, path).await.json().await.expect("json")
     }

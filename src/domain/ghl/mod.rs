@@ -140,15 +140,7 @@ pub fn import_value(value: Value) -> Result<ImportedWorkflow, ImportError> {
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     });
-    let status = match fields.get("status") {
-        None | Some(Value::Null) => WorkflowStatus::Draft,
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "draft" => WorkflowStatus::Draft,
-            "published" => WorkflowStatus::Published,
-            _ => WorkflowStatus::Invalid(s.clone()),
-        },
-        Some(other) => WorkflowStatus::Invalid(other.to_string()),
-    };
+    let status = crate::domain::workflow::parse_status(fields.get("status"));
     if let WorkflowStatus::Invalid(s) = &status {
         notes.push(ImportNote::new(
             "status",
